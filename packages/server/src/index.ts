@@ -1,0 +1,17 @@
+/** Baton's server, as the command line and other programs use it. */
+export { type Config, ConfigError, type ConfigVariable, loadConfig } from './config.js';
+export { OPERATOR_ROLES, type OperatorRole } from './kernel/actor.js';
+export { DataDirLockedError } from './kernel/database/data-dir-lock.js';
+export { type Database, openEmbedded, openPostgres } from './kernel/database/database.js';
+export {
+  type Baton,
+  createBaton,
+  createLogger,
+  createOperatorKey,
+  MIGRATIONS,
+  migrate,
+  openDatabase,
+  type Server,
+  startServer,
+} from './main.js';
+export { BATON_VERSION } from './version.js';

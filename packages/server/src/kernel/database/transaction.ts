@@ -1,0 +1,33 @@
+import type { Kysely } from 'kysely';
+import type { Tx } from './database.js';
+import type { Tables } from './tables.js';
+
+/** Attempts of one transaction before a serialization failure is reported. */
+export const TRANSACTION_ATTEMPTS_MAX = 5;
+const RETRY_BASE_DELAY_MS = 5;
+
+/** SQLSTATEs that mean "run the whole transaction again": serialization failure, deadlock. */
+const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+
+export function isRetryableTransactionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && RETRYABLE_SQLSTATES.has(code);
+}
+
+/**
+ * Runs `work` in a transaction, running it again from the start (after a short jittered
+ * pause) when the database reports a serialization failure or a deadlock. `work` must
+ * therefore have no effects outside the transaction.
+ */
+export async function runInTransaction<T>(db: Kysely<Tables>, work: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(work);
+    } catch (error) {
+      if (attempt >= TRANSACTION_ATTEMPTS_MAX || !isRetryableTransactionError(error)) throw error;
+      await delay(RETRY_BASE_DELAY_MS * 2 ** attempt * Math.random());
+    }
+  }
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,415 @@
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import { type Kysely, sql } from 'kysely';
+import type { Logger } from 'pino';
+import type { Config } from '../../config.js';
+import type { Actor, Principal } from '../actor.js';
+import { recordAudit } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import type { Context } from '../context.js';
+import type { Executor, Tx } from '../database/database.js';
+import type { Tables } from '../database/tables.js';
+import { runInTransaction } from '../database/transaction.js';
+import { DomainError, type FieldError, invalid, isDomainError, unauthenticated } from '../errors.js';
+import {
+  claimIdempotencyKey,
+  fingerprintRequest,
+  IDEMPOTENCY_KEY_LENGTH_MAX,
+  type StoredResponse,
+  saveIdempotentResponse,
+} from '../idempotency/idempotency-store.js';
+import { newId } from '../ids.js';
+import { type Access, decideAccess } from './access.js';
+import { PROBLEM_CONTENT_TYPE, Problem, problem, problemFromDomainError } from './problem.js';
+import type { Route } from './route.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor: Actor;
+  }
+  interface FastifyContextConfig {
+    access?: Access;
+    audit?: Route['audit'];
+  }
+}
+
+export interface HttpDeps {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: Kysely<Tables>;
+  readonly clock: Clock;
+  /** Resolves an API key's secret to the principal it acts for, or null when unknown or revoked. */
+  readonly authenticate: (secret: string) => Promise<Principal | null>;
+  readonly routes: readonly Route[];
+  readonly version: string;
+}
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+/** Routes of the API reference page, served by the Swagger UI plugin. */
+const DOCS_PREFIX = '/docs';
+const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]+$/;
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Builds the HTTP API: conventions (problem+json errors, request ids, authentication,
+ * deny-by-default authorisation, rate limits, idempotency, transactions) around the routes
+ * the modules declare.
+ */
+export async function createHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
+  const { config, logger, db, clock } = deps;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    genReqId: () => newId('req'),
+    requestIdHeader: false,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 200 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest<Actor | null>('actor', null);
+
+  // Deny by default: a route that does not say who may call it cannot even be registered.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.access) return;
+    if (route.url.startsWith(DOCS_PREFIX)) {
+      route.config = { ...route.config, access: 'public' };
+      return;
+    }
+    throw new Error(`Route ${route.method} ${route.url} declares no access`);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    request.actor = await authenticateRequest(request, deps.authenticate);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const access = request.routeOptions.config?.access;
+    if (access === undefined) return; // no route matched: the not-found handler answers.
+    const decision = decideAccess(access, request.actor);
+    if (decision === 'allowed') return;
+    const error =
+      decision === 'unauthenticated'
+        ? unauthenticated('auth.key_required', 'This endpoint needs an API key: Authorization: Bearer <key>.')
+        : new DomainError('forbidden', 'auth.role_not_allowed', 'Your role may not call this endpoint.');
+    const audit = request.routeOptions.config?.audit;
+    if (audit) await recordDenied(requestContext(request, db, clock), audit, request, error);
+    throw error;
+  });
+
+  await app.register(rateLimit, {
+    global: true,
+    max: config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request) => rateLimitKey(request),
+    errorResponseBuilder: (_request, context) =>
+      new DomainError('rate_limited', 'rate_limit.exceeded', `Too many requests; retry in ${context.after}.`),
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Baton API',
+        version: deps.version,
+        description:
+          'The platform core for ecosystem orchestrators. Errors are RFC 9457 problem documents with a stable ' +
+          '`code`; every POST accepts an `Idempotency-Key`; lists are paginated with `limit` and `after`.',
+      },
+      components: {
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key.' } },
+      },
+      security: [{ apiKey: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      problem(404, 'request.route_not_found', request.id, `No route ${request.method} ${request.url}.`),
+    ),
+  );
+
+  for (const route of deps.routes) registerRoute(app, route, deps);
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
+  return app;
+}
+
+function registerRoute(app: FastifyInstance, route: Route, deps: HttpDeps): void {
+  const status = route.status ?? 200;
+  app.route({
+    method: route.method,
+    url: route.url,
+    ...(route.bodyLimitBytes ? { bodyLimit: route.bodyLimitBytes } : {}),
+    config: {
+      access: route.access,
+      ...(route.audit ? { audit: route.audit } : {}),
+      ...(route.rateLimit
+        ? {
+            rateLimit: {
+              max: route.rateLimit.max,
+              timeWindow: route.rateLimit.timeWindowMs,
+              keyGenerator: (request: FastifyRequest) => `ip:${request.ip}`,
+            },
+          }
+        : {}),
+    },
+    schema: {
+      summary: route.summary,
+      ...(route.description ? { description: route.description } : {}),
+      tags: [...route.tags],
+      ...(route.access === 'public' ? { security: [] } : {}),
+      ...(route.params ? { params: route.params } : {}),
+      ...(route.query ? { querystring: route.query } : {}),
+      ...(route.body ? { body: route.body } : {}),
+      response: { [status]: route.response, '4XX': Problem },
+    },
+    handler: async (request, reply) => {
+      const input = { params: request.params, query: request.query, body: request.body } as Parameters<
+        Route['handler']
+      >[1];
+      const response = WRITE_METHODS.has(route.method)
+        ? await executeWrite(request, reply, route, status, input, deps)
+        : {
+            status,
+            contentType: JSON_CONTENT_TYPE,
+            payload: serialize(
+              reply,
+              status,
+              await route.handler(requestContext(request, deps.db, deps.clock), input),
+            ),
+            replayed: false,
+          };
+      reply.code(response.status).header('content-type', response.contentType);
+      if (response.replayed) reply.header('idempotency-replayed', 'true');
+      return reply.send(response.payload);
+    },
+  });
+}
+
+/**
+ * Runs a write in one transaction, retried as a whole on serialization failures. With an
+ * `Idempotency-Key`, the key is claimed and the response stored in that same transaction, so
+ * a key is answered by the response of exactly the effects that were committed, and a crash
+ * before commit leaves neither effects nor key behind.
+ */
+async function executeWrite(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  route: Route,
+  status: number,
+  input: Parameters<Route['handler']>[1],
+  deps: HttpDeps,
+): Promise<StoredResponse & { replayed: boolean }> {
+  const key = idempotencyKeyOf(request, route);
+  return runInTransaction(deps.db, async (tx) => {
+    const ctx = requestContext(request, tx, deps.clock);
+    const use = key
+      ? {
+          scope: idempotencyScope(request),
+          key,
+          fingerprint: fingerprintRequest(request.method, request.url, request.body),
+          now: ctx.now,
+        }
+      : null;
+    if (use) {
+      const stored = await claimIdempotencyKey(tx, use);
+      if (stored) return { ...stored, replayed: true };
+    }
+    let response: StoredResponse;
+    await sql`savepoint handler`.execute(tx);
+    try {
+      const body = await route.handler(ctx, input);
+      response = { status, contentType: JSON_CONTENT_TYPE, payload: serialize(reply, status, body) };
+    } catch (error) {
+      if (!isDomainError(error)) throw error;
+      // An expected refusal: undo the handler's partial work, keep the audit record and the key.
+      await sql`rollback to savepoint handler`.execute(tx);
+      if (route.audit) await recordDenied(ctx, route.audit, request, error);
+      const body = problemFromDomainError(error, request.id);
+      response = { status: body.status, contentType: PROBLEM_CONTENT_TYPE, payload: JSON.stringify(body) };
+    }
+    if (use) await saveIdempotentResponse(tx as Tx, use, response);
+    return { ...response, replayed: false };
+  });
+}
+
+function serialize(reply: FastifyReply, status: number, body: unknown): string {
+  reply.code(status);
+  return reply.serialize(body) as string;
+}
+
+function idempotencyKeyOf(request: FastifyRequest, route: Route): string | null {
+  if (route.method !== 'POST') return null;
+  const header = request.headers['idempotency-key'];
+  if (header === undefined) {
+    if (route.idempotencyKey === 'required') {
+      throw invalid('idempotency.key_required', 'This endpoint needs an Idempotency-Key header.');
+    }
+    return null;
+  }
+  if (
+    typeof header !== 'string' ||
+    header.length > IDEMPOTENCY_KEY_LENGTH_MAX ||
+    !IDEMPOTENCY_KEY_PATTERN.test(header)
+  ) {
+    throw invalid(
+      'idempotency.invalid_key',
+      `An Idempotency-Key is 1 to ${IDEMPOTENCY_KEY_LENGTH_MAX} printable ASCII characters.`,
+    );
+  }
+  return header;
+}
+
+/** Keys are scoped to the user acting, or to the caller's address when unauthenticated. */
+function idempotencyScope(request: FastifyRequest): string {
+  const actor = request.actor;
+  return actor.kind === 'operator' || actor.kind === 'partner' || actor.kind === 'customer'
+    ? actor.userId
+    : `anonymous:${request.ip}`;
+}
+
+function rateLimitKey(request: FastifyRequest): string {
+  const actor = request.actor;
+  return actor && (actor.kind === 'operator' || actor.kind === 'partner' || actor.kind === 'customer')
+    ? `key:${actor.keyId}`
+    : `ip:${request.ip}`;
+}
+
+function requestContext(request: FastifyRequest, db: Executor, clock: Clock): Context {
+  return { db, actor: request.actor, now: clock.now(), requestId: request.id, ip: request.ip };
+}
+
+const BEARER = /^Bearer ([\x21-\x7e]{1,200})$/;
+
+async function authenticateRequest(
+  request: FastifyRequest,
+  authenticate: HttpDeps['authenticate'],
+): Promise<Actor> {
+  const header = request.headers.authorization;
+  if (header === undefined) return { kind: 'anonymous' };
+  const match = BEARER.exec(header);
+  if (!match?.[1]) {
+    throw unauthenticated(
+      'auth.malformed_authorization',
+      'Send the API key as: Authorization: Bearer <key>.',
+    );
+  }
+  const principal = await authenticate(match[1]);
+  if (!principal) throw unauthenticated('auth.invalid_key', 'This API key is unknown or has been revoked.');
+  return principal;
+}
+
+async function recordDenied(
+  ctx: Context,
+  audit: NonNullable<Route['audit']>,
+  request: FastifyRequest,
+  error: DomainError,
+): Promise<void> {
+  const params = request.params as Record<string, string> | undefined;
+  await recordAudit(ctx, {
+    action: audit.action,
+    targetId: audit.targetParam ? (params?.[audit.targetParam] ?? null) : null,
+    outcome: error.kind === 'forbidden' || error.kind === 'unauthenticated' ? 'denied' : 'failed',
+    errorCode: error.code,
+  });
+}
+
+/** Fastify's own request errors, by code, with the stable code Baton answers with. */
+const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; detail: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    status: 400,
+    code: 'request.malformed_json',
+    detail: 'The body is not valid JSON.',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    status: 400,
+    code: 'request.malformed_json',
+    detail: 'The body is empty but the content type is JSON.',
+  },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    status: 413,
+    code: 'request.body_too_large',
+    detail: 'The body is too large.',
+  },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 415,
+    code: 'request.unsupported_media_type',
+    detail: 'Send request bodies as application/json.',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    code: 'request.invalid_content_length',
+    detail: 'Content-Length does not match the body.',
+  },
+  FST_ERR_CTP_INVALID_TYPE: {
+    status: 400,
+    code: 'request.invalid_content_type',
+    detail: 'The Content-Type header is invalid.',
+  },
+};
+
+function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (isDomainError(error)) {
+    if (error.kind === 'unauthenticated') reply.header('www-authenticate', 'Bearer');
+    return sendProblem(reply, problemFromDomainError(error, request.id));
+  }
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const errors: FieldError[] = error.validation.map((issue) => ({
+      path: `/${error.validationContext ?? 'body'}${issue.instancePath}`,
+      rule: issue.keyword,
+      message: issue.message ?? 'is not valid',
+    }));
+    return sendProblem(
+      reply,
+      problem(400, 'request.invalid', request.id, 'The request does not match the schema.', { errors }),
+    );
+  }
+  const known = error.code ? FRAMEWORK_ERRORS[error.code] : undefined;
+  if (known) return sendProblem(reply, problem(known.status, known.code, request.id, known.detail));
+  if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON/i.test(error.message))) {
+    return sendProblem(
+      reply,
+      problem(400, 'request.malformed_json', request.id, 'The body is not valid JSON.'),
+    );
+  }
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    return sendProblem(
+      reply,
+      problem(error.statusCode, 'request.invalid', request.id, 'The request is not valid.'),
+    );
+  }
+  // A bug or an outage: the log gets everything, the caller only the request id to quote.
+  request.log.error({ err: error }, 'request failed');
+  return sendProblem(
+    reply,
+    problem(500, 'internal', request.id, 'Something went wrong; quote the request id.'),
+  );
+}
+
+function sendProblem(reply: FastifyReply, body: Problem) {
+  return reply.code(body.status).header('content-type', PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+}

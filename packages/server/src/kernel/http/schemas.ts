@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { type Id, type IdPrefix, idPattern } from '../ids.js';
+
+/** Most items one page of a list returns. */
+export const PAGE_LIMIT_MAX = 100;
+export const PAGE_LIMIT_DEFAULT = 20;
+
+/** An id of one kind, as a path parameter or a field. */
+export const idSchema = <P extends IdPrefix>(prefix: P) =>
+  z.string().regex(idPattern(prefix), `must be an id starting with ${prefix}_`) as unknown as z.ZodType<
+    Id<P>
+  >;
+
+/** `limit` and `after` for cursor pagination: `after` is the id of the last item already read. */
+export const pageQuery = {
+  limit: z.coerce.number().int().min(1).max(PAGE_LIMIT_MAX).default(PAGE_LIMIT_DEFAULT),
+  after: z.string().max(64).optional(),
+};
+
+/** A page of a list: its items, whether more follow, and the cursor to read them. */
+export const page = <T extends z.ZodType>(item: T) =>
+  z.object({
+    data: z.array(item),
+    has_more: z.boolean(),
+    next_after: z
+      .string()
+      .nullable()
+      .describe('Pass as `after` to read the next page; null on the last page.'),
+  });
+
+export function toPage<T extends { id: string }, J>(
+  items: readonly T[],
+  hasMore: boolean,
+  toJson: (item: T) => J,
+) {
+  return {
+    data: items.map(toJson),
+    has_more: hasMore,
+    next_after: hasMore ? (items.at(-1)?.id ?? null) : null,
+  };
+}
+
+/** A timestamp in RFC 3339 form, in UTC. */
+export const timestamp = z.iso.datetime();
+export const iso = (date: Date) => date.toISOString();
+export const isoOrNull = (date: Date | null) => (date ? date.toISOString() : null);
+
+/** A short name of a thing, one line. */
+export const name = z.string().trim().min(1).max(200);
+export const email = z.email().max(320);

@@ -1,0 +1,48 @@
+import { TypeID, typeid } from 'typeid-js';
+
+/**
+ * Prefixes of Baton's ids. Ids are TypeIDs: a prefix naming the kind of object and a UUIDv7
+ * in Crockford base32, so ids sort by creation time and say what they point at.
+ */
+export const ID_PREFIX = {
+  apiKey: 'key',
+  auditRecord: 'aud',
+  customer: 'cus',
+  event: 'evt',
+  invitation: 'inv',
+  partner: 'ptn',
+  partnerTransition: 'ptr',
+  request: 'req',
+  rulesAcceptance: 'rac',
+  user: 'usr',
+} as const;
+
+export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];
+export type Id<P extends IdPrefix> = `${P}_${string}`;
+
+export type ApiKeyId = Id<'key'>;
+export type AuditRecordId = Id<'aud'>;
+export type CustomerId = Id<'cus'>;
+export type EventId = Id<'evt'>;
+export type InvitationId = Id<'inv'>;
+export type PartnerId = Id<'ptn'>;
+export type UserId = Id<'usr'>;
+
+/** Creates a new id of the given kind. */
+export function newId<P extends IdPrefix>(prefix: P): Id<P> {
+  return typeid(prefix).toString() as Id<P>;
+}
+
+/** The id if `value` is a well-formed id of the given kind, otherwise null. */
+export function parseId<P extends IdPrefix>(prefix: P, value: string): Id<P> | null {
+  try {
+    return TypeID.fromString(value, prefix).toString() as Id<P>;
+  } catch {
+    return null;
+  }
+}
+
+/** A regular expression matching ids of one kind, for request schemas. */
+export function idPattern(prefix: IdPrefix): RegExp {
+  return new RegExp(`^${prefix}_[0-7][0-9a-hjkmnp-tv-z]{25}$`);
+}

@@ -1,0 +1,104 @@
+import { CompiledQuery } from 'kysely';
+import type pg from 'pg';
+import PgBoss from 'pg-boss';
+import type { Logger } from 'pino';
+import { assert } from '../assert.js';
+import type { Context } from '../context.js';
+import { requireTransaction } from '../database/database.js';
+
+/** A background job's handler; it receives the data the job was enqueued with. */
+export type JobHandler<T> = (data: T) => Promise<void>;
+
+export interface JobDefinition<T> {
+  readonly name: string;
+  readonly handler: JobHandler<T>;
+  /** A cron expression (UTC) on which Baton enqueues this job by itself. */
+  readonly cron?: string;
+  /** Attempts before a failing job is given up. */
+  readonly retryLimit?: number;
+}
+
+export interface EnqueueOptions {
+  /** Run no earlier than this. */
+  readonly startAfter?: Date;
+  /** At most one queued job per key. */
+  readonly singletonKey?: string;
+}
+
+/**
+ * Background jobs and timers, kept in the database by pg-boss so they survive restarts and are
+ * shared by every Baton process (jobs are claimed with SKIP LOCKED).
+ */
+export interface Jobs {
+  /** Declares a job; call before `start`. */
+  define<T extends object>(definition: JobDefinition<T>): void;
+  /** Enqueues a job in the caller's transaction: it exists if and only if the caller commits. */
+  enqueue<T extends object>(ctx: Context, name: string, data: T, options?: EnqueueOptions): Promise<void>;
+  /** Prepares the queues, and when `work` is set, starts working them and the cron schedules. */
+  start(options: { work: boolean }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const POLLING_INTERVAL_SECONDS = 2;
+
+export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }): Jobs {
+  const definitions = new Map<string, JobDefinition<object>>();
+  let boss: PgBoss | null = null;
+
+  return {
+    define(definition) {
+      assert(boss === null, 'jobs must be defined before start');
+      assert(!definitions.has(definition.name), `job ${definition.name} is defined twice`);
+      definitions.set(definition.name, definition as JobDefinition<object>);
+    },
+
+    async enqueue(ctx, name, data, options = {}) {
+      assert(boss !== null, 'jobs must be started before enqueueing');
+      assert(definitions.has(name), `job ${name} is not defined`);
+      requireTransaction(ctx.db);
+      const tx = ctx.db;
+      await boss.send(name, data, {
+        ...(options.startAfter ? { startAfter: options.startAfter } : {}),
+        ...(options.singletonKey ? { singletonKey: options.singletonKey } : {}),
+        retryLimit: definitions.get(name)?.retryLimit ?? 5,
+        retryBackoff: true,
+        db: {
+          executeSql: (text: string, values: unknown[]) => tx.executeQuery(CompiledQuery.raw(text, values)),
+        },
+      });
+    },
+
+    async start({ work }) {
+      assert(boss === null, 'jobs are already started');
+      boss = new PgBoss({
+        db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
+        supervise: work,
+        schedule: work,
+        migrate: true,
+      });
+      boss.on('error', (error) => logger.error({ err: error }, 'job queue error'));
+      await boss.start();
+      for (const definition of definitions.values()) {
+        await boss.createQueue(definition.name);
+        if (!work) continue;
+        if (definition.cron) await boss.schedule(definition.name, definition.cron, {}, { tz: 'UTC' });
+        await boss.work<object>(
+          definition.name,
+          { pollingIntervalSeconds: POLLING_INTERVAL_SECONDS },
+          async (jobs) => {
+            for (const job of jobs) {
+              logger.debug({ job: definition.name, id: job.id }, 'job started');
+              await definition.handler(job.data);
+            }
+          },
+        );
+      }
+    },
+
+    async stop() {
+      if (!boss) return;
+      await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
+      boss = null;
+    },
+  };
+}

@@ -1,0 +1,182 @@
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import pino, { type Logger } from 'pino';
+import type { Config } from './config.js';
+import { OPERATOR_ROLES, type OperatorRole, systemActor } from './kernel/actor.js';
+import { type Clock, systemClock } from './kernel/clock.js';
+import { type Database, openEmbedded, openPostgres } from './kernel/database/database.js';
+import { migrateToLatest } from './kernel/database/migrations.js';
+import { runInTransaction } from './kernel/database/transaction.js';
+import { createHttpApp } from './kernel/http/app.js';
+import { platformRoutes } from './kernel/http/platform-routes.js';
+import { purgeExpiredIdempotencyKeys } from './kernel/idempotency/idempotency-store.js';
+import { createJobs, type Jobs } from './kernel/jobs/jobs.js';
+import { kernelMigrations } from './kernel/migrations.js';
+import {
+  type AccessService,
+  accessMigrations,
+  accessRoutes,
+  createAccessService,
+} from './modules/access/index.js';
+import {
+  createParticipantsService,
+  type ParticipantsService,
+  participantsJobs,
+  participantsMigrations,
+  participantsRoutes,
+} from './modules/participants/index.js';
+import { BATON_VERSION } from './version.js';
+
+/** Every module's migrations, in the order they apply. */
+export const MIGRATIONS = [kernelMigrations, accessMigrations, participantsMigrations];
+
+export interface Baton {
+  readonly http: FastifyInstance;
+  readonly jobs: Jobs;
+  readonly database: Database;
+  readonly services: { readonly access: AccessService; readonly participants: ParticipantsService };
+  close(): Promise<void>;
+}
+
+export interface BatonOptions {
+  readonly config: Config;
+  readonly database: Database;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Whether this process works background jobs (servers do; tests that drive jobs by hand do not). */
+  readonly workJobs?: boolean;
+}
+
+const IDEMPOTENCY_PURGE_JOB = 'kernel.purge-idempotency-keys';
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],
+  });
+}
+
+/** Opens the database the configuration names: PostgreSQL with a URL, the embedded one otherwise. */
+export async function openDatabase(config: Config, logger?: Logger): Promise<Database> {
+  return config.databaseUrl
+    ? openPostgres(config.databaseUrl, config.databasePoolSize, logger)
+    : openEmbedded({ dataDir: config.dataDir });
+}
+
+/** Applies every pending migration; returns the names of those applied. */
+export function migrate(database: Database): Promise<string[]> {
+  return migrateToLatest(database.db as unknown as Kysely<unknown>, MIGRATIONS);
+}
+
+/** Wires Baton: services, jobs and the HTTP API over an open, migrated database. */
+export async function createBaton(options: BatonOptions): Promise<Baton> {
+  const { config, database } = options;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config);
+  const db = database.db;
+
+  const access = createAccessService();
+  const jobs = createJobs({ pool: database.pool, logger });
+  const participants = createParticipantsService({ access, jobs });
+
+  for (const job of participantsJobs({ participants, db, clock })) jobs.define(job);
+  jobs.define({
+    name: IDEMPOTENCY_PURGE_JOB,
+    cron: '17 * * * *',
+    handler: async () => {
+      await runInTransaction(db, (tx) => purgeExpiredIdempotencyKeys(tx, clock.now()));
+    },
+  });
+  await jobs.start({ work: options.workJobs ?? true });
+
+  const http = await createHttpApp({
+    config,
+    logger,
+    db,
+    clock,
+    version: BATON_VERSION,
+    authenticate: (secret) => access.authenticate(db, secret, clock.now()),
+    routes: [
+      ...platformRoutes({ eventAudience: participants.eventAudience, databaseKind: database.kind }),
+      ...accessRoutes(access),
+      ...participantsRoutes(participants, { publicRateLimitPerHour: config.publicRateLimitPerHour }),
+    ],
+  });
+  await http.ready();
+
+  return {
+    http,
+    jobs,
+    database,
+    services: { access, participants },
+    async close() {
+      await http.close();
+      await jobs.stop();
+    },
+  };
+}
+
+/**
+ * Creates an operator user with `role` and an API key for it, acting as Baton itself: the way
+ * in on a new installation.
+ */
+export async function createOperatorKey(
+  database: Database,
+  input: { role: OperatorRole; name: string; email: string },
+  clock: Clock = systemClock,
+): Promise<{ userId: string; keyId: string; secret: string }> {
+  if (!OPERATOR_ROLES.includes(input.role)) throw new Error(`Unknown operator role ${input.role}`);
+  const access = createAccessService();
+  return runInTransaction(database.db, async (tx) => {
+    const ctx = { db: tx, actor: systemActor('command-line'), now: clock.now(), requestId: null, ip: null };
+    const user = await access.createUser(ctx, { tenant: { kind: 'operator' }, ...input });
+    const { apiKey, secret } = await access.issueInitialKey(ctx, user, 'Created from the command line');
+    return { userId: user.id, keyId: apiKey.id, secret };
+  });
+}
+
+export interface Server {
+  readonly baton: Baton;
+  readonly url: string;
+  /** The admin key created on the first start of an empty embedded database, or null. */
+  readonly bootstrapSecret: string | null;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs Baton's server: opens and migrates the database, starts the jobs and the API. On the
+ * first start of an empty embedded database it creates an operator admin key, so a new user
+ * can call the API at once.
+ */
+export async function startServer(config: Config): Promise<Server> {
+  const logger = createLogger(config);
+  const database = await openDatabase(config, logger);
+  try {
+    if (config.migrateOnStart) {
+      const applied = await migrate(database);
+      if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+    }
+    const baton = await createBaton({ config, database, logger });
+    let bootstrapSecret: string | null = null;
+    if (database.kind === 'embedded' && !(await baton.services.access.hasOperatorUsers(database.db))) {
+      ({ secret: bootstrapSecret } = await createOperatorKey(database, {
+        role: 'admin',
+        name: 'Administrator',
+        email: 'admin@baton.invalid',
+      }));
+    }
+    const url = await baton.http.listen({ host: config.host, port: config.port });
+    return {
+      baton,
+      url,
+      bootstrapSecret,
+      async close() {
+        await baton.close();
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,915 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { type Actor, actorRef } from '../../kernel/actor.js';
+import { recordAudit } from '../../kernel/audit/audit-log.js';
+import type { Context } from '../../kernel/context.js';
+import { type Executor, requireTransaction } from '../../kernel/database/database.js';
+import { conflict, notFound, unprocessable } from '../../kernel/errors.js';
+import { appendEvent } from '../../kernel/events/event-log.js';
+import { type CustomerId, type InvitationId, newId, type PartnerId } from '../../kernel/ids.js';
+import type { Jobs } from '../../kernel/jobs/jobs.js';
+import { compileJsonSchema, validateDocument } from '../../kernel/json-schema.js';
+import type { AccessService, ApiKey, User } from '../access/index.js';
+import { checkTransition, ENGAGED_STATES, type PartnerState } from './domain/lifecycle.js';
+import {
+  canTakeWork,
+  graceEnd,
+  type RulesStanding,
+  type RulesVersion,
+  rulesStanding,
+} from './domain/rules.js';
+import {
+  type Customer,
+  currentRules,
+  findCustomer,
+  findPartner,
+  findPartnerType,
+  findRules,
+  type Invitation,
+  type Partner,
+  type PartnerTransition,
+  type PartnerType,
+  toCustomer,
+  toInvitation,
+  toPartner,
+  toPartnerType,
+  toRules,
+  toTransition,
+} from './store/participants-store.js';
+
+/** The job that announces, when a grace period ends, which partners let their rules lapse. */
+export const RULES_GRACE_ENDED_JOB = 'participants.rules-grace-ended';
+const INVITATION_TOKEN_PREFIX = 'baton_inv_';
+export const INVITATION_VALIDITY_DAYS_MAX = 90;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A partner with where it stands: what the API shows. */
+export interface PartnerView extends Partner {
+  readonly rules: RulesStanding;
+  readonly canTakeWork: boolean;
+}
+
+export interface PartnerTypeView extends PartnerType {
+  readonly currentRules: RulesVersion | null;
+}
+
+export interface Application {
+  readonly partnerType: string;
+  readonly name: string;
+  readonly email: string;
+  readonly regions: readonly string[];
+  readonly profile: Record<string, unknown>;
+  readonly acceptRulesVersion?: number | undefined;
+  readonly invitationToken?: string | undefined;
+  readonly owner?: { readonly name: string; readonly email: string } | undefined;
+}
+
+export interface PartnerFilter {
+  readonly state?: PartnerState | undefined;
+  readonly partnerType?: string | undefined;
+  readonly region?: string | undefined;
+  readonly query?: string | undefined;
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+export interface Page {
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+export type ParticipantsService = ReturnType<typeof createParticipantsService>;
+
+export function createParticipantsService({ access, jobs }: { access: AccessService; jobs: Jobs }) {
+  /** Loads a partner the actor may see; another tenant's partner is as absent as a missing one. */
+  async function visiblePartner(ctx: Context, id: PartnerId, forUpdate = false): Promise<Partner> {
+    const allowed =
+      ctx.actor.kind === 'operator' ||
+      ctx.actor.kind === 'system' ||
+      (ctx.actor.kind === 'partner' && ctx.actor.partnerId === id);
+    const partner = allowed ? await findPartner(ctx.db, id, forUpdate) : undefined;
+    if (!partner) throw notFound('participants.partner_not_found', `No partner ${id}.`);
+    return partner;
+  }
+
+  async function requirePartnerType(db: Executor, key: string, forUpdate = false): Promise<PartnerType> {
+    const type = await findPartnerType(db, key, forUpdate);
+    if (!type) throw notFound('participants.partner_type_not_found', `No partner type ${key}.`);
+    return type;
+  }
+
+  async function view(db: Executor, partners: readonly Partner[], now: Date): Promise<PartnerView[]> {
+    const rulesByType = new Map<string, RulesVersion | null>();
+    for (const key of new Set(partners.map((partner) => partner.type))) {
+      const type = await findPartnerType(db, key);
+      rulesByType.set(key, type ? await currentRules(db, type) : null);
+    }
+    return partners.map((partner) => {
+      const rules = rulesStanding(
+        partner.state,
+        rulesByType.get(partner.type) ?? null,
+        partner.acceptedRulesVersion,
+        now,
+      );
+      return { ...partner, rules, canTakeWork: canTakeWork(partner.state, rules) };
+    });
+  }
+
+  async function viewOne(db: Executor, partner: Partner, now: Date): Promise<PartnerView> {
+    const [result] = await view(db, [partner], now);
+    return result as PartnerView;
+  }
+
+  function checkProfile(type: PartnerType, profile: Record<string, unknown>): void {
+    const errors = validateDocument(compileJsonSchema(type.profileSchema), profile);
+    if (errors.length > 0) {
+      throw unprocessable(
+        'participants.profile_invalid',
+        `The profile does not match what a ${type.key} must provide.`,
+        {
+          errors,
+        },
+      );
+    }
+  }
+
+  /** Moves a locked partner to a new state, with its history row, event and audit record. */
+  async function applyTransition(
+    ctx: Context,
+    partner: Partner,
+    to: PartnerState,
+    reason: string,
+  ): Promise<Partner> {
+    const type = await requirePartnerType(ctx.db, partner.type);
+    const acceptedCurrentRules =
+      type.currentRulesVersion === null ||
+      (partner.acceptedRulesVersion !== null && partner.acceptedRulesVersion >= type.currentRulesVersion);
+    const eventType = checkTransition(partner.state, to, { acceptedCurrentRules });
+    const row = await ctx.db
+      .updateTable('partners')
+      .set({ state: to, state_reason: reason, state_changed_at: ctx.now, updated_at: ctx.now })
+      .where('id', '=', partner.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await insertTransition(ctx, partner.id, partner.state, to, reason);
+    await recordAudit(ctx, {
+      action: 'participants.partner.transition',
+      targetId: partner.id,
+      outcome: 'succeeded',
+      details: { from: partner.state, to, reason },
+    });
+    await appendEvent(ctx, {
+      type: eventType,
+      subjectId: partner.id,
+      data: { id: partner.id, partner_type: partner.type, state: to, previous_state: partner.state, reason },
+      audience: [partner.id],
+    });
+    return toPartner(row);
+  }
+
+  async function insertTransition(
+    ctx: Context,
+    partnerId: PartnerId,
+    from: PartnerState | null,
+    to: PartnerState,
+    reason: string,
+  ) {
+    const actor = actorRef(ctx.actor);
+    await ctx.db
+      .insertInto('partner_transitions')
+      .values({
+        id: newId('ptr'),
+        partner_id: partnerId,
+        from_state: from,
+        to_state: to,
+        reason,
+        actor_kind: actor.kind,
+        actor_id: actor.id,
+        occurred_at: ctx.now,
+      })
+      .execute();
+  }
+
+  async function recordAcceptance(ctx: Context, partner: Partner, version: number): Promise<Partner> {
+    const inserted = await ctx.db
+      .insertInto('rules_acceptances')
+      .values({
+        id: newId('rac'),
+        partner_id: partner.id,
+        partner_type: partner.type,
+        version,
+        user_id: actorRef(ctx.actor).id,
+        ip: ctx.ip,
+        accepted_at: ctx.now,
+      })
+      .onConflict((oc) => oc.columns(['partner_id', 'version']).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (!inserted) return partner;
+    const row = await ctx.db
+      .updateTable('partners')
+      .set({ accepted_rules_version: version, accepted_rules_at: ctx.now, updated_at: ctx.now })
+      .where('id', '=', partner.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await appendEvent(ctx, {
+      type: 'partner.rules_accepted',
+      subjectId: partner.id,
+      data: { id: partner.id, partner_type: partner.type, version },
+      audience: [partner.id],
+    });
+    return toPartner(row);
+  }
+
+  async function claimInvitation(ctx: Context, token: string, application: Application): Promise<Invitation> {
+    const row = await ctx.db
+      .selectFrom('partner_invitations')
+      .selectAll()
+      .where('token_hash', '=', hashToken(token))
+      .forUpdate()
+      .executeTakeFirst();
+    const invitation = row ? toInvitation(row) : undefined;
+    if (!invitation || invitation.revokedAt || invitation.acceptedAt || invitation.expiresAt <= ctx.now) {
+      throw unprocessable(
+        'participants.invitation_invalid',
+        'The invitation is unknown, used, revoked or expired.',
+      );
+    }
+    if (invitation.partnerType !== application.partnerType) {
+      throw unprocessable(
+        'participants.invitation_invalid',
+        `The invitation is for a ${invitation.partnerType}.`,
+      );
+    }
+    return invitation;
+  }
+
+  return {
+    /**
+     * Defines a partner type with the profile every partner of it must provide.
+     *
+     * @throws DomainError `participants.partner_type_exists`, `json_schema.invalid`
+     */
+    async createPartnerType(
+      ctx: Context,
+      input: { key: string; name: string; description: string; profileSchema: Record<string, unknown> },
+    ): Promise<PartnerTypeView> {
+      requireTransaction(ctx.db);
+      compileJsonSchema(input.profileSchema);
+      const inserted = await ctx.db
+        .insertInto('partner_types')
+        .values({
+          key: input.key,
+          name: input.name,
+          description: input.description,
+          profile_schema: JSON.stringify(input.profileSchema),
+          current_rules_version: null,
+          created_at: ctx.now,
+          updated_at: ctx.now,
+        })
+        .onConflict((oc) => oc.column('key').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (!inserted)
+        throw conflict('participants.partner_type_exists', `The partner type ${input.key} already exists.`);
+      await recordAudit(ctx, {
+        action: 'participants.partner_type.create',
+        targetId: input.key,
+        outcome: 'succeeded',
+      });
+      await appendEvent(ctx, {
+        type: 'partner_type.created',
+        subjectId: input.key,
+        data: { key: input.key, name: input.name },
+        audience: [],
+      });
+      return { ...toPartnerType(inserted), currentRules: null };
+    },
+
+    /**
+     * Changes a partner type's name, description or profile schema. A new schema applies to
+     * applications and profile changes from now on; existing profiles are not re-checked.
+     *
+     * @throws DomainError `participants.partner_type_not_found`, `json_schema.invalid`
+     */
+    async updatePartnerType(
+      ctx: Context,
+      key: string,
+      changes: {
+        name?: string | undefined;
+        description?: string | undefined;
+        profileSchema?: Record<string, unknown> | undefined;
+      },
+    ): Promise<PartnerTypeView> {
+      requireTransaction(ctx.db);
+      const type = await requirePartnerType(ctx.db, key, true);
+      if (changes.profileSchema) compileJsonSchema(changes.profileSchema);
+      const row = await ctx.db
+        .updateTable('partner_types')
+        .set({
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.description !== undefined ? { description: changes.description } : {}),
+          ...(changes.profileSchema ? { profile_schema: JSON.stringify(changes.profileSchema) } : {}),
+          updated_at: ctx.now,
+        })
+        .where('key', '=', key)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordAudit(ctx, {
+        action: 'participants.partner_type.update',
+        targetId: key,
+        outcome: 'succeeded',
+        details: {
+          changed: Object.keys(changes).filter(
+            (field) => changes[field as keyof typeof changes] !== undefined,
+          ),
+        },
+      });
+      await appendEvent(ctx, { type: 'partner_type.updated', subjectId: key, data: { key }, audience: [] });
+      const updated = toPartnerType(row);
+      return { ...updated, currentRules: await currentRules(ctx.db, type) };
+    },
+
+    async listPartnerTypes(db: Executor): Promise<PartnerTypeView[]> {
+      const rows = await db.selectFrom('partner_types').selectAll().orderBy('key').execute();
+      const types = rows.map(toPartnerType);
+      return Promise.all(
+        types.map(async (type) => ({ ...type, currentRules: await currentRules(db, type) })),
+      );
+    },
+
+    /** @throws DomainError `participants.partner_type_not_found` */
+    async getPartnerType(db: Executor, key: string): Promise<PartnerTypeView> {
+      const type = await requirePartnerType(db, key);
+      return { ...type, currentRules: await currentRules(db, type) };
+    },
+
+    /**
+     * Publishes a new version of a partner type's rules of engagement. Engaged partners keep
+     * taking work for the grace period; a job announces, when it ends, whose acceptance lapsed.
+     *
+     * @throws DomainError `participants.partner_type_not_found`
+     */
+    async publishRules(
+      ctx: Context,
+      key: string,
+      input: { title: string; body: string; gracePeriodDays: number },
+    ): Promise<RulesVersion> {
+      requireTransaction(ctx.db);
+      const type = await requirePartnerType(ctx.db, key, true);
+      const version = (type.currentRulesVersion ?? 0) + 1;
+      const row = await ctx.db
+        .insertInto('engagement_rules')
+        .values({
+          partner_type: key,
+          version,
+          title: input.title,
+          body: input.body,
+          grace_period_days: input.gracePeriodDays,
+          published_at: ctx.now,
+          published_by: actorRef(ctx.actor).id,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await ctx.db
+        .updateTable('partner_types')
+        .set({ current_rules_version: version, updated_at: ctx.now })
+        .where('key', '=', key)
+        .execute();
+      const rules = toRules(row);
+      await recordAudit(ctx, {
+        action: 'participants.rules.publish',
+        targetId: key,
+        outcome: 'succeeded',
+        details: { version, grace_period_days: input.gracePeriodDays },
+      });
+      await appendEvent(ctx, {
+        type: 'partner_type.rules_published',
+        subjectId: key,
+        data: { partner_type: key, version, grace_until: graceEnd(rules).toISOString() },
+        audience: [partnerTypeAudience(key)],
+      });
+      await jobs.enqueue(
+        ctx,
+        RULES_GRACE_ENDED_JOB,
+        { partnerType: key, version },
+        { startAfter: graceEnd(rules) },
+      );
+      return rules;
+    },
+
+    async listRules(db: Executor, key: string): Promise<RulesVersion[]> {
+      await requirePartnerType(db, key);
+      const rows = await db
+        .selectFrom('engagement_rules')
+        .selectAll()
+        .where('partner_type', '=', key)
+        .orderBy('version')
+        .execute();
+      return rows.map(toRules);
+    },
+
+    /** @throws DomainError `participants.rules_not_found` */
+    async getRules(db: Executor, key: string, version: number): Promise<RulesVersion> {
+      const rules = await findRules(db, key, version);
+      if (!rules)
+        throw notFound('participants.rules_not_found', `No version ${version} of the ${key} rules.`);
+      return rules;
+    },
+
+    /**
+     * When a grace period ends: announces every engaged partner that has not accepted that
+     * version (if it is still the current one), so that matching stops giving it work.
+     */
+    async announceLapsedRules(ctx: Context, key: string, version: number): Promise<PartnerId[]> {
+      requireTransaction(ctx.db);
+      const type = await findPartnerType(ctx.db, key);
+      if (!type || type.currentRulesVersion !== version) return [];
+      const lapsed = await ctx.db
+        .selectFrom('partners')
+        .select(['id'])
+        .where('partner_type', '=', key)
+        .where('state', 'in', ENGAGED_STATES)
+        .where((eb) =>
+          eb.or([eb('accepted_rules_version', 'is', null), eb('accepted_rules_version', '<', version)]),
+        )
+        .orderBy('id')
+        .execute();
+      for (const { id } of lapsed) {
+        await appendEvent(ctx, {
+          type: 'partner.rules_lapsed',
+          subjectId: id,
+          data: { id, partner_type: key, version },
+          audience: [id],
+        });
+      }
+      return lapsed.map(({ id }) => id as PartnerId);
+    },
+
+    /**
+     * A prospective partner applies. It gets an owner user and its first API key at once, so it
+     * can follow its application and accept the rules. With a pre-approved invitation, it
+     * becomes active straight away when it has accepted the rules.
+     *
+     * @throws DomainError `participants.partner_type_not_found`, `participants.profile_invalid`,
+     *   `participants.rules_version_not_current`, `participants.invitation_invalid`,
+     *   `participants.already_applied`
+     */
+    async apply(
+      ctx: Context,
+      application: Application,
+    ): Promise<{ partner: PartnerView; owner: User; apiKey: ApiKey; secret: string }> {
+      requireTransaction(ctx.db);
+      const type = await requirePartnerType(ctx.db, application.partnerType);
+      checkProfile(type, application.profile);
+      if (
+        application.acceptRulesVersion !== undefined &&
+        application.acceptRulesVersion !== type.currentRulesVersion
+      ) {
+        throw conflict(
+          'participants.rules_version_not_current',
+          `The current rules of engagement are version ${type.currentRulesVersion ?? 'none'}.`,
+        );
+      }
+      const invitation = application.invitationToken
+        ? await claimInvitation(ctx, application.invitationToken, application)
+        : null;
+      const duplicate = await ctx.db
+        .selectFrom('partners')
+        .select('id')
+        .where('partner_type', '=', type.key)
+        .where(sql`lower(email)`, '=', application.email.toLowerCase())
+        .where('state', 'not in', ['rejected', 'offboarded'])
+        .executeTakeFirst();
+      if (duplicate) {
+        throw conflict(
+          'participants.already_applied',
+          `A ${type.key} with the e-mail ${application.email} already exists.`,
+        );
+      }
+
+      const id = newId('ptn');
+      const row = await ctx.db
+        .insertInto('partners')
+        .values({
+          id,
+          partner_type: type.key,
+          name: application.name,
+          email: application.email,
+          regions: [...application.regions],
+          profile: JSON.stringify(application.profile),
+          state: 'applied',
+          state_reason: null,
+          state_changed_at: ctx.now,
+          accepted_rules_version: null,
+          accepted_rules_at: null,
+          invitation_id: invitation?.id ?? null,
+          created_at: ctx.now,
+          updated_at: ctx.now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      let partner = toPartner(row);
+      await insertTransition(
+        ctx,
+        id,
+        null,
+        'applied',
+        invitation ? `Applied by invitation ${invitation.id}.` : 'Applied.',
+      );
+      await appendEvent(ctx, {
+        type: 'partner.applied',
+        subjectId: id,
+        data: { id, partner_type: type.key, state: 'applied' },
+        audience: [id],
+      });
+
+      const owner = await access.createUser(ctx, {
+        tenant: { kind: 'partner', partnerId: id },
+        role: 'owner',
+        name: application.owner?.name ?? application.name,
+        email: application.owner?.email ?? application.email,
+      });
+      const { apiKey, secret } = await access.issueInitialKey(ctx, owner, 'Created on application');
+      const ownerCtx: Context = {
+        ...ctx,
+        actor: { kind: 'partner', partnerId: id, userId: owner.id, role: 'owner', keyId: apiKey.id },
+      };
+      if (application.acceptRulesVersion !== undefined) {
+        partner = await recordAcceptance(ownerCtx, partner, application.acceptRulesVersion);
+      }
+
+      if (invitation) {
+        await ctx.db
+          .updateTable('partner_invitations')
+          .set({ accepted_at: ctx.now, partner_id: id })
+          .where('id', '=', invitation.id)
+          .execute();
+        if (invitation.preApproved) {
+          const invitationCtx: Context = { ...ctx, actor: { kind: 'system', name: 'invitation' } };
+          const reason = `Pre-approved by invitation ${invitation.id}.`;
+          partner = await applyTransition(invitationCtx, partner, 'under_review', reason);
+          const type = await requirePartnerType(ctx.db, partner.type);
+          const rulesSatisfied =
+            type.currentRulesVersion === null || partner.acceptedRulesVersion === type.currentRulesVersion;
+          if (rulesSatisfied) partner = await applyTransition(invitationCtx, partner, 'active', reason);
+        }
+      }
+      return { partner: await viewOne(ctx.db, partner, ctx.now), owner, apiKey, secret };
+    },
+
+    /**
+     * Invites a prospective partner. The token, returned once, lets it apply; a pre-approved
+     * invitation skips the review.
+     *
+     * @throws DomainError `participants.partner_type_not_found`
+     */
+    async invite(
+      ctx: Context,
+      input: {
+        partnerType: string;
+        email: string;
+        name?: string | undefined;
+        preApproved: boolean;
+        validDays: number;
+      },
+    ): Promise<{ invitation: Invitation; token: string }> {
+      requireTransaction(ctx.db);
+      await requirePartnerType(ctx.db, input.partnerType);
+      const token = `${INVITATION_TOKEN_PREFIX}${randomBytes(24).toString('base64url')}`;
+      const row = await ctx.db
+        .insertInto('partner_invitations')
+        .values({
+          id: newId('inv'),
+          partner_type: input.partnerType,
+          email: input.email,
+          name: input.name ?? null,
+          token_hash: hashToken(token),
+          pre_approved: input.preApproved,
+          invited_by: actorRef(ctx.actor).id,
+          expires_at: new Date(ctx.now.getTime() + input.validDays * DAY_MS),
+          accepted_at: null,
+          partner_id: null,
+          revoked_at: null,
+          created_at: ctx.now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const invitation = toInvitation(row);
+      await recordAudit(ctx, {
+        action: 'participants.invitation.create',
+        targetId: invitation.id,
+        outcome: 'succeeded',
+        details: { partner_type: input.partnerType, pre_approved: input.preApproved },
+      });
+      return { invitation, token };
+    },
+
+    async listInvitations(
+      ctx: Context,
+      page: Page,
+    ): Promise<{ invitations: Invitation[]; hasMore: boolean }> {
+      let query = ctx.db
+        .selectFrom('partner_invitations')
+        .selectAll()
+        .orderBy('id')
+        .limit(page.limit + 1);
+      if (page.after) query = query.where('id', '>', page.after);
+      const rows = await query.execute();
+      return { invitations: rows.slice(0, page.limit).map(toInvitation), hasMore: rows.length > page.limit };
+    },
+
+    /** @throws DomainError `participants.invitation_not_found`, `participants.invitation_used` */
+    async revokeInvitation(ctx: Context, id: InvitationId): Promise<Invitation> {
+      requireTransaction(ctx.db);
+      const row = await ctx.db
+        .selectFrom('partner_invitations')
+        .selectAll()
+        .where('id', '=', id)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!row) throw notFound('participants.invitation_not_found', `No invitation ${id}.`);
+      if (row.accepted_at) throw conflict('participants.invitation_used', 'The invitation was already used.');
+      if (row.revoked_at) return toInvitation(row);
+      const updated = await ctx.db
+        .updateTable('partner_invitations')
+        .set({ revoked_at: ctx.now })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordAudit(ctx, {
+        action: 'participants.invitation.revoke',
+        targetId: id,
+        outcome: 'succeeded',
+      });
+      return toInvitation(updated);
+    },
+
+    /** @throws DomainError `participants.partner_not_found` */
+    async getPartner(ctx: Context, id: PartnerId): Promise<PartnerView> {
+      return viewOne(ctx.db, await visiblePartner(ctx, id), ctx.now);
+    },
+
+    /** Operators' search of partners by state, type, region and name. */
+    async listPartners(
+      ctx: Context,
+      filter: PartnerFilter,
+    ): Promise<{ partners: PartnerView[]; hasMore: boolean }> {
+      let query = ctx.db
+        .selectFrom('partners')
+        .selectAll()
+        .orderBy('id')
+        .limit(filter.limit + 1);
+      if (filter.state) query = query.where('state', '=', filter.state);
+      if (filter.partnerType) query = query.where('partner_type', '=', filter.partnerType);
+      if (filter.region) query = query.where('regions', '@>', sql<string[]>`array[${filter.region}]::text[]`);
+      if (filter.query) query = query.where('name', 'ilike', `%${escapeLike(filter.query)}%`);
+      if (filter.after) query = query.where('id', '>', filter.after);
+      const rows = await query.execute();
+      const partners = await view(ctx.db, rows.slice(0, filter.limit).map(toPartner), ctx.now);
+      return { partners, hasMore: rows.length > filter.limit };
+    },
+
+    /**
+     * Changes a partner's name, regions or profile; the profile is checked against its type.
+     *
+     * @throws DomainError `participants.partner_not_found`, `participants.profile_invalid`,
+     *   `participants.partner_closed`
+     */
+    async updatePartner(
+      ctx: Context,
+      id: PartnerId,
+      changes: {
+        name?: string | undefined;
+        regions?: readonly string[] | undefined;
+        profile?: Record<string, unknown> | undefined;
+      },
+    ): Promise<PartnerView> {
+      requireTransaction(ctx.db);
+      const partner = await visiblePartner(ctx, id, true);
+      if (partner.state === 'offboarded' || partner.state === 'rejected') {
+        throw conflict('participants.partner_closed', `A ${partner.state} partner cannot be changed.`);
+      }
+      if (changes.profile) checkProfile(await requirePartnerType(ctx.db, partner.type), changes.profile);
+      const row = await ctx.db
+        .updateTable('partners')
+        .set({
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.regions !== undefined ? { regions: [...changes.regions] } : {}),
+          ...(changes.profile !== undefined ? { profile: JSON.stringify(changes.profile) } : {}),
+          updated_at: ctx.now,
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await appendEvent(ctx, {
+        type: 'partner.updated',
+        subjectId: id,
+        data: {
+          id,
+          changed: Object.keys(changes).filter((k) => changes[k as keyof typeof changes] !== undefined),
+        },
+        audience: [id],
+      });
+      return viewOne(ctx.db, toPartner(row), ctx.now);
+    },
+
+    /**
+     * Moves a partner through its lifecycle, with a reason.
+     *
+     * @throws DomainError `participants.partner_not_found`, `participants.transition_not_allowed`,
+     *   `participants.rules_not_accepted`
+     */
+    async transition(ctx: Context, id: PartnerId, to: PartnerState, reason: string): Promise<PartnerView> {
+      requireTransaction(ctx.db);
+      const partner = await visiblePartner(ctx, id, true);
+      return viewOne(ctx.db, await applyTransition(ctx, partner, to, reason), ctx.now);
+    },
+
+    /** @throws DomainError `participants.partner_not_found` */
+    async listTransitions(
+      ctx: Context,
+      id: PartnerId,
+      page: Page,
+    ): Promise<{ transitions: PartnerTransition[]; hasMore: boolean }> {
+      await visiblePartner(ctx, id);
+      let query = ctx.db
+        .selectFrom('partner_transitions')
+        .selectAll()
+        .where('partner_id', '=', id)
+        .orderBy('id')
+        .limit(page.limit + 1);
+      if (page.after) query = query.where('id', '>', page.after);
+      const rows = await query.execute();
+      return { transitions: rows.slice(0, page.limit).map(toTransition), hasMore: rows.length > page.limit };
+    },
+
+    /**
+     * Records that the partner accepts the current version of its rules of engagement.
+     * Accepting a version already accepted changes nothing.
+     *
+     * @throws DomainError `participants.partner_not_found`, `participants.rules_version_not_current`
+     */
+    async acceptRules(ctx: Context, id: PartnerId, version: number): Promise<PartnerView> {
+      requireTransaction(ctx.db);
+      const partner = await visiblePartner(ctx, id, true);
+      const type = await requirePartnerType(ctx.db, partner.type);
+      if (type.currentRulesVersion === null || version !== type.currentRulesVersion) {
+        throw conflict(
+          'participants.rules_version_not_current',
+          `The current rules of engagement are version ${type.currentRulesVersion ?? 'none'}.`,
+        );
+      }
+      return viewOne(ctx.db, await recordAcceptance(ctx, partner, version), ctx.now);
+    },
+
+    /**
+     * Adds a staff user to a partner: by the partner's owner, or an operator admin.
+     *
+     * @throws DomainError `participants.partner_not_found`, `access.email_taken`
+     */
+    async addStaff(
+      ctx: Context,
+      id: PartnerId,
+      input: { name: string; email: string; role: 'owner' | 'member' },
+    ): Promise<User> {
+      requireTransaction(ctx.db);
+      const partner = await visiblePartner(ctx, id);
+      return access.createUser(ctx, { tenant: { kind: 'partner', partnerId: partner.id }, ...input });
+    },
+
+    /** @throws DomainError `participants.partner_not_found` */
+    async listStaff(ctx: Context, id: PartnerId, page: Page): Promise<{ users: User[]; hasMore: boolean }> {
+      const partner = await visiblePartner(ctx, id);
+      return access.listUsers(ctx, { kind: 'partner', partnerId: partner.id }, page);
+    },
+
+    /**
+     * A customer opens an account, with its first user and API key; or an operator opens one
+     * for it (no key then: the operator hands over access separately).
+     *
+     * @throws DomainError `participants.customer_email_taken`
+     */
+    async createCustomer(
+      ctx: Context,
+      input: { kind: 'consumer' | 'business'; name: string; email: string; region?: string | undefined },
+      options: { issueKey: boolean },
+    ): Promise<{ customer: Customer; user: User; apiKey: ApiKey | null; secret: string | null }> {
+      requireTransaction(ctx.db);
+      const taken = await ctx.db
+        .selectFrom('customers')
+        .select('id')
+        .where(sql`lower(email)`, '=', input.email.toLowerCase())
+        .executeTakeFirst();
+      if (taken)
+        throw conflict(
+          'participants.customer_email_taken',
+          `A customer with the e-mail ${input.email} exists.`,
+        );
+      const row = await ctx.db
+        .insertInto('customers')
+        .values({
+          id: newId('cus'),
+          kind: input.kind,
+          name: input.name,
+          email: input.email,
+          region: input.region ?? null,
+          created_at: ctx.now,
+          updated_at: ctx.now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const customer = toCustomer(row);
+      const user = await access.createUser(ctx, {
+        tenant: { kind: 'customer', customerId: customer.id },
+        role: 'customer',
+        name: input.name,
+        email: input.email,
+      });
+      await appendEvent(ctx, {
+        type: 'customer.created',
+        subjectId: customer.id,
+        data: { id: customer.id, kind: customer.kind },
+        audience: [customer.id],
+      });
+      if (!options.issueKey) return { customer, user, apiKey: null, secret: null };
+      const { apiKey, secret } = await access.issueInitialKey(ctx, user, 'Created on sign-up');
+      return { customer, user, apiKey, secret };
+    },
+
+    /** @throws DomainError `participants.customer_not_found` */
+    async getCustomer(ctx: Context, id: CustomerId): Promise<Customer> {
+      return visibleCustomer(ctx, id);
+    },
+
+    async listCustomers(
+      ctx: Context,
+      filter: Page & { query?: string | undefined; region?: string | undefined },
+    ): Promise<{ customers: Customer[]; hasMore: boolean }> {
+      let query = ctx.db
+        .selectFrom('customers')
+        .selectAll()
+        .orderBy('id')
+        .limit(filter.limit + 1);
+      if (filter.region) query = query.where('region', '=', filter.region);
+      if (filter.query) query = query.where('name', 'ilike', `%${escapeLike(filter.query)}%`);
+      if (filter.after) query = query.where('id', '>', filter.after);
+      const rows = await query.execute();
+      return { customers: rows.slice(0, filter.limit).map(toCustomer), hasMore: rows.length > filter.limit };
+    },
+
+    /** @throws DomainError `participants.customer_not_found` */
+    async updateCustomer(
+      ctx: Context,
+      id: CustomerId,
+      changes: { name?: string | undefined; region?: string | null | undefined },
+    ): Promise<Customer> {
+      requireTransaction(ctx.db);
+      await visibleCustomer(ctx, id, true);
+      const row = await ctx.db
+        .updateTable('customers')
+        .set({
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.region !== undefined ? { region: changes.region } : {}),
+          updated_at: ctx.now,
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await appendEvent(ctx, { type: 'customer.updated', subjectId: id, data: { id }, audience: [id] });
+      return toCustomer(row);
+    },
+
+    /** The audience tokens of the event feed a principal reads: itself and the groups it belongs to. */
+    async eventAudience(db: Executor, actor: Actor): Promise<'all' | string[]> {
+      if (actor.kind === 'operator' || actor.kind === 'system') return 'all';
+      if (actor.kind === 'customer') return [actor.customerId];
+      if (actor.kind === 'partner') {
+        const partner = await findPartner(db, actor.partnerId);
+        return partner ? [partner.id, partnerTypeAudience(partner.type)] : [actor.partnerId];
+      }
+      return [];
+    },
+  };
+
+  async function visibleCustomer(ctx: Context, id: CustomerId, forUpdate = false): Promise<Customer> {
+    const allowed =
+      ctx.actor.kind === 'operator' ||
+      ctx.actor.kind === 'system' ||
+      (ctx.actor.kind === 'customer' && ctx.actor.customerId === id);
+    const customer = allowed ? await findCustomer(ctx.db, id, forUpdate) : undefined;
+    if (!customer) throw notFound('participants.customer_not_found', `No customer ${id}.`);
+    return customer;
+  }
+}
+
+/** Events meant for every partner of a type (new rules) carry this audience token. */
+export const partnerTypeAudience = (key: string) => `partner_type:${key}`;
+
+function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}

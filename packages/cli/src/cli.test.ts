@@ -1,0 +1,162 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/*
+ * The `baton` command as a user runs it: the built program in its own process. `npm test`
+ * builds before it tests, so the program is current.
+ */
+const BATON = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const run = promisify(execFile);
+const baton = (...args: string[]) => run(process.execPath, [BATON, ...args], { env: cleanEnv() });
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const { DATABASE_URL: _ignored, ...rest } = process.env;
+  return { ...rest, BATON_LOG_LEVEL: 'warn' };
+}
+
+/** Starts `baton serve` and resolves once it prints its address. */
+function serve(args: string[]): Promise<{ child: ChildProcess; output: () => string; url: string }> {
+  const child = spawn(process.execPath, [BATON, 'serve', '--port', '0', ...args], { env: cleanEnv() });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /serving (http:\/\/\S+) /.exec(output);
+      if (match?.[1] && (!output.includes('new database') || /baton_sk_\S+\n/.test(output))) {
+        resolve({ child, output: () => output, url: match[1] });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('exit', (code) => reject(new Error(`baton serve exited with ${code}: ${output}`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+const onPostgres = process.env.BATON_TEST_DATABASE === 'postgres';
+
+describe.runIf(!onPostgres)('the baton command on the embedded database', () => {
+  const dirs: string[] = [];
+  const tempDir = async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'baton-cli-'));
+    dirs.push(dir);
+    return path.join(dir, 'data');
+  };
+  afterAll(async () => {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('explains its commands', async () => {
+    const { stdout } = await baton('--help');
+    for (const command of ['serve', 'migrate', 'keys']) expect(stdout).toContain(command);
+    const keys = await baton('keys', 'create', '--help');
+    expect(keys.stdout).toContain('--role');
+    expect(keys.stdout).toContain('admin');
+  });
+
+  it('serves a new embedded database with an admin key printed once, and locks its data folder', async () => {
+    const dataDir = await tempDir();
+    const server = await serve(['--data-dir', dataDir]);
+    try {
+      const secret = /(baton_sk_\S+)/.exec(server.output())?.[1];
+      expect(secret).toBeDefined();
+      const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${secret}` } });
+      expect(me.status).toBe(200);
+      expect(await me.json()).toMatchObject({ tenant_kind: 'operator', role: 'admin' });
+
+      // A second process on the same folder is refused with a clear message, and writes nothing.
+      const second = baton('migrate', '--data-dir', dataDir);
+      await expect(second).rejects.toMatchObject({ code: 1 });
+      await expect(second).rejects.toMatchObject({
+        stderr: expect.stringContaining('in use by another Baton process'),
+      });
+    } finally {
+      await stop(server.child);
+    }
+
+    // Started again, the database is no longer new: no second key is printed.
+    const again = await serve(['--data-dir', dataDir]);
+    try {
+      expect(again.output()).not.toContain('baton_sk_');
+    } finally {
+      await stop(again.child);
+    }
+  });
+
+  it('migrates, and creates operator keys that work', async () => {
+    const dataDir = await tempDir();
+    const migrated = await baton('migrate', '--data-dir', dataDir);
+    expect(migrated.stdout).toContain('participants/0001_partners_and_customers');
+    expect((await baton('migrate', '--data-dir', dataDir)).stdout).toContain('Already up to date');
+
+    const created = await baton('keys', 'create', '--role', 'finance', '--data-dir', dataDir);
+    const secret = /(baton_sk_\S+)/.exec(created.stdout)?.[1];
+    expect(secret).toBeDefined();
+    const server = await serve(['--data-dir', dataDir]);
+    try {
+      const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${secret}` } });
+      expect(await me.json()).toMatchObject({ role: 'finance' });
+    } finally {
+      await stop(server.child);
+    }
+  });
+
+  it('refuses a bad setting or role with a message that names it', async () => {
+    await expect(baton('serve', '--port', 'eighty')).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('BATON_PORT'),
+    });
+    await expect(baton('keys', 'create', '--role', 'emperor')).rejects.toMatchObject({
+      stderr: expect.stringContaining('emperor'),
+    });
+  });
+});
+
+describe.runIf(onPostgres)('the baton command on PostgreSQL', () => {
+  const adminUrl = process.env.TEST_DATABASE_URL as string;
+  const name = `baton_cli_${process.pid}`;
+  const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+  const admin = async (text: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    await client.query(text).finally(() => client.end());
+  };
+  afterAll(() => admin(`drop database if exists ${name} with (force)`));
+
+  it('migrates, creates a key and serves with --database-url', async () => {
+    await admin(`drop database if exists ${name} with (force)`);
+    await admin(`create database ${name}`);
+    expect((await baton('migrate', '--database-url', url)).stdout).toContain(
+      'kernel/0001_events_audit_idempotency',
+    );
+    const created = await baton('keys', 'create', '--role', 'ops', '--database-url', url);
+    const secret = /(baton_sk_\S+)/.exec(created.stdout)?.[1];
+    const server = await serve(['--database-url', url]);
+    try {
+      // On PostgreSQL no key is created by itself: the installer makes one with `keys create`.
+      expect(server.output()).not.toContain('new database');
+      expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({
+        status: 'ok',
+        database: 'postgres',
+      });
+      const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${secret}` } });
+      expect(await me.json()).toMatchObject({ role: 'ops' });
+    } finally {
+      await stop(server.child);
+    }
+  });
+});

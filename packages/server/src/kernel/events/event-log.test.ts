@@ -1,0 +1,90 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import type { Context } from '../context.js';
+import { runInTransaction } from '../database/transaction.js';
+import type { EventId } from '../ids.js';
+import { appendEvent, readEvents } from './event-log.js';
+
+describe(`the event log (${TEST_DATABASE_KIND})`, async () => {
+  const database = await createTestDatabase();
+  afterAll(() => database.close());
+
+  const append = (type: string, audience: string[]) =>
+    runInTransaction(database.db, (tx) => {
+      const ctx: Context = {
+        db: tx,
+        actor: { kind: 'system', name: 'test' },
+        now: new Date(),
+        requestId: null,
+        ip: null,
+      };
+      return appendEvent(ctx, { type, subjectId: 'subject', data: { type }, audience });
+    });
+
+  it('reads every event once, in commit order, page by page', async () => {
+    const written: EventId[] = [];
+    for (let i = 0; i < 7; i++) written.push(await append('test.paged', []));
+    const read: EventId[] = [];
+    let after: EventId | null = null;
+    for (;;) {
+      const page = await readEvents(database.db, { viewer: 'all', after, limit: 3, types: ['test.paged'] });
+      if (!page) throw new Error('cursor refused');
+      read.push(...page.events.map((event) => event.id));
+      if (!page.hasMore) break;
+      after = page.events.at(-1)?.id ?? null;
+    }
+    expect(read).toEqual(written);
+  });
+
+  it('shows a reader only the events of its audience, and refuses a cursor it cannot see', async () => {
+    const mine = await append('test.audience', ['ptn_a']);
+    const group = await append('test.audience', ['partner_type:courier']);
+    const theirs = await append('test.audience', ['ptn_b']);
+    const page = await readEvents(database.db, {
+      viewer: ['ptn_a', 'partner_type:courier'],
+      after: null,
+      limit: 100,
+      types: ['test.audience'],
+    });
+    expect(page?.events.map((event) => event.id)).toEqual([mine, group]);
+    expect(await readEvents(database.db, { viewer: ['ptn_a'], after: theirs, limit: 10 })).toBeNull();
+    expect(
+      await readEvents(database.db, { viewer: 'all', after: 'evt_missing' as EventId, limit: 10 }),
+    ).toBeNull();
+  });
+
+  it.runIf(TEST_DATABASE_KIND === 'postgres')(
+    'never lets a reader skip an event whose transaction commits after a later one',
+    async () => {
+      const slow = await database.pool.connect();
+      try {
+        await slow.query('begin');
+        await slow.query(
+          `insert into events (id, type, subject_id, data, actor_kind, occurred_at)
+           values ('evt_slow', 'test.race', 'x', '{}', 'system', now())`,
+        );
+        const fast = await append('test.race', []);
+
+        // The slow transaction is still open: the later, committed event must wait behind it.
+        const during = await readEvents(database.db, {
+          viewer: 'all',
+          after: null,
+          limit: 100,
+          types: ['test.race'],
+        });
+        expect(during?.events).toEqual([]);
+
+        await slow.query('commit');
+        const afterCommit = await readEvents(database.db, {
+          viewer: 'all',
+          after: null,
+          limit: 100,
+          types: ['test.race'],
+        });
+        expect(afterCommit?.events.map((event) => event.id)).toEqual(['evt_slow', fast]);
+      } finally {
+        slow.release();
+      }
+    },
+  );
+});

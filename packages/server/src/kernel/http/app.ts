@@ -41,11 +41,24 @@ import type { Route } from './route.js';
 declare module 'fastify' {
   interface FastifyRequest {
     actor: Actor;
+    /** Why the request's key was refused; raised once the rate limit has counted the request. */
+    authError: DomainError | null;
+  }
+  interface FastifyInstance {
+    /** Every route served, with who may call it: what the access and tenancy tests enumerate. */
+    servedRoutes: readonly ServedRoute[];
   }
   interface FastifyContextConfig {
     access?: Access;
     audit?: Route['audit'];
   }
+}
+
+/** A route as served: `GET /v1/partners/:partner_id`, and who may call it. */
+export interface ServedRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly access: Access;
 }
 
 export interface HttpDeps {
@@ -83,24 +96,53 @@ export async function createHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // Bodies are JSON only. Fastify also parses text/plain, which would hand a schema a string
+  // and answer with a confusing validation error instead of 415.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest<Actor | null>('actor', null);
+  app.decorateRequest<DomainError | null>('authError', null);
 
   // Deny by default: a route that does not say who may call it cannot even be registered.
+  const servedRoutes: ServedRoute[] = [];
+  app.decorate('servedRoutes', servedRoutes);
   app.addHook('onRoute', (route) => {
-    if (route.config?.access) return;
-    if (route.url.startsWith(DOCS_PREFIX)) {
+    if (!route.config?.access) {
+      if (!route.url.startsWith(DOCS_PREFIX))
+        throw new Error(`Route ${route.method} ${route.url} declares no access`);
       route.config = { ...route.config, access: 'public' };
-      return;
     }
-    throw new Error(`Route ${route.method} ${route.url} declares no access`);
+    const access = route.config.access as Access;
+    for (const method of [route.method].flat()) servedRoutes.push({ method, url: route.url, access });
   });
 
+  /*
+   * The rate limit runs as a route-level `onRequest` hook, after these app-level ones. So a
+   * refused key passes as anonymous here and the access decision waits for `preParsing`: every
+   * refusal (bad key, no key, wrong role) is counted against the caller's key or address, and
+   * cannot be repeated unthrottled (a denied privileged call also writes an audit record).
+   */
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    request.actor = await authenticateRequest(request, deps.authenticate);
+    try {
+      request.actor = await authenticateRequest(request, deps.authenticate);
+    } catch (error) {
+      if (!isDomainError(error)) throw error;
+      request.actor = { kind: 'anonymous' };
+      request.authError = error;
+    }
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('preParsing', async (request) => {
+    if (request.authError) {
+      // A refused credential is an authentication event: audited once, after the rate limit.
+      await recordAudit(requestContext(request, db, clock), {
+        action: 'auth.authenticate',
+        targetId: null,
+        outcome: 'denied',
+        errorCode: request.authError.code,
+      });
+      throw request.authError;
+    }
     const access = request.routeOptions.config?.access;
     if (access === undefined) return; // no route matched: the not-found handler answers.
     const decision = decideAccess(access, request.actor);
@@ -378,11 +420,20 @@ function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyR
     return sendProblem(reply, problemFromDomainError(error, request.id));
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
-    const errors: FieldError[] = error.validation.map((issue) => ({
-      path: `/${error.validationContext ?? 'body'}${issue.instancePath}`,
-      rule: issue.keyword,
-      message: issue.message ?? 'is not valid',
-    }));
+    const errors: FieldError[] = error.validation.flatMap((issue) => {
+      // The document itself is `/body`, not `/body/` (which would point at a field named "").
+      const path = `/${error.validationContext ?? 'body'}${issue.instancePath === '/' ? '' : issue.instancePath}`;
+      const message = issue.message ?? 'is not valid';
+      // One issue lists every unknown field; the report names each rejected field by its path.
+      const unknownKeys = issue.keyword === 'unrecognized_keys' ? issue.params.keys : undefined;
+      return Array.isArray(unknownKeys) && unknownKeys.length > 0
+        ? unknownKeys.map((key) => ({
+            path: `${path}/${String(key).replaceAll('~', '~0').replaceAll('/', '~1')}`,
+            rule: issue.keyword,
+            message: `${String(key)} is not a known field`,
+          }))
+        : [{ path, rule: issue.keyword, message }];
+    });
     return sendProblem(
       reply,
       problem(400, 'request.invalid', request.id, 'The request does not match the schema.', { errors }),

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import { type Actor, type Principal, tenantOf } from '../../kernel/actor.js';
 import { recordAudit } from '../../kernel/audit/audit-log.js';
@@ -38,7 +39,7 @@ export interface PageRequest {
 export type AccessService = ReturnType<typeof createAccessService>;
 
 export function createAccessService() {
-  const principals = new LRUCache<string, { principal: Principal | null }>({
+  const principals = new LRUCache<string, { principal: Principal | null; expiresAt: Date | null }>({
     max: AUTH_CACHE_MAX,
     ttl: AUTH_CACHE_TTL_MS,
   });
@@ -46,6 +47,14 @@ export function createAccessService() {
   /** The actor's own tenant key; Baton itself (`system`) may act in any tenant. */
   const actorTenant = (actor: Actor): string | 'any' =>
     actor.kind === 'system' ? 'any' : actor.kind === 'operator' ? 'operator' : (tenantOf(actor) ?? 'none');
+
+  /**
+   * Where the actor may look after users and keys: its own tenant, or every tenant for an
+   * operator admin, who must be able to disable a partner's leaked key at once. Creating keys
+   * is never reached across tenants: nobody mints another tenant's credentials.
+   */
+  const actorReach = (actor: Actor): string | 'any' =>
+    actor.kind === 'operator' && actor.role === MANAGER_ROLE.operator ? 'any' : actorTenant(actor);
 
   const isManager = (actor: Actor) =>
     actor.kind === 'system' ||
@@ -106,10 +115,11 @@ export function createAccessService() {
       const hash = hashSecret(secret);
       const cacheKey = hash.toString('base64');
       const cached = principals.get(cacheKey);
-      if (cached) return cached.principal;
-      const principal = await findPrincipalBySecretHash(db, hash, now);
-      principals.set(cacheKey, { principal });
-      return principal;
+      // The cache may keep an answer for AUTH_CACHE_TTL_MS, but never past the key's expiry.
+      if (cached && (cached.expiresAt === null || now < cached.expiresAt)) return cached.principal;
+      const found = await findPrincipalBySecretHash(db, hash, now);
+      principals.set(cacheKey, found ?? { principal: null, expiresAt: null });
+      return found?.principal ?? null;
     },
 
     /**
@@ -126,14 +136,6 @@ export function createAccessService() {
         );
       }
       const tenantId = tenantKey(input.tenant);
-      const taken = await ctx.db
-        .selectFrom('users')
-        .select('id')
-        .where('tenant_id', '=', tenantId)
-        .where((eb) => eb(eb.fn('lower', ['email']), '=', input.email.toLowerCase()))
-        .executeTakeFirst();
-      if (taken)
-        throw conflict('access.email_taken', `A user with the e-mail ${input.email} already exists here.`);
       const row = await ctx.db
         .insertInto('users')
         .values({
@@ -147,8 +149,12 @@ export function createAccessService() {
           created_at: ctx.now,
           disabled_at: null,
         })
+        // The unique index decides between concurrent requests: a check before the insert would let both pass.
+        .onConflict((oc) => oc.expression(sql`tenant_id, lower(email)`).doNothing())
         .returningAll()
-        .executeTakeFirstOrThrow();
+        .executeTakeFirst();
+      if (!row)
+        throw conflict('access.email_taken', `A user with the e-mail ${input.email} already exists here.`);
       const user = toUser(row);
       await recordAudit(ctx, {
         action: 'access.user.create',
@@ -188,7 +194,7 @@ export function createAccessService() {
      * @throws DomainError `access.user_not_found`
      */
     async getUser(ctx: Context, id: UserId): Promise<User> {
-      const user = await findUser(ctx.db, actorTenant(ctx.actor), id);
+      const user = await findUser(ctx.db, actorReach(ctx.actor), id);
       if (!user) throw notFound('access.user_not_found', `No user ${id}.`);
       return user;
     },
@@ -201,7 +207,7 @@ export function createAccessService() {
      */
     async disableUser(ctx: Context, id: UserId): Promise<User> {
       requireTransaction(ctx.db);
-      const user = await findUser(ctx.db, actorTenant(ctx.actor), id, true);
+      const user = await findUser(ctx.db, actorReach(ctx.actor), id, true);
       if (!user) throw notFound('access.user_not_found', `No user ${id}.`);
       if (!isManager(ctx.actor)) throw forbidden('access.not_a_manager', 'Only a manager may disable users.');
       if (user.status === 'disabled') return user;
@@ -287,7 +293,7 @@ export function createAccessService() {
         .selectAll()
         .orderBy('id')
         .limit(filter.limit + 1);
-      const tenant = actorTenant(ctx.actor);
+      const tenant = actorReach(ctx.actor);
       if (tenant !== 'any') query = query.where('tenant_id', '=', tenant);
       if (!isManager(ctx.actor)) query = query.where('user_id', '=', actorUserId(ctx.actor) ?? '');
       if (filter.userId) query = query.where('user_id', '=', filter.userId);
@@ -305,7 +311,7 @@ export function createAccessService() {
     async revokeApiKey(ctx: Context, id: ApiKeyId): Promise<ApiKey> {
       requireTransaction(ctx.db);
       let query = ctx.db.selectFrom('api_keys').selectAll().where('id', '=', id).forUpdate();
-      const tenant = actorTenant(ctx.actor);
+      const tenant = actorReach(ctx.actor);
       if (tenant !== 'any') query = query.where('tenant_id', '=', tenant);
       if (!isManager(ctx.actor)) query = query.where('user_id', '=', actorUserId(ctx.actor) ?? '');
       const row = await query.executeTakeFirst();

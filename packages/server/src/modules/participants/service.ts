@@ -320,9 +320,13 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         targetId: key,
         outcome: 'succeeded',
         details: {
-          changed: Object.keys(changes).filter(
-            (field) => changes[field as keyof typeof changes] !== undefined,
-          ),
+          changed: Object.entries({
+            name: changes.name,
+            description: changes.description,
+            profile_schema: changes.profileSchema,
+          })
+            .filter(([, value]) => value !== undefined)
+            .map(([field]) => field),
         },
       });
       await appendEvent(ctx, { type: 'partner_type.updated', subjectId: key, data: { key }, audience: [] });
@@ -474,20 +478,6 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       const invitation = application.invitationToken
         ? await claimInvitation(ctx, application.invitationToken, application)
         : null;
-      const duplicate = await ctx.db
-        .selectFrom('partners')
-        .select('id')
-        .where('partner_type', '=', type.key)
-        .where(sql`lower(email)`, '=', application.email.toLowerCase())
-        .where('state', 'not in', ['rejected', 'offboarded'])
-        .executeTakeFirst();
-      if (duplicate) {
-        throw conflict(
-          'participants.already_applied',
-          `A ${type.key} with the e-mail ${application.email} already exists.`,
-        );
-      }
-
       const id = newId('ptn');
       const row = await ctx.db
         .insertInto('partners')
@@ -507,8 +497,22 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
           created_at: ctx.now,
           updated_at: ctx.now,
         })
+        // The unique index of live partners decides between concurrent applications: a check
+        // before the insert would let them all pass.
+        .onConflict((oc) =>
+          oc
+            .expression(sql`partner_type, lower(email)`)
+            .where(sql<boolean>`state not in ('rejected', 'offboarded')`)
+            .doNothing(),
+        )
         .returningAll()
-        .executeTakeFirstOrThrow();
+        .executeTakeFirst();
+      if (!row) {
+        throw conflict(
+          'participants.already_applied',
+          `A ${type.key} with the e-mail ${application.email} already exists.`,
+        );
+      }
       let partner = toPartner(row);
       await insertTransition(
         ctx,
@@ -760,7 +764,15 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
           `The current rules of engagement are version ${type.currentRulesVersion ?? 'none'}.`,
         );
       }
-      return viewOne(ctx.db, await recordAcceptance(ctx, partner, version), ctx.now);
+      const accepted = await recordAcceptance(ctx, partner, version);
+      // The route audits refused acceptances; a successful one is audited here, like every action.
+      await recordAudit(ctx, {
+        action: 'participants.rules.accept',
+        targetId: id,
+        outcome: 'succeeded',
+        details: { version },
+      });
+      return viewOne(ctx.db, accepted, ctx.now);
     },
 
     /**
@@ -796,16 +808,8 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       options: { issueKey: boolean },
     ): Promise<{ customer: Customer; user: User; apiKey: ApiKey | null; secret: string | null }> {
       requireTransaction(ctx.db);
-      const taken = await ctx.db
-        .selectFrom('customers')
-        .select('id')
-        .where(sql`lower(email)`, '=', input.email.toLowerCase())
-        .executeTakeFirst();
-      if (taken)
-        throw conflict(
-          'participants.customer_email_taken',
-          `A customer with the e-mail ${input.email} exists.`,
-        );
+      // The unique index on the e-mail decides between concurrent sign-ups: a check before the
+      // insert would let them all pass, and all but one fail on the index.
       const row = await ctx.db
         .insertInto('customers')
         .values({
@@ -817,8 +821,15 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
           created_at: ctx.now,
           updated_at: ctx.now,
         })
+        .onConflict((oc) => oc.expression(sql`lower(email)`).doNothing())
         .returningAll()
-        .executeTakeFirstOrThrow();
+        .executeTakeFirst();
+      if (!row) {
+        throw conflict(
+          'participants.customer_email_taken',
+          `A customer with the e-mail ${input.email} exists.`,
+        );
+      }
       const customer = toCustomer(row);
       const user = await access.createUser(ctx, {
         tenant: { kind: 'customer', customerId: customer.id },

@@ -57,12 +57,12 @@ export async function findUser(db: Executor, tenantId: string | 'any', id: UserI
   return row ? toUser(row) : undefined;
 }
 
-/** The principal an active key of an active user acts for. */
+/** The principal an active key of an active user acts for, and when that key expires. */
 export async function findPrincipalBySecretHash(
   db: Executor,
   hash: Buffer,
   now: Date,
-): Promise<Principal | null> {
+): Promise<{ principal: Principal; expiresAt: Date | null } | null> {
   const row = await db
     .selectFrom('api_keys')
     .innerJoin('users', 'users.id', 'api_keys.user_id')
@@ -81,18 +81,25 @@ export async function findPrincipalBySecretHash(
   if (!row || (row.expires_at && row.expires_at <= now)) return null;
   const keyId = row.key_id as ApiKeyId;
   const userId = row.user_id as UserId;
+  const expiresAt = row.expires_at;
   switch (row.tenant_kind) {
     case 'operator':
-      return { kind: 'operator', userId, role: row.role as OperatorRole, keyId };
+      return { principal: { kind: 'operator', userId, role: row.role as OperatorRole, keyId }, expiresAt };
     case 'partner':
       return {
-        kind: 'partner',
-        partnerId: row.tenant_id as PartnerId,
-        userId,
-        role: row.role as PartnerRole,
-        keyId,
+        principal: {
+          kind: 'partner',
+          partnerId: row.tenant_id as PartnerId,
+          userId,
+          role: row.role as PartnerRole,
+          keyId,
+        },
+        expiresAt,
       };
     case 'customer':
-      return { kind: 'customer', customerId: row.tenant_id as CustomerId, userId, keyId };
+      return {
+        principal: { kind: 'customer', customerId: row.tenant_id as CustomerId, userId, keyId },
+        expiresAt,
+      };
   }
 }

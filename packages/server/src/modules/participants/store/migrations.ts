@@ -50,7 +50,9 @@ export const participantsMigrations: ModuleMigrations = {
           create index partners_state on partners (state, id);
           create index partners_type on partners (partner_type, state, id);
           create index partners_regions on partners using gin (regions);
-          create index partners_email on partners (partner_type, lower(email));
+          -- One live partner per type and e-mail, enforced where concurrent applications meet.
+          create unique index partners_live_email on partners (partner_type, lower(email))
+            where state not in ('rejected', 'offboarded');
 
           create table partner_transitions (
             id text primary key,

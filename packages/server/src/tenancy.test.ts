@@ -1,0 +1,429 @@
+import { type Kysely, sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import type { Tables } from './kernel/database/tables.js';
+import { EVENT_PAGE_MAX } from './kernel/events/event-log.js';
+import type { ServedRoute } from './kernel/http/app.js';
+import { newId } from './kernel/ids.js';
+import { servedRoutes } from './testing/served-routes.js';
+import { type ApiResponse, createTestApp, type TestApp } from './testing/test-app.js';
+
+/*
+ * A1, the object-level access matrix: for every route that takes an object's id, another
+ * tenant's id is a 404 indistinguishable from a missing one (or the 403 every id gets, where
+ * the caller's role may not call the route at all), and nothing changes in the database.
+ */
+
+type Attacker = 'partner owner' | 'partner member' | 'customer';
+const ATTACKERS: readonly Attacker[] = ['partner owner', 'partner member', 'customer'];
+
+/**
+ * What a route with a path parameter answers another tenant. `public` routes show the same
+ * thing to everyone; a scoped route answers each kind of attacker with 404 (it may call the
+ * route, but not for that object) or 403 (its role may not call the route at all). `body` is
+ * a valid body, so that only the tenancy check stands between the attacker and a change.
+ */
+type Case =
+  | { readonly kind: 'public'; readonly why: string }
+  | {
+      readonly kind: 'scoped';
+      readonly expect: Readonly<Record<Attacker, 403 | 404>>;
+      readonly body?: (n: number) => unknown;
+    };
+
+const PUBLIC = (why: string): Case => ({ kind: 'public', why });
+/** A route only operators may call: every tenant gets 403, whatever the id. */
+const OPERATOR_ONLY: Extract<Case, { kind: 'scoped' }> = {
+  kind: 'scoped',
+  expect: { 'partner owner': 403, 'partner member': 403, customer: 403 },
+};
+
+/**
+ * One case per `METHOD url` with a path parameter. Fastify's HEAD routes are copies of the GET
+ * routes and are probed with the GET case. A route with a parameter and no case fails the test.
+ */
+const CASES: Readonly<Record<string, Case>> = {
+  'GET /v1/partner-types/:key': PUBLIC('partner types are published to prospective partners'),
+  'GET /v1/partner-types/:key/rules': PUBLIC('rules of engagement are published to prospective partners'),
+  'GET /v1/partner-types/:key/rules/:version': PUBLIC('rules of engagement are published'),
+  'PATCH /v1/partner-types/:key': { ...OPERATOR_ONLY, body: () => ({ name: 'Hijacked' }) },
+  'POST /v1/partner-types/:key/rules': {
+    ...OPERATOR_ONLY,
+    body: () => ({ title: 'Hijacked', body: 'Hijacked.', grace_period_days: 0 }),
+  },
+  'POST /v1/partner-invitations/:invitation_id/revoke': OPERATOR_ONLY,
+  'GET /v1/partners/:partner_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'PATCH /v1/partners/:partner_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+    body: () => ({ name: 'Hijacked', regions: ['hijacked'] }),
+  },
+  'POST /v1/partners/:partner_id/transitions': {
+    ...OPERATOR_ONLY,
+    body: () => ({ to: 'under_review', reason: 'Hijacked.' }),
+  },
+  'GET /v1/partners/:partner_id/transitions': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'POST /v1/partners/:partner_id/rules-acceptances': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+    body: () => ({ version: 1 }),
+  },
+  'GET /v1/partners/:partner_id/users': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'POST /v1/partners/:partner_id/users': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+    body: (n) => ({ name: 'Intruder', email: `intruder-${n}@attacker.test`, role: 'owner' }),
+  },
+  'GET /v1/customers/:customer_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 403, 'partner member': 403, customer: 404 },
+  },
+  'PATCH /v1/customers/:customer_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 403, 'partner member': 403, customer: 404 },
+    body: () => ({ name: 'Hijacked', region: 'hijacked' }),
+  },
+  'GET /v1/users/:user_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 404 },
+  },
+  'POST /v1/users/:user_id/disable': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+  },
+  'POST /v1/api-keys/:api_key_id/revoke': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 404 },
+  },
+};
+
+interface PartnerTenant {
+  readonly id: string;
+  readonly ownerUserId: string;
+  readonly ownerKey: string;
+  readonly ownerKeyId: string;
+  readonly memberUserId: string;
+  readonly memberKey: string;
+  readonly memberKeyId: string;
+}
+
+interface CustomerTenant {
+  readonly id: string;
+  readonly userId: string;
+  readonly key: string;
+  readonly keyId: string;
+}
+
+interface NewKey {
+  api_key: { id: string };
+  secret: string;
+}
+
+function ok<T>(response: ApiResponse<T>, status = 200): T {
+  expect(response.status, response.text).toBe(status);
+  return response.body;
+}
+
+async function applyAsPartner(app: TestApp, name: string): Promise<PartnerTenant> {
+  const applied = ok(
+    await app.request<{ partner: { id: string }; owner: { id: string }; api_key: NewKey }>(
+      'POST',
+      '/v1/partner-applications',
+      {
+        key: null,
+        body: { partner_type: 'supplier', name, email: `${name}@partner.test`, regions: ['eu-west'] },
+      },
+    ),
+    201,
+  );
+  const ownerKey = applied.api_key.secret;
+  const member = ok(
+    await app.request<{ id: string }>('POST', `/v1/partners/${applied.partner.id}/users`, {
+      key: ownerKey,
+      body: { name: `${name} member`, email: `member@${name}.test`, role: 'member' },
+    }),
+    201,
+  );
+  const memberKey = ok(
+    await app.request<NewKey>('POST', '/v1/api-keys', {
+      key: ownerKey,
+      body: { name: 'member key', user_id: member.id },
+    }),
+    201,
+  );
+  return {
+    id: applied.partner.id,
+    ownerUserId: applied.owner.id,
+    ownerKey,
+    ownerKeyId: applied.api_key.api_key.id,
+    memberUserId: member.id,
+    memberKey: memberKey.secret,
+    memberKeyId: memberKey.api_key.id,
+  };
+}
+
+async function signUpAsCustomer(app: TestApp, name: string): Promise<CustomerTenant> {
+  const signedUp = ok(
+    await app.request<{ customer: { id: string }; user: { id: string }; api_key: NewKey }>(
+      'POST',
+      '/v1/customer-signups',
+      { key: null, body: { kind: 'consumer', name, email: `${name}@customer.test` } },
+    ),
+    201,
+  );
+  return {
+    id: signedUp.customer.id,
+    userId: signedUp.user.id,
+    key: signedUp.api_key.secret,
+    keyId: signedUp.api_key.api_key.id,
+  };
+}
+
+/** Every row of every table but the audit log (which records refusals), in a stable order. */
+async function snapshot(db: Kysely<Tables>): Promise<Record<string, string[]>> {
+  const tables = await sql<{ table_name: string }>`
+    select table_name from information_schema.tables
+    where table_schema = 'public' and table_type = 'BASE TABLE' and table_name <> 'audit_records'
+    order by table_name`.execute(db);
+  const result: Record<string, string[]> = {};
+  for (const { table_name } of tables.rows) {
+    const rows = await sql<Record<string, unknown>>`select * from ${sql.table(table_name)}`.execute(db);
+    result[table_name] = rows.rows
+      .map((row) => JSON.stringify(row, (_key, value) => (typeof value === 'bigint' ? `${value}` : value)))
+      .sort();
+  }
+  return result;
+}
+
+async function auditSeq(db: Kysely<Tables>): Promise<string> {
+  const row = await sql<{
+    seq: string;
+  }>`select coalesce(max(seq), 0)::text as seq from audit_records`.execute(db);
+  return row.rows[0]?.seq ?? '0';
+}
+
+/** A response as a caller can compare it: without the request id, and with the probed id (if any) masked. */
+function comparable(response: ApiResponse, id: string) {
+  const text = id ? response.text.replaceAll(id, '<id>') : response.text;
+  const body = text ? (JSON.parse(text) as Record<string, unknown>) : null;
+  if (body) delete body.request_id;
+  return { status: response.status, contentType: response.headers['content-type'], body };
+}
+
+describe('object-level access (A1)', async () => {
+  const app = await createTestApp();
+  const db = app.baton.database.db;
+
+  ok(
+    await app.request('POST', '/v1/partner-types', {
+      body: { key: 'supplier', name: 'Supplier', profile_schema: { type: 'object' } },
+    }),
+    201,
+  );
+  // Published rules make an acceptance by the wrong partner a change that could succeed.
+  ok(
+    await app.request('POST', '/v1/partner-types/supplier/rules', {
+      body: { title: 'Rules', body: 'Deliver on time.', grace_period_days: 0 },
+    }),
+    201,
+  );
+  const partnerA = await applyAsPartner(app, 'alpha');
+  const partnerB = await applyAsPartner(app, 'bravo');
+  const customerA = await signUpAsCustomer(app, 'carol');
+  const customerB = await signUpAsCustomer(app, 'dave');
+  const invitation = ok(
+    await app.request<{ invitation: { id: string } }>('POST', '/v1/partner-invitations', {
+      body: { partner_type: 'supplier', email: 'invitee@partner.test' },
+    }),
+    201,
+  ).invitation;
+
+  const attackerKeys: Readonly<Record<Attacker, string>> = {
+    'partner owner': partnerB.ownerKey,
+    'partner member': partnerB.memberKey,
+    customer: customerB.key,
+  };
+
+  /** The other tenants' objects each path parameter is probed with, and a well-formed id of none. */
+  const targets: Readonly<Record<string, { readonly victims: readonly string[]; readonly missing: string }>> =
+    {
+      partner_id: { victims: [partnerA.id], missing: newId('ptn') },
+      customer_id: { victims: [customerA.id], missing: newId('cus') },
+      user_id: {
+        victims: [partnerA.ownerUserId, partnerA.memberUserId, customerA.userId],
+        missing: newId('usr'),
+      },
+      api_key_id: {
+        victims: [partnerA.ownerKeyId, partnerA.memberKeyId, customerA.keyId],
+        missing: newId('key'),
+      },
+      invitation_id: { victims: [invitation.id], missing: newId('inv') },
+      key: { victims: ['supplier'], missing: 'no-such-type' },
+    };
+
+  const routes = servedRoutes(app.baton.http);
+  const withParams = routes.filter((route) => /[:*]/.test(route.url));
+  /** HEAD routes are Fastify's copies of GET routes and share their case. */
+  const caseKey = (route: ServedRoute) => `${route.method === 'HEAD' ? 'GET' : route.method} ${route.url}`;
+
+  it('has a case for every registered route with a path parameter, and no case for a route that is gone', () => {
+    expect(routes.length).toBeGreaterThan(20);
+    const uncovered = [...new Set(withParams.map(caseKey))].filter((key) => !(key in CASES));
+    expect(uncovered, `Routes with a path parameter but no case in CASES: ${uncovered.join(', ')}`).toEqual(
+      [],
+    );
+    const registered = new Set(withParams.map(caseKey));
+    const stale = Object.keys(CASES).filter((key) => !registered.has(key));
+    expect(stale, `Cases for routes that are not registered: ${stale.join(', ')}`).toEqual([]);
+  });
+
+  it("lets each tenant reach its own objects, so the attackers' probes below aim at real ones", async () => {
+    expect(ok(await app.request('GET', `/v1/partners/${partnerA.id}`, { key: partnerA.memberKey })).id).toBe(
+      partnerA.id,
+    );
+    expect(ok(await app.request('GET', `/v1/customers/${customerA.id}`, { key: customerA.key })).id).toBe(
+      customerA.id,
+    );
+    for (const userId of [partnerA.ownerUserId, partnerA.memberUserId]) {
+      expect(ok(await app.request('GET', `/v1/users/${userId}`, { key: partnerA.ownerKey })).id).toBe(userId);
+    }
+    expect(ok(await app.request('GET', `/v1/users/${customerA.userId}`, { key: customerA.key })).id).toBe(
+      customerA.userId,
+    );
+    const keyIds = async (key: string) =>
+      ok(await app.request<{ data: { id: string }[] }>('GET', '/v1/api-keys', { key })).data.map(
+        (apiKey) => apiKey.id,
+      );
+    expect(await keyIds(partnerA.ownerKey)).toEqual(
+      expect.arrayContaining([partnerA.ownerKeyId, partnerA.memberKeyId]),
+    );
+    expect(await keyIds(customerA.key)).toEqual([customerA.keyId]);
+    const invitations = ok(await app.request<{ data: { id: string }[] }>('GET', '/v1/partner-invitations'));
+    expect(invitations.data.map((item) => item.id)).toContain(invitation.id);
+  });
+
+  it('answers the public routes with parameters alike to every tenant and to no key at all', async () => {
+    const publicRoutes = Object.entries(CASES).filter(([, routeCase]) => routeCase.kind === 'public');
+    expect(publicRoutes.length).toBeGreaterThan(0);
+    for (const [key] of publicRoutes) {
+      const url = (key.split(' ')[1] ?? '').replace(':key', 'supplier').replace(':version', '1');
+      const anonymous = await app.request('GET', url, { key: null });
+      expect(anonymous.status, `${key}: ${anonymous.text}`).toBe(200);
+      for (const attacker of ATTACKERS) {
+        const answer = await app.request('GET', url, { key: attackerKeys[attacker] });
+        expect(comparable(answer, ''), `${key} as ${attacker}`).toEqual(comparable(anonymous, ''));
+      }
+    }
+  });
+
+  let probes = 0;
+  for (const [key, routeCase] of Object.entries(CASES)) {
+    if (routeCase.kind === 'public') continue;
+    it(`${key}: another tenant's object answers as a missing one, and nothing changes`, async () => {
+      const [method = '', url = ''] = key.split(' ');
+      const params = [...url.matchAll(/:([a-z_]+)/g)].map((match) => match[1] ?? '');
+      expect(params, `${key} is probed through exactly one path parameter`).toHaveLength(1);
+      const target = targets[params[0] ?? ''];
+      if (!target) throw new Error(`No objects to probe the parameter :${params[0]} of ${key} with`);
+      const methods = method === 'GET' ? ['GET', 'HEAD'] : [method];
+      for (const victim of target.victims) {
+        for (const attacker of ATTACKERS) {
+          for (const probeMethod of methods) {
+            const ask = (id: string) =>
+              app.request(probeMethod, url.replace(`:${params[0]}`, id), {
+                key: attackerKeys[attacker],
+                ...(routeCase.body ? { body: routeCase.body(++probes) } : {}),
+              });
+            const label = `${attacker}: ${probeMethod} ${url} with ${victim}`;
+            const before = await snapshot(db);
+            const audited = await auditSeq(db);
+            const theirs = await ask(victim);
+            const missing = await ask(target.missing);
+            expect(theirs.status, `${label}: ${theirs.text}`).toBe(routeCase.expect[attacker]);
+            expect(comparable(theirs, victim), label).toEqual(comparable(missing, target.missing));
+            expect(await snapshot(db), `${label} changed the database`).toEqual(before);
+            const records = await sql<{ outcome: string }>`
+              select outcome from audit_records where seq > ${audited}::bigint`.execute(db);
+            expect(
+              records.rows.filter((record) => record.outcome === 'succeeded'),
+              `${label} was audited as a success`,
+            ).toEqual([]);
+          }
+        }
+      }
+    });
+  }
+
+  it('treats ids in bodies and queries like ids in paths', async () => {
+    const before = await snapshot(db);
+    const missingUser = newId('usr');
+    for (const attacker of ATTACKERS) {
+      const key = attackerKeys[attacker];
+      for (const victim of [partnerA.ownerUserId, customerA.userId]) {
+        const label = `${attacker} with ${victim}`;
+        // A key for another tenant's user would be that tenant's key in the attacker's hands.
+        const create = (userId: string) =>
+          app.request('POST', '/v1/api-keys', { key, body: { name: 'stolen', user_id: userId } });
+        const theirs = await create(victim);
+        expect(theirs.status, `${label}: ${theirs.text}`).toBe(404);
+        expect(comparable(theirs, victim), label).toEqual(comparable(await create(missingUser), missingUser));
+
+        const list = (userId: string) => app.request('GET', `/v1/api-keys?user_id=${userId}`, { key });
+        const listed = await list(victim);
+        expect(listed.body, label).toEqual({ data: [], has_more: false, next_after: null });
+        expect(comparable(listed, victim), label).toEqual(comparable(await list(missingUser), missingUser));
+      }
+    }
+    expect(await snapshot(db)).toEqual(before);
+  });
+
+  it("never shows a tenant another tenant's events, nor lets it resume after one", async () => {
+    const theirs = await db
+      .selectFrom('events')
+      .select(['id', 'subject_id'])
+      .where('subject_id', 'in', [partnerA.id, partnerA.ownerUserId, partnerA.memberKeyId, customerA.id])
+      .execute();
+    expect(theirs.length).toBeGreaterThan(0);
+    const theirSubjects = new Set([
+      partnerA.id,
+      partnerA.ownerUserId,
+      partnerA.memberUserId,
+      partnerA.ownerKeyId,
+      partnerA.memberKeyId,
+      customerA.id,
+      customerA.userId,
+      customerA.keyId,
+    ]);
+    const missingEvent = newId('evt');
+    for (const attacker of ATTACKERS) {
+      const key = attackerKeys[attacker];
+      const feed = ok(
+        await app.request<{ data: { subject_id: string }[]; has_more: boolean }>(
+          'GET',
+          `/v1/events?limit=${EVENT_PAGE_MAX}`,
+          { key },
+        ),
+      );
+      expect(feed.data.length, attacker).toBeGreaterThan(0);
+      expect(feed.has_more, attacker).toBe(false);
+      expect(
+        feed.data.filter((event) => theirSubjects.has(event.subject_id)),
+        attacker,
+      ).toEqual([]);
+      for (const event of theirs) {
+        const after = (id: string) => app.request('GET', `/v1/events?after=${id}`, { key });
+        const resumed = await after(event.id);
+        expect(resumed.status, `${attacker} after ${event.id}: ${resumed.text}`).toBe(400);
+        expect(comparable(resumed, event.id)).toEqual(comparable(await after(missingEvent), missingEvent));
+      }
+    }
+  });
+});

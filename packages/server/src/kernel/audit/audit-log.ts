@@ -3,6 +3,7 @@ import { actorRef, tenantOf } from '../actor.js';
 import type { Context } from '../context.js';
 import type { Executor } from '../database/database.js';
 import { type AuditRecordId, newId } from '../ids.js';
+import { type Page, pageOf } from '../pagination.js';
 
 declare module '../database/tables.js' {
   interface Tables {
@@ -90,10 +91,7 @@ export interface AuditQuery {
 }
 
 /** Lists audit records, oldest first, after a cursor. */
-export async function listAudit(
-  db: Executor,
-  query: AuditQuery,
-): Promise<{ records: AuditRecord[]; hasMore: boolean }> {
+export async function listAudit(db: Executor, query: AuditQuery): Promise<Page<AuditRecord>> {
   let select = db
     .selectFrom('audit_records')
     .selectAll()
@@ -104,20 +102,17 @@ export async function listAudit(
   if (query.targetId) select = select.where('target_id', '=', query.targetId);
   if (query.actorId) select = select.where('actor_id', '=', query.actorId);
   const rows = await select.execute();
-  return {
-    hasMore: rows.length > query.limit,
-    records: rows.slice(0, query.limit).map((row) => ({
-      id: row.id as AuditRecordId,
-      occurredAt: row.occurred_at,
-      actor: { kind: row.actor_kind, id: row.actor_id, role: row.actor_role },
-      tenantId: row.tenant_id,
-      action: row.action,
-      targetId: row.target_id,
-      outcome: row.outcome,
-      errorCode: row.error_code,
-      ip: row.ip,
-      requestId: row.request_id,
-      details: row.details,
-    })),
-  };
+  return pageOf(rows, query.limit, (row) => ({
+    id: row.id as AuditRecordId,
+    occurredAt: row.occurred_at,
+    actor: { kind: row.actor_kind, id: row.actor_id, role: row.actor_role },
+    tenantId: row.tenant_id,
+    action: row.action,
+    targetId: row.target_id,
+    outcome: row.outcome,
+    errorCode: row.error_code,
+    ip: row.ip,
+    requestId: row.request_id,
+    details: row.details,
+  }));
 }

@@ -29,9 +29,9 @@ describe(`the event log (${TEST_DATABASE_KIND})`, async () => {
     for (;;) {
       const page = await readEvents(database.db, { viewer: 'all', after, limit: 3, types: ['test.paged'] });
       if (!page) throw new Error('cursor refused');
-      read.push(...page.events.map((event) => event.id));
+      read.push(...page.items.map((event) => event.id));
       if (!page.hasMore) break;
-      after = page.events.at(-1)?.id ?? null;
+      after = page.items.at(-1)?.id ?? null;
     }
     expect(read).toEqual(written);
   });
@@ -46,7 +46,7 @@ describe(`the event log (${TEST_DATABASE_KIND})`, async () => {
       limit: 100,
       types: ['test.audience'],
     });
-    expect(page?.events.map((event) => event.id)).toEqual([mine, group]);
+    expect(page?.items.map((event) => event.id)).toEqual([mine, group]);
     expect(await readEvents(database.db, { viewer: ['ptn_a'], after: theirs, limit: 10 })).toBeNull();
     expect(
       await readEvents(database.db, { viewer: 'all', after: 'evt_missing' as EventId, limit: 10 }),
@@ -72,7 +72,7 @@ describe(`the event log (${TEST_DATABASE_KIND})`, async () => {
           limit: 100,
           types: ['test.race'],
         });
-        expect(during?.events).toEqual([]);
+        expect(during?.items).toEqual([]);
 
         await slow.query('commit');
         const afterCommit = await readEvents(database.db, {
@@ -81,7 +81,7 @@ describe(`the event log (${TEST_DATABASE_KIND})`, async () => {
           limit: 100,
           types: ['test.race'],
         });
-        expect(afterCommit?.events.map((event) => event.id)).toEqual(['evt_slow', fast]);
+        expect(afterCommit?.items.map((event) => event.id)).toEqual(['evt_slow', fast]);
       } finally {
         slow.release();
       }

@@ -4,6 +4,7 @@ import { assert } from '../assert.js';
 import type { Context } from '../context.js';
 import { type Executor, requireTransaction } from '../database/database.js';
 import { type EventId, newId } from '../ids.js';
+import { type Page, pageOf } from '../pagination.js';
 
 declare module '../database/tables.js' {
   interface Tables {
@@ -91,10 +92,7 @@ export interface EventQuery {
  *
  * @returns null when `after` names no event the viewer can see.
  */
-export async function readEvents(
-  db: Executor,
-  query: EventQuery,
-): Promise<{ events: LoggedEvent[]; hasMore: boolean } | null> {
+export async function readEvents(db: Executor, query: EventQuery): Promise<Page<LoggedEvent> | null> {
   assert(query.limit >= 1 && query.limit <= EVENT_PAGE_MAX, 'event page size out of range');
   let position = sql<boolean>`true`;
   if (query.after !== null) {
@@ -121,15 +119,12 @@ export async function readEvents(
   }
   if (query.types && query.types.length > 0) select = select.where('type', 'in', query.types);
   const rows = await select.execute();
-  return {
-    hasMore: rows.length > query.limit,
-    events: rows.slice(0, query.limit).map((row) => ({
-      id: row.id as EventId,
-      type: row.type,
-      subjectId: row.subject_id,
-      data: row.data,
-      actor: { kind: row.actor_kind as ActorRef['kind'], id: row.actor_id },
-      occurredAt: row.occurred_at,
-    })),
-  };
+  return pageOf(rows, query.limit, (row) => ({
+    id: row.id as EventId,
+    type: row.type,
+    subjectId: row.subject_id,
+    data: row.data,
+    actor: { kind: row.actor_kind as ActorRef['kind'], id: row.actor_id },
+    occurredAt: row.occurred_at,
+  }));
 }

@@ -91,7 +91,7 @@ export function platformRoutes(deps: {
           ...(types ? { types } : {}),
         });
         if (!result) throw invalid('events.unknown_cursor', 'The `after` event is not one you can read.');
-        return toPage(result.events, result.hasMore, (event) => ({
+        return toPage(result, (event) => ({
           id: event.id,
           object: 'event' as const,
           type: event.type,
@@ -117,14 +117,14 @@ export function platformRoutes(deps: {
       }),
       response: page(AuditRecordJson),
       handler: async (ctx, { query }) => {
-        const { records, hasMore } = await listAudit(ctx.db, {
+        const records = await listAudit(ctx.db, {
           after: (query.after as AuditRecordId | undefined) ?? null,
           limit: query.limit,
           action: query.action,
           targetId: query.target_id,
           actorId: query.actor_id,
         });
-        return toPage(records, hasMore, (record) => ({
+        return toPage(records, (record) => ({
           id: record.id,
           object: 'audit_record' as const,
           occurred_at: iso(record.occurredAt),

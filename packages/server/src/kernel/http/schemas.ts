@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type Id, type IdPrefix, idPattern } from '../ids.js';
+import type { Page } from '../pagination.js';
 
 /** Most items one page of a list returns. */
 export const PAGE_LIMIT_MAX = 100;
@@ -28,11 +29,7 @@ export const page = <T extends z.ZodType>(item: T) =>
       .describe('Pass as `after` to read the next page; null on the last page.'),
   });
 
-export function toPage<T extends { id: string }, J>(
-  items: readonly T[],
-  hasMore: boolean,
-  toJson: (item: T) => J,
-) {
+export function toPage<T extends { id: string }, J>({ items, hasMore }: Page<T>, toJson: (item: T) => J) {
   return {
     data: items.map(toJson),
     has_more: hasMore,

@@ -7,6 +7,7 @@ import { type Executor, requireTransaction } from '../../kernel/database/databas
 import { conflict, forbidden, invalid, notFound } from '../../kernel/errors.js';
 import { appendEvent } from '../../kernel/events/event-log.js';
 import { type ApiKeyId, newId, type UserId } from '../../kernel/ids.js';
+import { type Page, type PageRequest, pageOf } from '../../kernel/pagination.js';
 import { generateSecret, hashSecret, looksLikeSecret } from './domain/api-key.js';
 import {
   MANAGER_ROLE,
@@ -29,11 +30,6 @@ export interface NewUser {
   readonly role: UserRole;
   readonly name: string;
   readonly email: string;
-}
-
-export interface PageRequest {
-  readonly after?: string | undefined;
-  readonly limit: number;
 }
 
 export type AccessService = ReturnType<typeof createAccessService>;
@@ -172,11 +168,7 @@ export function createAccessService() {
     },
 
     /** The users of a tenant, by id. */
-    async listUsers(
-      ctx: Context,
-      tenant: Tenant,
-      page: PageRequest,
-    ): Promise<{ users: User[]; hasMore: boolean }> {
+    async listUsers(ctx: Context, tenant: Tenant, page: PageRequest): Promise<Page<User>> {
       let query = ctx.db
         .selectFrom('users')
         .selectAll()
@@ -185,7 +177,7 @@ export function createAccessService() {
         .limit(page.limit + 1);
       if (page.after) query = query.where('id', '>', page.after);
       const rows = await query.execute();
-      return { users: rows.slice(0, page.limit).map(toUser), hasMore: rows.length > page.limit };
+      return pageOf(rows, page.limit, toUser);
     },
 
     /**
@@ -283,23 +275,27 @@ export function createAccessService() {
       return insertKey(ctx, user, input.name, input.expiresAt ?? null);
     },
 
-    /** Keys of the actor's tenant: a manager sees all of them, anyone else only their own. */
+    /**
+     * Keys of the actor's tenant: a manager sees all of them, anyone else only their own. An
+     * operator admin may also list the keys of any user it names.
+     */
     async listApiKeys(
       ctx: Context,
       filter: PageRequest & { userId?: UserId | undefined },
-    ): Promise<{ keys: ApiKey[]; hasMore: boolean }> {
+    ): Promise<Page<ApiKey>> {
       let query = ctx.db
         .selectFrom('api_keys')
         .selectAll()
         .orderBy('id')
         .limit(filter.limit + 1);
-      const tenant = actorReach(ctx.actor);
+      // An operator admin reaches another tenant's keys by naming their user; its own list stays its own.
+      const tenant = filter.userId ? actorReach(ctx.actor) : actorTenant(ctx.actor);
       if (tenant !== 'any') query = query.where('tenant_id', '=', tenant);
       if (!isManager(ctx.actor)) query = query.where('user_id', '=', actorUserId(ctx.actor) ?? '');
       if (filter.userId) query = query.where('user_id', '=', filter.userId);
       if (filter.after) query = query.where('id', '>', filter.after);
       const rows = await query.execute();
-      return { keys: rows.slice(0, filter.limit).map(toApiKey), hasMore: rows.length > filter.limit };
+      return pageOf(rows, filter.limit, toApiKey);
     },
 
     /**

@@ -9,6 +9,7 @@ import { appendEvent } from '../../kernel/events/event-log.js';
 import { type CustomerId, type InvitationId, newId, type PartnerId } from '../../kernel/ids.js';
 import type { Jobs } from '../../kernel/jobs/jobs.js';
 import { compileJsonSchema, validateDocument } from '../../kernel/json-schema.js';
+import { type Page, type PageRequest, pageOf } from '../../kernel/pagination.js';
 import type { AccessService, ApiKey, User } from '../access/index.js';
 import { checkTransition, ENGAGED_STATES, type PartnerState } from './domain/lifecycle.js';
 import {
@@ -69,11 +70,6 @@ export interface PartnerFilter {
   readonly partnerType?: string | undefined;
   readonly region?: string | undefined;
   readonly query?: string | undefined;
-  readonly after?: string | undefined;
-  readonly limit: number;
-}
-
-export interface Page {
   readonly after?: string | undefined;
   readonly limit: number;
 }
@@ -609,10 +605,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       return { invitation, token };
     },
 
-    async listInvitations(
-      ctx: Context,
-      page: Page,
-    ): Promise<{ invitations: Invitation[]; hasMore: boolean }> {
+    async listInvitations(ctx: Context, page: PageRequest): Promise<Page<Invitation>> {
       let query = ctx.db
         .selectFrom('partner_invitations')
         .selectAll()
@@ -620,7 +613,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .limit(page.limit + 1);
       if (page.after) query = query.where('id', '>', page.after);
       const rows = await query.execute();
-      return { invitations: rows.slice(0, page.limit).map(toInvitation), hasMore: rows.length > page.limit };
+      return pageOf(rows, page.limit, toInvitation);
     },
 
     /** @throws DomainError `participants.invitation_not_found`, `participants.invitation_used` */
@@ -655,10 +648,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
     },
 
     /** Operators' search of partners by state, type, region and name. */
-    async listPartners(
-      ctx: Context,
-      filter: PartnerFilter,
-    ): Promise<{ partners: PartnerView[]; hasMore: boolean }> {
+    async listPartners(ctx: Context, filter: PartnerFilter): Promise<Page<PartnerView>> {
       let query = ctx.db
         .selectFrom('partners')
         .selectAll()
@@ -670,8 +660,8 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       if (filter.query) query = query.where('name', 'ilike', `%${escapeLike(filter.query)}%`);
       if (filter.after) query = query.where('id', '>', filter.after);
       const rows = await query.execute();
-      const partners = await view(ctx.db, rows.slice(0, filter.limit).map(toPartner), ctx.now);
-      return { partners, hasMore: rows.length > filter.limit };
+      const found = pageOf(rows, filter.limit, toPartner);
+      return { items: await view(ctx.db, found.items, ctx.now), hasMore: found.hasMore };
     },
 
     /**
@@ -731,11 +721,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
     },
 
     /** @throws DomainError `participants.partner_not_found` */
-    async listTransitions(
-      ctx: Context,
-      id: PartnerId,
-      page: Page,
-    ): Promise<{ transitions: PartnerTransition[]; hasMore: boolean }> {
+    async listTransitions(ctx: Context, id: PartnerId, page: PageRequest): Promise<Page<PartnerTransition>> {
       await visiblePartner(ctx, id);
       let query = ctx.db
         .selectFrom('partner_transitions')
@@ -745,7 +731,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .limit(page.limit + 1);
       if (page.after) query = query.where('id', '>', page.after);
       const rows = await query.execute();
-      return { transitions: rows.slice(0, page.limit).map(toTransition), hasMore: rows.length > page.limit };
+      return pageOf(rows, page.limit, toTransition);
     },
 
     /**
@@ -791,7 +777,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
     },
 
     /** @throws DomainError `participants.partner_not_found` */
-    async listStaff(ctx: Context, id: PartnerId, page: Page): Promise<{ users: User[]; hasMore: boolean }> {
+    async listStaff(ctx: Context, id: PartnerId, page: PageRequest): Promise<Page<User>> {
       const partner = await visiblePartner(ctx, id);
       return access.listUsers(ctx, { kind: 'partner', partnerId: partner.id }, page);
     },
@@ -855,8 +841,8 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
 
     async listCustomers(
       ctx: Context,
-      filter: Page & { query?: string | undefined; region?: string | undefined },
-    ): Promise<{ customers: Customer[]; hasMore: boolean }> {
+      filter: PageRequest & { query?: string | undefined; region?: string | undefined },
+    ): Promise<Page<Customer>> {
       let query = ctx.db
         .selectFrom('customers')
         .selectAll()
@@ -866,7 +852,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       if (filter.query) query = query.where('name', 'ilike', `%${escapeLike(filter.query)}%`);
       if (filter.after) query = query.where('id', '>', filter.after);
       const rows = await query.execute();
-      return { customers: rows.slice(0, filter.limit).map(toCustomer), hasMore: rows.length > filter.limit };
+      return pageOf(rows, filter.limit, toCustomer);
     },
 
     /** @throws DomainError `participants.customer_not_found` */

@@ -136,8 +136,7 @@ export function accessRoutes(access: AccessService): Route[] {
       query: z.strictObject({ ...pageQuery, user_id: idSchema('usr').optional() }),
       response: page(ApiKeyJson),
       handler: async (ctx, { query }) => {
-        const { keys, hasMore } = await access.listApiKeys(ctx, { ...query, userId: query.user_id });
-        return toPage(keys, hasMore, apiKeyJson);
+        return toPage(await access.listApiKeys(ctx, { ...query, userId: query.user_id }), apiKeyJson);
       },
     }),
     defineRoute({
@@ -175,8 +174,7 @@ export function accessRoutes(access: AccessService): Route[] {
       query: z.strictObject(pageQuery),
       response: page(UserJson),
       handler: async (ctx, { query }) => {
-        const { users, hasMore } = await access.listUsers(ctx, { kind: 'operator' }, query);
-        return toPage(users, hasMore, userJson);
+        return toPage(await access.listUsers(ctx, { kind: 'operator' }, query), userJson);
       },
     }),
     defineRoute({

@@ -256,8 +256,9 @@ export function participantsRoutes(
       query: z.strictObject(pageQuery),
       response: page(InvitationJson),
       handler: async (ctx, { query }) => {
-        const { invitations, hasMore } = await participants.listInvitations(ctx, query);
-        return toPage(invitations, hasMore, (invitation) => invitationJson(invitation, ctx.now));
+        return toPage(await participants.listInvitations(ctx, query), (invitation) =>
+          invitationJson(invitation, ctx.now),
+        );
       },
     }),
     defineRoute({
@@ -288,7 +289,7 @@ export function participantsRoutes(
       }),
       response: page(PartnerJson),
       handler: async (ctx, { query }) => {
-        const { partners, hasMore } = await participants.listPartners(ctx, {
+        const partners = await participants.listPartners(ctx, {
           state: query.state,
           partnerType: query.partner_type,
           region: query.region,
@@ -296,7 +297,7 @@ export function participantsRoutes(
           after: query.after,
           limit: query.limit,
         });
-        return toPage(partners, hasMore, partnerJson);
+        return toPage(partners, partnerJson);
       },
     }),
     defineRoute({
@@ -351,8 +352,7 @@ export function participantsRoutes(
       query: z.strictObject(pageQuery),
       response: page(TransitionJson),
       handler: async (ctx, { params, query }) => {
-        const { transitions, hasMore } = await participants.listTransitions(ctx, params.partner_id, query);
-        return toPage(transitions, hasMore, transitionJson);
+        return toPage(await participants.listTransitions(ctx, params.partner_id, query), transitionJson);
       },
     }),
     defineRoute({
@@ -378,8 +378,7 @@ export function participantsRoutes(
       query: z.strictObject(pageQuery),
       response: page(UserJson),
       handler: async (ctx, { params, query }) => {
-        const { users, hasMore } = await participants.listStaff(ctx, params.partner_id, query);
-        return toPage(users, hasMore, userJson);
+        return toPage(await participants.listStaff(ctx, params.partner_id, query), userJson);
       },
     }),
     defineRoute({
@@ -450,13 +449,13 @@ export function participantsRoutes(
       query: z.strictObject({ ...pageQuery, region: region.optional(), q: search.optional() }),
       response: page(CustomerJson),
       handler: async (ctx, { query }) => {
-        const { customers, hasMore } = await participants.listCustomers(ctx, {
+        const customers = await participants.listCustomers(ctx, {
           after: query.after,
           limit: query.limit,
           region: query.region,
           query: query.q,
         });
-        return toPage(customers, hasMore, customerJson);
+        return toPage(customers, customerJson);
       },
     }),
     defineRoute({

@@ -22,7 +22,7 @@ import type { Actor, Principal } from '../actor.js';
 import { recordAudit } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { Context } from '../context.js';
-import type { Executor, Tx } from '../database/database.js';
+import type { Executor } from '../database/database.js';
 import type { Tables } from '../database/tables.js';
 import { runInTransaction } from '../database/transaction.js';
 import { DomainError, type FieldError, invalid, isDomainError, unauthenticated } from '../errors.js';
@@ -235,21 +235,25 @@ function registerRoute(app: FastifyInstance, route: Route, deps: HttpDeps): void
       >[1];
       const response = WRITE_METHODS.has(route.method)
         ? await executeWrite(request, reply, route, status, input, deps)
-        : {
-            status,
-            contentType: JSON_CONTENT_TYPE,
-            payload: serialize(
-              reply,
-              status,
-              await route.handler(requestContext(request, deps.db, deps.clock), input),
-            ),
-            replayed: false,
-          };
+        : await executeRead(request, reply, route, status, input, deps);
       reply.code(response.status).header('content-type', response.contentType);
       if (response.replayed) reply.header('idempotency-replayed', 'true');
       return reply.send(response.payload);
     },
   });
+}
+
+/** Runs a read outside any transaction: each query sees the latest committed state. */
+async function executeRead(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  route: Route,
+  status: number,
+  input: Parameters<Route['handler']>[1],
+  deps: HttpDeps,
+): Promise<StoredResponse & { replayed: boolean }> {
+  const body = await route.handler(requestContext(request, deps.db, deps.clock), input);
+  return { status, contentType: JSON_CONTENT_TYPE, payload: serialize(reply, status, body), replayed: false };
 }
 
 /**
@@ -294,7 +298,7 @@ async function executeWrite(
       const body = problemFromDomainError(error, request.id);
       response = { status: body.status, contentType: PROBLEM_CONTENT_TYPE, payload: JSON.stringify(body) };
     }
-    if (use) await saveIdempotentResponse(tx as Tx, use, response);
+    if (use) await saveIdempotentResponse(tx, use, response);
     return { ...response, replayed: false };
   });
 }

@@ -549,7 +549,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
           const invitationCtx: Context = { ...ctx, actor: { kind: 'system', name: 'invitation' } };
           const reason = `Pre-approved by invitation ${invitation.id}.`;
           partner = await applyTransition(invitationCtx, partner, 'under_review', reason);
-          const type = await requirePartnerType(ctx.db, partner.type);
+          // Without the current rules accepted, the review waits for the acceptance.
           const rulesSatisfied =
             type.currentRulesVersion === null || partner.acceptedRulesVersion === type.currentRulesVersion;
           if (rulesSatisfied) partner = await applyTransition(invitationCtx, partner, 'active', reason);

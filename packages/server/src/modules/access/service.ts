@@ -4,7 +4,6 @@ import { type Actor, type Principal, tenantOf } from '../../kernel/actor.js';
 import { recordAudit } from '../../kernel/audit/audit-log.js';
 import type { Context } from '../../kernel/context.js';
 import { type Executor, requireTransaction } from '../../kernel/database/database.js';
-import { conflict, forbidden, invalid, notFound } from '../../kernel/errors.js';
 import { appendEvent } from '../../kernel/events/event-log.js';
 import { type ApiKeyId, newId, type UserId } from '../../kernel/ids.js';
 import { type Page, type PageRequest, pageOf } from '../../kernel/pagination.js';
@@ -17,6 +16,7 @@ import {
   type User,
   type UserRole,
 } from './domain/user.js';
+import { accessErrors } from './errors.js';
 import { type ApiKey, findPrincipalBySecretHash, findUser, toApiKey, toUser } from './store/access-store.js';
 
 /** How long a process may keep using what it learned about a key: a revoked key stops working within this. */
@@ -65,7 +65,7 @@ export function createAccessService() {
       .where('revoked_at', 'is', null)
       .executeTakeFirstOrThrow();
     if (active.count >= BigInt(API_KEYS_PER_USER_MAX)) {
-      throw conflict('access.too_many_keys', `A user may hold at most ${API_KEYS_PER_USER_MAX} active keys.`);
+      throw accessErrors.tooManyKeys(API_KEYS_PER_USER_MAX);
     }
     const { secret, hash, hint } = generateSecret();
     const row = await ctx.db
@@ -126,10 +126,7 @@ export function createAccessService() {
     async createUser(ctx: Context, input: NewUser): Promise<User> {
       requireTransaction(ctx.db);
       if (!(ROLES_BY_TENANT[input.tenant.kind] as readonly string[]).includes(input.role)) {
-        throw invalid(
-          'access.role_not_in_tenant',
-          `A ${input.tenant.kind} user cannot have the role ${input.role}.`,
-        );
+        throw accessErrors.roleNotInTenant(input.tenant.kind, input.role);
       }
       const tenantId = tenantKey(input.tenant);
       const row = await ctx.db
@@ -149,8 +146,7 @@ export function createAccessService() {
         .onConflict((oc) => oc.expression(sql`tenant_id, lower(email)`).doNothing())
         .returningAll()
         .executeTakeFirst();
-      if (!row)
-        throw conflict('access.email_taken', `A user with the e-mail ${input.email} already exists here.`);
+      if (!row) throw accessErrors.emailTaken(input.email);
       const user = toUser(row);
       await recordAudit(ctx, {
         action: 'access.user.create',
@@ -187,7 +183,7 @@ export function createAccessService() {
      */
     async getUser(ctx: Context, id: UserId): Promise<User> {
       const user = await findUser(ctx.db, actorReach(ctx.actor), id);
-      if (!user) throw notFound('access.user_not_found', `No user ${id}.`);
+      if (!user) throw accessErrors.userNotFound(id);
       return user;
     },
 
@@ -200,8 +196,8 @@ export function createAccessService() {
     async disableUser(ctx: Context, id: UserId): Promise<User> {
       requireTransaction(ctx.db);
       const user = await findUser(ctx.db, actorReach(ctx.actor), id, true);
-      if (!user) throw notFound('access.user_not_found', `No user ${id}.`);
-      if (!isManager(ctx.actor)) throw forbidden('access.not_a_manager', 'Only a manager may disable users.');
+      if (!user) throw accessErrors.userNotFound(id);
+      if (!isManager(ctx.actor)) throw accessErrors.notAManager('disable users');
       if (user.status === 'disabled') return user;
       const managerRole = MANAGER_ROLE[user.tenant.kind];
       if (user.role === managerRole && user.tenant.kind !== 'customer') {
@@ -216,7 +212,7 @@ export function createAccessService() {
           .forUpdate()
           .execute();
         if (managers.filter((manager) => manager.id !== user.id).length === 0) {
-          throw conflict('access.last_manager', `The last active ${managerRole} cannot be disabled.`);
+          throw accessErrors.lastManager(managerRole);
         }
       }
       const row = await ctx.db
@@ -262,15 +258,15 @@ export function createAccessService() {
       requireTransaction(ctx.db);
       const self = actorUserId(ctx.actor) as UserId | null;
       const userId = input.userId ?? self;
-      if (!userId) throw invalid('access.user_required', 'Name the user the key is for.');
+      if (!userId) throw accessErrors.userRequired();
       const user = await findUser(ctx.db, actorTenant(ctx.actor), userId, true);
-      if (!user) throw notFound('access.user_not_found', `No user ${userId}.`);
+      if (!user) throw accessErrors.userNotFound(userId);
       if (user.id !== self && !isManager(ctx.actor)) {
-        throw forbidden('access.not_a_manager', 'Only a manager may create keys for other users.');
+        throw accessErrors.notAManager('create keys for other users');
       }
-      if (user.status !== 'active') throw conflict('access.user_disabled', 'The user is disabled.');
+      if (user.status !== 'active') throw accessErrors.userDisabled();
       if (input.expiresAt && input.expiresAt <= ctx.now) {
-        throw invalid('access.expiry_in_past', 'A key must expire in the future.');
+        throw accessErrors.expiryInPast();
       }
       return insertKey(ctx, user, input.name, input.expiresAt ?? null);
     },
@@ -311,7 +307,7 @@ export function createAccessService() {
       if (tenant !== 'any') query = query.where('tenant_id', '=', tenant);
       if (!isManager(ctx.actor)) query = query.where('user_id', '=', actorUserId(ctx.actor) ?? '');
       const row = await query.executeTakeFirst();
-      if (!row) throw notFound('access.api_key_not_found', `No API key ${id}.`);
+      if (!row) throw accessErrors.apiKeyNotFound(id);
       if (row.revoked_at) return toApiKey(row);
       const updated = await ctx.db
         .updateTable('api_keys')

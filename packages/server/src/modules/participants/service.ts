@@ -4,7 +4,6 @@ import { type Actor, actorRef } from '../../kernel/actor.js';
 import { recordAudit } from '../../kernel/audit/audit-log.js';
 import type { Context } from '../../kernel/context.js';
 import { type Executor, requireTransaction } from '../../kernel/database/database.js';
-import { conflict, notFound, unprocessable } from '../../kernel/errors.js';
 import { appendEvent } from '../../kernel/events/event-log.js';
 import { type CustomerId, type InvitationId, newId, type PartnerId } from '../../kernel/ids.js';
 import type { Jobs } from '../../kernel/jobs/jobs.js';
@@ -19,6 +18,7 @@ import {
   type RulesVersion,
   rulesStanding,
 } from './domain/rules.js';
+import { participantsErrors } from './errors.js';
 import {
   type Customer,
   currentRules,
@@ -84,13 +84,13 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       ctx.actor.kind === 'system' ||
       (ctx.actor.kind === 'partner' && ctx.actor.partnerId === id);
     const partner = allowed ? await findPartner(ctx.db, id, forUpdate) : undefined;
-    if (!partner) throw notFound('participants.partner_not_found', `No partner ${id}.`);
+    if (!partner) throw participantsErrors.partnerNotFound(id);
     return partner;
   }
 
   async function requirePartnerType(db: Executor, key: string, forUpdate = false): Promise<PartnerType> {
     const type = await findPartnerType(db, key, forUpdate);
-    if (!type) throw notFound('participants.partner_type_not_found', `No partner type ${key}.`);
+    if (!type) throw participantsErrors.partnerTypeNotFound(key);
     return type;
   }
 
@@ -119,13 +119,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
   function checkProfile(type: PartnerType, profile: Record<string, unknown>): void {
     const errors = validateDocument(compileJsonSchema(type.profileSchema), profile);
     if (errors.length > 0) {
-      throw unprocessable(
-        'participants.profile_invalid',
-        `The profile does not match what a ${type.key} must provide.`,
-        {
-          errors,
-        },
-      );
+      throw participantsErrors.profileInvalid(type.key, errors);
     }
   }
 
@@ -226,16 +220,10 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       .executeTakeFirst();
     const invitation = row ? toInvitation(row) : undefined;
     if (!invitation || invitation.revokedAt || invitation.acceptedAt || invitation.expiresAt <= ctx.now) {
-      throw unprocessable(
-        'participants.invitation_invalid',
-        'The invitation is unknown, used, revoked or expired.',
-      );
+      throw participantsErrors.invitationInvalid('The invitation is unknown, used, revoked or expired.');
     }
     if (invitation.partnerType !== application.partnerType) {
-      throw unprocessable(
-        'participants.invitation_invalid',
-        `The invitation is for a ${invitation.partnerType}.`,
-      );
+      throw participantsErrors.invitationInvalid(`The invitation is for a ${invitation.partnerType}.`);
     }
     return invitation;
   }
@@ -266,8 +254,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .onConflict((oc) => oc.column('key').doNothing())
         .returningAll()
         .executeTakeFirst();
-      if (!inserted)
-        throw conflict('participants.partner_type_exists', `The partner type ${input.key} already exists.`);
+      if (!inserted) throw participantsErrors.partnerTypeExists(input.key);
       await recordAudit(ctx, {
         action: 'participants.partner_type.create',
         targetId: input.key,
@@ -412,8 +399,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
     /** @throws DomainError `participants.rules_not_found` */
     async getRules(db: Executor, key: string, version: number): Promise<RulesVersion> {
       const rules = await findRules(db, key, version);
-      if (!rules)
-        throw notFound('participants.rules_not_found', `No version ${version} of the ${key} rules.`);
+      if (!rules) throw participantsErrors.rulesNotFound(key, version);
       return rules;
     },
 
@@ -466,10 +452,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         application.acceptRulesVersion !== undefined &&
         application.acceptRulesVersion !== type.currentRulesVersion
       ) {
-        throw conflict(
-          'participants.rules_version_not_current',
-          `The current rules of engagement are version ${type.currentRulesVersion ?? 'none'}.`,
-        );
+        throw participantsErrors.rulesVersionNotCurrent(type.currentRulesVersion);
       }
       const invitation = application.invitationToken
         ? await claimInvitation(ctx, application.invitationToken, application)
@@ -504,10 +487,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .returningAll()
         .executeTakeFirst();
       if (!row) {
-        throw conflict(
-          'participants.already_applied',
-          `A ${type.key} with the e-mail ${application.email} already exists.`,
-        );
+        throw participantsErrors.alreadyApplied(type.key, application.email);
       }
       let partner = toPartner(row);
       await insertTransition(
@@ -625,8 +605,8 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .where('id', '=', id)
         .forUpdate()
         .executeTakeFirst();
-      if (!row) throw notFound('participants.invitation_not_found', `No invitation ${id}.`);
-      if (row.accepted_at) throw conflict('participants.invitation_used', 'The invitation was already used.');
+      if (!row) throw participantsErrors.invitationNotFound(id);
+      if (row.accepted_at) throw participantsErrors.invitationUsed();
       if (row.revoked_at) return toInvitation(row);
       const updated = await ctx.db
         .updateTable('partner_invitations')
@@ -682,7 +662,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       requireTransaction(ctx.db);
       const partner = await visiblePartner(ctx, id, true);
       if (partner.state === 'offboarded' || partner.state === 'rejected') {
-        throw conflict('participants.partner_closed', `A ${partner.state} partner cannot be changed.`);
+        throw participantsErrors.partnerClosed(partner.state);
       }
       if (changes.profile) checkProfile(await requirePartnerType(ctx.db, partner.type), changes.profile);
       const row = await ctx.db
@@ -745,10 +725,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       const partner = await visiblePartner(ctx, id, true);
       const type = await requirePartnerType(ctx.db, partner.type);
       if (type.currentRulesVersion === null || version !== type.currentRulesVersion) {
-        throw conflict(
-          'participants.rules_version_not_current',
-          `The current rules of engagement are version ${type.currentRulesVersion ?? 'none'}.`,
-        );
+        throw participantsErrors.rulesVersionNotCurrent(type.currentRulesVersion);
       }
       const accepted = await recordAcceptance(ctx, partner, version);
       // The route audits refused acceptances; a successful one is audited here, like every action.
@@ -811,10 +788,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .returningAll()
         .executeTakeFirst();
       if (!row) {
-        throw conflict(
-          'participants.customer_email_taken',
-          `A customer with the e-mail ${input.email} exists.`,
-        );
+        throw participantsErrors.customerEmailTaken(input.email);
       }
       const customer = toCustomer(row);
       const user = await access.createUser(ctx, {
@@ -895,7 +869,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       ctx.actor.kind === 'system' ||
       (ctx.actor.kind === 'customer' && ctx.actor.customerId === id);
     const customer = allowed ? await findCustomer(ctx.db, id, forUpdate) : undefined;
-    if (!customer) throw notFound('participants.customer_not_found', `No customer ${id}.`);
+    if (!customer) throw participantsErrors.customerNotFound(id);
     return customer;
   }
 }

@@ -1,4 +1,4 @@
-import { conflict } from '../../../kernel/errors.js';
+import { participantsErrors } from '../errors.js';
 
 /**
  * A partner's lifecycle. A partner applies, is reviewed, and is approved or rejected; an
@@ -46,17 +46,10 @@ export function checkTransition(
   guard: { readonly acceptedCurrentRules: boolean },
 ): string {
   if (!TRANSITIONS[from].includes(to)) {
-    throw conflict('participants.transition_not_allowed', `A partner cannot go from ${from} to ${to}.`, {
-      from,
-      to,
-      allowed: TRANSITIONS[from],
-    });
+    throw participantsErrors.transitionNotAllowed(from, to, TRANSITIONS[from]);
   }
   if (to === 'active' && !guard.acceptedCurrentRules) {
-    throw conflict(
-      'participants.rules_not_accepted',
-      'The partner must accept the current rules of engagement before it can be active.',
-    );
+    throw participantsErrors.rulesNotAccepted();
   }
   return transitionEvent(from, to);
 }

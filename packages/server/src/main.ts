@@ -19,22 +19,56 @@ import {
   createAccessService,
 } from './modules/access/index.js';
 import {
+  type CatalogService,
+  catalogJobs,
+  catalogMigrations,
+  catalogRoutes,
+  createCatalogService,
+} from './modules/catalog/index.js';
+import {
+  createMatchingService,
+  type MatchingService,
+  matchingMigrations,
+  matchingRoutes,
+} from './modules/matching/index.js';
+import {
   createParticipantsService,
   type ParticipantsService,
   participantsJobs,
   participantsMigrations,
   participantsRoutes,
 } from './modules/participants/index.js';
+import {
+  createStandardsService,
+  type StandardsService,
+  standardsJobs,
+  standardsMigrations,
+  standardsRoutes,
+} from './modules/standards/index.js';
 import { BATON_VERSION } from './version.js';
+import { workflowRoutes } from './workflows/routes.js';
 
 /** Every module's migrations, in the order they apply. */
-export const MIGRATIONS = [kernelMigrations, accessMigrations, participantsMigrations];
+export const MIGRATIONS = [
+  kernelMigrations,
+  accessMigrations,
+  participantsMigrations,
+  standardsMigrations,
+  catalogMigrations,
+  matchingMigrations,
+];
 
 export interface Baton {
   readonly http: FastifyInstance;
   readonly jobs: Jobs;
   readonly database: Database;
-  readonly services: { readonly access: AccessService; readonly participants: ParticipantsService };
+  readonly services: {
+    readonly access: AccessService;
+    readonly participants: ParticipantsService;
+    readonly standards: StandardsService;
+    readonly catalog: CatalogService;
+    readonly matching: MatchingService;
+  };
   close(): Promise<void>;
 }
 
@@ -78,8 +112,13 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const access = createAccessService();
   const jobs = createJobs({ pool: database.pool, logger });
   const participants = createParticipantsService({ access, jobs });
+  const standards = createStandardsService({ jobs });
+  const catalog = createCatalogService({ standards, jobs });
+  const matching = createMatchingService({ db, clock, logger, catalog, standards, participants });
 
   for (const job of participantsJobs({ participants, db, clock })) jobs.define(job);
+  for (const job of standardsJobs({ standards, db, clock })) jobs.define(job);
+  for (const job of catalogJobs({ catalog, db, clock })) jobs.define(job);
   jobs.define({
     name: IDEMPOTENCY_PURGE_JOB,
     cron: '17 * * * *',
@@ -100,16 +139,22 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...platformRoutes({ eventAudience: participants.eventAudience, databaseKind: database.kind }),
       ...accessRoutes(access),
       ...participantsRoutes(participants, { publicRateLimitPerHour: config.publicRateLimitPerHour }),
+      ...standardsRoutes(standards),
+      ...catalogRoutes(catalog),
+      ...matchingRoutes(matching),
+      ...workflowRoutes({ standards, catalog }),
     ],
   });
   await http.ready();
+  await matching.start();
 
   return {
     http,
     jobs,
     database,
-    services: { access, participants },
+    services: { access, participants, standards, catalog, matching },
     async close() {
+      await matching.stop();
       await http.close();
       await jobs.stop();
     },

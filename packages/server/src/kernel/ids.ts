@@ -5,14 +5,18 @@ import { TypeID, typeid } from 'typeid-js';
  * in Crockford base32, so ids sort by creation time and say what they point at.
  */
 export const ID_PREFIX = {
+  allocation: 'alc',
   apiKey: 'key',
   auditRecord: 'aud',
+  certification: 'crt',
   customer: 'cus',
   event: 'evt',
   invitation: 'inv',
+  offer: 'off',
   partner: 'ptn',
   partnerTransition: 'ptr',
   request: 'req',
+  reservation: 'rsv',
   rulesAcceptance: 'rac',
   user: 'usr',
 } as const;
@@ -20,12 +24,16 @@ export const ID_PREFIX = {
 export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];
 export type Id<P extends IdPrefix> = `${P}_${string}`;
 
+export type AllocationId = Id<'alc'>;
 export type ApiKeyId = Id<'key'>;
 export type AuditRecordId = Id<'aud'>;
+export type CertificationId = Id<'crt'>;
 export type CustomerId = Id<'cus'>;
 export type EventId = Id<'evt'>;
 export type InvitationId = Id<'inv'>;
+export type OfferId = Id<'off'>;
 export type PartnerId = Id<'ptn'>;
+export type ReservationId = Id<'rsv'>;
 export type UserId = Id<'usr'>;
 
 /** Creates a new id of the given kind. */

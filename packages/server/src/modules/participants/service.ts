@@ -137,7 +137,13 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
     const eventType = checkTransition(partner.state, to, { acceptedCurrentRules });
     const row = await ctx.db
       .updateTable('partners')
-      .set({ state: to, state_reason: reason, state_changed_at: ctx.now, updated_at: ctx.now })
+      .set({
+        state: to,
+        state_reason: reason,
+        state_changed_at: ctx.now,
+        updated_at: ctx.now,
+        ...(to === 'active' && partner.activatedAt === null ? { activated_at: ctx.now } : {}),
+      })
       .where('id', '=', partner.id)
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -470,6 +476,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
           state: 'applied',
           state_reason: null,
           state_changed_at: ctx.now,
+          activated_at: null,
           accepted_rules_version: null,
           accepted_rules_at: null,
           invitation_id: invitation?.id ?? null,

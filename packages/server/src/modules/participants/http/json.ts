@@ -44,6 +44,7 @@ export const PartnerJson = z
     state: z.enum(PARTNER_STATES),
     state_reason: z.string().nullable(),
     state_changed_at: timestamp,
+    activated_at: timestamp.nullable().describe('When the partner first became active.'),
     rules: z.object({
       status: z
         .enum(['not_required', 'accepted', 'pending', 'grace', 'lapsed'])
@@ -131,6 +132,7 @@ export const partnerJson = (partner: PartnerView): z.input<typeof PartnerJson> =
   state: partner.state,
   state_reason: partner.stateReason,
   state_changed_at: iso(partner.stateChangedAt),
+  activated_at: isoOrNull(partner.activatedAt),
   rules: {
     status: partner.rules.status,
     current_version: partner.rules.currentVersion,

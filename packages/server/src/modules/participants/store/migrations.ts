@@ -41,6 +41,7 @@ export const participantsMigrations: ModuleMigrations = {
               ('applied', 'under_review', 'active', 'probation', 'suspended', 'offboarded', 'rejected')),
             state_reason text,
             state_changed_at timestamptz not null,
+            activated_at timestamptz,
             accepted_rules_version integer,
             accepted_rules_at timestamptz,
             invitation_id text,

@@ -32,6 +32,7 @@ export interface Partner {
   readonly state: PartnerState;
   readonly stateReason: string | null;
   readonly stateChangedAt: Date;
+  readonly activatedAt: Date | null;
   readonly acceptedRulesVersion: number | null;
   readonly acceptedRulesAt: Date | null;
   readonly invitationId: InvitationId | null;
@@ -102,6 +103,7 @@ export const toPartner = (row: Selectable<PartnersTable>): Partner => ({
   state: row.state,
   stateReason: row.state_reason,
   stateChangedAt: row.state_changed_at,
+  activatedAt: row.activated_at,
   acceptedRulesVersion: row.accepted_rules_version,
   acceptedRulesAt: row.accepted_rules_at,
   invitationId: row.invitation_id as InvitationId | null,

@@ -45,6 +45,8 @@ export interface PartnersTable {
   state: PartnerState;
   state_reason: string | null;
   state_changed_at: Date;
+  /** When the partner first became active: new entrants are favoured for a while after it. */
+  activated_at: Date | null;
   accepted_rules_version: number | null;
   accepted_rules_at: Date | null;
   invitation_id: string | null;

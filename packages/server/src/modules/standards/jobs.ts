@@ -1,0 +1,13 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../kernel/clock.js';
+import type { Tables } from '../../kernel/database/tables.js';
+import type { JobDefinition } from '../../kernel/jobs/jobs.js';
+import type { StandardsService } from './service.js';
+
+export function standardsJobs(_deps: {
+  standards: StandardsService;
+  db: Kysely<Tables>;
+  clock: Clock;
+}): JobDefinition<object>[] {
+  return [];
+}

@@ -65,14 +65,15 @@ export function problem(
   detail?: string,
   extra: Record<string, unknown> = {},
 ): Problem {
+  // Details come first: a detail can never overwrite the problem's own fields.
   return {
+    ...extra,
     type: `urn:baton:problem:${code}`,
     title: TITLES[status] ?? 'Error',
     status,
     code,
     ...(detail === undefined ? {} : { detail }),
     request_id: requestId,
-    ...extra,
   };
 }
 

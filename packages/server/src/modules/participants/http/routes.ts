@@ -170,7 +170,7 @@ export function participantsRoutes(
       summary: 'Get one version of the rules of engagement',
       tags: TYPES,
       access: 'public',
-      params: z.strictObject({ key: typeKey, version: z.coerce.number().int().min(1) }),
+      params: z.strictObject({ key: typeKey, version: z.coerce.number().int().min(1).max(2_147_483_647) }),
       response: RulesJson,
       handler: async (ctx, { params }) =>
         rulesJson(await participants.getRules(ctx.db, params.key, params.version)),

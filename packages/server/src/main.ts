@@ -112,8 +112,8 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const access = createAccessService();
   const jobs = createJobs({ pool: database.pool, logger });
   const participants = createParticipantsService({ access, jobs });
-  const standards = createStandardsService({ jobs });
-  const catalog = createCatalogService({ standards, jobs });
+  const standards = createStandardsService({ jobs, participants });
+  const catalog = createCatalogService({ standards, participants, jobs });
   const matching = createMatchingService({ db, clock, logger, catalog, standards, participants });
 
   for (const job of participantsJobs({ participants, db, clock })) jobs.define(job);

@@ -53,6 +53,10 @@ const PARAM_VALUES: Readonly<Record<string, () => string>> = {
   user_id: () => newId('usr'),
   api_key_id: () => newId('key'),
   invitation_id: () => newId('inv'),
+  certification_id: () => newId('crt'),
+  offer_id: () => newId('off'),
+  reservation_id: () => newId('rsv'),
+  capability: () => 'no-such-capability',
   key: () => 'no-such-type',
   version: () => '1',
 };

@@ -24,6 +24,7 @@ const ATTACKERS: readonly Attacker[] = ['partner owner', 'partner member', 'cust
  */
 type Case =
   | { readonly kind: 'public'; readonly why: string }
+  | { readonly kind: 'shared'; readonly why: string }
   | {
       readonly kind: 'scoped';
       readonly expect: Readonly<Record<Attacker, 403 | 404>>;
@@ -31,6 +32,8 @@ type Case =
     };
 
 const PUBLIC = (why: string): Case => ({ kind: 'public', why });
+/** A route every principal with a key reads alike: the operator's objects, no tenant's. */
+const SHARED = (why: string): Case => ({ kind: 'shared', why });
 /** A route only operators may call: every tenant gets 403, whatever the id. */
 const OPERATOR_ONLY: Extract<Case, { kind: 'scoped' }> = {
   kind: 'scoped',
@@ -103,6 +106,93 @@ const CASES: Readonly<Record<string, Case>> = {
     kind: 'scoped',
     expect: { 'partner owner': 404, 'partner member': 404, customer: 404 },
   },
+  'GET /v1/capabilities/:key': SHARED('capabilities are the standards every offer is checked against'),
+  'GET /v1/capabilities/:key/versions': SHARED(
+    'capabilities are the standards every offer is checked against',
+  ),
+  'GET /v1/capabilities/:key/versions/:version': SHARED('capability versions are standards'),
+  'GET /v1/certification-programs/:key': SHARED('partners read what a program asks before applying'),
+  'PATCH /v1/certification-programs/:key': { ...OPERATOR_ONLY, body: () => ({ name: 'Hijacked' }) },
+  'POST /v1/partners/:partner_id/certifications': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+    body: () => ({ program: 'supplier', evidence: { licence: 'Forged.' } }),
+  },
+  'GET /v1/partners/:partner_id/certifications': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'GET /v1/certifications/:certification_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'POST /v1/certifications/:certification_id/grant': {
+    ...OPERATOR_ONLY,
+    body: () => ({ note: 'Hijacked.' }),
+  },
+  'POST /v1/certifications/:certification_id/reject': {
+    ...OPERATOR_ONLY,
+    body: () => ({ reason: 'Hijacked.' }),
+  },
+  'POST /v1/certifications/:certification_id/revoke': {
+    ...OPERATOR_ONLY,
+    body: () => ({ reason: 'Hijacked.' }),
+  },
+  'POST /v1/capabilities/:key/versions': { ...OPERATOR_ONLY, body: () => ({ name: 'Hijacked' }) },
+  'POST /v1/partners/:partner_id/offers': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+    body: () => OFFER,
+  },
+  'POST /v1/partners/:partner_id/offers/import': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+    body: () => ({ items: [OFFER] }),
+  },
+  'GET /v1/partners/:partner_id/offers': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  // The victim offer is a draft: an active offer is visible to every tenant by design.
+  'GET /v1/offers/:offer_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 404 },
+  },
+  'PATCH /v1/offers/:offer_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+    body: () => ({ lead_time_hours: 1, regions: ['hijacked'] }),
+  },
+  'POST /v1/offers/:offer_id/status': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+    body: () => ({ status: 'active' }),
+  },
+  'POST /v1/offers/:offer_id/reservations': {
+    ...OPERATOR_ONLY,
+    body: () => ({ quantity: 1, at: '2026-06-01T09:00:00Z', hold_minutes: 5 }),
+  },
+  'GET /v1/reservations/:reservation_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'POST /v1/reservations/:reservation_id/confirm': OPERATOR_ONLY,
+  'POST /v1/reservations/:reservation_id/release': OPERATOR_ONLY,
+  'GET /v1/matching/settings/:capability': OPERATOR_ONLY,
+  'PUT /v1/matching/settings/:capability': { ...OPERATOR_ONLY, body: () => ({ max_per_partner: 2 }) },
+};
+
+/** A valid offer for the `supplier` capability the setup defines. */
+const OFFER = {
+  capability: 'supplier',
+  attributes: {},
+  unit_price: { amount: '1.00', currency: 'EUR' },
+  min_quantity: 1,
+  max_quantity: 10,
+  lead_time_hours: 24,
+  regions: ['eu-west'],
+  capacity_per_period: 10,
+  capacity_period: 'week',
 };
 
 interface PartnerTenant {
@@ -238,6 +328,60 @@ describe('object-level access (A1)', async () => {
   const partnerA = await applyAsPartner(app, 'alpha');
   const partnerB = await applyAsPartner(app, 'bravo');
   const customerA = await signUpAsCustomer(app, 'carol');
+  // A capability and a program named like the partner type, so that `:key` probes reach them too.
+  ok(
+    await app.request('POST', '/v1/certification-programs', {
+      body: {
+        key: 'supplier',
+        name: 'Supplier',
+        evidence: [{ key: 'licence', description: 'Licence' }],
+        validity_days: 365,
+      },
+    }),
+    201,
+  );
+  ok(
+    await app.request('POST', '/v1/capabilities', {
+      body: {
+        key: 'supplier',
+        name: 'Supply',
+        unit: 'piece',
+        attribute_schema: { type: 'object' },
+        required_certifications: ['supplier'],
+      },
+    }),
+    201,
+  );
+  // Granted, so that another application for it by a broken check would succeed (as a renewal).
+  const certificationA = ok(
+    await app.request<{ id: string }>('POST', `/v1/partners/${partnerA.id}/certifications`, {
+      key: partnerA.ownerKey,
+      body: { program: 'supplier', evidence: { licence: 'L-1' } },
+    }),
+    201,
+  );
+  ok(await app.request('POST', `/v1/certifications/${certificationA.id}/grant`, { body: {} }));
+  // A draft offer (seen only by its partner and operators) and a reservation on an active one.
+  const offerA = ok(
+    await app.request<{ id: string }>('POST', `/v1/partners/${partnerA.id}/offers`, {
+      key: partnerA.ownerKey,
+      body: OFFER,
+    }),
+    201,
+  );
+  const activeOfferA = ok(
+    await app.request<{ id: string }>('POST', `/v1/partners/${partnerA.id}/offers`, {
+      key: partnerA.ownerKey,
+      body: { ...OFFER, status: 'active' },
+    }),
+    201,
+  );
+  const reservationA = ok(
+    await app.request<{ id: string }>('POST', `/v1/offers/${activeOfferA.id}/reservations`, {
+      body: { quantity: 1, at: app.clock.now().toISOString(), hold_minutes: 60 },
+    }),
+    201,
+  );
   const customerB = await signUpAsCustomer(app, 'dave');
   const invitation = ok(
     await app.request<{ invitation: { id: string } }>('POST', '/v1/partner-invitations', {
@@ -266,7 +410,11 @@ describe('object-level access (A1)', async () => {
         missing: newId('key'),
       },
       invitation_id: { victims: [invitation.id], missing: newId('inv') },
+      certification_id: { victims: [certificationA.id], missing: newId('crt') },
+      offer_id: { victims: [offerA.id], missing: newId('off') },
+      reservation_id: { victims: [reservationA.id], missing: newId('rsv') },
       key: { victims: ['supplier'], missing: 'no-such-type' },
+      capability: { victims: ['supplier'], missing: 'no-such-capability' },
     };
 
   const routes = servedRoutes(app.baton.http);
@@ -324,9 +472,23 @@ describe('object-level access (A1)', async () => {
     }
   });
 
+  it('answers the shared routes alike to every tenant and to the operator', async () => {
+    const sharedRoutes = Object.entries(CASES).filter(([, routeCase]) => routeCase.kind === 'shared');
+    expect(sharedRoutes.length).toBeGreaterThan(0);
+    for (const [key] of sharedRoutes) {
+      const url = (key.split(' ')[1] ?? '').replace(':key', 'supplier').replace(':version', '1');
+      const operator = await app.request('GET', url);
+      expect(operator.status, `${key}: ${operator.text}`).toBe(200);
+      for (const attacker of ATTACKERS) {
+        const answer = await app.request('GET', url, { key: attackerKeys[attacker] });
+        expect(comparable(answer, ''), `${key} as ${attacker}`).toEqual(comparable(operator, ''));
+      }
+    }
+  });
+
   let probes = 0;
   for (const [key, routeCase] of Object.entries(CASES)) {
-    if (routeCase.kind === 'public') continue;
+    if (routeCase.kind !== 'scoped') continue;
     it(`${key}: another tenant's object answers as a missing one, and nothing changes`, async () => {
       const [method = '', url = ''] = key.split(' ');
       const params = [...url.matchAll(/:([a-z_]+)/g)].map((match) => match[1] ?? '');

@@ -1,0 +1,100 @@
+/**
+ * Seeded randomness for benchmarks: the same seed gives the same data set and the same
+ * queries on every machine, so two runs differ only in how fast they answer.
+ */
+
+/** A small, fast pseudo-random generator (mulberry32); not for anything secret. */
+export class Random {
+  #state: number;
+
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
+    let t = this.#state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer in [min, max], both included. */
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  /** True with probability `p`. */
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    const item = items[Math.floor(this.next() * items.length)];
+    if (item === undefined) throw new Error('pick from an empty list');
+    return item;
+  }
+
+  /** A log-normal value around `median`: prices and sizes are skewed, never negative. */
+  logNormal(median: number, sigma: number): number {
+    // Box–Muller; 1 - next() keeps the logarithm finite.
+    const u = 1 - this.next();
+    const v = this.next();
+    const normal = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    return median * Math.exp(sigma * normal);
+  }
+
+  /** A 32-bit unsigned integer, for deriving ids. */
+  uint32(): number {
+    return Math.floor(this.next() * 4294967296) >>> 0;
+  }
+}
+
+/**
+ * Draws ranks 0..n-1 with probability proportional to 1 / (rank + 1)^exponent: a few items are
+ * very popular and a long tail is rare, as offers are across capabilities and regions.
+ */
+export class Zipf {
+  readonly #cumulative: Float64Array;
+
+  constructor(
+    readonly n: number,
+    readonly exponent: number,
+  ) {
+    this.#cumulative = new Float64Array(n);
+    let total = 0;
+    for (let rank = 0; rank < n; rank++) {
+      total += 1 / (rank + 1) ** exponent;
+      this.#cumulative[rank] = total;
+    }
+    for (let rank = 0; rank < n; rank++) this.#cumulative[rank]! /= total;
+  }
+
+  /** The probability of `rank`. */
+  probability(rank: number): number {
+    return this.#cumulative[rank]! - (rank === 0 ? 0 : this.#cumulative[rank - 1]!);
+  }
+
+  sample(random: Random): number {
+    const u = random.next();
+    let low = 0;
+    let high = this.n - 1;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#cumulative[middle]! < u) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** `count` distinct ranks (count ≤ n), each drawn by popularity among those not yet drawn. */
+  sampleDistinct(random: Random, count: number, into: number[]): number[] {
+    into.length = 0;
+    while (into.length < count) {
+      const rank = this.sample(random);
+      if (!into.includes(rank)) into.push(rank);
+    }
+    return into;
+  }
+}

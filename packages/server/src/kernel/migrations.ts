@@ -17,7 +17,7 @@ export const kernelMigrations: ModuleMigrations = {
           create table events (
             id text primary key,
             seq bigint generated always as identity,
-            tx_id xid8 not null default pg_current_xact_id(),
+            tx_id bigint not null default (pg_current_xact_id()::text::bigint),
             type text not null,
             subject_id text not null,
             data jsonb not null,

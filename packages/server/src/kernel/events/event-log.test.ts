@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import type { Context } from '../context.js';
@@ -84,6 +85,28 @@ describe(`the event log (${TEST_DATABASE_KIND})`, async () => {
         expect(afterCommit?.items.map((event) => event.id)).toEqual(['evt_slow', fast]);
       } finally {
         slow.release();
+      }
+    },
+  );
+  it.runIf(TEST_DATABASE_KIND === 'postgres')(
+    'is not held back by a long transaction in another database on the same server',
+    async () => {
+      const elsewhere = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+      await elsewhere.connect();
+      try {
+        await elsewhere.query('begin');
+        await elsewhere.query('select pg_current_xact_id()');
+        const id = await append('test.elsewhere', []);
+        const page = await readEvents(database.db, {
+          viewer: 'all',
+          after: null,
+          limit: 10,
+          types: ['test.elsewhere'],
+        });
+        expect(page?.items.map((event) => event.id)).toEqual([id]);
+      } finally {
+        await elsewhere.query('rollback').catch(() => {});
+        await elsewhere.end();
       }
     },
   );

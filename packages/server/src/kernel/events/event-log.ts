@@ -16,7 +16,7 @@ export interface EventsTable {
   id: string;
   seq: Generated<bigint>;
   /** The writing transaction's id: readers order by it to see a gap-free, commit-safe sequence. */
-  tx_id: ColumnType<string, never, never>;
+  tx_id: ColumnType<bigint, never, never>;
   type: string;
   subject_id: string;
   data: ColumnType<Record<string, unknown>, string, never>;
@@ -74,6 +74,27 @@ export async function appendEvent(ctx: Context, event: NewEvent): Promise<EventI
   return id;
 }
 
+/**
+ * The commit horizon of this database: every transaction with an id below it has ended, and
+ * any transaction still to write an event will have a larger id. Readers see only events below
+ * it, so a cursor can never pass an event whose transaction commits late.
+ *
+ * It is computed from this database's running transactions (pg_stat_activity), not from the
+ * server-wide snapshot, so a long transaction in another database on the same server does not
+ * hold the feed back. The running transactions' ids are taken relative to the snapshot's xmax,
+ * which errs low (safe). It must be read in its own statement before the events are selected
+ * in a later one: a transaction that ends in between is then visible to that later statement.
+ */
+export async function readHorizon(db: Executor): Promise<bigint> {
+  const { rows } = await sql<{ horizon: bigint }>`
+    select pg_snapshot_xmax(pg_current_snapshot())::text::int8 - coalesce(max(age(backend_xid)), 0) as horizon
+    from pg_stat_activity
+    where datname = current_database() and backend_xid is not null`.execute(db);
+  const horizon = rows[0]?.horizon;
+  assert(horizon !== undefined, 'the commit horizon query returns one row');
+  return BigInt(horizon);
+}
+
 /** Most events returned by one read of the feed. */
 export const EVENT_PAGE_MAX = 500;
 
@@ -86,9 +107,9 @@ export interface EventQuery {
 }
 
 /**
- * Reads the event log in commit order after a cursor. Only events of transactions older than
- * every transaction still running are returned, so a reader that resumes from its last event
- * never skips one that committed late.
+ * Reads the event log in commit order after a cursor. Only events below the commit horizon
+ * (`readHorizon`) are returned, so a reader that resumes from its last event never skips one
+ * that committed late.
  *
  * @returns null when `after` names no event the viewer can see.
  */
@@ -104,12 +125,12 @@ export async function readEvents(db: Executor, query: EventQuery): Promise<Page<
     const viewer = query.viewer;
     if (!cursor || (viewer !== 'all' && !cursor.audience.some((token) => viewer.includes(token))))
       return null;
-    position = sql<boolean>`(tx_id, seq) > (${cursor.tx_id}::xid8, ${cursor.seq})`;
+    position = sql<boolean>`(tx_id, seq) > (${cursor.tx_id}, ${cursor.seq})`;
   }
   let select = db
     .selectFrom('events')
     .selectAll()
-    .where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`)
+    .where('tx_id', '<', await readHorizon(db))
     .where(position)
     .orderBy('tx_id')
     .orderBy('seq')

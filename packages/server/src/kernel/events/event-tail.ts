@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Executor } from '../database/database.js';
 import type { EventId } from '../ids.js';
-import { EVENT_PAGE_MAX, type LoggedEvent, readEvents } from './event-log.js';
+import { EVENT_PAGE_MAX, type LoggedEvent, readEvents, readHorizon } from './event-log.js';
 
 /** How often a tail asks the log for new events, unless told otherwise. */
 export const EVENT_TAIL_POLL_MS = 500;
@@ -138,7 +138,7 @@ export function createEventTail(options: EventTailOptions): EventTail {
       const row = await db
         .selectFrom('events')
         .select('id')
-        .where(sql<boolean>`tx_id < pg_snapshot_xmin(pg_current_snapshot())`)
+        .where('tx_id', '<', await readHorizon(db))
         .orderBy('tx_id', 'desc')
         .orderBy('seq', 'desc')
         .limit(1)

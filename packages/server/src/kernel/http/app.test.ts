@@ -657,6 +657,16 @@ describe('createHttpApp', async () => {
         throw conflict('test.refused', 'Refused after writing.');
       },
     }),
+    defineRoute({
+      method: 'POST',
+      url: '/test/search',
+      summary: 'A search with a body',
+      tags: ['Test'],
+      access: 'public',
+      readOnly: true,
+      response: z.object({ in_transaction: z.boolean() }),
+      handler: async (ctx) => ({ in_transaction: ctx.db.isTransaction }),
+    }),
   ]);
 
   const inject = async (method: 'GET' | 'POST', url: string, headers: Record<string, string> = {}) => {
@@ -708,6 +718,15 @@ describe('createHttpApp', async () => {
     expect(replay.headers['idempotency-replayed']).toBe('true');
     expect(replay.text).toBe(first.text);
     expect(await countAudit('test.refused_write')).toBe(0);
+  });
+
+  it('runs a read-only POST as a read: no transaction, no stored key, every call answered afresh', async () => {
+    const headers = { 'idempotency-key': 'search-once' };
+    const first = await inject('POST', '/test/search', headers);
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({ in_transaction: false });
+    const second = await inject('POST', '/test/search', headers);
+    expect(second.headers['idempotency-replayed']).toBeUndefined();
   });
 
   it('refuses to build an app with a route that does not declare who may call it', async () => {

@@ -233,9 +233,10 @@ function registerRoute(app: FastifyInstance, route: Route, deps: HttpDeps): void
       const input = { params: request.params, query: request.query, body: request.body } as Parameters<
         Route['handler']
       >[1];
-      const response = WRITE_METHODS.has(route.method)
-        ? await executeWrite(request, reply, route, status, input, deps)
-        : await executeRead(request, reply, route, status, input, deps);
+      const response =
+        WRITE_METHODS.has(route.method) && !route.readOnly
+          ? await executeWrite(request, reply, route, status, input, deps)
+          : await executeRead(request, reply, route, status, input, deps);
       reply.code(response.status).header('content-type', response.contentType);
       if (response.replayed) reply.header('idempotency-replayed', 'true');
       return reply.send(response.payload);

@@ -27,6 +27,11 @@ export interface RouteSpec<P, Q, B, R extends z.ZodType> {
    * naming it here also audits the attempts that are denied or fail.
    */
   readonly audit?: { readonly action: string; readonly targetParam?: string };
+  /**
+   * A POST that changes nothing (a search whose query is a body): it runs as a read, without a
+   * transaction or an idempotency key.
+   */
+  readonly readOnly?: boolean;
   /** Whether a POST must carry an `Idempotency-Key` (money-moving calls must). */
   readonly idempotencyKey?: 'required' | 'optional';
   /** A stricter limit than the per-key default, counted per caller address (public sign-ups). */

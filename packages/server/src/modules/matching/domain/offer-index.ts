@@ -44,8 +44,13 @@ import {
  *   in one byte, worked out again only for partners that changed and when the earliest time
  *   at which any partner's answer changes by itself (a certification or grace period ending)
  *   has passed: a query reads one byte per offer instead of evaluating partners.
+ * - Each bucket also keeps its live rows (active offers of eligible partners), with a packed
+ *   copy of their quantity limits and lead time, rebuilt only after a change that affects
+ *   which rows are live: a query reads those in sequence and touches the table's columns only
+ *   for rows that pass.
  * - Reserved capacity is sparse: most offers have none; a pool of linked entries holds the rest
- *   (reserved-units.ts), and an empty list head per row skips the lookup.
+ *   (reserved-units.ts), and each row keeps the capacity left in its fullest period, so only
+ *   offers that may be short look up the period in question.
  *
  * The index is a cache of the database. It can be stale; the service therefore never trusts it
  * to allocate: the reservation in the database decides (see service.ts).

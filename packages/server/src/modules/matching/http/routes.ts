@@ -147,6 +147,7 @@ export function matchingRoutes(matching: MatchingService): Route[] {
         'capacity (an allocation) checks the database.',
       tags: TAGS,
       access: { operator: ALL_OPERATOR_ROLES, customer: true },
+      readOnly: true,
       body: z.strictObject({
         ...demandFields,
         limit: z.number().int().min(1).max(QUERY_LIMIT_MAX).default(10),

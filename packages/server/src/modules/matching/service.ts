@@ -11,7 +11,7 @@ import { appendEvent, type LoggedEvent } from '../../kernel/events/event-log.js'
 import { createEventTail } from '../../kernel/events/event-tail.js';
 import { type AllocationId, type CustomerId, newId, type OfferId, type PartnerId } from '../../kernel/ids.js';
 import { parseAmount, parseCurrency } from '../../kernel/money.js';
-import type { CatalogService, Reservation } from '../catalog/index.js';
+import type { CatalogService, Offer, Reservation } from '../catalog/index.js';
 import { ENGAGED_STATES, type ParticipantsService, type PartnerView } from '../participants/index.js';
 import type { Capability, StandardsService } from '../standards/index.js';
 import {
@@ -171,21 +171,7 @@ export function createMatchingService(deps: MatchingDeps) {
     for (;;) {
       const page = await catalog.listOffersForIndex(db, { limit: LOAD_PAGE_SIZE, after });
       for (const offer of page.items) {
-        index.upsertOffer({
-          id: offer.id,
-          partnerId: offer.partnerId,
-          capability: offer.capabilityKey,
-          status: offer.status,
-          unitPriceMinor: offer.unitPrice.amountMinor,
-          currency: offer.unitPrice.currency,
-          minQuantity: offer.minQuantity,
-          maxQuantity: offer.maxQuantity,
-          leadTimeHours: offer.leadTimeHours,
-          regions: offer.regions,
-          capacityPerPeriod: offer.capacityPerPeriod,
-          capacityPeriod: offer.capacityPeriod,
-          attributes: offer.attributes,
-        });
+        index.upsertOffer(indexedOffer(offer));
       }
       if (!page.hasMore) break;
       after = page.items.at(-1)?.id;
@@ -297,21 +283,7 @@ export function createMatchingService(deps: MatchingDeps) {
     const system = { ...systemContext(ctx.db), now: ctx.now };
     try {
       const offer = await catalog.getOffer(system, offerId);
-      index.upsertOffer({
-        id: offer.id,
-        partnerId: offer.partnerId,
-        capability: offer.capabilityKey,
-        status: offer.status,
-        unitPriceMinor: offer.unitPrice.amountMinor,
-        currency: offer.unitPrice.currency,
-        minQuantity: offer.minQuantity,
-        maxQuantity: offer.maxQuantity,
-        leadTimeHours: offer.leadTimeHours,
-        regions: offer.regions,
-        capacityPerPeriod: offer.capacityPerPeriod,
-        capacityPeriod: offer.capacityPeriod,
-        attributes: offer.attributes,
-      });
+      index.upsertOffer(indexedOffer(offer));
       const free = await catalog.freeCapacity(ctx.db, offerId, new Date(atMs));
       const periodStart = periodStartMs(PERIOD_CODES[offer.capacityPeriod], atMs);
       index.setReserved(offerId, periodStart, Number(offer.capacityPerPeriod - free));
@@ -689,4 +661,23 @@ export function settingsFromJson(json: SettingsJsonShape): MatchingSettings {
 
 function pointerSegment(name: string): string {
   return name.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+/** An offer of the catalog as the index holds it. */
+export function indexedOffer(offer: Offer): IndexedOffer {
+  return {
+    id: offer.id,
+    partnerId: offer.partnerId,
+    capability: offer.capabilityKey,
+    status: offer.status,
+    unitPriceMinor: offer.unitPrice.amountMinor,
+    currency: offer.unitPrice.currency,
+    minQuantity: offer.minQuantity,
+    maxQuantity: offer.maxQuantity,
+    leadTimeHours: offer.leadTimeHours,
+    regions: offer.regions,
+    capacityPerPeriod: offer.capacityPerPeriod,
+    capacityPeriod: offer.capacityPeriod,
+    attributes: offer.attributes,
+  };
 }

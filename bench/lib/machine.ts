@@ -11,6 +11,7 @@ export interface MachineDescription {
   readonly loadAverage: string;
 }
 
+/** The CPU model, cores, memory, OS, Node version and load average of this machine. */
 export function describeMachine(): MachineDescription {
   let cpu = os.cpus()[0]?.model ?? 'unknown';
   try {

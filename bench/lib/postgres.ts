@@ -77,6 +77,7 @@ export async function createBenchDatabase(serverUrl: string, poolSize = 4): Prom
   };
 }
 
+/** The connection string `url` with its database replaced by `database`. */
 export function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;

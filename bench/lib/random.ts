@@ -44,11 +44,6 @@ export class Random {
     const normal = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
     return median * Math.exp(sigma * normal);
   }
-
-  /** A 32-bit unsigned integer, for deriving ids. */
-  uint32(): number {
-    return Math.floor(this.next() * 4294967296) >>> 0;
-  }
 }
 
 /**
@@ -69,11 +64,6 @@ export class Zipf {
       this.#cumulative[rank] = total;
     }
     for (let rank = 0; rank < n; rank++) this.#cumulative[rank]! /= total;
-  }
-
-  /** The probability of `rank`. */
-  probability(rank: number): number {
-    return this.#cumulative[rank]! - (rank === 0 ? 0 : this.#cumulative[rank - 1]!);
   }
 
   sample(random: Random): number {

@@ -54,6 +54,7 @@ export function formatMs(ms: number): string {
   return ms.toFixed(0);
 }
 
+/** Formats a size in B, KiB, MiB or GiB. */
 export function formatBytes(bytes: number): string {
   if (!Number.isFinite(bytes)) return '–';
   if (bytes < 1024) return `${bytes.toFixed(0)} B`;
@@ -62,6 +63,7 @@ export function formatBytes(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/** Formats a count with thousands separators. */
 export function formatCount(count: number): string {
   return count.toLocaleString('en-US');
 }

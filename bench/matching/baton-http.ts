@@ -30,6 +30,9 @@ export interface HttpMeasurement {
    * read), measured the same way, so that the query's own cost can be told from HTTP's.
    */
   readonly floor: LatencySummary;
+  /** Answered requests per second, with `concurrency` clients. */
+  readonly throughput: Record<QueryMix, number>;
+  readonly floorThroughput: number;
   readonly answers: Record<QueryMix, string[][]>;
   readonly candidates: Record<QueryMix, number[]>;
   readonly failures: number;
@@ -75,6 +78,11 @@ export function answerCandidates(body: unknown): number {
   return (body as MatchBody | undefined)?.candidates ?? -1;
 }
 
+/**
+ * Loads the data set into Baton's tables on `database`, starts a Baton server process on it and
+ * runs the query mix over HTTP. Throws when the load fails or the server does not start within
+ * 15 minutes; requests that are not answered with 200 are counted, not thrown.
+ */
 export async function measureOverHttp(
   database: BenchDatabase,
   dataset: Dataset,
@@ -142,6 +150,8 @@ export async function measureOverHttp(
       loadOptions,
     );
     const floor = floorRun.latencies.summary();
+    const floorThroughput = (floor.count * 1000) / floorRun.elapsedMs;
+    const throughput = {} as Record<QueryMix, number>;
     failures += floorRun.failures;
     firstFailure ??= floorRun.firstFailure;
     log(`HTTP floor (GET /v1/me): p50 ${formatMs(floor.p50Ms)} ms, p99 ${formatMs(floor.p99Ms)} ms`);
@@ -151,6 +161,7 @@ export async function measureOverHttp(
         .map((query) => ({ path: QUERY_PATH, body: requestBody(query) }));
       const result = await runLoad(requests, loadOptions, options.keepAnswers);
       perMix[mix] = result.latencies.summary();
+      throughput[mix] = (perMix[mix].count * 1000) / result.elapsedMs;
       answers[mix] = Array.from({ length: options.keepAnswers }, (_, q) => answerIds(result.bodies[q]));
       candidates[mix] = Array.from({ length: options.keepAnswers }, (_, q) =>
         answerCandidates(result.bodies[q]),
@@ -170,6 +181,8 @@ export async function measureOverHttp(
       serverHeapBytes: ready.heapBytes,
       perMix,
       floor,
+      throughput,
+      floorThroughput,
       answers,
       candidates,
       failures,

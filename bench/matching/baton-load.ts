@@ -47,6 +47,10 @@ async function insertColumns(
 
 const iso = (date: Date) => date.toISOString();
 
+/**
+ * Writes the data set into the tables of a freshly migrated Baton database. Throws (a pg
+ * error) when a migration changed a table in a way these inserts no longer fit.
+ */
 export async function loadBatonTables(
   pool: pg.Pool,
   dataset: Dataset,

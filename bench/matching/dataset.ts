@@ -428,18 +428,6 @@ export class Dataset {
     };
   }
 
-  /** How many offers serve capability `c` in region `r` (any status). */
-  countIn(c: number, r: number): number {
-    let count = 0;
-    for (let i = 0; i < this.options.offers; i++) {
-      if (this.#capability[i] !== c) continue;
-      for (let k = 0; k < REGIONS_PER_OFFER_MAX; k++) {
-        if (this.#regions[i * REGIONS_PER_OFFER_MAX + k] === r) count++;
-      }
-    }
-    return count;
-  }
-
   /** The hot spot's size, how many capability+region pairs have offers and their median, and booked periods. */
   describe(): {
     hotSpotOffers: number;

@@ -26,6 +26,7 @@ export interface IndexMeasurement {
 const CHUNK_OFFERS = 10_000;
 const WARMUP_MS = 3_000;
 
+/** A generated offer as the index takes it in, as the matching service converts catalog offers. */
 export function indexedOffer(offer: GeneratedOffer): IndexedOffer {
   return {
     id: offer.id,
@@ -44,6 +45,7 @@ export function indexedOffer(offer: GeneratedOffer): IndexedOffer {
   };
 }
 
+/** A benchmark query as the index takes it. */
 export function matchQuery(query: BenchQuery): MatchQuery {
   return {
     capability: query.capability,
@@ -117,6 +119,10 @@ export function buildIndex(dataset: Dataset): { index: OfferIndex; buildMs: numb
   return { index, buildMs };
 }
 
+/**
+ * Builds the index from the data set (timed, memory measured), warms it up, then times every
+ * query of each mix, keeping the answers of the first `keepAnswers` for comparison.
+ */
 export async function measureIndex(
   dataset: Dataset,
   queries: Record<QueryMix, BenchQuery[]>,

@@ -353,6 +353,7 @@ export interface BaselineResult {
   readonly candidates: number;
 }
 
+/** Runs a baseline statement: the ranked offer ids, their scores and the candidate count. */
 export async function runBaseline(
   client: pg.Pool | pg.PoolClient,
   statement: BaselineStatement,

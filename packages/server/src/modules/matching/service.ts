@@ -106,6 +106,9 @@ const INDEXED_EVENT_TYPES = [
   'matching.settings_updated',
 ] as const;
 
+/** How often the index forgets reservations of past periods. */
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+
 export type MatchingService = ReturnType<typeof createMatchingService>;
 
 /**
@@ -121,6 +124,8 @@ export function createMatchingService(deps: MatchingDeps) {
   /** The current version of each capability, for checking constraints against its attributes. */
   const capabilities = new Map<string, Capability>();
   const tail = createEventTail({ db, logger, types: INDEXED_EVENT_TYPES });
+  /** When the index last forgot the reservations of past periods. */
+  let lastPrunedMs = clock.now().getTime();
   tail.subscribe((events) => applyEvents(events));
 
   const systemContext = (executor: Executor = db): Context => ({
@@ -208,6 +213,11 @@ export function createMatchingService(deps: MatchingDeps) {
    * Every step is idempotent, as the event tail requires.
    */
   async function applyEvents(events: readonly LoggedEvent[]): Promise<void> {
+    const nowMs = clock.now().getTime();
+    if (nowMs - lastPrunedMs >= PRUNE_INTERVAL_MS) {
+      index.forgetReservationsBefore(nowMs);
+      lastPrunedMs = nowMs;
+    }
     const partners = new Set<PartnerId>();
     const partnerTypes = new Set<string>();
     const changedCapabilities = new Set<string>();

@@ -210,6 +210,21 @@ describe('the offer index filters', () => {
     expect(ids(index, query({ quantity: 100, neededByMs: NOW + 2 * DAY_MS }))).toEqual([weekly.id]);
   });
 
+  it('keeps a full period full when a booking far ahead is recorded, and forgets only periods long past', () => {
+    const monthly = offer({ capacityPerPeriod: 10n, capacityPeriod: 'month', leadTimeHours: 0 });
+    const index = indexWith([monthly]);
+    const thisMonth = periodStartMs(PERIOD_CODES.month, NOW);
+    index.setReserved(monthly.id, thisMonth, 10);
+    // A booking three months ahead must not erase this month's.
+    index.setReserved(monthly.id, periodStartMs(PERIOD_CODES.month, NOW + 95 * DAY_MS), 1);
+    expect(ids(index, query({ quantity: 1, neededByMs: NOW + HOUR_MS }))).toEqual([]);
+    // Pruning by the clock keeps the current month, and forgets it once it is long past.
+    index.forgetReservationsBefore(NOW);
+    expect(ids(index, query({ quantity: 1, neededByMs: NOW + HOUR_MS }))).toEqual([]);
+    index.forgetReservationsBefore(NOW + 120 * DAY_MS);
+    expect(ids(index, query({ quantity: 1, neededByMs: NOW + HOUR_MS }))).toEqual([monthly.id]);
+  });
+
   it('applies constraints on attributes: equality, sets and ranges, on numbers, strings and booleans', () => {
     const red = offer({ attributes: { color: 'red', weight_gsm: 180, organic: true } });
     const blue = offer({ attributes: { color: 'blue', weight_gsm: 220, organic: false } });

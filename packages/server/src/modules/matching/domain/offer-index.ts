@@ -588,12 +588,25 @@ export class OfferIndex {
     };
   }
 
+  /**
+   * Forgets reservations of periods that started more than `RESERVATION_HISTORY_DAYS` before
+   * `nowMs`: queries only look forward, and the longest period (a month) is well inside that.
+   */
+  forgetReservationsBefore(nowMs: number): void {
+    const day = Math.floor(nowMs / DAY_MS) - RESERVATION_HISTORY_DAYS;
+    for (const table of this.#tables.values()) {
+      table.reserved.forgetBefore(day, (row) => {
+        table.minFree[row] = table.capacityPerPeriod[row]! - table.reserved.max(row);
+      });
+    }
+  }
+
   /** Sets the units held or confirmed in one capacity period of an offer (0 frees them all). */
   setReserved(offerId: string, periodStart: number, reserved: number): void {
     const located = this.#locate(offerId);
     if (!located) return;
     const { table, row } = located;
-    table.reserved.set(row, Math.floor(periodStart / DAY_MS), reserved, RESERVATION_HISTORY_DAYS);
+    table.reserved.set(row, Math.floor(periodStart / DAY_MS), reserved);
     table.minFree[row] = table.capacityPerPeriod[row]! - table.reserved.max(row);
   }
 

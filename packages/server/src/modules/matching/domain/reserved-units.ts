@@ -44,33 +44,20 @@ export class ReservedUnits {
     return most;
   }
 
-  /**
-   * Sets the units reserved in one period (0 removes it), and forgets periods that ended
-   * more than `historyDays` before it: queries only ever look forward.
-   */
-  set(row: number, day: number, units: number, historyDays: number): void {
-    let previous = -1;
+  /** Sets the units reserved in one period (0 removes it). */
+  set(row: number, day: number, units: number): void {
+    let before = -1;
     let found = -1;
-    for (let entry = this.heads[row]!; entry !== -1; ) {
-      const next = this.next[entry]!;
+    for (let entry = this.heads[row]!; entry !== -1; entry = this.next[entry]!) {
       if (this.days[entry] === day) {
         found = entry;
-      } else if (this.days[entry]! < day - historyDays) {
-        this.#unlink(row, previous, entry);
-        entry = next;
-        continue;
+        break;
       }
-      previous = entry;
-      entry = next;
+      before = entry;
     }
     if (found !== -1) {
-      if (units > 0) {
-        this.units[found] = units;
-        return;
-      }
-      let before = -1;
-      for (let entry = this.heads[row]!; entry !== found; entry = this.next[entry]!) before = entry;
-      this.#unlink(row, before, found);
+      if (units > 0) this.units[found] = units;
+      else this.#unlink(row, before, found);
       return;
     }
     if (units <= 0) return;
@@ -79,6 +66,29 @@ export class ReservedUnits {
     this.units[entry] = units;
     this.next[entry] = this.heads[row]!;
     this.heads[row] = entry;
+  }
+
+  /**
+   * Forgets, in every row, the periods that start before `day`, and calls `touched` for each
+   * row that lost one. The cut-off comes from the clock, never from the period being set: a
+   * booking months ahead must not erase this month's.
+   */
+  forgetBefore(day: number, touched: (row: number) => void): void {
+    for (let row = 0; row < this.heads.length; row++) {
+      let before = -1;
+      let lost = false;
+      for (let entry = this.heads[row]!; entry !== -1; ) {
+        const next = this.next[entry]!;
+        if (this.days[entry]! < day) {
+          this.#unlink(row, before, entry);
+          lost = true;
+        } else {
+          before = entry;
+        }
+        entry = next;
+      }
+      if (lost) touched(row);
+    }
   }
 
   /** Forgets every period of a row. */

@@ -184,6 +184,7 @@ export function createMatchingService(deps: MatchingDeps) {
     for (const usage of await catalog.listCapacityUsage(db, { from: ctx.now })) {
       index.setReserved(usage.offerId, usage.periodStart.getTime(), Number(usage.reserved));
     }
+    index.compact();
     let afterSeq = 0n;
     const since = new Date(ctx.now.getTime() - EXPOSURE_WINDOW_DAYS_MAX * DAY_MS);
     for (;;) {

@@ -210,6 +210,29 @@ describe('the offer index filters', () => {
     expect(ids(index, query({ quantity: 100, neededByMs: NOW + 2 * DAY_MS }))).toEqual([weekly.id]);
   });
 
+  it('answers the same after compaction, and keeps growing after it', () => {
+    const partners = ['ptn_a', 'ptn_b', 'ptn_c'];
+    const offers = Array.from({ length: 300 }, (_, i) =>
+      offer({
+        partnerId: partners[i % 3],
+        unitPriceMinor: BigInt(1000 + ((i * 37) % 500)),
+        capacityPerPeriod: 10n,
+      }),
+    );
+    const index = indexWith(offers);
+    const week = periodStartMs(PERIOD_CODES.week, NOW);
+    for (const [i, item] of offers.entries()) if (i % 4 === 0) index.setReserved(item.id, week, 10);
+    const wide = query({ quantity: 1, neededByMs: NOW + DAY_MS, limit: 50 });
+    const before = ids(index, wide);
+    index.compact();
+    expect(ids(index, wide)).toEqual(before);
+    const cheapest = offer({ partnerId: 'ptn_a', unitPriceMinor: 1n, capacityPerPeriod: 10n });
+    index.upsertOffer(cheapest);
+    expect(ids(index, wide)[0]).toBe(cheapest.id);
+    index.setReserved(cheapest.id, week, 10);
+    expect(ids(index, wide)).toEqual(before);
+  });
+
   it('keeps a full period full when a booking far ahead is recorded, and forgets only periods long past', () => {
     const monthly = offer({ capacityPerPeriod: 10n, capacityPeriod: 'month', leadTimeHours: 0 });
     const index = indexWith([monthly]);

@@ -323,6 +323,20 @@ class CapabilityTable {
     return this.rowCount++;
   }
 
+  /**
+   * Drops the slack that growth by doubling leaves (up to half of every column) once a bulk
+   * load is over; from then on rows arrive one at a time and grow the columns again as needed.
+   */
+  compact(): void {
+    const rows = Math.max(INITIAL_ROWS, this.rowCount + slack(this.rowCount));
+    if (rows < this.capacity) this.grow(rows);
+    for (const bucket of this.buckets.values()) {
+      const length = Math.max(4, bucket.length + slack(bucket.length));
+      if (length < bucket.rows.length) bucket.rows = resize(bucket.rows, length);
+    }
+    this.reserved.compact();
+  }
+
   grow(capacity: number): void {
     this.partner = resize(this.partner, capacity);
     this.status = resize(this.status, capacity);
@@ -586,6 +600,11 @@ export class OfferIndex {
       capacityPerPeriod: table.capacityPerPeriod[row]!,
       capacityPeriod: PERIOD_NAMES[table.period[row]!]!,
     };
+  }
+
+  /** Drops the slack of growth after a bulk load: see `CapabilityTable.compact`. */
+  compact(): void {
+    for (const table of this.#tables.values()) table.compact();
   }
 
   /**
@@ -1681,6 +1700,11 @@ export function canonicalJson(value: unknown): string {
 type TypedArray = Int32Array | Uint8Array | Uint16Array | Uint32Array | Float64Array;
 
 /** A copy of `array` with room for `length` entries; new entries hold `fill`. */
+/** Room left for growth when columns are compacted: an eighth, so a few new rows do not copy them all. */
+function slack(length: number): number {
+  return length >> 3;
+}
+
 function resize<T extends TypedArray>(array: T, length: number, fill = 0): T {
   const Constructor = array.constructor as new (length: number) => T;
   const resized = new Constructor(length);

@@ -91,6 +91,15 @@ export class ReservedUnits {
     }
   }
 
+  /** Drops the slack of the entry pool's growth (free entries stay inside the used range). */
+  compact(): void {
+    const size = Math.max(16, this.#used + (this.#used >> 3));
+    if (size >= this.days.length) return;
+    this.days = this.days.slice(0, size);
+    this.units = this.units.slice(0, size);
+    this.next = this.next.slice(0, size);
+  }
+
   /** Forgets every period of a row. */
   clear(row: number): void {
     while (this.heads[row] !== -1) this.#unlink(row, -1, this.heads[row]!);

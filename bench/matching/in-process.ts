@@ -1,11 +1,12 @@
 import {
   type IndexedOffer,
+  indexedOffer,
   type MatchQuery,
   OfferIndex,
 } from '../../packages/server/src/modules/matching/domain/offer-index.js';
 import { liveBytes } from '../lib/memory.js';
 import { Latencies, type LatencySummary } from '../lib/stats.js';
-import { type BenchQuery, type Dataset, type GeneratedOffer, QUERY_MIXES, type QueryMix } from './dataset.js';
+import { type BenchQuery, type Dataset, QUERY_MIXES, type QueryMix } from './dataset.js';
 
 /**
  * The matcher's in-memory index, in this process: built from the generated data set (timed,
@@ -25,25 +26,6 @@ export interface IndexMeasurement {
 /** Offers are generated (untimed) and fed (timed) in chunks, so that few exist at once. */
 const CHUNK_OFFERS = 10_000;
 const WARMUP_MS = 3_000;
-
-/** A generated offer as the index takes it in, as the matching service converts catalog offers. */
-export function indexedOffer(offer: GeneratedOffer): IndexedOffer {
-  return {
-    id: offer.id,
-    partnerId: offer.partnerId,
-    capability: offer.capabilityKey,
-    status: offer.status,
-    unitPriceMinor: offer.unitPrice.amountMinor,
-    currency: offer.unitPrice.currency,
-    minQuantity: offer.minQuantity,
-    maxQuantity: offer.maxQuantity,
-    leadTimeHours: offer.leadTimeHours,
-    regions: offer.regions,
-    capacityPerPeriod: offer.capacityPerPeriod,
-    capacityPeriod: offer.capacityPeriod,
-    attributes: offer.attributes,
-  };
-}
 
 /** A benchmark query as the index takes it. */
 export function matchQuery(query: BenchQuery): MatchQuery {

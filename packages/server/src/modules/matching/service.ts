@@ -11,13 +11,14 @@ import { appendEvent, type LoggedEvent } from '../../kernel/events/event-log.js'
 import { createEventTail } from '../../kernel/events/event-tail.js';
 import { type AllocationId, type CustomerId, newId, type OfferId, type PartnerId } from '../../kernel/ids.js';
 import { parseAmount, parseCurrency } from '../../kernel/money.js';
-import type { CatalogService, Offer, Reservation } from '../catalog/index.js';
+import type { CatalogService, Reservation } from '../catalog/index.js';
 import { ENGAGED_STATES, type ParticipantsService, type PartnerView } from '../participants/index.js';
 import type { Capability, StandardsService } from '../standards/index.js';
 import {
   type AttributeConstraint,
   type ExplainAnswer,
   type IndexedOffer,
+  indexedOffer,
   type MatchAnswer,
   type MatchResult,
   OfferIndex,
@@ -672,23 +673,4 @@ export function settingsFromJson(json: SettingsJsonShape): MatchingSettings {
 
 function pointerSegment(name: string): string {
   return name.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
-/** An offer of the catalog as the index holds it. */
-export function indexedOffer(offer: Offer): IndexedOffer {
-  return {
-    id: offer.id,
-    partnerId: offer.partnerId,
-    capability: offer.capabilityKey,
-    status: offer.status,
-    unitPriceMinor: offer.unitPrice.amountMinor,
-    currency: offer.unitPrice.currency,
-    minQuantity: offer.minQuantity,
-    maxQuantity: offer.maxQuantity,
-    leadTimeHours: offer.leadTimeHours,
-    regions: offer.regions,
-    capacityPerPeriod: offer.capacityPerPeriod,
-    capacityPeriod: offer.capacityPeriod,
-    attributes: offer.attributes,
-  };
 }

@@ -83,6 +83,41 @@ export interface IndexedOffer {
   readonly attributes: Readonly<Record<string, unknown>>;
 }
 
+/** The fields of a catalog offer the index reads (the catalog's `Offer` has them all). */
+export interface OfferFields {
+  readonly id: string;
+  readonly partnerId: string;
+  readonly capabilityKey: string;
+  readonly status: IndexedOffer['status'];
+  readonly unitPrice: { readonly amountMinor: bigint; readonly currency: string };
+  readonly minQuantity: bigint;
+  readonly maxQuantity: bigint;
+  readonly leadTimeHours: number;
+  readonly regions: readonly string[];
+  readonly capacityPerPeriod: bigint;
+  readonly capacityPeriod: IndexedOffer['capacityPeriod'];
+  readonly attributes: IndexedOffer['attributes'];
+}
+
+/** An offer as the index holds it. */
+export function indexedOffer(offer: OfferFields): IndexedOffer {
+  return {
+    id: offer.id,
+    partnerId: offer.partnerId,
+    capability: offer.capabilityKey,
+    status: offer.status,
+    unitPriceMinor: offer.unitPrice.amountMinor,
+    currency: offer.unitPrice.currency,
+    minQuantity: offer.minQuantity,
+    maxQuantity: offer.maxQuantity,
+    leadTimeHours: offer.leadTimeHours,
+    regions: offer.regions,
+    capacityPerPeriod: offer.capacityPerPeriod,
+    capacityPeriod: offer.capacityPeriod,
+    attributes: offer.attributes,
+  };
+}
+
 /** Where a partner stands, as far as being given work goes. */
 export interface PartnerStanding {
   readonly partnerId: string;

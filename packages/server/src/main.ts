@@ -26,6 +26,13 @@ import {
   createCatalogService,
 } from './modules/catalog/index.js';
 import {
+  createLedgerService,
+  type LedgerService,
+  ledgerJobs,
+  ledgerMigrations,
+  ledgerRoutes,
+} from './modules/ledger/index.js';
+import {
   createMatchingService,
   type MatchingService,
   matchingMigrations,
@@ -56,6 +63,7 @@ export const MIGRATIONS = [
   standardsMigrations,
   catalogMigrations,
   matchingMigrations,
+  ledgerMigrations,
 ];
 
 export interface Baton {
@@ -68,6 +76,7 @@ export interface Baton {
     readonly standards: StandardsService;
     readonly catalog: CatalogService;
     readonly matching: MatchingService;
+    readonly ledger: LedgerService;
   };
   close(): Promise<void>;
 }
@@ -115,10 +124,12 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const standards = createStandardsService({ jobs, participants });
   const catalog = createCatalogService({ standards, participants, jobs });
   const matching = createMatchingService({ db, clock, logger, catalog, standards, participants });
+  const ledger = createLedgerService();
 
   for (const job of participantsJobs({ participants, db, clock })) jobs.define(job);
   for (const job of standardsJobs({ standards, db, clock })) jobs.define(job);
   for (const job of catalogJobs({ catalog, db, clock })) jobs.define(job);
+  for (const job of ledgerJobs({ db, clock })) jobs.define(job);
   jobs.define({
     name: IDEMPOTENCY_PURGE_JOB,
     cron: '17 * * * *',
@@ -142,6 +153,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...standardsRoutes(standards),
       ...catalogRoutes(catalog),
       ...matchingRoutes(matching),
+      ...ledgerRoutes(ledger),
       ...workflowRoutes({ standards, catalog }),
     ],
   });
@@ -152,7 +164,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
     http,
     jobs,
     database,
-    services: { access, participants, standards, catalog, matching },
+    services: { access, participants, standards, catalog, matching, ledger },
     async close() {
       await matching.stop();
       await http.close();

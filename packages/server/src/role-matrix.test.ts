@@ -57,6 +57,8 @@ const PARAM_VALUES: Readonly<Record<string, () => string>> = {
   offer_id: () => newId('off'),
   reservation_id: () => newId('rsv'),
   capability: () => 'no-such-capability',
+  account_id: () => newId('acc'),
+  transaction_id: () => newId('txn'),
   key: () => 'no-such-type',
   version: () => '1',
 };

@@ -180,6 +180,28 @@ const CASES: Readonly<Record<string, Case>> = {
   'POST /v1/reservations/:reservation_id/release': OPERATOR_ONLY,
   'GET /v1/matching/settings/:capability': OPERATOR_ONLY,
   'PUT /v1/matching/settings/:capability': { ...OPERATOR_ONLY, body: () => ({ max_per_partner: 2 }) },
+  // Ledger: the victim account is partner A's payable, the victim transaction credits it.
+  'GET /v1/ledger/accounts/:account_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'GET /v1/ledger/accounts/:account_id/statement': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'GET /v1/ledger/transactions/:transaction_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'POST /v1/ledger/transactions/:transaction_id/reverse': {
+    ...OPERATOR_ONLY,
+    body: (n) => ({ idempotency_key: `tenancy-reverse-${n}` }),
+  },
+  // Fees (cases for the fees module's routes go here).
+  // Subsidies (cases for the subsidies module's routes go here).
+  // Payments (cases for the payments module's routes go here).
+  // Payouts (cases for the payouts module's routes go here).
+  // Settlements (cases for the money workflows' routes go here).
 };
 
 /** A valid offer for the `supplier` capability the setup defines. */
@@ -382,6 +404,28 @@ describe('object-level access (A1)', async () => {
     }),
     201,
   );
+  const adjustmentA = ok(
+    await app.request<{ id: string; entries: { account_id: string }[] }>('POST', '/v1/ledger/transactions', {
+      body: {
+        idempotency_key: 'tenancy-adjustment',
+        cause: { kind: 'adjustment', id: 'tenancy' },
+        entries: [
+          {
+            account: { purpose: 'operator_adjustments', owner_id: 'platform' },
+            direction: 'debit',
+            amount: { amount: '5.00', currency: 'EUR' },
+          },
+          {
+            account: { purpose: 'partner_payable', owner_id: partnerA.id },
+            direction: 'credit',
+            amount: { amount: '5.00', currency: 'EUR' },
+          },
+        ],
+      },
+    }),
+    201,
+  );
+  const payableA = adjustmentA.entries[1]?.account_id as string;
   const customerB = await signUpAsCustomer(app, 'dave');
   const invitation = ok(
     await app.request<{ invitation: { id: string } }>('POST', '/v1/partner-invitations', {
@@ -415,6 +459,8 @@ describe('object-level access (A1)', async () => {
       reservation_id: { victims: [reservationA.id], missing: newId('rsv') },
       key: { victims: ['supplier'], missing: 'no-such-type' },
       capability: { victims: ['supplier'], missing: 'no-such-capability' },
+      account_id: { victims: [payableA], missing: newId('acc') },
+      transaction_id: { victims: [adjustmentA.id], missing: newId('txn') },
     };
 
   const routes = servedRoutes(app.baton.http);

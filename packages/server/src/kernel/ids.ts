@@ -5,6 +5,7 @@ import { TypeID, typeid } from 'typeid-js';
  * in Crockford base32, so ids sort by creation time and say what they point at.
  */
 export const ID_PREFIX = {
+  account: 'acc',
   allocation: 'alc',
   apiKey: 'key',
   auditRecord: 'aud',
@@ -16,6 +17,7 @@ export const ID_PREFIX = {
   partner: 'ptn',
   partnerTransition: 'ptr',
   request: 'req',
+  ledgerTransaction: 'txn',
   reservation: 'rsv',
   rulesAcceptance: 'rac',
   user: 'usr',
@@ -24,6 +26,7 @@ export const ID_PREFIX = {
 export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];
 export type Id<P extends IdPrefix> = `${P}_${string}`;
 
+export type AccountId = Id<'acc'>;
 export type AllocationId = Id<'alc'>;
 export type ApiKeyId = Id<'key'>;
 export type AuditRecordId = Id<'aud'>;
@@ -34,6 +37,7 @@ export type InvitationId = Id<'inv'>;
 export type OfferId = Id<'off'>;
 export type PartnerId = Id<'ptn'>;
 export type ReservationId = Id<'rsv'>;
+export type LedgerTransactionId = Id<'txn'>;
 export type UserId = Id<'usr'>;
 
 /** Creates a new id of the given kind. */

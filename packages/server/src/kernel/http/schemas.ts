@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type Id, type IdPrefix, idPattern } from '../ids.js';
+import { type Currency, formatAmount } from '../money.js';
 import type { Page } from '../pagination.js';
 
 /** Most items one page of a list returns. */
@@ -45,3 +46,29 @@ export const isoOrNull = (date: Date | null) => (date ? date.toISOString() : nul
 /** A short name of a thing, one line. */
 export const name = z.string().trim().min(1).max(200);
 export const email = z.email().max(320);
+
+/** An amount of money as a request gives it: a decimal string in major units and its currency. */
+export const MoneyInput = z
+  .strictObject({
+    amount: z
+      .string()
+      .max(40)
+      .describe('A decimal string with at most the currency’s decimal places: "12.50".'),
+    currency: z.string().max(8).describe('An ISO 4217 code: "EUR".'),
+  })
+  .meta({ id: 'MoneyInput' });
+
+/** An amount of money as Baton answers it: a decimal string in major units, its currency, and the minor units. */
+export const MoneyJson = z
+  .object({
+    amount: z.string().describe('Major units as a decimal string: "12.50".'),
+    currency: z.string(),
+    amount_minor: z.string().describe('Integer minor units as a string: "1250".'),
+  })
+  .meta({ id: 'Money' });
+
+export const moneyJson = (amountMinor: bigint, currency: string): z.input<typeof MoneyJson> => ({
+  amount: formatAmount(amountMinor, currency as Currency),
+  currency,
+  amount_minor: amountMinor.toString(),
+});

@@ -1,0 +1,47 @@
+import { conflict, type FieldError, notFound, unprocessable } from '../../kernel/errors.js';
+
+/** The ledger's expected failures, each named after the rule it enforces. */
+export const ledgerErrors = {
+  accountNotFound: (id: string) => notFound('ledger.account_not_found', `No account ${id}.`),
+  transactionNotFound: (id: string) => notFound('ledger.transaction_not_found', `No transaction ${id}.`),
+  /** The transaction breaks a rule of double entry; `errors` names each field. */
+  postingInvalid: (errors: readonly FieldError[]) =>
+    unprocessable('ledger.entries_must_balance', 'The transaction is not valid; see errors for each field.', {
+      errors,
+    }),
+  /** An entry in another currency than its account's. */
+  currencyMismatch: (index: number, accountId: string, accountCurrency: string, currency: string) =>
+    unprocessable(
+      'ledger.currency_mismatch',
+      `Entry ${index} is in ${currency}; account ${accountId} is in ${accountCurrency}.`,
+      {
+        errors: [
+          { path: `/entries/${index}/currency`, rule: 'currency', message: `must be ${accountCurrency}` },
+        ],
+      },
+    ),
+  /** The account's owner does not match its purpose (a partner payable owned by an order, ...). */
+  ownerInvalid: (purpose: string, ownerId: string) =>
+    unprocessable('ledger.owner_invalid', `${ownerId} cannot own a ${purpose} account.`),
+  /** The same idempotency key was used for a different transaction. */
+  existsWithDifferentContent: (key: string, transactionId: string) =>
+    conflict(
+      'ledger.exists_with_different_content',
+      `The idempotency key ${key} already names transaction ${transactionId}, with different content.`,
+      { transaction_id: transactionId },
+    ),
+  /** The posting would take a non-negative account below zero. */
+  insufficientFunds: (accountId: string, balanceMinor: bigint, neededMinor: bigint) =>
+    conflict(
+      'ledger.insufficient_funds',
+      `Account ${accountId} holds ${balanceMinor} minor units; the transaction needs ${neededMinor}.`,
+      { account_id: accountId, balance: balanceMinor.toString(), needed: neededMinor.toString() },
+    ),
+  statementCursorInvalid: (after: string) =>
+    unprocessable('ledger.cursor_invalid', `${after} is not a line of this account's statement.`),
+  /** An all-or-nothing batch in which some item failed; nothing was written. */
+  batchRejected: (items: readonly { index: number; code: string; message: string }[]) =>
+    unprocessable('ledger.batch_rejected', 'Some transactions of the batch were refused; none was written.', {
+      items,
+    }),
+};

@@ -1,0 +1,371 @@
+import { z } from 'zod';
+import { recordAudit } from '../../../kernel/audit/audit-log.js';
+import { DomainError } from '../../../kernel/errors.js';
+import { ALL_OPERATOR_ROLES, ALL_PARTNER_ROLES } from '../../../kernel/http/access.js';
+import { defineRoute, type Route } from '../../../kernel/http/route.js';
+import { idSchema, MoneyInput, page, pageQuery, timestamp, toPage } from '../../../kernel/http/schemas.js';
+import type { AccountId } from '../../../kernel/ids.js';
+import { parseAmount, parseCurrency } from '../../../kernel/money.js';
+import { ACCOUNT_PURPOSES } from '../domain/chart.js';
+import {
+  BATCH_MAX,
+  CAUSE_KINDS,
+  DESCRIPTION_LENGTH_MAX,
+  ENTRIES_MAX,
+  IDEMPOTENCY_KEY_LENGTH_MAX,
+  METADATA_VALUE_LENGTH_MAX,
+} from '../domain/posting.js';
+import type { AccountRef, LedgerService, PostingInput } from '../service.js';
+import {
+  AccountJson,
+  accountJson,
+  BalanceJson,
+  balanceJson,
+  StatementLineJson,
+  statementLineJson,
+  TransactionJson,
+  transactionJson,
+} from './json.js';
+
+const LEDGER = ['Ledger'];
+const READERS = { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES } as const;
+/** Manual postings move money by hand: the operator's finance staff and administrators only. */
+const POSTERS = { operator: ['admin', 'finance'] } as const;
+const BATCH_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+const accountIdParams = z.strictObject({ account_id: idSchema('acc') });
+const transactionIdParams = z.strictObject({ transaction_id: idSchema('txn') });
+
+const AccountKeyInput = z.strictObject({
+  purpose: z.enum(ACCOUNT_PURPOSES),
+  owner_id: z
+    .string()
+    .min(1)
+    .max(100)
+    .describe('`platform` for the platform’s own accounts, else a partner, order or programme id.'),
+});
+
+const EntryInput = z.strictObject({
+  account_id: idSchema('acc').optional(),
+  account: AccountKeyInput.optional().describe(
+    'Names the account by purpose and owner, opening it on first use.',
+  ),
+  direction: z.enum(['debit', 'credit']),
+  amount: MoneyInput,
+});
+
+const PostingBody = z
+  .strictObject({
+    idempotency_key: z
+      .string()
+      .min(1)
+      .max(IDEMPOTENCY_KEY_LENGTH_MAX)
+      .describe('Chosen by the caller: the same key with the same content returns the original transaction.'),
+    description: z.string().max(DESCRIPTION_LENGTH_MAX).default(''),
+    cause: z.strictObject({ kind: z.enum(CAUSE_KINDS), id: z.string().min(1).max(100) }),
+    entries: z.array(EntryInput).min(2).max(ENTRIES_MAX),
+    metadata: z.record(z.string().max(64), z.string().max(METADATA_VALUE_LENGTH_MAX)).default({}),
+  })
+  .meta({ id: 'NewLedgerTransaction' });
+
+/** Turns a request's transaction into the ledger's, reporting amount and account problems per field. */
+function toPosting(body: z.output<typeof PostingBody>): PostingInput {
+  const errors: { path: string; rule: string; message: string }[] = [];
+  const entries = body.entries.flatMap((entry, index) => {
+    try {
+      const currency = parseCurrency(entry.amount.currency);
+      const amountMinor = parseAmount(entry.amount.amount, currency);
+      let account: AccountRef | undefined;
+      if (entry.account_id !== undefined && entry.account === undefined)
+        account = entry.account_id as AccountId;
+      else if (entry.account !== undefined && entry.account_id === undefined) {
+        account = { purpose: entry.account.purpose, ownerId: entry.account.owner_id, currency };
+      }
+      if (!account) {
+        errors.push({
+          path: `/entries/${index}`,
+          rule: 'oneOf',
+          message: 'give either account_id or account',
+        });
+        return [];
+      }
+      return [{ account, currency, direction: entry.direction, amountMinor }];
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      errors.push({ path: `/entries/${index}/amount`, rule: error.code, message: error.message });
+      return [];
+    }
+  });
+  if (errors.length > 0) {
+    throw new DomainError(
+      'unprocessable',
+      'ledger.entries_must_balance',
+      'The transaction is not valid; see errors for each field.',
+      {
+        errors,
+      },
+    );
+  }
+  return {
+    idempotencyKey: body.idempotency_key,
+    description: body.description,
+    cause: body.cause,
+    entries,
+    metadata: body.metadata,
+  };
+}
+
+export function ledgerRoutes(ledger: LedgerService): Route[] {
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/v1/ledger/accounts',
+      summary: 'List ledger accounts',
+      description: 'Operators see every account; a partner sees only its own.',
+      tags: LEDGER,
+      access: READERS,
+      query: z.strictObject({
+        ...pageQuery,
+        owner_id: z.string().max(100).optional(),
+        purpose: z.enum(ACCOUNT_PURPOSES).optional(),
+        currency: z.string().max(8).optional(),
+      }),
+      response: page(AccountJson),
+      handler: async (ctx, { query }) =>
+        toPage(
+          await ledger.listAccounts(ctx, {
+            ownerId: query.owner_id,
+            purpose: query.purpose,
+            currency: query.currency,
+            after: query.after,
+            limit: query.limit,
+          }),
+          accountJson,
+        ),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/ledger/accounts/:account_id',
+      summary: 'Get an account and its balance',
+      description: 'The balance now, or as of a past time with `as_of` (recomputed from the entries).',
+      tags: LEDGER,
+      access: READERS,
+      params: accountIdParams,
+      query: z.strictObject({ as_of: timestamp.optional() }),
+      response: BalanceJson,
+      handler: async (ctx, { params, query }) => {
+        const account = await ledger.getAccount(ctx, params.account_id);
+        return balanceJson(
+          await ledger.balance(
+            ctx,
+            account.id as AccountId,
+            query.as_of ? { asOf: new Date(query.as_of) } : {},
+          ),
+        );
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/ledger/accounts/:account_id/statement',
+      summary: "An account's statement",
+      description: 'Entries in posting order, each with the balance after it; paginated with `after`.',
+      tags: LEDGER,
+      access: READERS,
+      params: accountIdParams,
+      query: z.strictObject({ ...pageQuery, after: z.string().max(80).optional() }),
+      response: page(StatementLineJson).extend({ account: AccountJson }),
+      handler: async (ctx, { params, query }) => {
+        const statement = await ledger.statement(ctx, params.account_id, {
+          ...(query.after !== undefined ? { after: query.after } : {}),
+          limit: query.limit,
+        });
+        return {
+          ...toPage(statement.lines, statementLineJson(statement.account)),
+          account: accountJson(statement.account),
+        };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/ledger/transactions',
+      summary: 'List ledger transactions',
+      description:
+        'Newest first. Operators see every transaction; a partner sees those touching its accounts.',
+      tags: LEDGER,
+      access: READERS,
+      query: z.strictObject({
+        ...pageQuery,
+        account_id: idSchema('acc').optional(),
+        cause_kind: z.enum(CAUSE_KINDS).optional(),
+        cause_id: z.string().max(100).optional(),
+      }),
+      response: page(TransactionJson),
+      handler: async (ctx, { query }) =>
+        toPage(
+          await ledger.listTransactions(ctx, {
+            ...(query.account_id !== undefined ? { accountId: query.account_id } : {}),
+            cause: {
+              ...(query.cause_kind ? { kind: query.cause_kind } : {}),
+              ...(query.cause_id ? { id: query.cause_id } : {}),
+            },
+            after: query.after,
+            limit: query.limit,
+          }),
+          transactionJson,
+        ),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/ledger/transactions/:transaction_id',
+      summary: 'Get a ledger transaction',
+      tags: LEDGER,
+      access: READERS,
+      params: transactionIdParams,
+      response: TransactionJson,
+      handler: async (ctx, { params }) =>
+        transactionJson(await ledger.transaction(ctx, params.transaction_id)),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/ledger/transactions',
+      summary: 'Post a transaction by hand',
+      description:
+        'For corrections and adjustments by the operator. Debits must equal credits per currency ' +
+        '(`422 ledger.entries_must_balance`); a non-negative account may not go below zero (`409 ledger.insufficient_funds`). ' +
+        'The same `idempotency_key` with the same content returns the original (200); with other content it is ' +
+        '`409 ledger.exists_with_different_content`.',
+      tags: LEDGER,
+      access: POSTERS,
+      audit: { action: 'ledger.transaction.post' },
+      idempotencyKey: 'optional',
+      body: PostingBody,
+      status: 201,
+      response: TransactionJson.extend({ replayed: z.boolean() }),
+      handler: async (ctx, { body }) => {
+        const { transaction, replayed } = await ledger.post(ctx, toPosting(body));
+        if (!replayed)
+          await recordAudit(ctx, {
+            action: 'ledger.transaction.post',
+            targetId: transaction.id,
+            outcome: 'succeeded',
+          });
+        return { ...transactionJson(transaction), replayed };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/ledger/transactions/:transaction_id/reverse',
+      summary: 'Reverse a transaction',
+      description: 'Posts its mirror image; the original stays as it was.',
+      tags: LEDGER,
+      access: POSTERS,
+      audit: { action: 'ledger.transaction.reverse', targetParam: 'transaction_id' },
+      params: transactionIdParams,
+      body: z.strictObject({
+        idempotency_key: z.string().min(1).max(IDEMPOTENCY_KEY_LENGTH_MAX),
+        description: z.string().max(DESCRIPTION_LENGTH_MAX).optional(),
+      }),
+      status: 201,
+      response: TransactionJson.extend({ replayed: z.boolean() }),
+      handler: async (ctx, { params, body }) => {
+        const { transaction, replayed } = await ledger.reverse(ctx, params.transaction_id, {
+          idempotencyKey: body.idempotency_key,
+          ...(body.description !== undefined ? { description: body.description } : {}),
+        });
+        if (!replayed)
+          await recordAudit(ctx, {
+            action: 'ledger.transaction.reverse',
+            targetId: transaction.id,
+            outcome: 'succeeded',
+          });
+        return { ...transactionJson(transaction), replayed };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/ledger/batches',
+      summary: 'Post many transactions',
+      description:
+        `Up to ${BATCH_MAX} transactions, applied in order. \`atomic: true\`: all or none ` +
+        '(`422 ledger.batch_rejected` naming each failed item); `false`: each item stands alone and its result says what happened.',
+      tags: LEDGER,
+      access: POSTERS,
+      audit: { action: 'ledger.batch.post' },
+      bodyLimitBytes: BATCH_BODY_LIMIT_BYTES,
+      body: z.strictObject({ atomic: z.boolean(), transactions: z.array(PostingBody).min(1).max(BATCH_MAX) }),
+      response: z.object({
+        results: z.array(
+          z.object({
+            index: z.number().int(),
+            status: z.enum(['posted', 'replayed', 'rejected']),
+            transaction: TransactionJson.optional(),
+            error: z
+              .object({ code: z.string(), message: z.string(), details: z.unknown().optional() })
+              .optional(),
+          }),
+        ),
+      }),
+      handler: async (ctx, { body }) => {
+        const inputs: PostingInput[] = [];
+        const early = new Map<number, DomainError>();
+        body.transactions.forEach((item, index) => {
+          try {
+            inputs.push(toPosting(item));
+          } catch (error) {
+            if (!(error instanceof DomainError)) throw error;
+            early.set(index, error);
+          }
+        });
+        if (body.atomic && early.size > 0) {
+          throw new DomainError(
+            'unprocessable',
+            'ledger.batch_rejected',
+            'Some transactions of the batch were refused; none was written.',
+            {
+              items: [...early].map(([index, error]) => ({
+                index,
+                code: error.code,
+                message: error.message,
+              })),
+            },
+          );
+        }
+        const indexes = body.transactions.map((_, index) => index).filter((index) => !early.has(index));
+        const results = await ledger.postBatch(ctx, inputs, { atomic: body.atomic });
+        const posted = results.filter((result) => result.status === 'posted').length;
+        if (posted > 0)
+          await recordAudit(ctx, {
+            action: 'ledger.batch.post',
+            targetId: null,
+            outcome: 'succeeded',
+            details: { posted },
+          });
+        const out = new Map<number, unknown>();
+        for (const [index, error] of early)
+          out.set(index, {
+            index,
+            status: 'rejected',
+            error: { code: error.code, message: error.message, details: error.details },
+          });
+        results.forEach((result, position) => {
+          const index = indexes[position] as number;
+          out.set(
+            index,
+            result.status === 'rejected'
+              ? {
+                  index,
+                  status: 'rejected',
+                  error: {
+                    code: result.error.code,
+                    message: result.error.message,
+                    details: result.error.details,
+                  },
+                }
+              : { index, status: result.status, transaction: transactionJson(result.transaction) },
+          );
+        });
+        return { results: body.transactions.map((_, index) => out.get(index)) as never };
+      },
+    }),
+  ];
+}

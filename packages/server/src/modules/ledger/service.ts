@@ -1,0 +1,583 @@
+import { randomInt } from 'node:crypto';
+import type { Context } from '../../kernel/context.js';
+import { requireTransaction } from '../../kernel/database/database.js';
+import type { DomainError, FieldError } from '../../kernel/errors.js';
+import { type AccountId, type LedgerTransactionId, newId, parseId } from '../../kernel/ids.js';
+import { isCurrency } from '../../kernel/money.js';
+import type { Page } from '../../kernel/pagination.js';
+import {
+  type AccountPurpose,
+  CHART,
+  type NormalSide,
+  normalSign,
+  PLATFORM_OWNER,
+  type PurposeRules,
+  slotsOf,
+} from './domain/chart.js';
+import {
+  type Cause,
+  contentHashOf,
+  fingerprintOf,
+  postingErrors,
+  type ResolvedEntry,
+  type ResolvedPosting,
+  signedAmount,
+} from './domain/posting.js';
+import { ledgerErrors } from './errors.js';
+import {
+  type Account,
+  type AccountListFilter,
+  entriesBalance,
+  findAccountByKey,
+  findAccountsById,
+  findPostingsByKey,
+  findTransactions,
+  findTransactionsByCause,
+  insertPostings,
+  type LedgerTransaction,
+  listAccounts,
+  listTransactions,
+  lockSlots,
+  openAccount,
+  type PostingRow,
+  type SlotRef,
+  type StatementLine,
+  slotBalance,
+  slotKey,
+  statementLines,
+  type TransactionListFilter,
+} from './store/ledger-store.js';
+
+/** An account named by what it is for: purpose, owner (`platform` for the platform's own) and currency. */
+export interface AccountKey {
+  readonly purpose: AccountPurpose;
+  readonly ownerId: string;
+  readonly currency: string;
+}
+
+export type AccountRef = AccountId | AccountKey;
+
+export interface EntryInput {
+  readonly account: AccountRef;
+  /** When given, must be the account's currency (`ledger.currency_mismatch` otherwise). */
+  readonly currency?: string;
+  readonly direction: NormalSide;
+  readonly amountMinor: bigint;
+}
+
+export interface PostingInput {
+  /** Chosen by the poster: the same key with the same content returns the original transaction. */
+  readonly idempotencyKey: string;
+  readonly description?: string;
+  readonly cause: Cause;
+  readonly entries: readonly EntryInput[];
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface PostResult {
+  readonly transaction: LedgerTransaction;
+  /** The key named an existing transaction with the same content, which is returned unchanged. */
+  readonly replayed: boolean;
+}
+
+export type BatchItemResult =
+  | { readonly status: 'posted' | 'replayed'; readonly transaction: LedgerTransaction }
+  | { readonly status: 'rejected'; readonly error: DomainError };
+
+/** A balance on the account's normal side: what the platform holds, owes or earned on it. */
+export interface Balance {
+  readonly account: Account;
+  readonly balanceMinor: bigint;
+  readonly asOf: Date;
+}
+
+export interface Statement {
+  readonly account: Account;
+  readonly lines: Page<StatementLine & { readonly id: string }>;
+}
+
+/**
+ * The books: the only code that writes money. Every movement is a transaction of entries
+ * that balance per currency, written with the balances it changes in the caller's database
+ * transaction, so money moves if and only if the caller's work commits.
+ */
+export interface LedgerService {
+  /**
+   * The account for a purpose, owner and currency, opened on first use.
+   *
+   * @throws DomainError `ledger.owner_invalid`, `money.unknown_currency`
+   */
+  account(ctx: Context, key: AccountKey): Promise<Account>;
+  /** An account by id, only when the actor may see it (the operator, or the partner owning it). */
+  getAccount(ctx: Context, id: string): Promise<Account>;
+  listAccounts(ctx: Context, filter: Omit<AccountListFilter, 'ownerKind'>): Promise<Page<Account>>;
+  /**
+   * Posts one transaction, or returns the one its idempotency key already names.
+   *
+   * @throws DomainError `ledger.entries_must_balance`, `ledger.currency_mismatch`,
+   *   `ledger.account_not_found`, `ledger.insufficient_funds`, `ledger.exists_with_different_content`
+   */
+  post(ctx: Context, input: PostingInput): Promise<PostResult>;
+  /**
+   * Posts up to `BATCH_MAX` transactions in one go. `atomic`: all or none (a failure throws
+   * `ledger.batch_rejected` naming each failed item); otherwise each item stands alone and the
+   * result says what happened to it. Items are applied in order.
+   */
+  postBatch(
+    ctx: Context,
+    inputs: readonly PostingInput[],
+    options: { atomic: boolean },
+  ): Promise<BatchItemResult[]>;
+  /**
+   * Posts the mirror image of a transaction: every debit becomes a credit and back. The
+   * original stays as it was; corrections are new transactions.
+   */
+  reverse(
+    ctx: Context,
+    transactionId: string,
+    input: { idempotencyKey: string; description?: string },
+  ): Promise<PostResult>;
+  /** The balance now, or as of a past time (from the entries). */
+  balance(ctx: Context, account: AccountRef, options?: { asOf?: Date }): Promise<Balance>;
+  /**
+   * Locks a non-negative account against concurrent postings until the caller's transaction
+   * ends, and returns its balance: for decisions that depend on it (how much to pay out, how
+   * much of a clawback the payable covers).
+   */
+  lockBalance(ctx: Context, account: AccountRef): Promise<Balance>;
+  transaction(ctx: Context, id: string): Promise<LedgerTransaction>;
+  transactionsFor(ctx: Context, cause: Cause): Promise<LedgerTransaction[]>;
+  listTransactions(
+    ctx: Context,
+    filter: Omit<TransactionListFilter, 'accountIds'> & { accountId?: string },
+  ): Promise<Page<LedgerTransaction>>;
+  statement(ctx: Context, accountId: string, page: { after?: string; limit: number }): Promise<Statement>;
+}
+
+export function createLedgerService(): LedgerService {
+  // Accounts never change once written, so a committed account can be remembered for good.
+  const accountsById = new Map<string, Account>();
+  const accountsByKey = new Map<string, Account>();
+  const remember = ({ account, createdHere }: { account: Account; createdHere: boolean }) => {
+    if (!createdHere) {
+      accountsById.set(account.id, account);
+      accountsByKey.set(keyOf(account), account);
+    }
+    return account;
+  };
+
+  async function account(ctx: Context, key: AccountKey): Promise<Account> {
+    const cached = accountsByKey.get(keyOf(key));
+    if (cached) return cached;
+    const rules: PurposeRules | undefined = CHART[key.purpose];
+    if (!rules) throw ledgerErrors.ownerInvalid(key.purpose, key.ownerId);
+    if (!isCurrency(key.currency)) {
+      throw ledgerErrors.postingInvalid([
+        { path: '/currency', rule: 'currency', message: `${key.currency} is not an ISO 4217 currency` },
+      ]);
+    }
+    if (!ownerFits(rules, key.ownerId)) throw ledgerErrors.ownerInvalid(key.purpose, key.ownerId);
+    const found = await findAccountByKey(ctx.db, key);
+    if (found) return remember(found);
+    requireTransaction(ctx.db);
+    return remember(
+      await openAccount(ctx.db, {
+        id: newId('acc'),
+        purpose: key.purpose,
+        ownerKind: rules.owner,
+        ownerId: key.ownerId,
+        currency: key.currency,
+        normalSide: rules.normalSide,
+        nonNegative: rules.nonNegative,
+        slots: slotsOf(rules),
+        createdAt: ctx.now,
+      }),
+    );
+  }
+
+  async function accountsOf(
+    ctx: Context,
+    refs: readonly AccountRef[],
+  ): Promise<Map<AccountRef, Account | null>> {
+    const resolved = new Map<AccountRef, Account | null>();
+    const missingIds: AccountId[] = [];
+    for (const ref of refs) {
+      if (resolved.has(ref)) continue;
+      if (typeof ref === 'string') {
+        const cached = accountsById.get(ref);
+        if (cached) resolved.set(ref, cached);
+        else missingIds.push(ref);
+      } else {
+        resolved.set(ref, await account(ctx, ref));
+      }
+    }
+    if (missingIds.length > 0) {
+      const found = new Map(
+        (await findAccountsById(ctx.db, missingIds)).map((f) => [f.account.id, remember(f)]),
+      );
+      for (const id of missingIds) resolved.set(id, found.get(id) ?? null);
+    }
+    return resolved;
+  }
+
+  async function resolve(ctx: Context, ref: AccountRef): Promise<Account> {
+    const found = (await accountsOf(ctx, [ref])).get(ref);
+    if (!found) throw ledgerErrors.accountNotFound(String(ref));
+    return found;
+  }
+
+  async function postBatch(
+    ctx: Context,
+    inputs: readonly PostingInput[],
+    options: { atomic: boolean },
+  ): Promise<BatchItemResult[]> {
+    requireTransaction(ctx.db);
+    const results: (BatchItemResult | undefined)[] = new Array(inputs.length);
+    const accounts = await accountsOf(
+      ctx,
+      inputs.flatMap((input) => input.entries.map((entry) => entry.account)),
+    );
+
+    const byId = new Map<string, Account>();
+    for (const found of accounts.values()) if (found) byId.set(found.id, found);
+
+    // 1. Each item on its own: accounts, currencies, double entry.
+    const candidates: { index: number; posting: ResolvedPosting; fingerprint: Buffer }[] = [];
+    inputs.forEach((input, index) => {
+      const errors: FieldError[] = [];
+      const entries: ResolvedEntry[] = [];
+      input.entries.forEach((entry, position) => {
+        const found = accounts.get(entry.account);
+        if (!found) {
+          errors.push({
+            path: `/entries/${position}/account`,
+            rule: 'exists',
+            message: `no account ${String(entry.account)}`,
+          });
+          return;
+        }
+        if (entry.currency !== undefined && entry.currency !== found.currency) {
+          errors.push(
+            ...(ledgerErrors.currencyMismatch(position, found.id, found.currency, entry.currency).details
+              .errors ?? []),
+          );
+          return;
+        }
+        entries.push({
+          accountId: found.id,
+          currency: found.currency,
+          direction: entry.direction,
+          amountMinor: entry.amountMinor,
+        });
+      });
+      const posting: ResolvedPosting = {
+        idempotencyKey: input.idempotencyKey,
+        description: input.description ?? '',
+        cause: input.cause,
+        entries,
+        metadata: input.metadata ?? {},
+      };
+      errors.push(...postingErrors(posting));
+      if (errors.length > 0) {
+        results[index] = { status: 'rejected', error: ledgerErrors.postingInvalid(errors) };
+      } else {
+        candidates.push({ index, posting, fingerprint: fingerprintOf(posting) });
+      }
+    });
+
+    // 2. Keys already used: a replay returns the original, other content is a conflict. A key
+    // repeated within the batch is treated the same way against its first use.
+    const existing = new Map(
+      (await findPostingsByKey(ctx.db, [...new Set(candidates.map((c) => c.posting.idempotencyKey))])).map(
+        (e) => [e.idempotencyKey, e],
+      ),
+    );
+    const replayIds = new Map<number, string>();
+    const fresh: typeof candidates = [];
+    const firstUse = new Map<string, { fingerprint: Buffer; id: string }>();
+    for (const candidate of candidates) {
+      const key = candidate.posting.idempotencyKey;
+      const prior = existing.get(key) ?? firstUse.get(key);
+      if (prior) {
+        if (prior.fingerprint.equals(candidate.fingerprint)) replayIds.set(candidate.index, prior.id);
+        else
+          results[candidate.index] = {
+            status: 'rejected',
+            error: ledgerErrors.existsWithDifferentContent(key, prior.id),
+          };
+        continue;
+      }
+      const id = newId('txn');
+      firstUse.set(key, { fingerprint: candidate.fingerprint, id });
+      fresh.push(candidate);
+    }
+
+    // 3. Lock every balance slot the new transactions change, then admit them in order while
+    // non-negative accounts stay at or above zero.
+    const rows: PostingRow[] = [];
+    const slotted = fresh.map((candidate) => ({
+      ...candidate,
+      id: (firstUse.get(candidate.posting.idempotencyKey) as { id: string }).id,
+      entries: candidate.posting.entries.map((entry) => {
+        const slots = byId.get(entry.accountId)?.slots ?? 1;
+        return { ...entry, slot: slots === 1 ? 0 : randomInt(slots) };
+      }),
+    }));
+    const toLock = new Map<string, SlotRef>();
+    for (const item of slotted) {
+      for (const entry of item.entries)
+        toLock.set(slotKey(entry.accountId, entry.slot), { accountId: entry.accountId, slot: entry.slot });
+    }
+    const balances = await lockSlots(
+      ctx.db,
+      [...toLock.values()].sort((a, b) =>
+        a.accountId < b.accountId ? -1 : a.accountId > b.accountId ? 1 : a.slot - b.slot,
+      ),
+    );
+    for (const item of slotted) {
+      const changes = new Map<string, bigint>();
+      for (const entry of item.entries) {
+        changes.set(entry.accountId, (changes.get(entry.accountId) ?? 0n) + signedAmount(entry));
+      }
+      let refusal: DomainError | null = null;
+      for (const [accountId, change] of changes) {
+        const target = byId.get(accountId);
+        if (!target?.nonNegative) continue;
+        const sign = normalSign(target.normalSide);
+        const current = (balances.get(slotKey(accountId, 0)) ?? 0n) * sign;
+        const after = current + change * sign;
+        if (after < 0n) {
+          refusal = ledgerErrors.insufficientFunds(accountId, current, -change * sign);
+          break;
+        }
+      }
+      if (refusal) {
+        results[item.index] = { status: 'rejected', error: refusal };
+        continue;
+      }
+      for (const [accountId, change] of changes) {
+        const key = slotKey(accountId, 0);
+        if (balances.has(key)) balances.set(key, (balances.get(key) ?? 0n) + change);
+      }
+      rows.push({
+        id: item.id,
+        idempotencyKey: item.posting.idempotencyKey,
+        description: item.posting.description,
+        cause: item.posting.cause,
+        metadata: item.posting.metadata,
+        fingerprint: item.fingerprint,
+        contentHash: contentHashOf(item.id, ctx.now, item.fingerprint),
+        entries: item.entries,
+      });
+    }
+
+    const rejected = results.flatMap((result, index) =>
+      result?.status === 'rejected'
+        ? [{ index, code: result.error.code, message: result.error.message, error: result.error }]
+        : [],
+    );
+    if (options.atomic && rejected.length > 0) {
+      if (inputs.length === 1) throw (rejected[0] as { error: DomainError }).error;
+      throw ledgerErrors.batchRejected(
+        rejected.map(({ index, code, message }) => ({ index, code, message })),
+      );
+    }
+
+    // 4. Write. A key taken by a concurrent poster since step 2 is a replay or a conflict.
+    const written = rows.length > 0 ? await insertPostings(ctx.db, ctx.now, rows) : new Set<string>();
+    const lost = rows.filter((row) => !written.has(row.id));
+    if (lost.length > 0) {
+      const winners = new Map(
+        (
+          await findPostingsByKey(
+            ctx.db,
+            lost.map((row) => row.idempotencyKey),
+          )
+        ).map((e) => [e.idempotencyKey, e]),
+      );
+      for (const row of lost) {
+        const winner = winners.get(row.idempotencyKey);
+        const index = slotted.find((item) => item.id === row.id)?.index as number;
+        if (winner?.fingerprint.equals(row.fingerprint)) replayIds.set(index, winner.id);
+        else
+          results[index] = {
+            status: 'rejected',
+            error: ledgerErrors.existsWithDifferentContent(row.idempotencyKey, winner?.id ?? ''),
+          };
+      }
+      if (
+        options.atomic &&
+        lost.some(
+          (row) =>
+            results[slotted.find((item) => item.id === row.id)?.index as number]?.status === 'rejected',
+        )
+      ) {
+        const failed = results.flatMap((result, index) =>
+          result?.status === 'rejected'
+            ? [{ index, code: result.error.code, message: result.error.message, error: result.error }]
+            : [],
+        );
+        if (inputs.length === 1) throw (failed[0] as { error: DomainError }).error;
+        throw ledgerErrors.batchRejected(
+          failed.map(({ index, code, message }) => ({ index, code, message })),
+        );
+      }
+    }
+    for (const item of slotted) {
+      if (!written.has(item.id) || results[item.index]) continue;
+      results[item.index] = {
+        status: 'posted',
+        transaction: {
+          id: item.id,
+          idempotencyKey: item.posting.idempotencyKey,
+          description: item.posting.description,
+          cause: item.posting.cause,
+          metadata: item.posting.metadata,
+          postedAt: ctx.now,
+          entries: item.posting.entries,
+          contentHash: contentHashOf(item.id, ctx.now, item.fingerprint).toString('hex'),
+        },
+      };
+    }
+    if (replayIds.size > 0) {
+      const originals = new Map(
+        (await findTransactions(ctx.db, [...new Set(replayIds.values())])).map((t) => [t.id, t]),
+      );
+      for (const [index, id] of replayIds) {
+        const original = originals.get(id);
+        // A replay of a key first used earlier in this very batch reads the transaction just written.
+        const fromBatch = results.find((r) => r?.status === 'posted' && r.transaction.id === id);
+        const transaction = original ?? (fromBatch?.status === 'posted' ? fromBatch.transaction : undefined);
+        if (transaction) results[index] = { status: 'replayed', transaction };
+      }
+    }
+    return results.map((result) => {
+      if (!result) throw new Error('every batch item has a result');
+      return result;
+    });
+  }
+
+  async function post(ctx: Context, input: PostingInput): Promise<PostResult> {
+    const [result] = await postBatch(ctx, [input], { atomic: true });
+    if (!result || result.status === 'rejected') throw result?.error ?? new Error('a posting has a result');
+    return { transaction: result.transaction, replayed: result.status === 'replayed' };
+  }
+
+  function visible(ctx: Context, target: Account): boolean {
+    if (ctx.actor.kind === 'operator' || ctx.actor.kind === 'system') return true;
+    return (
+      ctx.actor.kind === 'partner' && target.ownerKind === 'partner' && target.ownerId === ctx.actor.partnerId
+    );
+  }
+
+  async function getAccount(ctx: Context, id: string): Promise<Account> {
+    const found = parseId('acc', id) ? (await accountsOf(ctx, [id as AccountId])).get(id as AccountId) : null;
+    if (!found || !visible(ctx, found)) throw ledgerErrors.accountNotFound(id);
+    return found;
+  }
+
+  async function balanceOf(ctx: Context, target: Account, asOf?: Date): Promise<Balance> {
+    const signed = asOf
+      ? await entriesBalance(ctx.db, target.id, asOf)
+      : await slotBalance(ctx.db, target.id);
+    return { account: target, balanceMinor: signed * normalSign(target.normalSide), asOf: asOf ?? ctx.now };
+  }
+
+  return {
+    account,
+    getAccount,
+    async listAccounts(ctx, filter) {
+      const scoped =
+        ctx.actor.kind === 'partner'
+          ? { ...filter, ownerKind: 'partner' as const, ownerId: ctx.actor.partnerId }
+          : filter;
+      const rows = await listAccounts(ctx.db, scoped);
+      return { items: rows.slice(0, filter.limit), hasMore: rows.length > filter.limit };
+    },
+    post,
+    postBatch,
+    async reverse(ctx, transactionId, input) {
+      const original = await this.transaction(ctx, transactionId);
+      return post(ctx, {
+        idempotencyKey: input.idempotencyKey,
+        description: input.description ?? `Reversal of ${original.id}`,
+        cause: { kind: 'reversal', id: original.id },
+        metadata: { reverses: original.id },
+        entries: original.entries.map((entry) => ({
+          account: entry.accountId as AccountId,
+          direction: entry.direction === 'debit' ? 'credit' : 'debit',
+          amountMinor: entry.amountMinor,
+        })),
+      });
+    },
+    async balance(ctx, ref, options = {}) {
+      const target = await resolve(ctx, ref);
+      return balanceOf(ctx, target, options.asOf);
+    },
+    async lockBalance(ctx, ref) {
+      requireTransaction(ctx.db);
+      const target = await resolve(ctx, ref);
+      if (!target.nonNegative)
+        throw new Error(`lockBalance needs a non-negative account; ${target.purpose} is not`);
+      const balances = await lockSlots(ctx.db, [{ accountId: target.id, slot: 0 }]);
+      return {
+        account: target,
+        balanceMinor: (balances.get(slotKey(target.id, 0)) ?? 0n) * normalSign(target.normalSide),
+        asOf: ctx.now,
+      };
+    },
+    async transaction(ctx, id) {
+      const [found] = parseId('txn', id) ? await findTransactions(ctx.db, [id as LedgerTransactionId]) : [];
+      if (!found) throw ledgerErrors.transactionNotFound(id);
+      if (ctx.actor.kind !== 'operator' && ctx.actor.kind !== 'system') {
+        const touched = await accountsOf(
+          ctx,
+          found.entries.map((entry) => entry.accountId as AccountId),
+        );
+        if (![...touched.values()].some((a) => a && visible(ctx, a)))
+          throw ledgerErrors.transactionNotFound(id);
+      }
+      return found;
+    },
+    transactionsFor: (ctx, cause) => findTransactionsByCause(ctx.db, cause),
+    async listTransactions(ctx, filter) {
+      let accountIds: string[] | undefined;
+      if (filter.accountId !== undefined) accountIds = [(await getAccount(ctx, filter.accountId)).id];
+      else if (ctx.actor.kind === 'partner') {
+        accountIds = (
+          await listAccounts(ctx.db, { ownerKind: 'partner', ownerId: ctx.actor.partnerId, limit: 1000 })
+        ).map((a) => a.id);
+      }
+      const rows = await listTransactions(ctx.db, { ...filter, accountIds });
+      return { items: rows.slice(0, filter.limit), hasMore: rows.length > filter.limit };
+    },
+    async statement(ctx, accountId, page) {
+      const target = await getAccount(ctx, accountId);
+      const lines = await statementLines(ctx.db, target.id, page);
+      if (!lines) throw ledgerErrors.statementCursorInvalid(page.after ?? '');
+      const sign = normalSign(target.normalSide);
+      const items = lines.slice(0, page.limit).map((line) => ({
+        ...line,
+        id: `${line.transactionId}.${line.position}`,
+        amountMinor: line.amountMinor,
+        balanceAfterMinor: line.balanceAfterMinor * sign,
+      }));
+      return { account: target, lines: { items, hasMore: lines.length > page.limit } };
+    },
+  };
+}
+
+const keyOf = (key: { purpose: string; ownerId: string; currency: string }) =>
+  `${key.purpose}/${key.ownerId}/${key.currency}`;
+
+function ownerFits(rules: PurposeRules, ownerId: string): boolean {
+  switch (rules.owner) {
+    case 'platform':
+      return ownerId === PLATFORM_OWNER;
+    case 'partner':
+      return parseId('ptn', ownerId) !== null;
+    case 'order':
+    case 'programme':
+      return ownerId.length > 0 && ownerId.length <= 100 && ownerId !== PLATFORM_OWNER;
+  }
+}

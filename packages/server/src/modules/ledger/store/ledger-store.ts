@@ -1,0 +1,473 @@
+import { sql } from 'kysely';
+import type { Executor } from '../../../kernel/database/database.js';
+import type { NormalSide, OwnerKind } from '../domain/chart.js';
+import type { Cause, CauseKind } from '../domain/posting.js';
+import type { LedgerAccountsTable } from './tables.js';
+
+/*
+ * The ledger's SQL. Postings are written set-based: one statement locks every balance row a
+ * batch touches (in a fixed order, so concurrent postings cannot deadlock on them), and one
+ * statement writes the transactions, their entries and the balance changes together.
+ */
+
+export interface Account {
+  readonly id: string;
+  readonly purpose: string;
+  readonly ownerKind: OwnerKind;
+  readonly ownerId: string;
+  readonly currency: string;
+  readonly normalSide: NormalSide;
+  readonly nonNegative: boolean;
+  readonly slots: number;
+  readonly createdAt: Date;
+}
+
+export interface Entry {
+  readonly accountId: string;
+  readonly currency: string;
+  readonly direction: NormalSide;
+  readonly amountMinor: bigint;
+}
+
+export interface LedgerTransaction {
+  readonly id: string;
+  readonly idempotencyKey: string;
+  readonly description: string;
+  readonly cause: Cause;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly postedAt: Date;
+  readonly entries: readonly Entry[];
+  /** Hex SHA-256 of the transaction's content, the link the hash chain covers. */
+  readonly contentHash: string;
+}
+
+export const accountFromRow = (row: LedgerAccountsTable): Account => ({
+  id: row.id,
+  purpose: row.purpose,
+  ownerKind: row.owner_kind,
+  ownerId: row.owner_id,
+  currency: row.currency,
+  normalSide: row.normal_side,
+  nonNegative: row.non_negative,
+  slots: row.slots,
+  createdAt: row.created_at,
+});
+
+/**
+ * Inserts an account and its balance slots unless one with the same purpose, owner and
+ * currency exists; returns the account either way, and whether this transaction created it.
+ */
+export async function openAccount(
+  db: Executor,
+  account: Omit<Account, 'createdAt'> & { createdAt: Date },
+): Promise<{ account: Account; createdHere: boolean }> {
+  const inserted = await db
+    .insertInto('ledger_accounts')
+    .values({
+      id: account.id,
+      purpose: account.purpose,
+      owner_kind: account.ownerKind,
+      owner_id: account.ownerId,
+      currency: account.currency,
+      normal_side: account.normalSide,
+      non_negative: account.nonNegative,
+      slots: account.slots,
+      created_at: account.createdAt,
+    })
+    .onConflict((oc) => oc.columns(['purpose', 'owner_id', 'currency']).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) {
+    await db
+      .insertInto('ledger_balances')
+      .values(
+        Array.from({ length: account.slots }, (_, slot) => ({
+          account_id: account.id,
+          slot,
+          balance_minor: 0n,
+          normal_sign: account.normalSide === 'debit' ? 1 : -1,
+          non_negative: account.nonNegative,
+        })),
+      )
+      .execute();
+    return { account: accountFromRow(inserted), createdHere: true };
+  }
+  const existing = await findAccountByKey(db, account);
+  if (!existing) throw new Error(`account ${account.purpose}/${account.ownerId} vanished after a conflict`);
+  return existing;
+}
+
+/**
+ * Finds an account by purpose, owner and currency. `createdHere` tells whether the row was
+ * written by the calling transaction (and so may still be rolled back).
+ */
+export async function findAccountByKey(
+  db: Executor,
+  key: { purpose: string; ownerId: string; currency: string },
+): Promise<{ account: Account; createdHere: boolean } | null> {
+  const row = await db
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .select(sql<boolean>`${CREATED_HERE}`.as('created_here'))
+    .where('purpose', '=', key.purpose)
+    .where('owner_id', '=', key.ownerId)
+    .where('currency', '=', key.currency)
+    .executeTakeFirst();
+  return row ? { account: accountFromRow(row), createdHere: row.created_here } : null;
+}
+
+export async function findAccountsById(
+  db: Executor,
+  ids: readonly string[],
+): Promise<{ account: Account; createdHere: boolean }[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .select(sql<boolean>`${CREATED_HERE}`.as('created_here'))
+    .where('id', 'in', ids)
+    .execute();
+  return rows.map((row) => ({ account: accountFromRow(row), createdHere: row.created_here }));
+}
+
+// Whether the row's inserting transaction is the current one: xmin is the low 32 bits of it.
+const CREATED_HERE = sql`coalesce(ledger_accounts.xmin::text::int8 = pg_current_xact_id_if_assigned()::text::int8 % 4294967296, false)`;
+
+export interface AccountListFilter {
+  readonly ownerId?: string | undefined;
+  readonly ownerKind?: OwnerKind | undefined;
+  readonly purpose?: string | undefined;
+  readonly currency?: string | undefined;
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+export async function listAccounts(db: Executor, filter: AccountListFilter): Promise<Account[]> {
+  let query = db
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .orderBy('id')
+    .limit(filter.limit + 1);
+  if (filter.ownerId !== undefined) query = query.where('owner_id', '=', filter.ownerId);
+  if (filter.ownerKind !== undefined) query = query.where('owner_kind', '=', filter.ownerKind);
+  if (filter.purpose !== undefined) query = query.where('purpose', '=', filter.purpose);
+  if (filter.currency !== undefined) query = query.where('currency', '=', filter.currency);
+  if (filter.after !== undefined) query = query.where('id', '>', filter.after);
+  return (await query.execute()).map(accountFromRow);
+}
+
+export interface ExistingPosting {
+  readonly id: string;
+  readonly idempotencyKey: string;
+  readonly fingerprint: Buffer;
+}
+
+export async function findPostingsByKey(db: Executor, keys: readonly string[]): Promise<ExistingPosting[]> {
+  if (keys.length === 0) return [];
+  const rows = await db
+    .selectFrom('ledger_transactions')
+    .select(['id', 'idempotency_key', 'fingerprint'])
+    .where('idempotency_key', 'in', keys)
+    .execute();
+  return rows.map((row) => ({
+    id: row.id,
+    idempotencyKey: row.idempotency_key,
+    fingerprint: row.fingerprint,
+  }));
+}
+
+export interface SlotRef {
+  readonly accountId: string;
+  readonly slot: number;
+}
+
+/**
+ * Locks the balance slots a posting will change, in (account, slot) order, and returns their
+ * balances (debits positive). Every posting locks in the same order, so two postings never wait
+ * for each other in a cycle.
+ */
+export async function lockSlots(db: Executor, slots: readonly SlotRef[]): Promise<Map<string, bigint>> {
+  if (slots.length === 0) return new Map();
+  const { rows } = await sql<{ account_id: string; slot: number; balance_minor: bigint }>`
+    select account_id, slot, balance_minor from ledger_balances
+    where (account_id, slot) in (
+      select * from unnest(${slots.map((s) => s.accountId)}::text[], ${slots.map((s) => s.slot)}::int2[])
+    )
+    order by account_id, slot
+    for update`.execute(db);
+  return new Map(rows.map((row) => [slotKey(row.account_id, row.slot), BigInt(row.balance_minor)]));
+}
+
+export const slotKey = (accountId: string, slot: number) => `${accountId}#${slot}`;
+
+export interface PostingRow {
+  readonly id: string;
+  readonly idempotencyKey: string;
+  readonly description: string;
+  readonly cause: Cause;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly fingerprint: Buffer;
+  readonly contentHash: Buffer;
+  readonly entries: readonly (Entry & { readonly slot: number })[];
+}
+
+/**
+ * Writes transactions, entries and balance changes in one statement. A transaction whose key
+ * another transaction took meanwhile is skipped with its entries and balance changes; the
+ * ids of the transactions written are returned.
+ */
+export async function insertPostings(
+  db: Executor,
+  postedAt: Date,
+  postings: readonly PostingRow[],
+): Promise<Set<string>> {
+  const entries = postings.flatMap((posting) =>
+    posting.entries.map((entry, position) => ({ transactionId: posting.id, position, ...entry })),
+  );
+  const { rows } = await sql<{ id: string }>`
+    with t as (
+      insert into ledger_transactions
+        (id, idempotency_key, description, cause_kind, cause_id, metadata, posted_at, fingerprint, content_hash)
+      select id, idempotency_key, description, cause_kind, cause_id, metadata, ${postedAt}::timestamptz, fingerprint, content_hash
+      from unnest(
+        ${postings.map((p) => p.id)}::text[],
+        ${postings.map((p) => p.idempotencyKey)}::text[],
+        ${postings.map((p) => p.description)}::text[],
+        ${postings.map((p) => p.cause.kind)}::text[],
+        ${postings.map((p) => p.cause.id)}::text[],
+        ${postings.map((p) => JSON.stringify(p.metadata))}::jsonb[],
+        ${postings.map((p) => p.fingerprint)}::bytea[],
+        ${postings.map((p) => p.contentHash)}::bytea[]
+      ) as p(id, idempotency_key, description, cause_kind, cause_id, metadata, fingerprint, content_hash)
+      order by id
+      on conflict (idempotency_key) do nothing
+      returning id
+    ), d as (
+      select * from unnest(
+        ${entries.map((e) => e.transactionId)}::text[],
+        ${entries.map((e) => e.position)}::int2[],
+        ${entries.map((e) => e.accountId)}::text[],
+        ${entries.map((e) => e.currency)}::text[],
+        ${entries.map((e) => (e.direction === 'debit' ? e.amountMinor : -e.amountMinor).toString())}::int8[],
+        ${entries.map((e) => e.slot)}::int2[]
+      ) as d(transaction_id, position, account_id, currency, amount_minor, slot)
+      where d.transaction_id in (select id from t)
+    ), e as (
+      insert into ledger_entries (transaction_id, position, account_id, currency, amount_minor, posted_at)
+      select transaction_id, position, account_id, currency, amount_minor, ${postedAt}::timestamptz from d
+    ), u as (
+      update ledger_balances b set balance_minor = b.balance_minor + x.delta
+      from (select account_id, slot, sum(amount_minor)::int8 as delta from d group by account_id, slot) x
+      where b.account_id = x.account_id and b.slot = x.slot
+    )
+    select id from t`.execute(db);
+  return new Set(rows.map((row) => row.id));
+}
+
+interface TransactionRow {
+  id: string;
+  idempotency_key: string;
+  description: string;
+  cause_kind: string;
+  cause_id: string;
+  metadata: Record<string, string>;
+  posted_at: Date;
+  content_hash: Buffer;
+}
+
+async function withEntries(db: Executor, rows: readonly TransactionRow[]): Promise<LedgerTransaction[]> {
+  if (rows.length === 0) return [];
+  const entries = await db
+    .selectFrom('ledger_entries')
+    .select(['transaction_id', 'account_id', 'currency', 'amount_minor'])
+    .where(
+      'transaction_id',
+      'in',
+      rows.map((row) => row.id),
+    )
+    .orderBy('transaction_id')
+    .orderBy('position')
+    .execute();
+  const byTransaction = new Map<string, Entry[]>();
+  for (const entry of entries) {
+    const amount = BigInt(entry.amount_minor);
+    const list = byTransaction.get(entry.transaction_id) ?? [];
+    list.push({
+      accountId: entry.account_id,
+      currency: entry.currency,
+      direction: amount > 0n ? 'debit' : 'credit',
+      amountMinor: amount > 0n ? amount : -amount,
+    });
+    byTransaction.set(entry.transaction_id, list);
+  }
+  return rows.map((row) => ({
+    id: row.id,
+    idempotencyKey: row.idempotency_key,
+    description: row.description,
+    cause: { kind: row.cause_kind as CauseKind, id: row.cause_id },
+    metadata: row.metadata,
+    postedAt: row.posted_at,
+    entries: byTransaction.get(row.id) ?? [],
+    contentHash: row.content_hash.toString('hex'),
+  }));
+}
+
+const TRANSACTION_COLUMNS = [
+  'id',
+  'idempotency_key',
+  'description',
+  'cause_kind',
+  'cause_id',
+  'metadata',
+  'posted_at',
+  'content_hash',
+] as const;
+
+export async function findTransactions(db: Executor, ids: readonly string[]): Promise<LedgerTransaction[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .selectFrom('ledger_transactions')
+    .select(TRANSACTION_COLUMNS)
+    .where('id', 'in', ids)
+    .execute();
+  return withEntries(db, rows);
+}
+
+export async function findTransactionsByCause(db: Executor, cause: Cause): Promise<LedgerTransaction[]> {
+  const rows = await db
+    .selectFrom('ledger_transactions')
+    .select(TRANSACTION_COLUMNS)
+    .where('cause_kind', '=', cause.kind)
+    .where('cause_id', '=', cause.id)
+    .orderBy('seq')
+    .execute();
+  return withEntries(db, rows);
+}
+
+export interface TransactionListFilter {
+  readonly accountIds?: readonly string[] | undefined;
+  readonly cause?: Partial<Cause> | undefined;
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+/** Transactions newest first by id (ids sort by creation time). */
+export async function listTransactions(
+  db: Executor,
+  filter: TransactionListFilter,
+): Promise<LedgerTransaction[]> {
+  let query = db
+    .selectFrom('ledger_transactions')
+    .select(TRANSACTION_COLUMNS)
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.cause?.kind !== undefined) query = query.where('cause_kind', '=', filter.cause.kind);
+  if (filter.cause?.id !== undefined) query = query.where('cause_id', '=', filter.cause.id);
+  if (filter.after !== undefined) query = query.where('id', '<', filter.after);
+  if (filter.accountIds !== undefined) {
+    const accountIds = filter.accountIds;
+    if (accountIds.length === 0) return [];
+    query = query.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('ledger_entries')
+          .select(sql`1`.as('one'))
+          .whereRef('ledger_entries.transaction_id', '=', 'ledger_transactions.id')
+          .where('ledger_entries.account_id', 'in', accountIds),
+      ),
+    );
+  }
+  return withEntries(db, await query.execute());
+}
+
+/** The sum of an account's slots (debits positive). */
+export async function slotBalance(db: Executor, accountId: string): Promise<bigint> {
+  const row = await db
+    .selectFrom('ledger_balances')
+    .select(sql<string>`coalesce(sum(balance_minor), 0)::text`.as('sum'))
+    .where('account_id', '=', accountId)
+    .executeTakeFirstOrThrow();
+  return BigInt(row.sum);
+}
+
+/** The sum of an account's entries posted at or before `asOf` (debits positive). */
+export async function entriesBalance(db: Executor, accountId: string, asOf: Date): Promise<bigint> {
+  const row = await db
+    .selectFrom('ledger_entries')
+    .select(sql<string>`coalesce(sum(amount_minor), 0)::text`.as('sum'))
+    .where('account_id', '=', accountId)
+    .where('posted_at', '<=', asOf)
+    .executeTakeFirstOrThrow();
+  return BigInt(row.sum);
+}
+
+export interface StatementLine {
+  readonly transactionId: string;
+  readonly position: number;
+  readonly amountMinor: bigint;
+  readonly postedAt: Date;
+  readonly description: string;
+  readonly cause: Cause;
+  /** The account's balance after this line (debits positive). */
+  readonly balanceAfterMinor: bigint;
+}
+
+/**
+ * An account's entries in posting order, each with the balance after it. `after` is a line's
+ * cursor (`<transaction id>.<position>`) from an earlier page.
+ */
+export async function statementLines(
+  db: Executor,
+  accountId: string,
+  page: { after?: string | undefined; limit: number },
+): Promise<StatementLine[] | null> {
+  let start: { posted_at: Date; seq: bigint } | null = null;
+  if (page.after !== undefined) {
+    const [transactionId, position] = page.after.split('.');
+    const found = await db
+      .selectFrom('ledger_entries')
+      .select(['posted_at', 'seq'])
+      .where('transaction_id', '=', transactionId ?? '')
+      .where('position', '=', Number(position))
+      .where('account_id', '=', accountId)
+      .executeTakeFirst();
+    if (!found) return null;
+    start = found;
+  }
+  const { rows } = await sql<{
+    transaction_id: string;
+    position: number;
+    amount_minor: bigint;
+    posted_at: Date;
+    description: string;
+    cause_kind: string;
+    cause_id: string;
+    balance_after: string;
+  }>`
+    with page as (
+      select e.transaction_id, e.position, e.amount_minor, e.posted_at, e.seq
+      from ledger_entries e
+      where e.account_id = ${accountId}
+        ${start ? sql`and (e.posted_at, e.seq) > (${start.posted_at}, ${start.seq})` : sql``}
+      order by e.posted_at, e.seq
+      limit ${page.limit + 1}
+    ), opening as (
+      select coalesce(sum(amount_minor), 0) as amount from ledger_entries
+      where account_id = ${accountId}
+        ${start ? sql`and (posted_at, seq) <= (${start.posted_at}, ${start.seq})` : sql`and false`}
+    )
+    select page.transaction_id, page.position, page.amount_minor, page.posted_at,
+      t.description, t.cause_kind, t.cause_id,
+      ((select amount from opening) + sum(page.amount_minor) over (order by page.posted_at, page.seq))::text as balance_after
+    from page join ledger_transactions t on t.id = page.transaction_id
+    order by page.posted_at, page.seq`.execute(db);
+  return rows.map((row) => ({
+    transactionId: row.transaction_id,
+    position: row.position,
+    amountMinor: BigInt(row.amount_minor),
+    postedAt: row.posted_at,
+    description: row.description,
+    cause: { kind: row.cause_kind as CauseKind, id: row.cause_id },
+    balanceAfterMinor: BigInt(row.balance_after),
+  }));
+}

@@ -5,12 +5,16 @@ import {
   type ConfigVariable,
   createOperatorKey,
   DataDirLockedError,
+  formatAmount,
   loadConfig,
   migrate,
   OPERATOR_ROLES,
   type OperatorRole,
   openDatabase,
+  runPayouts,
+  sealChain,
   startServer,
+  verifyLedger,
 } from '@baton/server';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -118,6 +122,117 @@ databaseOptions(
     process.stdout.write(
       `Created operator user ${userId} (${flags.role}). Its API key, shown only now:\n\n  ${secret}\n`,
     );
+  } finally {
+    await database.close();
+  }
+});
+
+const payouts = program.command('payouts').description('Pay partners what the platform owes them.');
+databaseOptions(
+  payouts
+    .command('run')
+    .description(
+      'Run payouts now: the partners due by their schedule, or the ones named, and print what was paid.',
+    )
+    .option(
+      '--partner <id>',
+      'pay this partner whatever its schedule (repeatable)',
+      (value: string, previous: string[] = []) => {
+        if (!/^ptn_[0-9a-z]{26}$/.test(value)) throw new InvalidArgumentError('Not a partner id (ptn_...).');
+        return [...previous, value];
+      },
+    )
+    .option('--all-manual', 'also pay every partner on the manual schedule'),
+).action(async (flags: DatabaseFlags & { partner?: string[]; allManual?: boolean }) => {
+  const database = await openDatabase(configFrom(flags));
+  try {
+    await migrate(database);
+    const result = await runPayouts(database, {
+      ...(flags.partner ? { partnerIds: flags.partner } : {}),
+      includeManual: flags.allManual ?? false,
+    });
+    const paid = result.payouts.map((payout) => [
+      payout.id,
+      payout.partnerId,
+      formatAmount(payout.amountMinor, payout.currency as Parameters<typeof formatAmount>[1]),
+      payout.currency,
+      payout.status + (payout.failureCode ? ` (${payout.failureCode})` : ''),
+    ]);
+    const lines = [`Payout batch ${result.batch.id}: ${paid.length} payout${paid.length === 1 ? '' : 's'}.`];
+    if (paid.length > 0)
+      lines.push('', ...table(['PAYOUT', 'PARTNER', 'AMOUNT', 'CURRENCY', 'STATUS'], paid));
+    const skipped = result.outcomes.filter((outcome) => outcome.skipped !== null);
+    if (skipped.length > 0) {
+      lines.push('', 'Not paid:');
+      for (const outcome of skipped) lines.push(`  ${outcome.partnerId}  ${outcome.skipped}`);
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await database.close();
+  }
+});
+
+/** Left-aligned columns, two spaces apart, numbers right-aligned. */
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) =>
+        column === 2 ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0),
+      )
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+const ledger = program.command('ledger').description('Inspect the books.');
+databaseOptions(
+  ledger
+    .command('verify')
+    .description(
+      'Recompute every transaction hash, the hash chain and every balance from the entries; ' +
+        'exit with status 1 when anything differs.',
+    )
+    .option('--seal', 'link committed transactions to the hash chain before verifying (writes)'),
+).action(async (flags: DatabaseFlags & { seal?: boolean }) => {
+  const database = await openDatabase(configFrom(flags));
+  try {
+    await migrate(database);
+    let sealedNow = 0;
+    if (flags.seal) {
+      for (;;) {
+        const linked = await database.db.transaction().execute((tx) => sealChain(tx, new Date()));
+        if (linked === 0) break;
+        sealedNow += linked;
+      }
+    }
+    // One repeatable-read transaction: every figure comes from the same picture of the books.
+    const report = await database.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute((tx) => verifyLedger(tx));
+    const rows: [string, string][] = [
+      ['transactions', String(report.transactions)],
+      ['sealed', String(report.sealed)],
+      ['accounts', String(report.accounts)],
+      ['problems', String(report.problems.length)],
+    ];
+    const width = Math.max(...rows.map(([name]) => name.length));
+    const lines = [
+      ...(flags.seal ? [`Sealed ${sealedNow} transaction${sealedNow === 1 ? '' : 's'}.`, ''] : []),
+      ...rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`),
+    ];
+    if (report.problems.length > 0) {
+      if (report.firstTampered) lines.push('', `First tampered transaction: ${report.firstTampered}`);
+      lines.push('', 'Problems:');
+      for (const problem of report.problems) lines.push(`  ${problem.kind.padEnd(14)}  ${problem.message}`);
+    } else {
+      lines.push('', 'The books balance: every hash, link and balance checks out.');
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (report.problems.length > 0) process.exitCode = 1;
   } finally {
     await database.close();
   }

@@ -3,6 +3,7 @@ export { type Config, ConfigError, type ConfigVariable, loadConfig } from './con
 export { OPERATOR_ROLES, type OperatorRole } from './kernel/actor.js';
 export { DataDirLockedError } from './kernel/database/data-dir-lock.js';
 export { type Database, openEmbedded, openPostgres } from './kernel/database/database.js';
+export { formatAmount } from './kernel/money.js';
 export {
   type Baton,
   createBaton,
@@ -11,7 +12,9 @@ export {
   MIGRATIONS,
   migrate,
   openDatabase,
+  runPayouts,
   type Server,
   startServer,
 } from './main.js';
+export { sealChain, type VerifyProblem, type VerifyReport, verifyLedger } from './modules/ledger/index.js';
 export { BATON_VERSION } from './version.js';

@@ -10,6 +10,7 @@ import { runInTransaction } from './kernel/database/transaction.js';
 import { createHttpApp } from './kernel/http/app.js';
 import { platformRoutes } from './kernel/http/platform-routes.js';
 import { purgeExpiredIdempotencyKeys } from './kernel/idempotency/idempotency-store.js';
+import type { PartnerId } from './kernel/ids.js';
 import { createJobs, type Jobs } from './kernel/jobs/jobs.js';
 import { kernelMigrations } from './kernel/migrations.js';
 import {
@@ -25,6 +26,13 @@ import {
   catalogRoutes,
   createCatalogService,
 } from './modules/catalog/index.js';
+import {
+  createFeesService,
+  type FeesService,
+  feesJobs,
+  feesMigrations,
+  feesRoutes,
+} from './modules/fees/index.js';
 import {
   createLedgerService,
   type LedgerService,
@@ -46,14 +54,44 @@ import {
   participantsRoutes,
 } from './modules/participants/index.js';
 import {
+  createPaymentsService,
+  createSimulatedProvider,
+  type PaymentProvider,
+  type PaymentsService,
+  paymentsJobs,
+  paymentsMigrations,
+  paymentsRoutes,
+  registerProviderEventsRoute,
+} from './modules/payments/index.js';
+import {
+  createPayoutsService,
+  type PayoutsService,
+  payoutsJobs,
+  payoutsMigrations,
+  payoutsRoutes,
+  type RunResult,
+} from './modules/payouts/index.js';
+import {
   createStandardsService,
   type StandardsService,
   standardsJobs,
   standardsMigrations,
   standardsRoutes,
 } from './modules/standards/index.js';
+import {
+  createSubsidiesService,
+  type SubsidiesService,
+  subsidiesJobs,
+  subsidiesMigrations,
+  subsidiesRoutes,
+} from './modules/subsidies/index.js';
 import { BATON_VERSION } from './version.js';
 import { workflowRoutes } from './workflows/routes.js';
+import {
+  PROVIDER_REFUND_JOB,
+  type ProviderRefundJob,
+  settlementRoutes,
+} from './workflows/settlement-routes.js';
 
 /** Every module's migrations, in the order they apply. */
 export const MIGRATIONS = [
@@ -64,6 +102,10 @@ export const MIGRATIONS = [
   catalogMigrations,
   matchingMigrations,
   ledgerMigrations,
+  paymentsMigrations,
+  feesMigrations,
+  payoutsMigrations,
+  subsidiesMigrations,
 ];
 
 export interface Baton {
@@ -77,6 +119,10 @@ export interface Baton {
     readonly catalog: CatalogService;
     readonly matching: MatchingService;
     readonly ledger: LedgerService;
+    readonly payments: PaymentsService;
+    readonly fees: FeesService;
+    readonly payouts: PayoutsService;
+    readonly subsidies: SubsidiesService;
   };
   close(): Promise<void>;
 }
@@ -88,6 +134,10 @@ export interface BatonOptions {
   readonly logger?: Logger;
   /** Whether this process works background jobs (servers do; tests that drive jobs by hand do not). */
   readonly workJobs?: boolean;
+  /** The payment provider; the simulated one when none is given. */
+  readonly provider?: PaymentProvider;
+  /** The secret a real provider signs its callbacks with; without it, callbacks are refused. */
+  readonly paymentWebhookSecret?: string;
 }
 
 const IDEMPOTENCY_PURGE_JOB = 'kernel.purge-idempotency-keys';
@@ -125,11 +175,35 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const catalog = createCatalogService({ standards, participants, jobs });
   const matching = createMatchingService({ db, clock, logger, catalog, standards, participants });
   const ledger = createLedgerService();
+  const fees = createFeesService({ participants, ledger });
+  const provider = options.provider ?? createSimulatedProvider({ clock });
+  const payouts = createPayoutsService({ ledger, participants, jobs, provider });
+  const payments = createPaymentsService({ provider, ledger, clock, logger });
+  // The port keeps one callback handler: payments take every event and hand payouts theirs.
+  payments.onOperation('payout', (eventDb, event) =>
+    payouts.handleProviderEvent(eventDb, event, clock.now()),
+  );
+  provider.onEvent((event) => payments.handleEvent(db, event));
+  const subsidies = createSubsidiesService({ ledger });
 
   for (const job of participantsJobs({ participants, db, clock })) jobs.define(job);
   for (const job of standardsJobs({ standards, db, clock })) jobs.define(job);
   for (const job of catalogJobs({ catalog, db, clock })) jobs.define(job);
   for (const job of ledgerJobs({ db, clock })) jobs.define(job);
+  for (const job of feesJobs({ fees, db, clock })) jobs.define(job);
+  for (const job of paymentsJobs({ payments, db, clock })) jobs.define(job);
+  for (const job of payoutsJobs({ payouts, db, clock })) jobs.define(job);
+  for (const job of subsidiesJobs({ subsidies, db, clock })) jobs.define(job);
+  jobs.define<ProviderRefundJob>({
+    name: PROVIDER_REFUND_JOB,
+    handler: async (refund) => {
+      await payments.refund(db, systemActor('settlement'), {
+        paymentId: refund.paymentId,
+        reference: refund.reference,
+        amountMinor: BigInt(refund.amountMinor),
+      });
+    },
+  });
   jobs.define({
     name: IDEMPOTENCY_PURGE_JOB,
     cron: '17 * * * *',
@@ -154,8 +228,29 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...catalogRoutes(catalog),
       ...matchingRoutes(matching),
       ...ledgerRoutes(ledger),
+      ...feesRoutes(fees),
+      ...paymentsRoutes(payments, { jobs }),
+      ...payoutsRoutes(payouts),
+      ...subsidiesRoutes(subsidies),
       ...workflowRoutes({ standards, catalog }),
+      ...settlementRoutes({
+        ledger,
+        fees,
+        subsidies,
+        afterRefund: (ctx, refund) =>
+          jobs.enqueue<ProviderRefundJob>(ctx, PROVIDER_REFUND_JOB, {
+            paymentId: refund.paymentId,
+            reference: refund.refundRef,
+            amountMinor: refund.amountMinor.toString(),
+          }),
+      }),
     ],
+  });
+  await registerProviderEventsRoute(http, {
+    payments,
+    db,
+    clock,
+    secret: options.paymentWebhookSecret ?? null,
   });
   await http.ready();
   await matching.start();
@@ -164,7 +259,18 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
     http,
     jobs,
     database,
-    services: { access, participants, standards, catalog, matching, ledger },
+    services: {
+      access,
+      participants,
+      standards,
+      catalog,
+      matching,
+      ledger,
+      payments,
+      fees,
+      subsidies,
+      payouts,
+    },
     async close() {
       await matching.stop();
       await http.close();
@@ -189,6 +295,33 @@ export async function createOperatorKey(
     const user = await access.createUser(ctx, { tenant: { kind: 'operator' }, ...input });
     const { apiKey, secret } = await access.issueInitialKey(ctx, user, 'Created from the command line');
     return { userId: user.id, keyId: apiKey.id, secret };
+  });
+}
+
+/**
+ * Runs payouts once, as Baton itself, against an open and migrated database: the partners due
+ * today, or the ones named, or every `manual` one with `includeManual`. For the command line.
+ */
+export async function runPayouts(
+  database: Database,
+  options: { partnerIds?: readonly string[]; includeManual?: boolean; provider?: PaymentProvider },
+  clock: Clock = systemClock,
+): Promise<RunResult> {
+  const logger = createLogger({ logLevel: 'silent' });
+  const jobs = createJobs({ pool: database.pool, logger });
+  const access = createAccessService();
+  const payouts = createPayoutsService({
+    ledger: createLedgerService(),
+    participants: createParticipantsService({ access, jobs }),
+    jobs,
+    provider: options.provider ?? createSimulatedProvider({ clock }),
+  });
+  return payouts.run(database.db, {
+    now: clock.now(),
+    actor: systemActor('command-line'),
+    // Ids that name no partner with settings are reported as skipped, not refused.
+    partnerIds: options.partnerIds as readonly PartnerId[] | undefined,
+    includeManual: options.includeManual ?? false,
   });
 }
 

@@ -4,6 +4,7 @@ import type { Tables } from './kernel/database/tables.js';
 import { EVENT_PAGE_MAX } from './kernel/events/event-log.js';
 import type { ServedRoute } from './kernel/http/app.js';
 import { newId } from './kernel/ids.js';
+import type { SimulatedProvider } from './modules/payments/index.js';
 import { servedRoutes } from './testing/served-routes.js';
 import { type ApiResponse, createTestApp, type TestApp } from './testing/test-app.js';
 
@@ -29,6 +30,8 @@ type Case =
       readonly kind: 'scoped';
       readonly expect: Readonly<Record<Attacker, 403 | 404>>;
       readonly body?: (n: number) => unknown;
+      /** Headers a valid request carries, such as the `Idempotency-Key` a money-moving route needs. */
+      readonly headers?: (n: number) => Record<string, string>;
     };
 
 const PUBLIC = (why: string): Case => ({ kind: 'public', why });
@@ -198,9 +201,80 @@ const CASES: Readonly<Record<string, Case>> = {
     body: (n) => ({ idempotency_key: `tenancy-reverse-${n}` }),
   },
   // Fees (cases for the fees module's routes go here).
+  'GET /v1/fee-schedule-versions/:fee_version_id': OPERATOR_ONLY,
+  'POST /v1/partners/:partner_id/subscriptions': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+    body: () => ({ plan: 'tenancy-plan' }),
+  },
+  'GET /v1/partners/:partner_id/subscriptions': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'POST /v1/subscriptions/:subscription_id/cancel': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+  },
+  'GET /v1/subscriptions/:subscription_id/charges': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'POST /v1/partners/:partner_id/service-charges': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+    body: () => ({ service: 'tenancy-service' }),
+    headers: (n) => ({ 'idempotency-key': `tenancy-service-charge-${n}` }),
+  },
+  'GET /v1/partners/:partner_id/service-charges': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
   // Subsidies (cases for the subsidies module's routes go here).
+  'GET /v1/subsidies/programmes/:programme_id': OPERATOR_ONLY,
+  'GET /v1/subsidies/programmes/:programme_id/report': OPERATOR_ONLY,
+  'POST /v1/subsidies/programmes/:programme_id/activate': OPERATOR_ONLY,
+  'POST /v1/subsidies/programmes/:programme_id/top-ups': {
+    ...OPERATOR_ONLY,
+    body: () => ({ amount: { amount: '1.00', currency: 'EUR' } }),
+  },
+  'POST /v1/subsidies/programmes/:programme_id/cancel': OPERATOR_ONLY,
   // Payments (cases for the payments module's routes go here).
+  // The victim payment is customer A's; chargebacks and reconciliation reports are the operator's.
+  'GET /v1/payments/:payment_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 403, 'partner member': 403, customer: 404 },
+  },
+  'GET /v1/chargebacks/:chargeback_id': OPERATOR_ONLY,
+  'POST /v1/chargebacks/:chargeback_id/decision': {
+    ...OPERATOR_ONLY,
+    body: () => ({ liability: 'platform' }),
+  },
+  'GET /v1/reconciliation/reports/:report_id': OPERATOR_ONLY,
   // Payouts (cases for the payouts module's routes go here).
+  'GET /v1/payouts/:payout_id': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'GET /v1/payout-batches/:payout_batch_id': OPERATOR_ONLY,
+  'GET /v1/partners/:partner_id/payout-settings': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
+  },
+  'PUT /v1/partners/:partner_id/payout-settings': {
+    ...OPERATOR_ONLY,
+    body: () => ({
+      schedule: 'daily',
+      minimum: { amount: '0.00', currency: 'EUR' },
+      destination: 'ba_hijacked',
+      reserve_bps: 0,
+      reserve_days: 0,
+    }),
+  },
+  'PUT /v1/partners/:partner_id/payout-destination': {
+    kind: 'scoped',
+    expect: { 'partner owner': 404, 'partner member': 403, customer: 403 },
+    body: () => ({ destination: 'ba_hijacked' }),
+  },
   // Settlements (cases for the money workflows' routes go here).
 };
 
@@ -299,11 +373,15 @@ async function signUpAsCustomer(app: TestApp, name: string): Promise<CustomerTen
   };
 }
 
-/** Every row of every table but the audit log (which records refusals), in a stable order. */
+/**
+ * Every row of every table but the audit log (which records refusals) and the idempotency keys
+ * (which keep the attacker's own refusal for its own retries), in a stable order.
+ */
 async function snapshot(db: Kysely<Tables>): Promise<Record<string, string[]>> {
   const tables = await sql<{ table_name: string }>`
     select table_name from information_schema.tables
-    where table_schema = 'public' and table_type = 'BASE TABLE' and table_name <> 'audit_records'
+    where table_schema = 'public' and table_type = 'BASE TABLE'
+      and table_name not in ('audit_records', 'idempotency_keys')
     order by table_name`.execute(db);
   const result: Record<string, string[]> = {};
   for (const { table_name } of tables.rows) {
@@ -426,6 +504,56 @@ describe('object-level access (A1)', async () => {
     201,
   );
   const payableA = adjustmentA.entries[1]?.account_id as string;
+  // Payouts: partner A's settings, and a run that pays it (the victim payout and batch).
+  ok(
+    await app.request('PUT', `/v1/partners/${partnerA.id}/payout-settings`, {
+      body: {
+        schedule: 'manual',
+        minimum: { amount: '1.00', currency: 'EUR' },
+        destination: 'ba_ok',
+        reserve_bps: 0,
+        reserve_days: 0,
+      },
+    }),
+  );
+  const payoutRunA = ok(
+    await app.request<{ batch: { id: string }; payouts: { id: string }[] }>('POST', '/v1/payouts/runs', {
+      body: { partner_ids: [partnerA.id] },
+      headers: { 'idempotency-key': 'tenancy-payout-run' },
+    }),
+    202,
+  );
+  // Fees: a version, a plan partner A holds (the victim subscription) and a service it may order.
+  const feeVersion = ok(
+    await app.request<{ id: string }>('POST', '/v1/fee-schedule-versions', {
+      body: { currency: 'EUR', rules: [{ commission_bps: 1000 }] },
+    }),
+    201,
+  );
+  ok(
+    await app.request('POST', '/v1/subscription-plans', {
+      body: {
+        key: 'tenancy-plan',
+        name: 'Tenancy',
+        interval: 'month',
+        price: { amount: '1.00', currency: 'EUR' },
+      },
+    }),
+    201,
+  );
+  ok(
+    await app.request('POST', '/v1/value-added-services', {
+      body: { key: 'tenancy-service', name: 'Tenancy', price: { amount: '1.00', currency: 'EUR' } },
+    }),
+    201,
+  );
+  const subscriptionA = ok(
+    await app.request<{ id: string }>('POST', `/v1/partners/${partnerA.id}/subscriptions`, {
+      key: partnerA.ownerKey,
+      body: { plan: 'tenancy-plan' },
+    }),
+    201,
+  );
   const customerB = await signUpAsCustomer(app, 'dave');
   const invitation = ok(
     await app.request<{ invitation: { id: string } }>('POST', '/v1/partner-invitations', {
@@ -433,6 +561,56 @@ describe('object-level access (A1)', async () => {
     }),
     201,
   ).invitation;
+
+  // A funded programme, so that a top-up or cancel by a broken check would move money.
+  const programmeA = ok(
+    await app.request<{ id: string }>('POST', '/v1/subsidies/programmes', {
+      body: {
+        name: 'Tenancy',
+        side: 'partner',
+        kind: 'waiver',
+        share_bps: 10000,
+        budget: { amount: '10.00', currency: 'EUR' },
+        cap_per_participant: { amount: '5.00', currency: 'EUR' },
+        starts_at: app.clock.now().toISOString(),
+        ends_at: new Date(app.clock.now().getTime() + 86_400_000).toISOString(),
+      },
+    }),
+    201,
+  );
+  ok(
+    await app.request('POST', `/v1/subsidies/programmes/${programmeA.id}/activate`, {
+      headers: { 'idempotency-key': 'tenancy-programme' },
+    }),
+  );
+
+  // Payments: customer A's captured payment, a chargeback on it, and a reconciliation report.
+  const paymentA = ok(
+    await app.request<{ id: string; reference: string }>('POST', '/v1/payments', {
+      body: {
+        order_ref: 'tenancy-order',
+        customer_id: customerA.id,
+        payment_method: 'pm_card_ok',
+        amount: { amount: '20.00', currency: 'EUR' },
+      },
+      headers: { 'idempotency-key': 'tenancy-payment' },
+    }),
+    202,
+  );
+  const payments = app.baton.services.payments;
+  await payments.resume(app.baton.database.db, { kind: 'system', name: 'tenancy' }, paymentA.id);
+  const simulated = payments.provider as SimulatedProvider;
+  simulated.chargeback(`${paymentA.reference}:capture`, 500n, 'tenancy-chargeback');
+  await simulated.flush();
+  const systemCtx = {
+    db: app.baton.database.db,
+    actor: { kind: 'system', name: 'tenancy' } as const,
+    now: app.clock.now(),
+    requestId: null,
+    ip: null,
+  };
+  const chargebackA = (await payments.listChargebacks(systemCtx, { limit: 1 })).items[0] as { id: string };
+  const reportA = await payments.reconcile(app.baton.database.db, { since: new Date(0) });
 
   const attackerKeys: Readonly<Record<Attacker, string>> = {
     'partner owner': partnerB.ownerKey,
@@ -461,6 +639,14 @@ describe('object-level access (A1)', async () => {
       capability: { victims: ['supplier'], missing: 'no-such-capability' },
       account_id: { victims: [payableA], missing: newId('acc') },
       transaction_id: { victims: [adjustmentA.id], missing: newId('txn') },
+      fee_version_id: { victims: [feeVersion.id], missing: newId('fsv') },
+      subscription_id: { victims: [subscriptionA.id], missing: newId('sub') },
+      payout_id: { victims: payoutRunA.payouts.map((payout) => payout.id), missing: newId('po') },
+      payout_batch_id: { victims: [payoutRunA.batch.id], missing: newId('pob') },
+      programme_id: { victims: [programmeA.id], missing: newId('sbp') },
+      payment_id: { victims: [paymentA.id], missing: newId('pay') },
+      chargeback_id: { victims: [chargebackA.id], missing: newId('cbk') },
+      report_id: { victims: [reportA.id], missing: newId('rec') },
     };
 
   const routes = servedRoutes(app.baton.http);
@@ -545,11 +731,14 @@ describe('object-level access (A1)', async () => {
       for (const victim of target.victims) {
         for (const attacker of ATTACKERS) {
           for (const probeMethod of methods) {
-            const ask = (id: string) =>
-              app.request(probeMethod, url.replace(`:${params[0]}`, id), {
+            const ask = (id: string) => {
+              const n = ++probes;
+              return app.request(probeMethod, url.replace(`:${params[0]}`, id), {
                 key: attackerKeys[attacker],
-                ...(routeCase.body ? { body: routeCase.body(++probes) } : {}),
+                ...(routeCase.body ? { body: routeCase.body(n) } : {}),
+                ...(routeCase.headers ? { headers: routeCase.headers(n) } : {}),
               });
+            };
             const label = `${attacker}: ${probeMethod} ${url} with ${victim}`;
             const before = await snapshot(db);
             const audited = await auditSeq(db);

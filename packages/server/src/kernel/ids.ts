@@ -10,16 +10,32 @@ export const ID_PREFIX = {
   apiKey: 'key',
   auditRecord: 'aud',
   certification: 'crt',
+  chargeback: 'cbk',
   customer: 'cus',
   event: 'evt',
+  feeRule: 'fru',
+  feeScheduleVersion: 'fsv',
   invitation: 'inv',
   offer: 'off',
   partner: 'ptn',
   partnerTransition: 'ptr',
+  payment: 'pay',
+  paymentOperation: 'pop',
+  payout: 'po',
+  payoutBatch: 'pob',
+  reconciliationReport: 'rec',
+  refund: 'rfd',
   request: 'req',
+  reserveHold: 'rsh',
   ledgerTransaction: 'txn',
   reservation: 'rsv',
   rulesAcceptance: 'rac',
+  serviceCharge: 'svc',
+  subscription: 'sub',
+  subscriptionCharge: 'sbc',
+  subscriptionPlan: 'spl',
+  subsidyApplication: 'sba',
+  subsidyProgramme: 'sbp',
   user: 'usr',
 } as const;
 
@@ -33,11 +49,22 @@ export type AuditRecordId = Id<'aud'>;
 export type CertificationId = Id<'crt'>;
 export type CustomerId = Id<'cus'>;
 export type EventId = Id<'evt'>;
+export type FeeRuleId = Id<'fru'>;
+export type FeeScheduleVersionId = Id<'fsv'>;
 export type InvitationId = Id<'inv'>;
 export type OfferId = Id<'off'>;
 export type PartnerId = Id<'ptn'>;
+export type PayoutId = Id<'po'>;
+export type PayoutBatchId = Id<'pob'>;
+export type ReserveHoldId = Id<'rsh'>;
 export type ReservationId = Id<'rsv'>;
+export type ServiceChargeId = Id<'svc'>;
+export type SubscriptionId = Id<'sub'>;
+export type SubscriptionChargeId = Id<'sbc'>;
+export type SubscriptionPlanId = Id<'spl'>;
 export type LedgerTransactionId = Id<'txn'>;
+export type SubsidyApplicationId = Id<'sba'>;
+export type SubsidyProgrammeId = Id<'sbp'>;
 export type UserId = Id<'usr'>;
 
 /** Creates a new id of the given kind. */

@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import type { OperatorRole } from '../kernel/actor.js';
 import { ManualClock } from '../kernel/clock.js';
 import { type Baton, createBaton, createOperatorKey } from '../main.js';
+import type { PaymentProvider } from '../modules/payments/index.js';
 import { createTestDatabase } from './test-database.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -38,7 +39,7 @@ export interface TestApp {
  * its database dropped after the test file.
  */
 export async function createTestApp(
-  options: { config?: Parameters<typeof loadConfig>[0]; poolSize?: number } = {},
+  options: { config?: Parameters<typeof loadConfig>[0]; poolSize?: number; provider?: PaymentProvider } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase({ ...(options.poolSize ? { poolSize: options.poolSize } : {}) });
   const config = loadConfig(
@@ -46,7 +47,13 @@ export async function createTestApp(
     {},
   );
   const clock = new ManualClock(new Date('2026-06-01T09:00:00Z'));
-  const baton = await createBaton({ config, database, clock, workJobs: false });
+  const baton = await createBaton({
+    config,
+    database,
+    clock,
+    workJobs: false,
+    ...(options.provider ? { provider: options.provider } : {}),
+  });
   afterAll(async () => {
     await baton.close();
     await database.close();

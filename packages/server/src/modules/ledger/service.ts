@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { Context } from '../../kernel/context.js';
 import { requireTransaction } from '../../kernel/database/database.js';
-import type { DomainError, FieldError } from '../../kernel/errors.js';
+import { DomainError, type FieldError } from '../../kernel/errors.js';
 import { type AccountId, type LedgerTransactionId, newId, parseId } from '../../kernel/ids.js';
 import { isCurrency } from '../../kernel/money.js';
 import type { Page } from '../../kernel/pagination.js';
@@ -114,8 +114,9 @@ export interface LedgerService {
   /**
    * Posts one transaction, or returns the one its idempotency key already names.
    *
-   * @throws DomainError `ledger.entries_must_balance`, `ledger.currency_mismatch`,
-   *   `ledger.account_not_found`, `ledger.insufficient_funds`, `ledger.exists_with_different_content`
+   * @throws DomainError `ledger.entries_must_balance` (also for an unknown account, named per field),
+   *   `ledger.currency_mismatch`, `ledger.owner_invalid`, `ledger.insufficient_funds`,
+   *   `ledger.exists_with_different_content`
    */
   post(ctx: Context, input: PostingInput): Promise<PostResult>;
   /**
@@ -195,9 +196,15 @@ export function createLedgerService(): LedgerService {
     );
   }
 
+  /**
+   * Resolves account references. A key that cannot name an account (an owner that does not fit
+   * the purpose) throws, unless `refusals` is given: then it is recorded there and resolves to
+   * null, so that one bad item of a batch does not fail the others.
+   */
   async function accountsOf(
     ctx: Context,
     refs: readonly AccountRef[],
+    refusals?: Map<AccountRef, DomainError>,
   ): Promise<Map<AccountRef, Account | null>> {
     const resolved = new Map<AccountRef, Account | null>();
     const missingIds: AccountId[] = [];
@@ -207,6 +214,14 @@ export function createLedgerService(): LedgerService {
         const cached = accountsById.get(ref);
         if (cached) resolved.set(ref, cached);
         else missingIds.push(ref);
+      } else if (refusals) {
+        try {
+          resolved.set(ref, await account(ctx, ref));
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+          refusals.set(ref, error);
+          resolved.set(ref, null);
+        }
       } else {
         resolved.set(ref, await account(ctx, ref));
       }
@@ -233,9 +248,11 @@ export function createLedgerService(): LedgerService {
   ): Promise<BatchItemResult[]> {
     requireTransaction(ctx.db);
     const results: (BatchItemResult | undefined)[] = new Array(inputs.length);
+    const refusals = new Map<AccountRef, DomainError>();
     const accounts = await accountsOf(
       ctx,
       inputs.flatMap((input) => input.entries.map((entry) => entry.account)),
+      refusals,
     );
 
     const byId = new Map<string, Account>();
@@ -245,9 +262,16 @@ export function createLedgerService(): LedgerService {
     const candidates: { index: number; posting: ResolvedPosting; fingerprint: Buffer }[] = [];
     inputs.forEach((input, index) => {
       const errors: FieldError[] = [];
+      const coded: DomainError[] = [];
       const entries: ResolvedEntry[] = [];
       input.entries.forEach((entry, position) => {
         const found = accounts.get(entry.account);
+        const refusal = refusals.get(entry.account);
+        if (refusal) {
+          coded.push(refusal);
+          errors.push({ path: `/entries/${position}/account`, rule: refusal.code, message: refusal.message });
+          return;
+        }
         if (!found) {
           errors.push({
             path: `/entries/${position}/account`,
@@ -257,10 +281,9 @@ export function createLedgerService(): LedgerService {
           return;
         }
         if (entry.currency !== undefined && entry.currency !== found.currency) {
-          errors.push(
-            ...(ledgerErrors.currencyMismatch(position, found.id, found.currency, entry.currency).details
-              .errors ?? []),
-          );
+          const mismatch = ledgerErrors.currencyMismatch(position, found.id, found.currency, entry.currency);
+          coded.push(mismatch);
+          errors.push(...(mismatch.details.errors ?? []));
           return;
         }
         entries.push({
@@ -279,7 +302,14 @@ export function createLedgerService(): LedgerService {
       };
       errors.push(...postingErrors(posting));
       if (errors.length > 0) {
-        results[index] = { status: 'rejected', error: ledgerErrors.postingInvalid(errors) };
+        // An entry in a foreign currency (`ledger.currency_mismatch`) or on an account its
+        // owner cannot have (`ledger.owner_invalid`) is named as such, with every field error
+        // of the item; other faults are faults of double entry.
+        const [mismatch] = coded;
+        const error: DomainError = mismatch
+          ? new DomainError('unprocessable', mismatch.code, mismatch.message, { errors })
+          : ledgerErrors.postingInvalid(errors);
+        results[index] = { status: 'rejected', error };
       } else {
         candidates.push({ index, posting, fingerprint: fingerprintOf(posting) });
       }

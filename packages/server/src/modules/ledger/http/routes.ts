@@ -232,7 +232,7 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
       description:
         'For corrections and adjustments by the operator. Debits must equal credits per currency ' +
         '(`422 ledger.entries_must_balance`); a non-negative account may not go below zero (`409 ledger.insufficient_funds`). ' +
-        'The same `idempotency_key` with the same content returns the original (200); with other content it is ' +
+        'The same `idempotency_key` with the same content returns the original, with `replayed: true`; with other content it is ' +
         '`409 ledger.exists_with_different_content`.',
       tags: LEDGER,
       access: POSTERS,

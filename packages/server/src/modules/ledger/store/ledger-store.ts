@@ -130,8 +130,16 @@ export async function findAccountsById(
   return rows.map((row) => ({ account: accountFromRow(row), createdHere: row.created_here }));
 }
 
-// Whether the row's inserting transaction is the current one: xmin is the low 32 bits of it.
-const CREATED_HERE = sql`coalesce(ledger_accounts.xmin::text::int8 = pg_current_xact_id_if_assigned()::text::int8 % 4294967296, false)`;
+/*
+ * Whether the row may have been written by the current transaction, which could still roll
+ * back (a savepoint rolled back, or the whole transaction): such an account must not be
+ * remembered. The row's xmin is the id of the (sub)transaction that wrote it, in 32 bits, and
+ * a subtransaction's id follows its parent's, so the test is "xmin follows or equals the
+ * current transaction id" in the database's circular xid order. A transaction without an id
+ * has written nothing. Rows written by transactions that began later and committed also pass
+ * the test; they are merely not remembered this time.
+ */
+const CREATED_HERE = sql`coalesce((ledger_accounts.xmin::text::int8 - pg_current_xact_id_if_assigned()::text::int8 % 4294967296 + 4294967296) % 4294967296 < 2147483648, false)`;
 
 export interface AccountListFilter {
   readonly ownerId?: string | undefined;

@@ -1,0 +1,340 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { parseArgs, promisify } from 'node:util';
+import { systemActor } from '../packages/server/src/kernel/actor.js';
+import type { Context } from '../packages/server/src/kernel/context.js';
+import {
+  type Database,
+  type Executor,
+  openEmbedded,
+  openPostgres,
+} from '../packages/server/src/kernel/database/database.js';
+import { runInTransaction } from '../packages/server/src/kernel/database/transaction.js';
+import { newId } from '../packages/server/src/kernel/ids.js';
+import { migrate } from '../packages/server/src/main.js';
+import {
+  type AccountKey,
+  createLedgerService,
+  type LedgerService,
+  type PostingInput,
+  sealChain,
+  verifyLedger,
+} from '../packages/server/src/modules/ledger/index.js';
+import { describeMachine } from './lib/machine.js';
+import { createBenchDatabase, DEFAULT_BENCH_DATABASE_URL } from './lib/postgres.js';
+import { markdownTable } from './lib/table.js';
+
+/*
+ * Postings per second of the ledger against pgbench's TPC-B on the same PostgreSQL server,
+ * and on the embedded database. A posting is an escrow release of four entries (escrow →
+ * partner payable + platform commission + platform margin) with its balance upkeep, one per
+ * database transaction, at 1 and 8 concurrent clients; batches are `postBatch` calls of 1,000
+ * such transactions, atomic and per item.
+ */
+
+const USAGE = `Usage: npm run bench -- ledger [options]
+
+  --seconds <n>         length of each timed run (default 30; --quick: 5)
+  --partners <n>        partners (payables) and orders (escrows) each (default 10,000; --quick: 1,000)
+  --batches <n>         batches of 1,000 per batched run (default 10; --quick: 3)
+  --scale <n>           pgbench scale factor (default 8: at least the number of clients)
+  --quick               short runs on a smaller set, to try it out
+  --skip-embedded       PostgreSQL only
+  --database-url <url>  server to create the baton_bench_* databases on (default ${DEFAULT_BENCH_DATABASE_URL})
+  --help                this text`;
+
+const CLIENTS = [1, 8] as const;
+const BATCH_SIZE = 1000;
+const ESCROW_FUNDING_MINOR = 1_000_000_000n;
+
+interface Options {
+  readonly seconds: number;
+  readonly partners: number;
+  readonly batches: number;
+  readonly scale: number;
+  readonly skipEmbedded: boolean;
+  readonly databaseUrl: string;
+}
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      seconds: { type: 'string' },
+      partners: { type: 'string' },
+      batches: { type: 'string' },
+      scale: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      'skip-embedded': { type: 'boolean', default: false },
+      'database-url': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const integer = (name: string, value: string | undefined, fallback: number, min = 1) => {
+    if (value === undefined) return fallback;
+    const parsed = Number(value.replaceAll('_', ''));
+    if (!Number.isInteger(parsed) || parsed < min)
+      throw new Error(`--${name} must be a whole number ≥ ${min}`);
+    return parsed;
+  };
+  const quick = values.quick ?? false;
+  return {
+    seconds: integer('seconds', values.seconds, quick ? 5 : 30),
+    partners: integer('partners', values.partners, quick ? 1_000 : 10_000, 10),
+    batches: integer('batches', values.batches, quick ? 3 : 10),
+    scale: integer('scale', values.scale, 8),
+    skipEmbedded: values['skip-embedded'] ?? false,
+    databaseUrl: values['database-url'] ?? DEFAULT_BENCH_DATABASE_URL,
+  };
+}
+
+/** The pgbench of the newest PostgreSQL installed, or the one on the PATH. */
+function pgbenchBinary(): string {
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
+    for (const version of versions) {
+      const candidate = `${root}/${version}/bin/pgbench`;
+      if (existsSync(candidate)) return candidate;
+    }
+  }
+  return 'pgbench';
+}
+
+const run = promisify(execFile);
+
+async function pgbenchTps(options: Options): Promise<Map<number, number>> {
+  const database = await createBenchDatabase(options.databaseUrl, 1);
+  const binary = pgbenchBinary();
+  try {
+    await run(binary, ['-i', '-q', '-s', String(options.scale), database.url], { maxBuffer: 1 << 24 });
+    const result = new Map<number, number>();
+    for (const clients of CLIENTS) {
+      const { stdout } = await run(
+        binary,
+        [
+          '-b',
+          'tpcb-like',
+          '-c',
+          String(clients),
+          '-j',
+          String(Math.min(clients, 2)),
+          '-T',
+          String(options.seconds),
+          database.url,
+        ],
+        { maxBuffer: 1 << 24 },
+      );
+      const tps = /tps = ([\d.]+)/.exec(stdout)?.[1];
+      if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
+      result.set(clients, Number(tps));
+    }
+    return result;
+  } finally {
+    await database.drop();
+  }
+}
+
+interface Books {
+  readonly ledger: LedgerService;
+  readonly db: Executor;
+  readonly orders: string[];
+  readonly partners: string[];
+  sequence: number;
+}
+
+const ctxOf = (db: Executor): Context => ({
+  db,
+  actor: systemActor('bench'),
+  now: new Date(),
+  requestId: null,
+  ip: null,
+});
+const escrow = (order: string): AccountKey => ({
+  purpose: 'customer_escrow',
+  ownerId: order,
+  currency: 'EUR',
+});
+const platform = (purpose: AccountKey['purpose']): AccountKey => ({
+  purpose,
+  ownerId: 'platform',
+  currency: 'EUR',
+});
+
+/** Opens every account and funds every escrow, a thousand transactions per batch. */
+async function openBooks(database: Database, partnersCount: number): Promise<Books> {
+  const ledger = createLedgerService();
+  const orders = Array.from({ length: partnersCount }, (_, n) => `order-${n}`);
+  const partners = Array.from({ length: partnersCount }, () => newId('ptn'));
+  for (let start = 0; start < orders.length; start += BATCH_SIZE) {
+    const inputs: PostingInput[] = orders.slice(start, start + BATCH_SIZE).map((order, n) => ({
+      idempotencyKey: `capture:${order}`,
+      cause: { kind: 'payment', id: order },
+      entries: [
+        { account: platform('provider_clearing'), direction: 'debit', amountMinor: ESCROW_FUNDING_MINOR },
+        { account: escrow(order), direction: 'credit', amountMinor: ESCROW_FUNDING_MINOR },
+        // Open each partner's payable too, with a cent moved through it.
+        {
+          account: { purpose: 'partner_payable', ownerId: partners[start + n] as string, currency: 'EUR' },
+          direction: 'credit',
+          amountMinor: 1n,
+        },
+        { account: platform('operator_adjustments'), direction: 'debit', amountMinor: 1n },
+      ],
+    }));
+    await runInTransaction(database.db, (tx) => ledger.postBatch(ctxOf(tx), inputs, { atomic: true }));
+  }
+  return { ledger, db: database.db, orders, partners, sequence: 0 };
+}
+
+/** An escrow release: 10.00 from an order's escrow to a partner, the platform's commission and margin. */
+function release(books: Books): PostingInput {
+  const n = books.sequence++;
+  const order = books.orders[Math.floor(Math.random() * books.orders.length)] as string;
+  const partner = books.partners[Math.floor(Math.random() * books.partners.length)] as string;
+  return {
+    idempotencyKey: `release:${order}:${n}:${process.pid}`,
+    cause: { kind: 'leg', id: `${order}:${n}` },
+    entries: [
+      { account: escrow(order), direction: 'debit', amountMinor: 1000n },
+      {
+        account: { purpose: 'partner_payable', ownerId: partner, currency: 'EUR' },
+        direction: 'credit',
+        amountMinor: 850n,
+      },
+      { account: platform('platform_commission'), direction: 'credit', amountMinor: 100n },
+      { account: platform('platform_margin'), direction: 'credit', amountMinor: 50n },
+    ],
+  };
+}
+
+/** Postings per second with `clients` concurrent posters, one posting per database transaction. */
+async function singlePostings(books: Books, clients: number, seconds: number): Promise<number> {
+  // A short warm-up fills the account cache and the server's buffers.
+  const warmUntil = Date.now() + 1000;
+  const until = warmUntil + seconds * 1000;
+  let counted = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < until) {
+        const input = release(books);
+        await runInTransaction(books.db, (tx) => books.ledger.post(ctxOf(tx), input));
+        if (Date.now() > warmUntil) counted++;
+      }
+    }),
+  );
+  return counted / seconds;
+}
+
+/** Transactions per second of `postBatch` calls of 1,000, one call per database transaction. */
+async function batchedPostings(books: Books, atomic: boolean, batches: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  for (let n = 0; n < batches; n++) {
+    const inputs = Array.from({ length: BATCH_SIZE }, () => release(books));
+    const results = await runInTransaction(books.db, (tx) =>
+      books.ledger.postBatch(ctxOf(tx), inputs, { atomic }),
+    );
+    if (results.some((result) => result.status !== 'posted')) throw new Error('a batch item was not posted');
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return (batches * BATCH_SIZE) / seconds;
+}
+
+async function verified(books: Books): Promise<string> {
+  while ((await runInTransaction(books.db, (tx) => sealChain(tx, new Date()))) > 0) {}
+  const report = await books.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute((tx) => verifyLedger(tx));
+  if (report.problems.length > 0) {
+    return `verify found ${report.problems.length} problems, first: ${report.problems[0]?.message}`;
+  }
+  return `verify: ${report.transactions} transactions, ${report.sealed} sealed, ${report.accounts} accounts — the books balance`;
+}
+
+interface Measured {
+  readonly single: Map<number, number>;
+  readonly atomic: number;
+  readonly perItem: number;
+  readonly verify: string;
+}
+
+async function measure(database: Database, options: Options, clients: readonly number[]): Promise<Measured> {
+  await migrate(database);
+  const books = await openBooks(database, options.partners);
+  const single = new Map<number, number>();
+  for (const count of clients) single.set(count, await singlePostings(books, count, options.seconds));
+  const atomic = await batchedPostings(books, true, options.batches);
+  const perItem = await batchedPostings(books, false, options.batches);
+  return { single, atomic, perItem, verify: await verified(books) };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const options = parseOptions(args);
+  const machine = describeMachine();
+  console.log(`## ledger — postings per second against pgbench TPC-B\n`);
+  console.log(
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, ${machine.os}, Node ${machine.node}; load average at the start: ${machine.loadAverage}.`,
+  );
+  console.log(
+    `Runs of ${options.seconds} s; ${options.partners.toLocaleString('en')} partners' payables and as many order escrows; pgbench scale ${options.scale}; batches of ${BATCH_SIZE.toLocaleString('en')} × ${options.batches}.\n`,
+  );
+
+  const pgbench = await pgbenchTps(options);
+  const bench = await createBenchDatabase(options.databaseUrl, 1);
+  const postgres = openPostgres(bench.url, 8);
+  let onPostgres: Measured;
+  try {
+    onPostgres = await measure(postgres, options, CLIENTS);
+  } finally {
+    await postgres.close();
+    await bench.drop();
+  }
+  console.log(`Server: PostgreSQL ${bench.serverVersion} (${bench.serverSettings}).\n`);
+
+  const base8 = pgbench.get(8) ?? Number.NaN;
+  const ratio = (tps: number, base: number) => `${(tps / base).toFixed(2)}×`;
+  const rows: string[][] = [
+    ['pgbench TPC-B, 1 client', pgbench.get(1)?.toFixed(0) ?? '', '1.00× (baseline at 1)'],
+    ['pgbench TPC-B, 8 clients', base8.toFixed(0), '1.00× (baseline)'],
+  ];
+  for (const [clients, tps] of onPostgres.single) {
+    rows.push([
+      `Baton posting (4 entries), ${clients} client${clients === 1 ? '' : 's'}`,
+      tps.toFixed(0),
+      clients === 1 ? `${ratio(tps, pgbench.get(1) ?? Number.NaN)} of TPC-B at 1` : ratio(tps, base8),
+    ]);
+  }
+  rows.push(['Baton batch of 1,000, atomic', onPostgres.atomic.toFixed(0), ratio(onPostgres.atomic, base8)]);
+  rows.push([
+    'Baton batch of 1,000, per item',
+    onPostgres.perItem.toFixed(0),
+    ratio(onPostgres.perItem, base8),
+  ]);
+  console.log(markdownTable(['PostgreSQL', 'transactions/s', 'vs TPC-B at 8 clients'], rows));
+  console.log(`\n${onPostgres.verify}\n`);
+
+  if (!options.skipEmbedded) {
+    const embedded = await openEmbedded({ dataDir: 'memory://' });
+    try {
+      const measured = await measure(embedded, options, CLIENTS);
+      const embeddedRows: string[][] = [...measured.single].map(([clients, tps]) => [
+        `Baton posting (4 entries), ${clients} concurrent caller${clients === 1 ? '' : 's'}`,
+        tps.toFixed(0),
+      ]);
+      embeddedRows.push(['Baton batch of 1,000, atomic', measured.atomic.toFixed(0)]);
+      embeddedRows.push(['Baton batch of 1,000, per item', measured.perItem.toFixed(0)]);
+      console.log(markdownTable(['Embedded (PGlite, one connection)', 'transactions/s'], embeddedRows));
+      console.log(`\n${measured.verify}\n`);
+    } finally {
+      await embedded.close();
+    }
+  }
+  console.log(
+    `Run took ${(process.uptime() / 60).toFixed(1)} min; load average at the end: ${describeMachine().loadAverage}.`,
+  );
+}

@@ -1,0 +1,534 @@
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { systemActor } from '../../kernel/actor.js';
+import type { Context } from '../../kernel/context.js';
+import type { Executor } from '../../kernel/database/database.js';
+import { runInTransaction } from '../../kernel/database/transaction.js';
+import { DomainError } from '../../kernel/errors.js';
+import { type AccountId, newId } from '../../kernel/ids.js';
+import { createTestApp } from '../../testing/test-app.js';
+import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import { type AccountKey, type PostingInput, sealChain, verifyLedger } from './index.js';
+
+/*
+ * The ledger through its service and straight against its tables: the database's own guards
+ * (double entry, append-only, non-negative balances), idempotency, concurrency on a
+ * non-negative account, balances in time, statements, reversals and the hash chain.
+ */
+describe(`ledger (${TEST_DATABASE_KIND})`, async () => {
+  const app = await createTestApp({ poolSize: 20 });
+  const db = app.baton.database.db;
+  const ledger = app.baton.services.ledger;
+  const ctx = (tx: Executor, now = app.clock.now()): Context => ({
+    db: tx,
+    actor: systemActor('test'),
+    now,
+    requestId: null,
+    ip: null,
+  });
+  const inTx = <T>(work: (c: Context) => Promise<T>, now?: Date) =>
+    runInTransaction(db, (tx) => work(ctx(tx, now)));
+
+  const platform = (purpose: AccountKey['purpose'], currency = 'EUR'): AccountKey => ({
+    purpose,
+    ownerId: 'platform',
+    currency,
+  });
+  const payable = (partner: string, currency = 'EUR'): AccountKey => ({
+    purpose: 'partner_payable',
+    ownerId: partner,
+    currency,
+  });
+  const move = (
+    key: string,
+    from: AccountKey | AccountId,
+    to: AccountKey | AccountId,
+    amountMinor: bigint,
+  ): PostingInput => ({
+    idempotencyKey: key,
+    cause: { kind: 'adjustment', id: key },
+    entries: [
+      { account: from, direction: 'debit', amountMinor },
+      { account: to, direction: 'credit', amountMinor },
+    ],
+  });
+  /** Credits a partner's payable from the operator's adjustments account. */
+  const fund = (partner: string, amountMinor: bigint, key = `fund:${partner}:${amountMinor}`) =>
+    inTx((c) => ledger.post(c, move(key, platform('operator_adjustments'), payable(partner), amountMinor)));
+  const codeOf = (error: unknown) => (error as { code?: string }).code;
+  const failure = async (promise: Promise<unknown>) => {
+    try {
+      await promise;
+    } catch (error) {
+      return error as Error & { code?: string; details?: Record<string, unknown> };
+    }
+    throw new Error('expected a failure');
+  };
+  const count = async (table: 'ledger_transactions' | 'ledger_entries') =>
+    Number(
+      (await db.selectFrom(table).select(sql<string>`count(*)::text`.as('n')).executeTakeFirstOrThrow()).n,
+    );
+  const balance = async (ref: AccountKey | AccountId, asOf?: Date) =>
+    (await inTx((c) => ledger.balance(c, ref, asOf ? { asOf } : {}))).balanceMinor;
+  const clean = async () => {
+    const report = await inTx((c) => verifyLedger(c.db));
+    expect(report.problems).toEqual([]);
+    return report;
+  };
+  /** Runs `work` with every trigger off, as a superuser repairing (or tampering with) the books would. */
+  const asSuperuser = (work: (tx: Executor) => Promise<unknown>) =>
+    db.transaction().execute(async (tx) => {
+      await sql`set local session_replication_role = replica`.execute(tx);
+      await work(tx);
+    });
+
+  describe('the database refuses what double entry forbids (M3, M2)', () => {
+    const sqlState = async (work: (tx: Executor) => Promise<unknown>) => {
+      const error = await failure(db.transaction().execute(work));
+      return codeOf(error);
+    };
+    const rawTransaction = async (tx: Executor, id: string) => {
+      await sql`
+        insert into ledger_transactions (id, idempotency_key, description, cause_kind, cause_id, metadata, posted_at, fingerprint, content_hash)
+        values (${id}, ${`raw:${id}`}, 'raw', 'adjustment', 'raw', '{}'::jsonb, now(), '\\x00'::bytea, '\\x00'::bytea)`.execute(
+        tx,
+      );
+    };
+    const rawEntry = async (
+      tx: Executor,
+      txn: string,
+      position: number,
+      account: string,
+      currency: string,
+      amount: bigint,
+    ) => {
+      await sql`
+        insert into ledger_entries (transaction_id, position, account_id, currency, amount_minor, posted_at)
+        values (${txn}, ${position}, ${account}, ${currency}, ${amount.toString()}::int8, now())`.execute(tx);
+    };
+
+    it('refuses at commit an unbalanced transaction, an entry in another currency than its account, and a lone entry', async () => {
+      const eur = (await inTx((c) => ledger.account(c, platform('provider_clearing')))).id;
+      const revenue = (await inTx((c) => ledger.account(c, platform('platform_commission')))).id;
+      const before = {
+        transactions: await count('ledger_transactions'),
+        entries: await count('ledger_entries'),
+      };
+
+      expect(
+        await sqlState(async (tx) => {
+          const id = newId('txn');
+          await rawTransaction(tx, id);
+          await rawEntry(tx, id, 0, eur, 'EUR', 1000n);
+          await rawEntry(tx, id, 1, revenue, 'EUR', -999n);
+        }),
+      ).toBe('23514');
+      expect(
+        await sqlState(async (tx) => {
+          const id = newId('txn');
+          await rawTransaction(tx, id);
+          await rawEntry(tx, id, 0, eur, 'USD', 1000n);
+          await rawEntry(tx, id, 1, revenue, 'USD', -1000n);
+        }),
+      ).toBe('23503');
+      expect(
+        await sqlState(async (tx) => {
+          const id = newId('txn');
+          await rawTransaction(tx, id);
+          await rawEntry(tx, id, 0, eur, 'EUR', 1000n);
+        }),
+      ).toBe('23514');
+      // A transaction without entries balances trivially, but is not a transaction.
+      expect(await sqlState((tx) => rawTransaction(tx, newId('txn')))).toBe('23514');
+      // An entry for a transaction that does not exist.
+      expect(
+        await sqlState(async (tx) => {
+          await rawEntry(tx, newId('txn'), 0, eur, 'EUR', 1000n);
+          await rawEntry(tx, newId('txn'), 1, revenue, 'EUR', -1000n);
+        }),
+      ).toBe('23503');
+
+      expect(await count('ledger_transactions')).toBe(before.transactions);
+      expect(await count('ledger_entries')).toBe(before.entries);
+    });
+
+    it('refuses UPDATE, DELETE and TRUNCATE of transactions, entries and the chain', async () => {
+      const partner = newId('ptn');
+      await fund(partner, 500n);
+      await inTx((c) => sealChain(c.db, c.now));
+      for (const statement of [
+        sql`update ledger_entries set amount_minor = amount_minor * 2`,
+        sql`delete from ledger_entries`,
+        sql`truncate ledger_entries`,
+        sql`update ledger_transactions set description = 'changed'`,
+        sql`delete from ledger_transactions`,
+        sql`truncate ledger_transactions cascade`,
+        sql`update ledger_chain set chain_hash = '\\x00'::bytea`,
+        sql`delete from ledger_chain`,
+        sql`truncate ledger_chain`,
+        sql`delete from ledger_accounts`,
+      ]) {
+        expect(await sqlState((tx) => statement.execute(tx))).toBe('23001');
+      }
+      expect(await balance(payable(partner))).toBe(500n);
+      await clean();
+    });
+
+    it('refuses a negative balance on a non-negative account even when written directly', async () => {
+      const partner = newId('ptn');
+      await fund(partner, 300n);
+      const account = (await inTx((c) => ledger.account(c, payable(partner)))).id;
+      // A payable is a credit account: its balance row holds -300; +1 past zero is a debit balance.
+      expect(
+        await sqlState((tx) =>
+          sql`update ledger_balances set balance_minor = 1 where account_id = ${account}`.execute(tx),
+        ),
+      ).toBe('23514');
+      expect(await balance(account as AccountId)).toBe(300n);
+    });
+  });
+
+  describe('idempotency', () => {
+    it('returns the original for the same key and content, and refuses other content with the same key', async () => {
+      const partner = newId('ptn');
+      const input = move(`idem:${partner}`, platform('operator_adjustments'), payable(partner), 700n);
+      const first = await inTx((c) => ledger.post(c, input));
+      expect(first.replayed).toBe(false);
+      app.clock.advance(60_000);
+      const again = await inTx((c) => ledger.post(c, { ...input, metadata: {} }));
+      expect(again).toEqual({ transaction: first.transaction, replayed: true });
+      const error = await failure(
+        inTx((c) =>
+          ledger.post(
+            c,
+            move(input.idempotencyKey, platform('operator_adjustments'), payable(partner), 701n),
+          ),
+        ),
+      );
+      expect(error).toBeInstanceOf(DomainError);
+      expect(error.code).toBe('ledger.exists_with_different_content');
+      expect(error.details).toMatchObject({ transaction_id: first.transaction.id });
+      expect(await balance(payable(partner))).toBe(700n);
+    });
+
+    it('writes exactly one transaction for 50 concurrent postings with the same key', async () => {
+      const order = `order-${newId('alc')}`;
+      await inTx((c) => ledger.account(c, { purpose: 'customer_escrow', ownerId: order, currency: 'EUR' }));
+      const input: PostingInput = {
+        idempotencyKey: `capture:${order}`,
+        cause: { kind: 'payment', id: order },
+        entries: [
+          { account: platform('provider_clearing'), direction: 'debit', amountMinor: 2500n },
+          {
+            account: { purpose: 'customer_escrow', ownerId: order, currency: 'EUR' },
+            direction: 'credit',
+            amountMinor: 2500n,
+          },
+        ],
+      };
+      const results = await Promise.all(Array.from({ length: 50 }, () => inTx((c) => ledger.post(c, input))));
+      expect(new Set(results.map((r) => r.transaction.id)).size).toBe(1);
+      expect(results.filter((r) => !r.replayed)).toHaveLength(1);
+      const written = await inTx((c) => ledger.transactionsFor(c, { kind: 'payment', id: order }));
+      expect(written).toHaveLength(1);
+      expect(await balance({ purpose: 'customer_escrow', ownerId: order, currency: 'EUR' })).toBe(2500n);
+      await clean();
+    });
+  });
+
+  it('gives exactly 100 of 500 concurrent payouts of 1.00 against 100.00, and never goes below zero (L2)', async () => {
+    const partner = newId('ptn');
+    await fund(partner, 10_000n);
+    const from = (await inTx((c) => ledger.account(c, payable(partner)))).id as AccountId;
+    const to = (await inTx((c) => ledger.account(c, platform('payouts_in_transit')))).id as AccountId;
+    const results = await Promise.allSettled(
+      Array.from({ length: 500 }, (_, n) =>
+        inTx((c) =>
+          ledger.post(c, {
+            idempotencyKey: `payout:${partner}:${n}`,
+            cause: { kind: 'payout', id: `${partner}:${n}` },
+            entries: [
+              { account: from, direction: 'debit', amountMinor: 100n },
+              { account: to, direction: 'credit', amountMinor: 100n },
+            ],
+          }),
+        ),
+      ),
+    );
+    const refusals = results.flatMap((r) => (r.status === 'rejected' ? [codeOf(r.reason)] : []));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(100);
+    expect(refusals).toHaveLength(400);
+    expect(new Set(refusals)).toEqual(new Set(['ledger.insufficient_funds']));
+    expect(await balance(from)).toBe(0n);
+    // Every line of the statement, in posting order, leaves the payable at or above zero.
+    const statement = await inTx((c) => ledger.statement(c, from, { limit: 1000 }));
+    expect(statement.lines.items).toHaveLength(101);
+    expect(statement.lines.items.every((line) => line.balanceAfterMinor >= 0n)).toBe(true);
+    expect(statement.lines.items.at(-1)?.balanceAfterMinor).toBe(0n);
+    await clean();
+  });
+
+  describe('validation', () => {
+    it('refuses unbalanced postings, bad amounts, unknown accounts and foreign currencies, writing nothing', async () => {
+      const partner = newId('ptn');
+      await fund(partner, 1000n);
+      const before = await count('ledger_transactions');
+      const cases: [PostingInput, string, string][] = [
+        [
+          {
+            idempotencyKey: 'v:unbalanced',
+            cause: { kind: 'adjustment', id: 'v' },
+            entries: [
+              { account: platform('operator_adjustments'), direction: 'debit', amountMinor: 100n },
+              { account: payable(partner), direction: 'credit', amountMinor: 99n },
+            ],
+          },
+          'ledger.entries_must_balance',
+          '/entries',
+        ],
+        [
+          move('v:zero', platform('operator_adjustments'), payable(partner), 0n),
+          'ledger.entries_must_balance',
+          '/entries/0/amount',
+        ],
+        [
+          move('v:negative', platform('operator_adjustments'), payable(partner), -5n),
+          'ledger.entries_must_balance',
+          '/entries/0/amount',
+        ],
+        [
+          move('v:unknown', newId('acc'), payable(partner), 5n),
+          'ledger.entries_must_balance',
+          '/entries/0/account',
+        ],
+        [
+          {
+            idempotencyKey: 'v:one-entry',
+            cause: { kind: 'adjustment', id: 'v' },
+            entries: [{ account: platform('operator_adjustments'), direction: 'debit', amountMinor: 5n }],
+          },
+          'ledger.entries_must_balance',
+          '/entries',
+        ],
+      ];
+      for (const [input, code, path] of cases) {
+        const error = await failure(inTx((c) => ledger.post(c, input)));
+        expect(error.code, input.idempotencyKey).toBe(code);
+        expect((error.details?.errors as { path: string }[] | undefined)?.map((e) => e.path)).toContain(path);
+      }
+      const usd = (await inTx((c) => ledger.account(c, platform('operator_adjustments', 'USD'))))
+        .id as AccountId;
+      const mismatch = await failure(
+        inTx((c) =>
+          ledger.post(c, {
+            idempotencyKey: 'v:currency',
+            cause: { kind: 'adjustment', id: 'v' },
+            entries: [
+              { account: usd, currency: 'EUR', direction: 'debit', amountMinor: 5n },
+              { account: payable(partner), direction: 'credit', amountMinor: 5n },
+            ],
+          }),
+        ),
+      );
+      expect(mismatch.code).toBe('ledger.currency_mismatch');
+      // Debits in one currency never pay for credits in another.
+      const crossCurrency = await failure(
+        inTx((c) => ledger.post(c, move('v:cross', usd, payable(partner), 5n))),
+      );
+      expect(crossCurrency.code).toBe('ledger.entries_must_balance');
+      const owner = await failure(
+        inTx((c) =>
+          ledger.post(c, move('v:owner', platform('operator_adjustments'), payable('platform'), 5n)),
+        ),
+      );
+      expect(owner.code).toBe('ledger.owner_invalid');
+      expect(await count('ledger_transactions')).toBe(before);
+      expect(await balance(payable(partner))).toBe(1000n);
+    });
+
+    it('applies a batch all or nothing when atomic, item by item otherwise', async () => {
+      const partner = newId('ptn');
+      const good = (n: number) =>
+        move(`batch:${partner}:${n}`, platform('operator_adjustments'), payable(partner), 100n);
+      const bad: PostingInput = {
+        idempotencyKey: `batch:${partner}:bad`,
+        cause: { kind: 'adjustment', id: 'bad' },
+        entries: [
+          { account: platform('operator_adjustments'), direction: 'debit', amountMinor: 100n },
+          { account: payable(partner), direction: 'credit', amountMinor: 1n },
+        ],
+      };
+      const before = await count('ledger_transactions');
+
+      const atomic = await failure(
+        inTx((c) => ledger.postBatch(c, [good(1), bad, good(2)], { atomic: true })),
+      );
+      expect(atomic.code).toBe('ledger.batch_rejected');
+      expect(atomic.details?.items).toEqual([
+        { index: 1, code: 'ledger.entries_must_balance', message: expect.any(String) },
+      ]);
+      expect(await count('ledger_transactions')).toBe(before);
+
+      const perItem = await inTx((c) =>
+        ledger.postBatch(c, [good(1), bad, good(2), good(1)], { atomic: false }),
+      );
+      expect(perItem.map((r) => r.status)).toEqual(['posted', 'rejected', 'posted', 'replayed']);
+      expect(perItem[3]?.status === 'replayed' && perItem[3].transaction.id).toBe(
+        perItem[0]?.status === 'posted' && perItem[0].transaction.id,
+      );
+      expect(await count('ledger_transactions')).toBe(before + 2);
+      expect(await balance(payable(partner))).toBe(200n);
+
+      // An overdraft later in the batch is judged against the balance the earlier items left.
+      const payouts = [1, 2, 3].map((n) =>
+        move(`batch-out:${partner}:${n}`, payable(partner), platform('payouts_in_transit'), 80n),
+      );
+      const out = await inTx((c) => ledger.postBatch(c, payouts, { atomic: false }));
+      expect(out.map((r) => (r.status === 'rejected' ? r.error.code : r.status))).toEqual([
+        'posted',
+        'posted',
+        'ledger.insufficient_funds',
+      ]);
+      expect(await balance(payable(partner))).toBe(40n);
+    });
+
+    it('posts a batch of 1,000 transactions in one call', async () => {
+      const partner = newId('ptn');
+      const inputs = Array.from({ length: 1000 }, (_, n) =>
+        move(`thousand:${partner}:${n}`, platform('operator_adjustments'), payable(partner), BigInt(n + 1)),
+      );
+      const results = await inTx((c) => ledger.postBatch(c, inputs, { atomic: true }));
+      expect(results.every((r) => r.status === 'posted')).toBe(true);
+      expect(await balance(payable(partner))).toBe(500_500n);
+      await clean();
+    });
+  });
+
+  it('answers balances as of a past time, statements page by page with running balances, and reversals', async () => {
+    const partner = newId('ptn');
+    const t0 = new Date('2026-03-01T10:00:00Z');
+    const at = (minutes: number) => new Date(t0.getTime() + minutes * 60_000);
+    const posted: string[] = [];
+    for (let n = 0; n < 5; n++) {
+      const result = await inTx(
+        (c) =>
+          ledger.post(
+            c,
+            move(`asof:${partner}:${n}`, platform('operator_adjustments'), payable(partner), 1000n),
+          ),
+        at(n * 10),
+      );
+      posted.push(result.transaction.id);
+    }
+    expect(await balance(payable(partner), at(-1))).toBe(0n);
+    expect(await balance(payable(partner), at(0))).toBe(1000n);
+    expect(await balance(payable(partner), at(25))).toBe(3000n);
+    expect(await balance(payable(partner))).toBe(5000n);
+
+    const account = (await inTx((c) => ledger.account(c, payable(partner)))).id;
+    const lines: { transactionId: string; balanceAfterMinor: bigint }[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const statement = await inTx((c) =>
+        ledger.statement(c, account, { ...(after ? { after } : {}), limit: 2 }),
+      );
+      lines.push(...statement.lines.items);
+      after = statement.lines.items.at(-1)?.id;
+      if (!statement.lines.hasMore) break;
+    }
+    expect(lines.map((l) => l.transactionId)).toEqual(posted);
+    expect(lines.map((l) => l.balanceAfterMinor)).toEqual([1000n, 2000n, 3000n, 4000n, 5000n]);
+    const badCursor = await failure(
+      inTx((c) => ledger.statement(c, account, { after: 'txn_nope.0', limit: 2 })),
+    );
+    expect(badCursor.code).toBe('ledger.cursor_invalid');
+
+    const reversal = await inTx(
+      (c) => ledger.reverse(c, posted[1] as string, { idempotencyKey: `rev:${partner}` }),
+      at(60),
+    );
+    expect(reversal.transaction.cause).toEqual({ kind: 'reversal', id: posted[1] });
+    expect(reversal.transaction.entries.map((e) => e.direction)).toEqual(['credit', 'debit']);
+    expect(await balance(payable(partner))).toBe(4000n);
+    expect(await balance(payable(partner), at(50))).toBe(5000n);
+    // The original stays as written.
+    const original = await inTx((c) => ledger.transaction(c, posted[1] as string));
+    expect(original.entries.map((e) => e.direction)).toEqual(['debit', 'credit']);
+    const replay = await inTx(
+      (c) => ledger.reverse(c, posted[1] as string, { idempotencyKey: `rev:${partner}` }),
+      at(70),
+    );
+    expect(replay).toMatchObject({ replayed: true, transaction: { id: reversal.transaction.id } });
+  });
+
+  describe('the hash chain and verify', () => {
+    it('links transactions in commit order, and names exactly the tampered transaction', async () => {
+      await inTx((c) => sealChain(c.db, c.now));
+      const partner = newId('ptn');
+      const ids: string[] = [];
+      for (let n = 0; n < 4; n++) {
+        ids.push((await fund(partner, 100n, `chain:${partner}:${n}`)).transaction.id);
+      }
+      const sealedNow = await inTx((c) => sealChain(c.db, c.now));
+      expect(sealedNow).toBe(4);
+      const links = await db
+        .selectFrom('ledger_chain')
+        .select(['transaction_id', 'position'])
+        .orderBy('position', 'desc')
+        .limit(4)
+        .execute();
+      expect(links.map((l) => l.transaction_id).reverse()).toEqual(ids);
+      expect(await inTx((c) => sealChain(c.db, c.now))).toBe(0);
+      const report = await clean();
+      expect(report.sealed).toBe(report.transactions);
+      expect(report.firstTampered).toBeNull();
+
+      // An entry's amount changed behind the ledger's back (balanced by its partner entry, so
+      // only the hashes can tell).
+      const victim = ids[2] as string;
+      await asSuperuser(async (tx) => {
+        await sql`update ledger_entries set amount_minor = amount_minor * 2 where transaction_id = ${victim}`.execute(
+          tx,
+        );
+      });
+      const tampered = await inTx((c) => verifyLedger(c.db));
+      expect(tampered.firstTampered).toBe(victim);
+      expect(tampered.problems).toContainEqual(
+        expect.objectContaining({ kind: 'fingerprint', transactionId: victim }),
+      );
+      // The balance rows were not touched, so the payable no longer matches its entries.
+      expect(tampered.problems).toContainEqual(expect.objectContaining({ kind: 'balance' }));
+      await asSuperuser(async (tx) => {
+        await sql`update ledger_entries set amount_minor = amount_minor / 2 where transaction_id = ${victim}`.execute(
+          tx,
+        );
+      });
+      await clean();
+
+      // A transaction's stored hash rewritten: its own check and the chain both point at it.
+      const rehashed = ids[1] as string;
+      await asSuperuser(async (tx) => {
+        await sql`update ledger_transactions set content_hash = sha256('forged'::bytea) where id = ${rehashed}`.execute(
+          tx,
+        );
+      });
+      const forged = await inTx((c) => verifyLedger(c.db));
+      expect(forged.firstTampered).toBe(rehashed);
+      expect(forged.problems.map((p) => p.kind).sort()).toEqual(['chain', 'content_hash']);
+    });
+
+    it('reports a balance slot written behind the ledger’s back as a balance problem', async () => {
+      const account = (await inTx((c) => ledger.account(c, platform('platform_services')))).id;
+      await db
+        .updateTable('ledger_balances')
+        .set({ balance_minor: sql`balance_minor - 1` })
+        .where('account_id', '=', account)
+        .where('slot', '=', 3)
+        .execute();
+      const report = await inTx((c) => verifyLedger(c.db));
+      expect(report.problems).toContainEqual(
+        expect.objectContaining({ kind: 'balance', accountId: account }),
+      );
+    });
+  });
+});

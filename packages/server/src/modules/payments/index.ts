@@ -1,0 +1,54 @@
+/** Payments: the provider port, the simulated provider, charges, refunds, chargebacks, reconciliation. */
+export {
+  CHARGEBACK_LIABILITIES,
+  type ChargebackLiability,
+  PAYMENT_STATUSES,
+  type PaymentStatus,
+  REFUND_STATUSES,
+  type RefundStatus,
+} from './domain/payment.js';
+export { DISCREPANCY_TYPES, type Discrepancy, type DiscrepancyType } from './domain/reconciliation.js';
+export { paymentsErrors } from './errors.js';
+export { PaymentJson, paymentJson } from './http/json.js';
+export {
+  PROVIDER_EVENTS_URL,
+  registerProviderEventsRoute,
+  signProviderEvent,
+} from './http/provider-events.js';
+export { paymentsRoutes } from './http/routes.js';
+export { PAYMENTS_RECONCILE_JOB, paymentsJobs, RESUME_PAYMENT_JOB, RETRY_UNSETTLED_JOB } from './jobs.js';
+export {
+  type OperationKind,
+  type OperationStatus,
+  type PaymentProvider,
+  type ProviderEvent,
+  type ProviderOperation,
+  ProviderRejectedError,
+  ProviderTimeoutError,
+} from './provider/port.js';
+export {
+  createSimulatedProvider,
+  type Settlement,
+  SimulatedProvider,
+  type SimulatedProviderOptions,
+  TEST_CARDS,
+  TEST_DESTINATIONS,
+} from './provider/simulated.js';
+export {
+  type ChargebackDecision,
+  type ChargeInput,
+  createPaymentsService,
+  type OperationListener,
+  type PaymentDetail,
+  type PaymentsDeps,
+  type PaymentsService,
+  type RefundInput,
+} from './service.js';
+export { paymentsMigrations } from './store/migrations.js';
+export type {
+  Chargeback,
+  Payment,
+  PaymentOperation,
+  ReconciliationReport,
+  Refund,
+} from './store/payments-store.js';

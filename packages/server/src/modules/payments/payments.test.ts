@@ -1,0 +1,379 @@
+import { describe, expect, it } from 'vitest';
+import { systemActor } from '../../kernel/actor.js';
+import { ManualClock } from '../../kernel/clock.js';
+import type { Executor } from '../../kernel/database/database.js';
+import { runInTransaction } from '../../kernel/database/transaction.js';
+import { newId } from '../../kernel/ids.js';
+import { createTestApp } from '../../testing/test-app.js';
+import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import { type AccountKey, createLedgerService } from '../ledger/index.js';
+import {
+  createPaymentsService,
+  SimulatedProvider,
+  type SimulatedProviderOptions,
+  TEST_CARDS,
+} from './index.js';
+
+const actor = systemActor('test');
+
+describe(`payments (${TEST_DATABASE_KIND})`, async () => {
+  const app = await createTestApp();
+  const db = app.baton.database.db;
+  const ledger = createLedgerService();
+
+  let seed = 0;
+  /**
+   * A payments service with its own provider and clock, so each test sees only its own operations.
+   * Each provider gets its own seed: event ids are unique per provider, and the tests share a database.
+   */
+  function setup(options: SimulatedProviderOptions = {}, start = new Date('2026-06-01T09:00:00Z')) {
+    const clock = new ManualClock(start);
+    const provider = new SimulatedProvider({ clock, seed: ++seed, autoDeliver: false, ...options });
+    const payments = createPaymentsService({ provider, ledger, clock });
+    provider.onEvent((event) => payments.handleEvent(db, event));
+    const ctx = (tx: Executor) => ({ db: tx, actor, now: clock.now(), requestId: null, ip: null });
+    const balance = (key: AccountKey) =>
+      runInTransaction(db, async (tx) => (await ledger.balance(ctx(tx), key)).balanceMinor);
+    const postings = (kind: 'payment' | 'refund' | 'chargeback', id: string) =>
+      ledger.transactionsFor(ctx(db), { kind, id });
+    const charge = (orderRef: string, amountMinor = 10_000n, paymentMethod: string = TEST_CARDS.ok) =>
+      payments.charge(db, actor, {
+        orderRef,
+        customerId: null,
+        paymentMethod,
+        amountMinor,
+        currency: 'EUR',
+        reference: `charge-${orderRef}`,
+      });
+    return { clock, provider, payments, ctx, balance, postings, charge };
+  }
+  const escrow = (orderRef: string): AccountKey => ({
+    purpose: 'customer_escrow',
+    ownerId: orderRef,
+    currency: 'EUR',
+  });
+
+  it('captures a charge into the order’s escrow with one posting', async () => {
+    const { payments, provider, balance, postings, charge } = setup();
+    const order = newId('alc');
+    const payment = await charge(order);
+    expect(payment).toMatchObject({ status: 'captured', capturedMinor: 10_000n, orderRef: order });
+    expect(await balance(escrow(order))).toBe(10_000n);
+    const [posting, ...more] = await postings('payment', payment.id);
+    expect(more).toHaveLength(0);
+    expect(posting?.idempotencyKey).toBe(`payment:${payment.id}:capture`);
+    // The callbacks that follow are the same news again and change nothing.
+    await provider.deliverPending({ duplicate: true });
+    expect(await postings('payment', payment.id)).toHaveLength(1);
+    const detail = await payments.getPayment(
+      { db, actor, now: new Date(), requestId: null, ip: null },
+      payment.id,
+    );
+    expect(detail.operations.map((o) => `${o.kind}:${o.status}`)).toEqual([
+      'authorization:succeeded',
+      'capture:succeeded',
+    ]);
+  });
+
+  it('records a decline with the provider’s code and posts nothing', async () => {
+    const { provider, postings, charge, balance } = setup();
+    const order = newId('alc');
+    const payment = await charge(order, 500n, TEST_CARDS.declined);
+    expect(payment).toMatchObject({ status: 'declined', failureCode: 'card_declined' });
+    expect(await postings('payment', payment.id)).toHaveLength(0);
+    expect(await balance(escrow(order))).toBe(0n);
+    expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(0);
+  });
+
+  it('charges exactly once when the capture times out after the provider took the money (F5)', async () => {
+    const { provider, postings, charge, balance } = setup();
+    const order = newId('alc');
+    provider.timeoutNext('capture', { afterApplying: true });
+    const payment = await charge(order);
+    expect(payment.status).toBe('captured');
+    // The caller does not know the outcome and charges again: the same charge, not a second one.
+    const again = await charge(order);
+    expect(again.id).toBe(payment.id);
+    expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(1);
+    expect(provider.operations().filter((o) => o.kind === 'authorization')).toHaveLength(1);
+    expect(await postings('payment', payment.id)).toHaveLength(1);
+    expect(await balance(escrow(order))).toBe(10_000n);
+  });
+
+  it('leaves a charge unknown when the provider never answers, and the retry job finishes it once', async () => {
+    const { provider, payments, postings, charge, clock } = setup();
+    const order = newId('alc');
+    provider.timeoutNext('authorization', { afterApplying: true });
+    provider.timeoutNext('authorization', { afterApplying: true });
+    provider.timeoutNext('capture', { afterApplying: false });
+    provider.timeoutNext('capture', { afterApplying: false });
+    // The authorization happened (found after the timeout); neither capture attempt arrived.
+    const payment = await charge(order);
+    expect(payment.status).toBe('unknown');
+    expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(0);
+    clock.advance(120_000);
+    expect(await payments.retryUnsettled(db, clock.now())).toMatchObject({ payments: 1 });
+    const detail = await payments.getPayment(
+      { db, actor, now: clock.now(), requestId: null, ip: null },
+      payment.id,
+    );
+    expect(detail.payment.status).toBe('captured');
+    expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(1);
+    expect(await postings('payment', payment.id)).toHaveLength(1);
+  });
+
+  it('applies duplicate and out-of-order callbacks once, and ignores a stale pending after success', async () => {
+    const { provider, payments, postings, charge } = setup({ settlement: { capture: 'pending' } });
+    const order = newId('alc');
+    const payment = await charge(order);
+    expect(payment.status).toBe('authorized');
+    provider.settle();
+    await provider.deliverPending({ order: 'reversed', duplicate: true });
+    const ctx = { db, actor, now: new Date(), requestId: null, ip: null };
+    expect((await payments.getPayment(ctx, payment.id)).payment.status).toBe('captured');
+    await provider.deliverStale(`charge-${order}:capture`, 'pending');
+    for (const event of provider.events()) await provider.redeliver(event.eventId);
+    const detail = await payments.getPayment(ctx, payment.id);
+    expect(detail.payment).toMatchObject({ status: 'captured', capturedMinor: 10_000n });
+    expect(detail.operations.find((o) => o.kind === 'capture')?.status).toBe('succeeded');
+    expect(await postings('payment', payment.id)).toHaveLength(1);
+    const captured = await db
+      .selectFrom('events')
+      .select('id')
+      .where('type', '=', 'payment.captured')
+      .where('subject_id', '=', payment.id)
+      .execute();
+    expect(captured).toHaveLength(1);
+  });
+
+  it('refunds within the capture and refuses more, settling through refunds in transit', async () => {
+    const { payments, provider, ctx, charge, postings, balance } = setup();
+    const order = newId('alc');
+    const payment = await charge(order);
+    const inTransit: AccountKey = { purpose: 'refunds_in_transit', ownerId: 'platform', currency: 'EUR' };
+    const before = await balance(inTransit);
+    // The refund workflow's part: escrow into refunds in transit.
+    await runInTransaction(db, (tx) =>
+      ledger.post(ctx(tx), {
+        idempotencyKey: `test-refund-move:${order}`,
+        cause: { kind: 'refund', id: order },
+        entries: [
+          { account: escrow(order), direction: 'debit', amountMinor: 6_000n },
+          { account: inTransit, direction: 'credit', amountMinor: 6_000n },
+        ],
+      }),
+    );
+    const refund = await payments.refund(db, actor, {
+      paymentId: payment.id,
+      amountMinor: 6_000n,
+      reference: `refund-${order}-1`,
+    });
+    expect(refund.status).toBe('succeeded');
+    expect(await postings('refund', refund.id)).toHaveLength(1);
+    expect(await balance(inTransit)).toBe(before);
+    // The same request again is the same refund.
+    expect(
+      (
+        await payments.refund(db, actor, {
+          paymentId: payment.id,
+          amountMinor: 6_000n,
+          reference: `refund-${order}-1`,
+        })
+      ).id,
+    ).toBe(refund.id);
+    await expect(
+      payments.refund(db, actor, {
+        paymentId: payment.id,
+        amountMinor: 5_000n,
+        reference: `refund-${order}-1`,
+      }),
+    ).rejects.toMatchObject({ code: 'payments.reference_reused' });
+    await expect(
+      payments.refund(db, actor, {
+        paymentId: payment.id,
+        amountMinor: 4_001n,
+        reference: `refund-${order}-2`,
+      }),
+    ).rejects.toMatchObject({
+      code: 'payments.refund_exceeds_capture',
+      details: { refundable_minor: '4000' },
+    });
+    expect(provider.operations().filter((o) => o.kind === 'refund')).toHaveLength(1);
+    const declined = await charge(newId('alc'), 100n, TEST_CARDS.declined);
+    await expect(
+      payments.refund(db, actor, {
+        paymentId: declined.id,
+        amountMinor: 1n,
+        reference: `refund-${declined.id}`,
+      }),
+    ).rejects.toMatchObject({ code: 'payments.payment_not_captured' });
+  });
+
+  it('gives a failed refund’s amount back to be refunded again', async () => {
+    const { payments, provider, charge, ctx } = setup();
+    const order = newId('alc');
+    const payment = await charge(order);
+    provider.failNext('refund', 'processing_error');
+    const refund = await payments.refund(db, actor, {
+      paymentId: payment.id,
+      amountMinor: 10_000n,
+      reference: `refund-${order}`,
+    });
+    expect(refund).toMatchObject({ status: 'failed', failureCode: 'processing_error' });
+    expect((await payments.getPayment(ctx(db), payment.id)).payment.refundedMinor).toBe(0n);
+  });
+
+  describe('chargebacks', () => {
+    const partner = newId('ptn');
+    const payable: AccountKey = { purpose: 'partner_payable', ownerId: partner, currency: 'EUR' };
+    const receivable: AccountKey = { purpose: 'partner_receivable', ownerId: partner, currency: 'EUR' };
+    const losses: AccountKey = { purpose: 'chargeback_losses', ownerId: 'platform', currency: 'EUR' };
+
+    async function chargedBack(amountMinor: bigint) {
+      const env = setup();
+      const order = newId('alc');
+      await env.charge(order);
+      env.provider.chargeback(`charge-${order}:capture`, amountMinor, `cb-${order}`);
+      await env.provider.deliverPending({ duplicate: true });
+      const [chargeback] = (
+        await env.payments.listChargebacks(env.ctx(db), { status: 'open', limit: 100 })
+      ).items.filter((c) => c.orderRef === order);
+      if (!chargeback) throw new Error('no chargeback');
+      return { ...env, chargeback };
+    }
+    const decide = (
+      env: Awaited<ReturnType<typeof chargedBack>>,
+      decision: Parameters<typeof env.payments.decideChargeback>[2],
+    ) =>
+      runInTransaction(db, (tx) =>
+        env.payments.decideChargeback(
+          { ...env.ctx(tx), actor: app.baton ? { kind: 'system', name: 'op' } : actor },
+          env.chargeback.id,
+          decision,
+        ),
+      );
+
+    it('lets the platform bear it, posting the loss once', async () => {
+      const env = await chargedBack(3_000n);
+      const lossesBefore = await env.balance(losses);
+      expect(await env.postings('chargeback', env.chargeback.id)).toHaveLength(1);
+      const decided = await decide(env, { liability: 'platform' });
+      expect(decided).toMatchObject({ status: 'decided', liability: 'platform', partnerShareMinor: 0n });
+      expect(await env.balance(losses)).toBe(lossesBefore);
+      await expect(decide(env, { liability: 'platform' })).rejects.toMatchObject({
+        code: 'payments.chargeback_already_decided',
+      });
+    });
+
+    it('moves it to the partner: from its payable as far as it covers, the rest as receivable', async () => {
+      const env = await chargedBack(3_000n);
+      await runInTransaction(db, (tx) =>
+        ledger.post(env.ctx(tx), {
+          idempotencyKey: `test-earnings:${partner}`,
+          cause: { kind: 'adjustment', id: partner },
+          entries: [
+            {
+              account: { purpose: 'operator_adjustments', ownerId: 'platform', currency: 'EUR' },
+              direction: 'debit',
+              amountMinor: 1_000n,
+            },
+            { account: payable, direction: 'credit', amountMinor: 1_000n },
+          ],
+        }),
+      );
+      const lossesBefore = await env.balance(losses);
+      await decide(env, { liability: 'partner', partnerId: partner });
+      expect(await env.balance(payable)).toBe(0n);
+      expect(await env.balance(receivable)).toBe(2_000n);
+      expect(await env.balance(losses)).toBe(lossesBefore - 3_000n);
+      const audit = await db
+        .selectFrom('audit_records')
+        .selectAll()
+        .where('target_id', '=', env.chargeback.id)
+        .execute();
+      expect(audit.map((a) => a.action)).toEqual(['payments.chargeback.decide']);
+    });
+
+    it('splits it, and refuses a split without a share in range', async () => {
+      const env = await chargedBack(3_000n);
+      await expect(
+        decide(env, { liability: 'split', partnerId: partner, partnerShareMinor: 3_000n }),
+      ).rejects.toMatchObject({
+        code: 'payments.decision_invalid',
+      });
+      await expect(decide(env, { liability: 'partner' })).rejects.toMatchObject({
+        code: 'payments.decision_invalid',
+      });
+      const receivableBefore = await env.balance(receivable);
+      const lossesBefore = await env.balance(losses);
+      await decide(env, { liability: 'split', partnerId: partner, partnerShareMinor: 1_200n });
+      expect(await env.balance(receivable)).toBe(receivableBefore + 1_200n);
+      expect(await env.balance(losses)).toBe(lossesBefore - 1_200n);
+    });
+  });
+
+  describe('reconciliation', () => {
+    it('reports nothing when the provider, Baton and the ledger agree', async () => {
+      const env = setup({}, new Date('2027-01-01T00:00:00Z'));
+      const since = env.clock.now();
+      await env.charge(newId('alc'));
+      await env.charge(newId('alc'), 100n, TEST_CARDS.declined);
+      await env.provider.deliverPending();
+      const report = await env.payments.reconcile(db, { since });
+      expect(report.discrepancies).toEqual([]);
+      expect(report.operationsChecked).toBe(3);
+    });
+
+    it('finds a capture the ledger never heard of, a settlement Baton missed, and a posting without a capture', async () => {
+      const env = setup({ settlement: { capture: 'pending' } }, new Date('2028-01-01T00:00:00Z'));
+      const since = env.clock.now();
+      // A capture made at the provider behind Baton's back.
+      await env.provider.authorize({
+        reference: 'rogue',
+        paymentMethod: TEST_CARDS.ok,
+        amountMinor: 700n,
+        currency: 'EUR',
+      });
+      await env.provider.capture({
+        reference: 'rogue:capture',
+        authorizationReference: 'rogue',
+        amountMinor: 700n,
+      });
+      env.provider.settle('rogue:capture');
+      // A capture that settled while its callback was lost.
+      const order = newId('alc');
+      const pending = await env.charge(order);
+      env.provider.settle(`charge-${order}:capture`);
+      // Money posted for a payment that was declined.
+      const declined = await env.charge(newId('alc'), 100n, TEST_CARDS.declined);
+      await runInTransaction(db, (tx) =>
+        ledger.post(env.ctx(tx), {
+          idempotencyKey: `payment:${declined.id}:capture`,
+          cause: { kind: 'payment', id: declined.id },
+          entries: [
+            {
+              account: { purpose: 'provider_clearing', ownerId: 'platform', currency: 'EUR' },
+              direction: 'debit',
+              amountMinor: 100n,
+            },
+            { account: escrow(declined.orderRef), direction: 'credit', amountMinor: 100n },
+          ],
+        }),
+      );
+      const report = await env.payments.reconcile(db, { since });
+      const found = report.discrepancies.map((d) => `${d.type} ${d.reference}`).sort();
+      expect(found).toEqual(
+        [
+          'unknown_operation rogue',
+          'unknown_operation rogue:capture',
+          `status_mismatch charge-${order}:capture`,
+          `missing_posting charge-${order}:capture`,
+          `posting_without_operation charge-${declined.orderRef}`,
+        ].sort(),
+      );
+      expect(pending.status).toBe('authorized');
+      const stored = await env.payments.getReport(env.ctx(db), report.id);
+      expect(stored.discrepancies).toHaveLength(report.discrepancies.length);
+    });
+  });
+});

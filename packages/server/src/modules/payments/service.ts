@@ -1,0 +1,1178 @@
+import type { Logger } from 'pino';
+import { type Actor, systemActor } from '../../kernel/actor.js';
+import { recordAudit } from '../../kernel/audit/audit-log.js';
+import type { Clock } from '../../kernel/clock.js';
+import type { Context } from '../../kernel/context.js';
+import { type Executor, requireTransaction } from '../../kernel/database/database.js';
+import { runInTransaction } from '../../kernel/database/transaction.js';
+import { appendEvent } from '../../kernel/events/event-log.js';
+import { newId, parseId } from '../../kernel/ids.js';
+import { type Currency, formatAmount, parseCurrency } from '../../kernel/money.js';
+import type { Page } from '../../kernel/pagination.js';
+import { type LedgerService, PLATFORM_OWNER } from '../ledger/index.js';
+import {
+  advances,
+  type ChargebackLiability,
+  type ChargebackStatus,
+  captureReferenceOf,
+  collectShare,
+} from './domain/payment.js';
+import type { Discrepancy } from './domain/reconciliation.js';
+import { paymentsErrors } from './errors.js';
+import {
+  type PaymentProvider,
+  type ProviderEvent,
+  type ProviderOperation,
+  ProviderRejectedError,
+  ProviderTimeoutError,
+} from './provider/port.js';
+import {
+  type Chargeback,
+  chargebacksOf,
+  decideChargebackRow,
+  findChargeback,
+  findChargebackByReference,
+  findOperation,
+  findPayment,
+  findPaymentByReference,
+  findRefundByReference,
+  findReport,
+  insertChargeback,
+  insertOperation,
+  insertPayment,
+  insertRefund,
+  insertReport,
+  listChargebacks,
+  listPayments,
+  listReports,
+  operationsOf,
+  operationsSince,
+  type Payment,
+  type PaymentFilter,
+  type PaymentOperation,
+  type ReconciliationReport,
+  type Refund,
+  recordProviderEvent,
+  refundsOf,
+  unsettledPayments,
+  unsettledRefunds,
+  updateOperation,
+  updatePayment,
+  updateRefund,
+} from './store/payments-store.js';
+
+/** Calls of one operation before a timeout leaves it `unknown` for the retry job. */
+export const PROVIDER_ATTEMPTS_MAX = 2;
+/** Payments and refunds one run of the retry job drives on. */
+export const RETRY_BATCH_MAX = 100;
+/** Operations reconciliation reads from the provider per call. */
+export const RECONCILE_PAGE_MAX = 200;
+export const ORDER_REF_LENGTH_MAX = 100;
+export const REFERENCE_LENGTH_MAX = 100;
+
+export interface ChargeInput {
+  /** The order the money is for; its escrow account is owned by this reference. */
+  readonly orderRef: string;
+  readonly customerId: string | null;
+  /** The provider's token for the customer's payment method. */
+  readonly paymentMethod: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  /**
+   * Baton's reference for the charge at the provider. Give one derived from what is being paid
+   * (the order), so that charging again after a crash or timeout resumes the same charge instead
+   * of taking the money twice. Defaults to the new payment's id.
+   */
+  readonly reference?: string;
+}
+
+export interface RefundInput {
+  readonly paymentId: string;
+  readonly amountMinor: bigint;
+  /** Chosen by the caller (the refund workflow), deterministic from what is refunded. */
+  readonly reference: string;
+}
+
+export interface ChargebackDecision {
+  readonly liability: ChargebackLiability;
+  readonly partnerId?: string | undefined;
+  /** For a split: the partner's part, less than the chargeback. */
+  readonly partnerShareMinor?: bigint | undefined;
+}
+
+export interface PaymentDetail {
+  readonly payment: Payment;
+  readonly operations: readonly PaymentOperation[];
+  readonly refunds: readonly Refund[];
+  readonly chargebacks: readonly Chargeback[];
+}
+
+/** Something else that cares about provider events of one kind: payouts listen for theirs. */
+export type OperationListener = (db: Executor, event: ProviderEvent) => Promise<void>;
+
+/**
+ * Payments through the provider port. Provider calls are I/O that may hang or time out, so they
+ * never run inside a database transaction: each use case that calls the provider takes the
+ * database itself (`db`, not a context), records its intent in one transaction, calls the
+ * provider, and records the outcome in another. A call that times out is asked about again under
+ * the same reference; a new reference for the same money is never made.
+ */
+export interface PaymentsService {
+  /** The provider this service calls; tests reach the simulated one through it. */
+  readonly provider: PaymentProvider;
+  /**
+   * Charges a customer: records the payment (`pending`), authorizes and captures at the provider,
+   * and on capture posts the money into the order's escrow (debit `provider_clearing`, credit
+   * `customer_escrow`, key `payment:<id>:capture`). Returns the payment as it stands: `captured`,
+   * `declined` (with the provider's code; nothing posted), `failed`, or `authorized`/`unknown`
+   * when the provider has not settled yet (a callback or the retry job finishes it).
+   * Charging again with the same `reference` and content resumes and returns the same payment.
+   *
+   * @throws DomainError `payments.reference_reused`, `payments.amount_invalid`,
+   *   `money.unknown_currency`, `payments.provider_rejected`
+   */
+  charge(db: Executor, actor: Actor, input: ChargeInput): Promise<Payment>;
+  /**
+   * Records a payment's intent only, in the caller's transaction, for callers that must not wait
+   * for the provider (an HTTP request): `resume` drives it on afterwards.
+   *
+   * @throws DomainError `payments.reference_reused`, `payments.amount_invalid`, `money.unknown_currency`
+   */
+  recordIntent(ctx: Context, input: ChargeInput): Promise<Payment>;
+  /** Drives a recorded payment on at the provider (same references); a final payment is returned as is. */
+  resume(db: Executor, actor: Actor, paymentId: string): Promise<Payment>;
+  /**
+   * Refunds (part of) a captured payment. The caller has already moved the money into
+   * `refunds_in_transit`; when the provider confirms (now or by callback) this posts debit
+   * `refunds_in_transit`, credit `provider_clearing` (key `refund:<reference>:settled`). The same
+   * reference and content returns the same refund.
+   *
+   * @throws DomainError `payments.payment_not_found`, `payments.payment_not_captured`,
+   *   `payments.refund_exceeds_capture`, `payments.reference_reused`, `payments.amount_invalid`,
+   *   `payments.provider_rejected`
+   */
+  refund(db: Executor, actor: Actor, input: RefundInput): Promise<Refund>;
+  /**
+   * Applies a provider callback once per event id and in any order: a stale state after a final
+   * one changes nothing. Payout events go to the listeners registered with `onOperation`.
+   */
+  handleEvent(db: Executor, event: ProviderEvent): Promise<void>;
+  /** Registers a listener for provider events of operations this module does not own (payouts). */
+  onOperation(kind: 'payout', listener: OperationListener): void;
+  /** Drives on payments and refunds left unsettled since `before` (crashes, timeouts, lost callbacks). */
+  retryUnsettled(db: Executor, before: Date): Promise<{ payments: number; refunds: number }>;
+  getPayment(ctx: Context, id: string): Promise<PaymentDetail>;
+  listPayments(ctx: Context, filter: PaymentFilter): Promise<Page<Payment>>;
+  getChargeback(ctx: Context, id: string): Promise<Chargeback>;
+  listChargebacks(
+    ctx: Context,
+    filter: { status?: ChargebackStatus | undefined; after?: string | undefined; limit: number },
+  ): Promise<Page<Chargeback>>;
+  /**
+   * Decides who bears a chargeback the platform has provisionally borne. A partner's share comes
+   * from its payable as far as that covers (locked), the rest becomes its receivable; both are
+   * credited back to `chargeback_losses` (key `chargeback:<id>:liability`). Audited.
+   *
+   * @throws DomainError `payments.chargeback_not_found`, `payments.chargeback_already_decided`,
+   *   `payments.decision_invalid`
+   */
+  decideChargeback(ctx: Context, id: string, decision: ChargebackDecision): Promise<Chargeback>;
+  /**
+   * Compares every provider operation updated since `since` with Baton's records and the ledger,
+   * and Baton's records with the provider, and stores a report of every discrepancy.
+   */
+  reconcile(db: Executor, input: { since: Date }): Promise<ReconciliationReport>;
+  getReport(ctx: Context, id: string): Promise<ReconciliationReport>;
+  listReports(
+    ctx: Context,
+    page: { after?: string | undefined; limit: number },
+  ): Promise<Page<ReconciliationReport>>;
+}
+
+export interface PaymentsDeps {
+  readonly provider: PaymentProvider;
+  readonly ledger: LedgerService;
+  readonly clock: Clock;
+  readonly logger?: Logger;
+}
+
+type CallResult =
+  | { readonly outcome: 'answered'; readonly operation: ProviderOperation }
+  | { readonly outcome: 'unknown' }
+  | { readonly outcome: 'rejected'; readonly error: ProviderRejectedError };
+
+const PROVIDER_ACTOR = systemActor('payment-provider');
+
+export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
+  const { provider, ledger, clock } = deps;
+  const listeners = new Map<string, OperationListener[]>();
+
+  const contextOf = (db: Executor, actor: Actor): Context => ({
+    db,
+    actor,
+    now: clock.now(),
+    requestId: null,
+    ip: null,
+  });
+  const inTransaction = <T>(db: Executor, actor: Actor, work: (ctx: Context) => Promise<T>) =>
+    runInTransaction(db, (tx) => work(contextOf(tx, actor)));
+
+  /**
+   * Calls the provider, and after a timeout asks whether the operation happened (`find`) before
+   * asking again under the same reference, which the provider treats as the same operation.
+   */
+  async function callProvider(
+    reference: string,
+    call: () => Promise<ProviderOperation>,
+  ): Promise<CallResult> {
+    for (let attempt = 1; attempt <= PROVIDER_ATTEMPTS_MAX; attempt++) {
+      try {
+        return { outcome: 'answered', operation: await call() };
+      } catch (error) {
+        if (error instanceof ProviderRejectedError) return { outcome: 'rejected', error };
+        if (!(error instanceof ProviderTimeoutError)) throw error;
+        deps.logger?.warn({ reference, attempt }, 'payment provider timed out');
+        try {
+          const found = await provider.find(reference);
+          if (found) return { outcome: 'answered', operation: found };
+        } catch (findError) {
+          if (!(findError instanceof ProviderTimeoutError)) throw findError;
+        }
+      }
+    }
+    return { outcome: 'unknown' };
+  }
+
+  function validateCharge(input: ChargeInput): Currency {
+    const currency = parseCurrency(input.currency);
+    if (input.amountMinor <= 0n) throw paymentsErrors.amountInvalid('The amount must be positive.');
+    if (
+      input.orderRef.length === 0 ||
+      input.orderRef.length > ORDER_REF_LENGTH_MAX ||
+      input.orderRef === PLATFORM_OWNER
+    )
+      throw paymentsErrors.decisionInvalid(
+        '/order_ref',
+        `An order reference is 1 to ${ORDER_REF_LENGTH_MAX} characters.`,
+      );
+    return currency;
+  }
+
+  async function recordIntent(ctx: Context, input: ChargeInput): Promise<Payment> {
+    requireTransaction(ctx.db);
+    const currency = validateCharge(input);
+    const id = newId('pay');
+    const reference = input.reference ?? id;
+    const sameRequest = (p: Payment) =>
+      p.orderRef === input.orderRef &&
+      p.customerId === input.customerId &&
+      p.paymentMethod === input.paymentMethod &&
+      p.amountMinor === input.amountMinor &&
+      p.currency === currency;
+    const inserted = await insertPayment(ctx.db, {
+      id,
+      reference,
+      order_ref: input.orderRef,
+      customer_id: input.customerId,
+      payment_method: input.paymentMethod,
+      amount_minor: input.amountMinor,
+      currency,
+      status: 'pending',
+      failure_code: null,
+      captured_minor: 0n,
+      refunded_minor: 0n,
+      attempts: 0,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+    });
+    if (!inserted) {
+      const existing = await findPaymentByReference(ctx.db, reference);
+      if (!existing || !sameRequest(existing)) throw paymentsErrors.referenceReused(reference);
+      return existing;
+    }
+    await insertOperation(ctx.db, {
+      id: newId('pop'),
+      payment_id: id,
+      reference,
+      kind: 'authorization',
+      status: 'requested',
+      amount_minor: input.amountMinor,
+      currency,
+      provider_id: null,
+      parent_reference: null,
+      failure_code: null,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+    });
+    await appendEvent(ctx, {
+      type: 'payment.created',
+      subjectId: id,
+      data: { id, order_ref: input.orderRef, amount: formatAmount(input.amountMinor, currency), currency },
+      audience: input.customerId ? [input.customerId] : [],
+    });
+    return (await findPayment(ctx.db, id)) as Payment;
+  }
+
+  async function loadPayment(db: Executor, id: string): Promise<Payment> {
+    const payment = await findPayment(db, id);
+    if (!payment) throw paymentsErrors.paymentNotFound(id);
+    return payment;
+  }
+
+  /** Marks an operation and its payment as in doubt after a call that never answered. */
+  async function markUnknown(db: Executor, payment: Payment, reference: string): Promise<void> {
+    await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+      const op = await findOperation(ctx.db, reference, { lock: true });
+      if (op && (op.status === 'requested' || op.status === 'unknown'))
+        await updateOperation(ctx.db, reference, { status: 'unknown', updated_at: ctx.now });
+      const current = await findPayment(ctx.db, payment.id, { lock: true });
+      if (current && (current.status === 'pending' || current.status === 'authorized'))
+        await updatePayment(ctx.db, payment.id, {
+          status: 'unknown',
+          attempts: current.attempts + 1,
+          updated_at: ctx.now,
+        });
+    });
+  }
+
+  /** The provider refused a request outright: the payment fails with its code. */
+  async function markRejected(db: Executor, payment: Payment, error: ProviderRejectedError): Promise<never> {
+    await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+      await updateOperation(ctx.db, error.reference, {
+        status: 'failed',
+        failure_code: error.code,
+        updated_at: ctx.now,
+      });
+      await updatePayment(ctx.db, payment.id, {
+        status: 'failed',
+        failure_code: error.code,
+        updated_at: ctx.now,
+      });
+      await appendEvent(ctx, {
+        type: 'payment.failed',
+        subjectId: payment.id,
+        data: { id: payment.id, failure_code: error.code },
+        audience: payment.customerId ? [payment.customerId] : [],
+      });
+    });
+    throw paymentsErrors.providerRejected(error.code, error.message);
+  }
+
+  async function resume(db: Executor, _actor: Actor, paymentId: string): Promise<Payment> {
+    let payment = await loadPayment(db, paymentId);
+    if (!['pending', 'authorized', 'unknown'].includes(payment.status)) return payment;
+
+    const authorization = await callProvider(payment.reference, () =>
+      provider.authorize({
+        reference: payment.reference,
+        paymentMethod: payment.paymentMethod,
+        amountMinor: payment.amountMinor,
+        currency: payment.currency,
+      }),
+    );
+    if (authorization.outcome === 'unknown') {
+      await markUnknown(db, payment, payment.reference);
+      return loadPayment(db, paymentId);
+    }
+    if (authorization.outcome === 'rejected') return markRejected(db, payment, authorization.error);
+    await applyOperation(db, authorization.operation, null);
+    payment = await loadPayment(db, paymentId);
+    if (payment.status !== 'authorized' && payment.status !== 'unknown') return payment;
+
+    const captureReference = captureReferenceOf(payment.reference);
+    await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+      await insertOperation(ctx.db, {
+        id: newId('pop'),
+        payment_id: payment.id,
+        reference: captureReference,
+        kind: 'capture',
+        status: 'requested',
+        amount_minor: payment.amountMinor,
+        currency: payment.currency,
+        provider_id: null,
+        parent_reference: payment.reference,
+        failure_code: null,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+      });
+    });
+    const capture = await callProvider(captureReference, () =>
+      provider.capture({
+        reference: captureReference,
+        authorizationReference: payment.reference,
+        amountMinor: payment.amountMinor,
+      }),
+    );
+    if (capture.outcome === 'unknown') {
+      await markUnknown(db, payment, captureReference);
+      return loadPayment(db, paymentId);
+    }
+    if (capture.outcome === 'rejected') return markRejected(db, payment, capture.error);
+    await applyOperation(db, capture.operation, null);
+    return loadPayment(db, paymentId);
+  }
+
+  /**
+   * Applies what the provider says about one operation, once: in one transaction with the
+   * operation's row locked, so a callback and the caller's own result racing each other apply
+   * it exactly once. Returns false for an event already seen or an operation that is not ours.
+   */
+  async function applyOperation(
+    db: Executor,
+    op: ProviderOperation,
+    eventId: string | null,
+  ): Promise<boolean> {
+    return inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+      if (
+        eventId !== null &&
+        !(await recordProviderEvent(ctx.db, {
+          eventId,
+          reference: op.reference,
+          status: op.status,
+          receivedAt: ctx.now,
+        }))
+      )
+        return false;
+      let row = await findOperation(ctx.db, op.reference, { lock: true });
+      if (!row) {
+        // An operation Baton did not start (a chargeback), or whose request row was lost: it
+        // belongs to the payment of its parent.
+        const parent = op.parentReference ? await findOperation(ctx.db, op.parentReference) : null;
+        if (!parent || op.kind === 'authorization' || op.kind === 'payout') return false;
+        await insertOperation(ctx.db, {
+          id: newId('pop'),
+          payment_id: parent.paymentId,
+          reference: op.reference,
+          kind: op.kind,
+          status: 'requested',
+          amount_minor: op.amountMinor,
+          currency: op.currency,
+          provider_id: op.providerId,
+          parent_reference: op.parentReference,
+          failure_code: null,
+          created_at: ctx.now,
+          updated_at: ctx.now,
+        });
+        row = await findOperation(ctx.db, op.reference, { lock: true });
+        if (!row) return false;
+      }
+      if (!advances(row.status, op.status)) return false;
+      await updateOperation(ctx.db, op.reference, {
+        status: op.status,
+        provider_id: op.providerId,
+        failure_code: op.failureCode,
+        updated_at: ctx.now,
+      });
+      const payment = (await findPayment(ctx.db, row.paymentId, { lock: true })) as Payment;
+      await applyEffects(ctx, payment, row, op);
+      return true;
+    });
+  }
+
+  async function applyEffects(ctx: Context, payment: Payment, row: PaymentOperation, op: ProviderOperation) {
+    const audience = payment.customerId ? [payment.customerId] : [];
+    const open =
+      payment.status === 'pending' || payment.status === 'unknown' || payment.status === 'authorized';
+    switch (row.kind) {
+      case 'authorization':
+        if (!open) return;
+        if (op.status === 'succeeded') {
+          await updatePayment(ctx.db, payment.id, { status: 'authorized', updated_at: ctx.now });
+        } else if (op.status === 'failed') {
+          await updatePayment(ctx.db, payment.id, {
+            status: 'declined',
+            failure_code: op.failureCode,
+            updated_at: ctx.now,
+          });
+          await appendEvent(ctx, {
+            type: 'payment.declined',
+            subjectId: payment.id,
+            data: { id: payment.id, order_ref: payment.orderRef, failure_code: op.failureCode },
+            audience,
+          });
+        }
+        return;
+      case 'capture':
+        if (op.status === 'pending') {
+          if (open) await updatePayment(ctx.db, payment.id, { status: 'authorized', updated_at: ctx.now });
+        } else if (op.status === 'succeeded') {
+          await ledger.post(ctx, {
+            idempotencyKey: `payment:${payment.id}:capture`,
+            description: `Payment ${payment.id} captured for order ${payment.orderRef}`,
+            cause: { kind: 'payment', id: payment.id },
+            entries: [
+              {
+                account: { purpose: 'provider_clearing', ownerId: PLATFORM_OWNER, currency: row.currency },
+                direction: 'debit',
+                amountMinor: row.amountMinor,
+              },
+              {
+                account: { purpose: 'customer_escrow', ownerId: payment.orderRef, currency: row.currency },
+                direction: 'credit',
+                amountMinor: row.amountMinor,
+              },
+            ],
+            metadata: { order_ref: payment.orderRef, reference: row.reference },
+          });
+          await updatePayment(ctx.db, payment.id, {
+            status: 'captured',
+            failure_code: null,
+            captured_minor: payment.capturedMinor + row.amountMinor,
+            updated_at: ctx.now,
+          });
+          await appendEvent(ctx, {
+            type: 'payment.captured',
+            subjectId: payment.id,
+            data: {
+              id: payment.id,
+              order_ref: payment.orderRef,
+              amount: formatAmount(row.amountMinor, row.currency as Currency),
+              currency: row.currency,
+            },
+            audience,
+          });
+        } else {
+          await updatePayment(ctx.db, payment.id, {
+            status: 'failed',
+            failure_code: op.failureCode,
+            updated_at: ctx.now,
+          });
+          await appendEvent(ctx, {
+            type: 'payment.failed',
+            subjectId: payment.id,
+            data: { id: payment.id, order_ref: payment.orderRef, failure_code: op.failureCode },
+            audience,
+          });
+        }
+        return;
+      case 'refund': {
+        const refund = await findRefundByReference(ctx.db, row.reference);
+        if (!refund) return;
+        if (op.status === 'pending') {
+          await updateRefund(ctx.db, row.reference, { status: 'pending', updated_at: ctx.now });
+        } else if (op.status === 'succeeded') {
+          await ledger.post(ctx, {
+            idempotencyKey: `refund:${refund.reference}:settled`,
+            description: `Refund ${refund.id} of payment ${payment.id} settled`,
+            cause: { kind: 'refund', id: refund.id },
+            entries: [
+              {
+                account: {
+                  purpose: 'refunds_in_transit',
+                  ownerId: PLATFORM_OWNER,
+                  currency: refund.currency,
+                },
+                direction: 'debit',
+                amountMinor: refund.amountMinor,
+              },
+              {
+                account: { purpose: 'provider_clearing', ownerId: PLATFORM_OWNER, currency: refund.currency },
+                direction: 'credit',
+                amountMinor: refund.amountMinor,
+              },
+            ],
+            metadata: { payment_id: payment.id, reference: refund.reference },
+          });
+          await updateRefund(ctx.db, row.reference, { status: 'succeeded', updated_at: ctx.now });
+          await appendEvent(ctx, {
+            type: 'refund.succeeded',
+            subjectId: refund.id,
+            data: { id: refund.id, payment_id: payment.id, reference: refund.reference },
+            audience,
+          });
+        } else {
+          // The money never left: what was set aside for this refund can be refunded again.
+          await updateRefund(ctx.db, row.reference, {
+            status: 'failed',
+            failure_code: op.failureCode,
+            updated_at: ctx.now,
+          });
+          await updatePayment(ctx.db, payment.id, {
+            refunded_minor: payment.refundedMinor - refund.amountMinor,
+            updated_at: ctx.now,
+          });
+          await appendEvent(ctx, {
+            type: 'refund.failed',
+            subjectId: refund.id,
+            data: {
+              id: refund.id,
+              payment_id: payment.id,
+              reference: refund.reference,
+              failure_code: op.failureCode,
+            },
+            audience,
+          });
+        }
+        return;
+      }
+      case 'chargeback': {
+        if (op.status !== 'succeeded' || (await findChargebackByReference(ctx.db, row.reference))) return;
+        const id = newId('cbk');
+        await insertChargeback(ctx.db, {
+          id,
+          payment_id: payment.id,
+          reference: row.reference,
+          order_ref: payment.orderRef,
+          amount_minor: row.amountMinor,
+          currency: row.currency,
+          status: 'open',
+          liability: null,
+          partner_id: null,
+          partner_share_minor: null,
+          decided_by: null,
+          decided_at: null,
+          created_at: ctx.now,
+        });
+        // The provider has taken the money: the platform bears it until an operator decides.
+        await ledger.post(ctx, {
+          idempotencyKey: `chargeback:${id}:taken`,
+          description: `Chargeback ${id} on payment ${payment.id}`,
+          cause: { kind: 'chargeback', id },
+          entries: [
+            {
+              account: { purpose: 'chargeback_losses', ownerId: PLATFORM_OWNER, currency: row.currency },
+              direction: 'debit',
+              amountMinor: row.amountMinor,
+            },
+            {
+              account: { purpose: 'provider_clearing', ownerId: PLATFORM_OWNER, currency: row.currency },
+              direction: 'credit',
+              amountMinor: row.amountMinor,
+            },
+          ],
+          metadata: { payment_id: payment.id, reference: row.reference },
+        });
+        await appendEvent(ctx, {
+          type: 'chargeback.created',
+          subjectId: id,
+          data: {
+            id,
+            payment_id: payment.id,
+            order_ref: payment.orderRef,
+            amount: formatAmount(row.amountMinor, row.currency as Currency),
+            currency: row.currency,
+          },
+          audience: [],
+        });
+        return;
+      }
+      case 'payout':
+        return;
+    }
+  }
+
+  async function refund(db: Executor, actor: Actor, input: RefundInput): Promise<Refund> {
+    if (input.amountMinor <= 0n) throw paymentsErrors.amountInvalid('The amount must be positive.');
+    if (input.reference.length === 0 || input.reference.length > REFERENCE_LENGTH_MAX)
+      throw paymentsErrors.decisionInvalid(
+        '/reference',
+        `A reference is 1 to ${REFERENCE_LENGTH_MAX} characters.`,
+      );
+    const recorded = await inTransaction(db, actor, async (ctx) => {
+      const existing = await findRefundByReference(ctx.db, input.reference);
+      if (existing) {
+        if (existing.paymentId !== input.paymentId || existing.amountMinor !== input.amountMinor)
+          throw paymentsErrors.referenceReused(input.reference);
+        return existing;
+      }
+      const payment = await findPayment(ctx.db, input.paymentId, { lock: true });
+      if (!payment) throw paymentsErrors.paymentNotFound(input.paymentId);
+      if (payment.status !== 'captured') throw paymentsErrors.paymentNotCaptured(payment.id, payment.status);
+      const chargedBack = (await chargebacksOf(ctx.db, [payment.id])).reduce(
+        (sum, c) => sum + c.amountMinor,
+        0n,
+      );
+      const refundable = payment.capturedMinor - payment.refundedMinor - chargedBack;
+      if (input.amountMinor > refundable)
+        throw paymentsErrors.refundExceedsCapture(input.amountMinor, refundable);
+      const id = newId('rfd');
+      await insertRefund(ctx.db, {
+        id,
+        payment_id: payment.id,
+        reference: input.reference,
+        amount_minor: input.amountMinor,
+        currency: payment.currency,
+        status: 'pending',
+        failure_code: null,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+      });
+      await insertOperation(ctx.db, {
+        id: newId('pop'),
+        payment_id: payment.id,
+        reference: input.reference,
+        kind: 'refund',
+        status: 'requested',
+        amount_minor: input.amountMinor,
+        currency: payment.currency,
+        provider_id: null,
+        parent_reference: captureReferenceOf(payment.reference),
+        failure_code: null,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+      });
+      await updatePayment(ctx.db, payment.id, {
+        refunded_minor: payment.refundedMinor + input.amountMinor,
+        updated_at: ctx.now,
+      });
+      await appendEvent(ctx, {
+        type: 'refund.created',
+        subjectId: id,
+        data: {
+          id,
+          payment_id: payment.id,
+          reference: input.reference,
+          amount_minor: input.amountMinor.toString(),
+        },
+        audience: payment.customerId ? [payment.customerId] : [],
+      });
+      return (await findRefundByReference(ctx.db, input.reference)) as Refund;
+    });
+    return driveRefund(db, recorded);
+  }
+
+  async function driveRefund(db: Executor, recorded: Refund): Promise<Refund> {
+    if (recorded.status === 'succeeded' || recorded.status === 'failed') return recorded;
+    const operation = await findOperation(db, recorded.reference);
+    const result = await callProvider(recorded.reference, () =>
+      provider.refund({
+        reference: recorded.reference,
+        captureReference: operation?.parentReference ?? '',
+        amountMinor: recorded.amountMinor,
+      }),
+    );
+    if (result.outcome === 'unknown') {
+      await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+        await updateRefund(ctx.db, recorded.reference, { status: 'unknown', updated_at: ctx.now });
+        await updateOperation(ctx.db, recorded.reference, { status: 'unknown', updated_at: ctx.now });
+      });
+    } else if (result.outcome === 'rejected') {
+      await applyOperation(
+        db,
+        {
+          reference: recorded.reference,
+          providerId: '',
+          kind: 'refund',
+          status: 'failed',
+          amountMinor: recorded.amountMinor,
+          currency: recorded.currency,
+          failureCode: result.error.code,
+          parentReference: operation?.parentReference ?? null,
+          createdAt: clock.now(),
+          updatedAt: clock.now(),
+        },
+        null,
+      );
+    } else {
+      await applyOperation(db, result.operation, null);
+    }
+    return (await findRefundByReference(db, recorded.reference)) as Refund;
+  }
+
+  async function handleEvent(db: Executor, event: ProviderEvent): Promise<void> {
+    if (event.operation.kind === 'payout') {
+      for (const listener of listeners.get('payout') ?? []) await listener(db, event);
+      return;
+    }
+    await applyOperation(db, event.operation, event.eventId);
+  }
+
+  async function ledgerAmountOf(
+    ctx: Context,
+    cause: { kind: 'payment' | 'refund' | 'chargeback'; id: string },
+    key: string,
+  ) {
+    const transactions = await ledger.transactionsFor(ctx, cause);
+    const posting = transactions.find((t) => t.idempotencyKey === key);
+    return {
+      posting: posting
+        ? posting.entries.filter((e) => e.direction === 'debit').reduce((sum, e) => sum + e.amountMinor, 0n)
+        : null,
+      any: transactions.length > 0,
+    };
+  }
+
+  /** The ledger transaction that stands for a succeeded operation, by its key; null when it has none. */
+  async function expectedPosting(ctx: Context, row: PaymentOperation) {
+    switch (row.kind) {
+      case 'capture':
+        return ledgerAmountOf(
+          ctx,
+          { kind: 'payment', id: row.paymentId },
+          `payment:${row.paymentId}:capture`,
+        );
+      case 'refund': {
+        const refundRow = await findRefundByReference(ctx.db, row.reference);
+        return refundRow
+          ? ledgerAmountOf(ctx, { kind: 'refund', id: refundRow.id }, `refund:${row.reference}:settled`)
+          : { posting: null, any: false };
+      }
+      case 'chargeback': {
+        const chargeback = await findChargebackByReference(ctx.db, row.reference);
+        return chargeback
+          ? ledgerAmountOf(
+              ctx,
+              { kind: 'chargeback', id: chargeback.id },
+              `chargeback:${chargeback.id}:taken`,
+            )
+          : { posting: null, any: false };
+      }
+      case 'authorization':
+        // An authorization moves no money itself; a declined one must not have a capture posting.
+        return ledgerAmountOf(
+          ctx,
+          { kind: 'payment', id: row.paymentId },
+          `payment:${row.paymentId}:capture`,
+        );
+      default:
+        return null;
+    }
+  }
+
+  /** Whether the ledger moved money for an operation whose provider state says none moved. */
+  const postedWithout = (row: PaymentOperation, providerStatus: string, posted: bigint | null | undefined) =>
+    posted != null &&
+    (row.kind === 'authorization' ? providerStatus === 'failed' : providerStatus !== 'succeeded');
+
+  async function reconcile(db: Executor, input: { since: Date }): Promise<ReconciliationReport> {
+    const ctx = contextOf(db, systemActor('reconciliation'));
+    const discrepancies: Discrepancy[] = [];
+    const seen = new Map<string, ProviderOperation>();
+    const note = (
+      type: Discrepancy['type'],
+      ref: { reference: string; kind: Discrepancy['kind'] },
+      views: { provider?: ProviderOperation | null; baton?: PaymentOperation | null; ledger?: bigint | null },
+      detail: string,
+    ) =>
+      discrepancies.push({
+        type,
+        reference: ref.reference,
+        kind: ref.kind,
+        provider_status: views.provider?.status ?? null,
+        baton_status: views.baton?.status ?? null,
+        provider_amount_minor: views.provider?.amountMinor.toString() ?? null,
+        baton_amount_minor: views.baton?.amountMinor.toString() ?? null,
+        ledger_amount_minor: views.ledger?.toString() ?? null,
+        detail,
+      });
+
+    // 1. The provider's side: every operation it holds, against Baton's record and the ledger.
+    let after: string | undefined;
+    for (;;) {
+      const batch = await provider.list({
+        since: input.since,
+        ...(after ? { after } : {}),
+        limit: RECONCILE_PAGE_MAX,
+      });
+      for (const op of batch) {
+        seen.set(op.reference, op);
+        if (op.kind === 'payout') {
+          // Payouts are the payouts module's: posted with cause payout/<reference>.
+          if (
+            op.status === 'succeeded' &&
+            (await ledger.transactionsFor(ctx, { kind: 'payout', id: op.reference })).length === 0
+          )
+            note(
+              'missing_posting',
+              op,
+              { provider: op },
+              'The payout succeeded at the provider; the ledger has no transaction for it.',
+            );
+          continue;
+        }
+        const row = await findOperation(db, op.reference);
+        if (!row) {
+          note(
+            'unknown_operation',
+            op,
+            { provider: op },
+            'The provider holds an operation Baton has no record of.',
+          );
+          continue;
+        }
+        if (row.status !== op.status)
+          note(
+            'status_mismatch',
+            op,
+            { provider: op, baton: row },
+            `The provider says ${op.status}; Baton says ${row.status}.`,
+          );
+        if (row.amountMinor !== op.amountMinor)
+          note(
+            'amount_mismatch',
+            op,
+            { provider: op, baton: row },
+            'Baton recorded another amount than the provider.',
+          );
+        const posting = await expectedPosting(ctx, row);
+        if (row.kind === 'authorization') {
+          if (postedWithout(row, op.status, posting?.posting))
+            note(
+              'posting_without_operation',
+              op,
+              { provider: op, baton: row, ledger: posting?.posting ?? null },
+              'The ledger moved money for a declined payment.',
+            );
+        } else if (op.status === 'succeeded' && posting && posting.posting === null)
+          note(
+            'missing_posting',
+            op,
+            { provider: op, baton: row },
+            'The operation succeeded; its ledger transaction is missing.',
+          );
+        else if (op.status === 'succeeded' && posting?.posting != null && posting.posting !== op.amountMinor)
+          note(
+            'amount_mismatch',
+            op,
+            { provider: op, baton: row, ledger: posting.posting },
+            'The ledger posted another amount than the provider moved.',
+          );
+        else if (op.status !== 'succeeded' && posting?.posting != null)
+          note(
+            'posting_without_operation',
+            op,
+            { provider: op, baton: row, ledger: posting.posting },
+            'The ledger moved money for an operation that did not succeed.',
+          );
+      }
+      if (batch.length < RECONCILE_PAGE_MAX) break;
+      after = batch.at(-1)?.reference;
+    }
+
+    // 2. Baton's side: what it recorded since, that the provider did not list.
+    let cursor: string | null = null;
+    let checked = seen.size;
+    for (;;) {
+      const rows = await operationsSince(db, input.since, cursor, RECONCILE_PAGE_MAX);
+      for (const row of rows) {
+        if (seen.has(row.reference)) continue;
+        checked++;
+        const op = await provider.find(row.reference);
+        const posting = await expectedPosting(ctx, row);
+        if (!op) {
+          if (row.status === 'succeeded' || row.status === 'pending')
+            note(
+              'missing_at_provider',
+              row,
+              { baton: row },
+              'Baton recorded this operation; the provider has no such one.',
+            );
+          if (posting?.posting != null)
+            note(
+              'posting_without_operation',
+              row,
+              { baton: row, ledger: posting.posting },
+              'The ledger moved money for an operation the provider does not have.',
+            );
+          continue;
+        }
+        if (op.status !== row.status)
+          note(
+            'status_mismatch',
+            row,
+            { provider: op, baton: row },
+            `The provider says ${op.status}; Baton says ${row.status}.`,
+          );
+        if (postedWithout(row, op.status, posting?.posting))
+          note(
+            'posting_without_operation',
+            row,
+            { provider: op, baton: row, ledger: posting?.posting ?? null },
+            'The ledger moved money for an operation that did not succeed.',
+          );
+      }
+      if (rows.length < RECONCILE_PAGE_MAX) break;
+      cursor = rows.at(-1)?.id ?? null;
+    }
+
+    const report: ReconciliationReport = {
+      id: newId('rec'),
+      since: input.since,
+      ranAt: clock.now(),
+      operationsChecked: checked,
+      discrepancies,
+    };
+    await inTransaction(db, systemActor('reconciliation'), async (tx) => {
+      await insertReport(tx.db, report);
+      await appendEvent(tx, {
+        type: 'reconciliation.completed',
+        subjectId: report.id,
+        data: { id: report.id, operations_checked: checked, discrepancy_count: discrepancies.length },
+        audience: [],
+      });
+    });
+    return report;
+  }
+
+  function canSee(ctx: Context, payment: Payment): boolean {
+    if (ctx.actor.kind === 'operator' || ctx.actor.kind === 'system') return true;
+    return ctx.actor.kind === 'customer' && payment.customerId === ctx.actor.customerId;
+  }
+
+  return {
+    provider,
+    async charge(db, actor, input) {
+      validateCharge(input);
+      const payment = await inTransaction(db, actor, (ctx) => recordIntent(ctx, input));
+      return resume(db, actor, payment.id);
+    },
+    recordIntent,
+    resume,
+    refund,
+    handleEvent,
+    onOperation(kind, listener) {
+      listeners.set(kind, [...(listeners.get(kind) ?? []), listener]);
+    },
+    async retryUnsettled(db, before) {
+      const actor = systemActor('payments-retry');
+      let payments = 0;
+      for (const payment of await unsettledPayments(db, before, RETRY_BATCH_MAX)) {
+        try {
+          await resume(db, actor, payment.id);
+        } catch (error) {
+          deps.logger?.warn({ err: error, paymentId: payment.id }, 'payment retry failed');
+        }
+        payments++;
+      }
+      let refunds = 0;
+      for (const pending of await unsettledRefunds(db, before, RETRY_BATCH_MAX)) {
+        try {
+          await driveRefund(db, pending);
+        } catch (error) {
+          deps.logger?.warn({ err: error, refundId: pending.id }, 'refund retry failed');
+        }
+        refunds++;
+      }
+      return { payments, refunds };
+    },
+    async getPayment(ctx, id) {
+      const payment = parseId('pay', id) ? await findPayment(ctx.db, id) : null;
+      if (!payment || !canSee(ctx, payment)) throw paymentsErrors.paymentNotFound(id);
+      const [operations, refunds, chargebacks] = await Promise.all([
+        operationsOf(ctx.db, [payment.id]),
+        refundsOf(ctx.db, [payment.id]),
+        chargebacksOf(ctx.db, [payment.id]),
+      ]);
+      return { payment, operations, refunds, chargebacks };
+    },
+    async listPayments(ctx, filter) {
+      const scoped = ctx.actor.kind === 'customer' ? { ...filter, customerId: ctx.actor.customerId } : filter;
+      const rows = await listPayments(ctx.db, scoped);
+      return { items: rows.slice(0, filter.limit), hasMore: rows.length > filter.limit };
+    },
+    async getChargeback(ctx, id) {
+      const found = parseId('cbk', id) ? await findChargeback(ctx.db, id) : null;
+      if (!found) throw paymentsErrors.chargebackNotFound(id);
+      return found;
+    },
+    async listChargebacks(ctx, filter) {
+      const rows = await listChargebacks(ctx.db, filter);
+      return { items: rows.slice(0, filter.limit), hasMore: rows.length > filter.limit };
+    },
+    async decideChargeback(ctx, id, decision) {
+      requireTransaction(ctx.db);
+      const chargeback = parseId('cbk', id) ? await findChargeback(ctx.db, id, { lock: true }) : null;
+      if (!chargeback) throw paymentsErrors.chargebackNotFound(id);
+      if (chargeback.status === 'decided') throw paymentsErrors.chargebackAlreadyDecided(id);
+      let shareMinor = 0n;
+      let partnerId: string | null = null;
+      if (decision.liability !== 'platform') {
+        if (!decision.partnerId || !parseId('ptn', decision.partnerId))
+          throw paymentsErrors.decisionInvalid(
+            '/partner_id',
+            'A partner or split liability names the partner.',
+          );
+        partnerId = decision.partnerId;
+        if (decision.liability === 'partner') shareMinor = chargeback.amountMinor;
+        else {
+          shareMinor = decision.partnerShareMinor ?? 0n;
+          if (shareMinor <= 0n || shareMinor >= chargeback.amountMinor)
+            throw paymentsErrors.decisionInvalid(
+              '/partner_share',
+              'A split gives the partner a share above zero and below the chargeback.',
+            );
+        }
+      }
+      if (partnerId !== null && shareMinor > 0n) {
+        const currency = chargeback.currency;
+        const payable = await ledger.lockBalance(ctx, {
+          purpose: 'partner_payable',
+          ownerId: partnerId,
+          currency,
+        });
+        const { fromPayableMinor, receivableMinor } = collectShare(shareMinor, payable.balanceMinor);
+        await ledger.post(ctx, {
+          idempotencyKey: `chargeback:${chargeback.id}:liability`,
+          description: `Partner ${partnerId}'s share of chargeback ${chargeback.id}`,
+          cause: { kind: 'chargeback', id: chargeback.id },
+          entries: [
+            ...(fromPayableMinor > 0n
+              ? [
+                  {
+                    account: { purpose: 'partner_payable' as const, ownerId: partnerId, currency },
+                    direction: 'debit' as const,
+                    amountMinor: fromPayableMinor,
+                  },
+                ]
+              : []),
+            ...(receivableMinor > 0n
+              ? [
+                  {
+                    account: { purpose: 'partner_receivable' as const, ownerId: partnerId, currency },
+                    direction: 'debit' as const,
+                    amountMinor: receivableMinor,
+                  },
+                ]
+              : []),
+            {
+              account: { purpose: 'chargeback_losses', ownerId: PLATFORM_OWNER, currency },
+              direction: 'credit',
+              amountMinor: shareMinor,
+            },
+          ],
+          metadata: { liability: decision.liability },
+        });
+      }
+      const decidedBy = ctx.actor.kind === 'operator' ? ctx.actor.userId : ctx.actor.kind;
+      await decideChargebackRow(ctx.db, chargeback.id, {
+        liability: decision.liability,
+        partner_id: partnerId,
+        partner_share_minor: shareMinor,
+        decided_by: decidedBy,
+        decided_at: ctx.now,
+      });
+      await appendEvent(ctx, {
+        type: 'chargeback.decided',
+        subjectId: chargeback.id,
+        data: {
+          id: chargeback.id,
+          liability: decision.liability,
+          partner_id: partnerId,
+          partner_share_minor: shareMinor.toString(),
+        },
+        audience: partnerId ? [partnerId] : [],
+      });
+      await recordAudit(ctx, {
+        action: 'payments.chargeback.decide',
+        targetId: chargeback.id,
+        outcome: 'succeeded',
+        details: {
+          liability: decision.liability,
+          partner_id: partnerId,
+          partner_share_minor: shareMinor.toString(),
+        },
+      });
+      return (await findChargeback(ctx.db, chargeback.id)) as Chargeback;
+    },
+    reconcile,
+    async getReport(ctx, id) {
+      const report = parseId('rec', id) ? await findReport(ctx.db, id) : null;
+      if (!report) throw paymentsErrors.reportNotFound(id);
+      return report;
+    },
+    async listReports(ctx, page) {
+      const rows = await listReports(ctx.db, page);
+      return { items: rows.slice(0, page.limit), hasMore: rows.length > page.limit };
+    },
+  };
+}

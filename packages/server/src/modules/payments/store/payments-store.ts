@@ -1,0 +1,468 @@
+import type { Selectable } from 'kysely';
+import type { Executor } from '../../../kernel/database/database.js';
+import type {
+  ChargebackLiability,
+  ChargebackStatus,
+  KnownStatus,
+  PaymentStatus,
+  RefundStatus,
+} from '../domain/payment.js';
+import type { Discrepancy } from '../domain/reconciliation.js';
+import type { OperationKind } from '../provider/port.js';
+import type {
+  PaymentChargebacksTable,
+  PaymentOperationsTable,
+  PaymentRefundsTable,
+  PaymentsTable,
+  ReconciliationReportsTable,
+} from './tables.js';
+
+/** A customer's payment for an order, as Baton knows it. */
+export interface Payment {
+  readonly id: string;
+  readonly reference: string;
+  readonly orderRef: string;
+  readonly customerId: string | null;
+  readonly paymentMethod: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly status: PaymentStatus;
+  readonly failureCode: string | null;
+  readonly capturedMinor: bigint;
+  /** Refunded or being refunded: a refund in flight already counts, so two cannot overdraw the capture. */
+  readonly refundedMinor: bigint;
+  readonly attempts: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/** One operation at the provider, as Baton last knew it. */
+export interface PaymentOperation {
+  readonly id: string;
+  readonly paymentId: string;
+  readonly reference: string;
+  readonly kind: OperationKind;
+  readonly status: KnownStatus;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly providerId: string | null;
+  readonly parentReference: string | null;
+  readonly failureCode: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface Refund {
+  readonly id: string;
+  readonly paymentId: string;
+  readonly reference: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly status: RefundStatus;
+  readonly failureCode: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface Chargeback {
+  readonly id: string;
+  readonly paymentId: string;
+  readonly reference: string;
+  readonly orderRef: string;
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly status: ChargebackStatus;
+  readonly liability: ChargebackLiability | null;
+  readonly partnerId: string | null;
+  readonly partnerShareMinor: bigint | null;
+  readonly decidedBy: string | null;
+  readonly decidedAt: Date | null;
+  readonly createdAt: Date;
+}
+
+export interface ReconciliationReport {
+  readonly id: string;
+  readonly since: Date;
+  readonly ranAt: Date;
+  readonly operationsChecked: number;
+  readonly discrepancies: readonly Discrepancy[];
+}
+
+const toPayment = (row: Selectable<PaymentsTable>): Payment => ({
+  id: row.id,
+  reference: row.reference,
+  orderRef: row.order_ref,
+  customerId: row.customer_id,
+  paymentMethod: row.payment_method,
+  amountMinor: row.amount_minor,
+  currency: row.currency,
+  status: row.status,
+  failureCode: row.failure_code,
+  capturedMinor: row.captured_minor,
+  refundedMinor: row.refunded_minor,
+  attempts: row.attempts,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+const toOperation = (row: Selectable<PaymentOperationsTable>): PaymentOperation => ({
+  id: row.id,
+  paymentId: row.payment_id,
+  reference: row.reference,
+  kind: row.kind,
+  status: row.status,
+  amountMinor: row.amount_minor,
+  currency: row.currency,
+  providerId: row.provider_id,
+  parentReference: row.parent_reference,
+  failureCode: row.failure_code,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+const toRefund = (row: Selectable<PaymentRefundsTable>): Refund => ({
+  id: row.id,
+  paymentId: row.payment_id,
+  reference: row.reference,
+  amountMinor: row.amount_minor,
+  currency: row.currency,
+  status: row.status,
+  failureCode: row.failure_code,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+const toChargeback = (row: Selectable<PaymentChargebacksTable>): Chargeback => ({
+  id: row.id,
+  paymentId: row.payment_id,
+  reference: row.reference,
+  orderRef: row.order_ref,
+  amountMinor: row.amount_minor,
+  currency: row.currency,
+  status: row.status,
+  liability: row.liability,
+  partnerId: row.partner_id,
+  partnerShareMinor: row.partner_share_minor,
+  decidedBy: row.decided_by,
+  decidedAt: row.decided_at,
+  createdAt: row.created_at,
+});
+
+const toReport = (row: Selectable<ReconciliationReportsTable>): ReconciliationReport => ({
+  id: row.id,
+  since: row.since,
+  ranAt: row.ran_at,
+  operationsChecked: row.operations_checked,
+  discrepancies: row.discrepancies,
+});
+
+// --- payments ----------------------------------------------------------------------------------
+
+/** Inserts a payment unless its reference is taken; says whether it was inserted. */
+export async function insertPayment(db: Executor, row: PaymentsTable): Promise<boolean> {
+  const inserted = await db
+    .insertInto('payments')
+    .values(row)
+    .onConflict((oc) => oc.column('reference').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return inserted !== undefined;
+}
+
+export async function findPayment(
+  db: Executor,
+  id: string,
+  options: { lock?: boolean } = {},
+): Promise<Payment | null> {
+  let query = db.selectFrom('payments').selectAll().where('id', '=', id);
+  if (options.lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toPayment(row) : null;
+}
+
+export async function findPaymentByReference(db: Executor, reference: string): Promise<Payment | null> {
+  const row = await db
+    .selectFrom('payments')
+    .selectAll()
+    .where('reference', '=', reference)
+    .executeTakeFirst();
+  return row ? toPayment(row) : null;
+}
+
+export interface PaymentFilter {
+  readonly customerId?: string | undefined;
+  readonly orderRef?: string | undefined;
+  readonly status?: PaymentStatus | undefined;
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+/** Newest first; fetches `limit + 1` so the caller can tell whether more follow. */
+export async function listPayments(db: Executor, filter: PaymentFilter): Promise<Payment[]> {
+  let query = db
+    .selectFrom('payments')
+    .selectAll()
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.customerId !== undefined) query = query.where('customer_id', '=', filter.customerId);
+  if (filter.orderRef !== undefined) query = query.where('order_ref', '=', filter.orderRef);
+  if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+  if (filter.after !== undefined) query = query.where('id', '<', filter.after);
+  return (await query.execute()).map(toPayment);
+}
+
+export async function updatePayment(
+  db: Executor,
+  id: string,
+  changes: Partial<
+    Pick<PaymentsTable, 'status' | 'failure_code' | 'captured_minor' | 'refunded_minor' | 'attempts'>
+  > & {
+    updated_at: Date;
+  },
+): Promise<void> {
+  await db.updateTable('payments').set(changes).where('id', '=', id).execute();
+}
+
+/** Payments not settled since `before`, oldest first: what the retry job drives on. */
+export async function unsettledPayments(db: Executor, before: Date, limit: number): Promise<Payment[]> {
+  return (
+    await db
+      .selectFrom('payments')
+      .selectAll()
+      .where('status', 'in', ['pending', 'authorized', 'unknown'])
+      .where('updated_at', '<=', before)
+      .orderBy('updated_at')
+      .limit(limit)
+      .execute()
+  ).map(toPayment);
+}
+
+// --- operations --------------------------------------------------------------------------------
+
+export async function insertOperation(db: Executor, row: PaymentOperationsTable): Promise<void> {
+  await db
+    .insertInto('payment_operations')
+    .values(row)
+    .onConflict((oc) => oc.column('reference').doNothing())
+    .execute();
+}
+
+export async function findOperation(
+  db: Executor,
+  reference: string,
+  options: { lock?: boolean } = {},
+): Promise<PaymentOperation | null> {
+  let query = db.selectFrom('payment_operations').selectAll().where('reference', '=', reference);
+  if (options.lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toOperation(row) : null;
+}
+
+export async function updateOperation(
+  db: Executor,
+  reference: string,
+  changes: Partial<Pick<PaymentOperationsTable, 'status' | 'provider_id' | 'failure_code'>> & {
+    updated_at: Date;
+  },
+): Promise<void> {
+  await db.updateTable('payment_operations').set(changes).where('reference', '=', reference).execute();
+}
+
+export async function operationsOf(db: Executor, paymentIds: readonly string[]): Promise<PaymentOperation[]> {
+  if (paymentIds.length === 0) return [];
+  return (
+    await db
+      .selectFrom('payment_operations')
+      .selectAll()
+      .where('payment_id', 'in', paymentIds)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute()
+  ).map(toOperation);
+}
+
+/** Operations Baton recorded or changed since `since`, after the cursor `after` (an operation id). */
+export async function operationsSince(
+  db: Executor,
+  since: Date,
+  after: string | null,
+  limit: number,
+): Promise<PaymentOperation[]> {
+  let query = db
+    .selectFrom('payment_operations')
+    .selectAll()
+    .where('updated_at', '>=', since)
+    .orderBy('id')
+    .limit(limit);
+  if (after !== null) query = query.where('id', '>', after);
+  return (await query.execute()).map(toOperation);
+}
+
+/** Records a callback's event id; false when it was already applied. */
+export async function recordProviderEvent(
+  db: Executor,
+  event: { eventId: string; reference: string; status: string; receivedAt: Date },
+): Promise<boolean> {
+  const inserted = await db
+    .insertInto('payment_provider_events')
+    .values({
+      event_id: event.eventId,
+      reference: event.reference,
+      status: event.status,
+      received_at: event.receivedAt,
+    })
+    .onConflict((oc) => oc.column('event_id').doNothing())
+    .returning('event_id')
+    .executeTakeFirst();
+  return inserted !== undefined;
+}
+
+// --- refunds -----------------------------------------------------------------------------------
+
+export async function insertRefund(db: Executor, row: PaymentRefundsTable): Promise<void> {
+  await db.insertInto('payment_refunds').values(row).execute();
+}
+
+export async function findRefundByReference(db: Executor, reference: string): Promise<Refund | null> {
+  const row = await db
+    .selectFrom('payment_refunds')
+    .selectAll()
+    .where('reference', '=', reference)
+    .executeTakeFirst();
+  return row ? toRefund(row) : null;
+}
+
+export async function refundsOf(db: Executor, paymentIds: readonly string[]): Promise<Refund[]> {
+  if (paymentIds.length === 0) return [];
+  return (
+    await db
+      .selectFrom('payment_refunds')
+      .selectAll()
+      .where('payment_id', 'in', paymentIds)
+      .orderBy('id')
+      .execute()
+  ).map(toRefund);
+}
+
+export async function updateRefund(
+  db: Executor,
+  reference: string,
+  changes: Partial<Pick<PaymentRefundsTable, 'status' | 'failure_code'>> & { updated_at: Date },
+): Promise<void> {
+  await db.updateTable('payment_refunds').set(changes).where('reference', '=', reference).execute();
+}
+
+export async function unsettledRefunds(db: Executor, before: Date, limit: number): Promise<Refund[]> {
+  return (
+    await db
+      .selectFrom('payment_refunds')
+      .selectAll()
+      .where('status', 'in', ['pending', 'unknown'])
+      .where('updated_at', '<=', before)
+      .orderBy('updated_at')
+      .limit(limit)
+      .execute()
+  ).map(toRefund);
+}
+
+// --- chargebacks -------------------------------------------------------------------------------
+
+export async function insertChargeback(db: Executor, row: PaymentChargebacksTable): Promise<void> {
+  await db.insertInto('payment_chargebacks').values(row).execute();
+}
+
+export async function findChargeback(
+  db: Executor,
+  id: string,
+  options: { lock?: boolean } = {},
+): Promise<Chargeback | null> {
+  let query = db.selectFrom('payment_chargebacks').selectAll().where('id', '=', id);
+  if (options.lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toChargeback(row) : null;
+}
+
+export async function findChargebackByReference(db: Executor, reference: string): Promise<Chargeback | null> {
+  const row = await db
+    .selectFrom('payment_chargebacks')
+    .selectAll()
+    .where('reference', '=', reference)
+    .executeTakeFirst();
+  return row ? toChargeback(row) : null;
+}
+
+export async function chargebacksOf(db: Executor, paymentIds: readonly string[]): Promise<Chargeback[]> {
+  if (paymentIds.length === 0) return [];
+  return (
+    await db
+      .selectFrom('payment_chargebacks')
+      .selectAll()
+      .where('payment_id', 'in', paymentIds)
+      .orderBy('id')
+      .execute()
+  ).map(toChargeback);
+}
+
+export async function listChargebacks(
+  db: Executor,
+  filter: { status?: ChargebackStatus | undefined; after?: string | undefined; limit: number },
+): Promise<Chargeback[]> {
+  let query = db
+    .selectFrom('payment_chargebacks')
+    .selectAll()
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1);
+  if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+  if (filter.after !== undefined) query = query.where('id', '<', filter.after);
+  return (await query.execute()).map(toChargeback);
+}
+
+export async function decideChargebackRow(
+  db: Executor,
+  id: string,
+  decision: Pick<
+    PaymentChargebacksTable,
+    'liability' | 'partner_id' | 'partner_share_minor' | 'decided_by' | 'decided_at'
+  >,
+): Promise<void> {
+  await db
+    .updateTable('payment_chargebacks')
+    .set({ ...decision, status: 'decided' })
+    .where('id', '=', id)
+    .execute();
+}
+
+// --- reconciliation reports ---------------------------------------------------------------------
+
+export async function insertReport(db: Executor, report: ReconciliationReport): Promise<void> {
+  await db
+    .insertInto('reconciliation_reports')
+    .values({
+      id: report.id,
+      since: report.since,
+      ran_at: report.ranAt,
+      operations_checked: report.operationsChecked,
+      discrepancy_count: report.discrepancies.length,
+      discrepancies: JSON.stringify(report.discrepancies),
+    })
+    .execute();
+}
+
+export async function findReport(db: Executor, id: string): Promise<ReconciliationReport | null> {
+  const row = await db
+    .selectFrom('reconciliation_reports')
+    .selectAll()
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row ? toReport(row) : null;
+}
+
+export async function listReports(db: Executor, page: { after?: string | undefined; limit: number }) {
+  let query = db
+    .selectFrom('reconciliation_reports')
+    .selectAll()
+    .orderBy('id', 'desc')
+    .limit(page.limit + 1);
+  if (page.after !== undefined) query = query.where('id', '<', page.after);
+  return (await query.execute()).map(toReport);
+}

@@ -1,0 +1,90 @@
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import { isDue, planPayout, weekdayOf } from './payout.js';
+
+const base = {
+  payableMinor: 10_000n,
+  receivableMinor: 0n,
+  newEarningsMinor: 10_000n,
+  reserveBps: 0,
+  reserveDays: 0,
+  minimumMinor: 0n,
+  hasDestination: true,
+};
+
+describe('payout schedules', () => {
+  const monday = new Date('2026-06-01T09:00:00Z');
+  it('reads weekdays in UTC', () => {
+    expect(weekdayOf(monday)).toBe('monday');
+    expect(weekdayOf(new Date('2026-06-07T23:59:59Z'))).toBe('sunday');
+  });
+
+  it('pays daily partners once per day, weekly ones on their weekday, manual ones never by schedule', () => {
+    expect(isDue({ schedule: 'daily', weekday: null, lastRunOn: null }, monday)).toBe(true);
+    expect(isDue({ schedule: 'daily', weekday: null, lastRunOn: '2026-06-01' }, monday)).toBe(false);
+    expect(isDue({ schedule: 'daily', weekday: null, lastRunOn: '2026-05-31' }, monday)).toBe(true);
+    expect(isDue({ schedule: 'weekly', weekday: 'monday', lastRunOn: null }, monday)).toBe(true);
+    expect(isDue({ schedule: 'weekly', weekday: 'tuesday', lastRunOn: null }, monday)).toBe(false);
+    expect(isDue({ schedule: 'manual', weekday: null, lastRunOn: null }, monday)).toBe(false);
+  });
+});
+
+describe('planning a payout', () => {
+  it('nets a receivable first and pays nothing while some of it is left', () => {
+    expect(planPayout({ ...base, payableMinor: 3_000n, receivableMinor: 5_000n })).toEqual({
+      nettedMinor: 3_000n,
+      reservedMinor: 0n,
+      payoutMinor: 0n,
+      skipped: 'owes_receivable',
+    });
+    expect(planPayout({ ...base, receivableMinor: 4_000n })).toMatchObject({
+      nettedMinor: 4_000n,
+      payoutMinor: 6_000n,
+      skipped: null,
+    });
+  });
+
+  it('holds the reserve share of new earnings only, rounded half up', () => {
+    expect(
+      planPayout({
+        ...base,
+        payableMinor: 20_000n,
+        newEarningsMinor: 10_005n,
+        reserveBps: 1_000,
+        reserveDays: 7,
+      }),
+    ).toMatchObject({ reservedMinor: 1_001n, payoutMinor: 18_999n });
+  });
+
+  it('pays nothing under the minimum, and nothing without a destination', () => {
+    expect(planPayout({ ...base, minimumMinor: 10_001n }).skipped).toBe('below_minimum');
+    expect(planPayout({ ...base, hasDestination: false }).skipped).toBe('no_destination');
+    expect(planPayout({ ...base, payableMinor: 0n, minimumMinor: 0n }).skipped).toBe('below_minimum');
+  });
+
+  test.prop([
+    fc.bigInt({ min: 0n, max: 10n ** 12n }),
+    fc.bigInt({ min: 0n, max: 10n ** 12n }),
+    fc.bigInt({ min: 0n, max: 10n ** 12n }),
+    fc.integer({ min: 0, max: 10_000 }),
+    fc.bigInt({ min: 0n, max: 10n ** 12n }),
+  ])(
+    'never splits more than the payable, and no part is negative',
+    (payable, receivable, earnings, bps, minimum) => {
+      const plan = planPayout({
+        ...base,
+        payableMinor: payable,
+        receivableMinor: receivable,
+        newEarningsMinor: earnings,
+        reserveBps: bps,
+        reserveDays: 1,
+        minimumMinor: minimum,
+      });
+      for (const part of [plan.nettedMinor, plan.reservedMinor, plan.payoutMinor])
+        expect(part >= 0n).toBe(true);
+      expect(plan.nettedMinor + plan.reservedMinor + plan.payoutMinor <= payable).toBe(true);
+      if (plan.payoutMinor > 0n)
+        expect(plan.payoutMinor >= minimum && receivable === plan.nettedMinor).toBe(true);
+    },
+  );
+});

@@ -1,0 +1,121 @@
+import { applyBasisPointsHalfUp } from '../../../kernel/money.js';
+
+/*
+ * The pure rules of payouts: when a partner is due, and how one run splits what a partner is
+ * owed between what it owes back (netting), the rolling reserve and the payout itself.
+ */
+
+export const PAYOUT_SCHEDULES = ['daily', 'weekly', 'manual'] as const;
+export type PayoutSchedule = (typeof PAYOUT_SCHEDULES)[number];
+
+/** Weekdays in ISO order: Monday is 1, Sunday is 7. */
+export const WEEKDAYS = [
+  'monday',
+  'tuesday',
+  'wednesday',
+  'thursday',
+  'friday',
+  'saturday',
+  'sunday',
+] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export const PAYOUT_STATUSES = ['pending', 'sent', 'paid', 'failed'] as const;
+/**
+ * `pending`: the money left the payable and is in transit, the provider has not yet confirmed
+ * it received the payout; `sent`: the provider accepted it and will report the outcome; `paid`
+ * and `failed` are final.
+ */
+export type PayoutStatus = (typeof PAYOUT_STATUSES)[number];
+export const FINAL_PAYOUT_STATUSES: readonly PayoutStatus[] = ['paid', 'failed'];
+
+/** Why a run paid a partner nothing. */
+export const SKIP_REASONS = [
+  'no_settings',
+  'not_due',
+  'owes_receivable',
+  'below_minimum',
+  'no_destination',
+] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+export const BPS_MAX = 10_000;
+export const RESERVE_DAYS_MAX = 365;
+export const DESTINATION_LENGTH_MAX = 200;
+/** Partners one explicit run may name. */
+export const RUN_PARTNERS_MAX = 500;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The UTC calendar date of an instant, `YYYY-MM-DD`: schedules count days in UTC. */
+export const utcDate = (at: Date): string => at.toISOString().slice(0, 10);
+
+/** The ISO weekday of an instant in UTC. */
+export function weekdayOf(at: Date): Weekday {
+  return WEEKDAYS[(at.getUTCDay() + 6) % 7] as Weekday;
+}
+
+export const addDays = (at: Date, days: number): Date => new Date(at.getTime() + days * DAY_MS);
+
+/**
+ * Whether a scheduled run at `now` pays this partner: daily partners once per UTC day, weekly
+ * partners once on their weekday, manual partners never (an operator names them).
+ */
+export function isDue(
+  settings: {
+    readonly schedule: PayoutSchedule;
+    readonly weekday: Weekday | null;
+    readonly lastRunOn: string | null;
+  },
+  now: Date,
+): boolean {
+  if (settings.schedule === 'manual') return false;
+  if (settings.lastRunOn !== null && settings.lastRunOn >= utcDate(now)) return false;
+  return settings.schedule === 'daily' || settings.weekday === weekdayOf(now);
+}
+
+export interface PayoutPlanInput {
+  /** The partner payable after matured reserve holds were released into it. */
+  readonly payableMinor: bigint;
+  readonly receivableMinor: bigint;
+  /** Earnings credited to the payable since the previous run: the base of the reserve. */
+  readonly newEarningsMinor: bigint;
+  readonly reserveBps: number;
+  readonly reserveDays: number;
+  readonly minimumMinor: bigint;
+  readonly hasDestination: boolean;
+}
+
+export interface PayoutPlan {
+  /** Moved from the payable to settle the receivable. */
+  readonly nettedMinor: bigint;
+  /** Moved from the payable to the reserve until its release date. */
+  readonly reservedMinor: bigint;
+  /** Paid out; zero when `skipped` says why not. */
+  readonly payoutMinor: bigint;
+  readonly skipped: SkipReason | null;
+}
+
+/**
+ * Splits a partner's payable: first what it owes is settled from it (netting), then the reserve
+ * share of its new earnings is held back (never more than is left), and what remains is paid if
+ * nothing is still owed and it reaches the minimum. Every part is non-negative and they never
+ * exceed the payable.
+ */
+export function planPayout(input: PayoutPlanInput): PayoutPlan {
+  const payable = input.payableMinor > 0n ? input.payableMinor : 0n;
+  const receivable = input.receivableMinor > 0n ? input.receivableMinor : 0n;
+  const nettedMinor = payable < receivable ? payable : receivable;
+  let left = payable - nettedMinor;
+  const share =
+    input.reserveDays > 0 && input.reserveBps > 0 && input.newEarningsMinor > 0n
+      ? applyBasisPointsHalfUp(input.newEarningsMinor, BigInt(input.reserveBps))
+      : 0n;
+  const reservedMinor = share < left ? share : left;
+  left -= reservedMinor;
+  let skipped: SkipReason | null = null;
+  if (receivable > nettedMinor) skipped = 'owes_receivable';
+  else if (left <= 0n || left < input.minimumMinor) skipped = 'below_minimum';
+  else if (!input.hasDestination) skipped = 'no_destination';
+  return { nettedMinor, reservedMinor, payoutMinor: skipped ? 0n : left, skipped };
+}

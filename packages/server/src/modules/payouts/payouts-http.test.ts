@@ -1,0 +1,203 @@
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { createTestApp } from '../../testing/test-app.js';
+import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+
+describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
+  const app = await createTestApp();
+  const db = app.baton.database.db;
+  const finance = await app.operatorKey('finance');
+  const ops = await app.operatorKey('ops');
+
+  expect(
+    (
+      await app.request('POST', '/v1/partner-types', {
+        body: { key: 'supplier', name: 'Supplier', profile_schema: { type: 'object' } },
+      })
+    ).status,
+  ).toBe(201);
+  async function partner(name: string) {
+    const applied = await app.request<{ partner: { id: string }; api_key: { secret: string } }>(
+      'POST',
+      '/v1/partner-applications',
+      {
+        key: null,
+        body: { partner_type: 'supplier', name, email: `${name}@partner.test`, regions: ['eu-west'] },
+      },
+    );
+    expect(applied.status, applied.text).toBe(201);
+    const member = await app.request<{ id: string }>(
+      'POST',
+      `/v1/partners/${applied.body.partner.id}/users`,
+      {
+        key: applied.body.api_key.secret,
+        body: { name: `${name} member`, email: `member@${name}.test`, role: 'member' },
+      },
+    );
+    const memberKey = await app.request<{ secret: string }>('POST', '/v1/api-keys', {
+      key: applied.body.api_key.secret,
+      body: { name: 'member key', user_id: member.body.id },
+    });
+    return {
+      id: applied.body.partner.id,
+      ownerKey: applied.body.api_key.secret,
+      memberKey: memberKey.body.secret,
+    };
+  }
+  const alpha = await partner('alpha');
+  const bravo = await partner('bravo');
+
+  const earn = (partnerId: string, amount: string, key: string) =>
+    app.request('POST', '/v1/ledger/transactions', {
+      body: {
+        idempotency_key: key,
+        cause: { kind: 'adjustment', id: key },
+        entries: [
+          {
+            account: { purpose: 'operator_adjustments', owner_id: 'platform' },
+            direction: 'debit',
+            amount: { amount, currency: 'EUR' },
+          },
+          {
+            account: { purpose: 'partner_payable', owner_id: partnerId },
+            direction: 'credit',
+            amount: { amount, currency: 'EUR' },
+          },
+        ],
+      },
+    });
+  const settings = {
+    schedule: 'manual',
+    minimum: { amount: '10.00', currency: 'EUR' },
+    destination: 'ba_ok',
+    reserve_bps: 0,
+    reserve_days: 0,
+  };
+  const rows = async (table: 'payouts' | 'payout_settings') =>
+    Number((await sql<{ n: string }>`select count(*) as n from ${sql.table(table)}`.execute(db)).rows[0]?.n);
+
+  it('lets finance set payout settings, and refuses invalid ones with a field report and no change', async () => {
+    const set = await app.request('PUT', `/v1/partners/${alpha.id}/payout-settings`, {
+      key: finance,
+      body: settings,
+    });
+    expect(set.status, set.text).toBe(200);
+    expect(set.body).toMatchObject({
+      partner_id: alpha.id,
+      schedule: 'manual',
+      minimum: { amount: '10.00', currency: 'EUR', amount_minor: '1000' },
+      destination: 'ba_ok',
+    });
+    const before = await rows('payout_settings');
+    for (const body of [
+      { ...settings, schedule: 'weekly' },
+      { ...settings, minimum: { amount: '10.001', currency: 'EUR' } },
+      { ...settings, minimum: { amount: '10.00', currency: 'XYZ' } },
+    ]) {
+      const refused = await app.request('PUT', `/v1/partners/${bravo.id}/payout-settings`, {
+        key: finance,
+        body,
+      });
+      expect(refused.status, refused.text).toBe(422);
+      expect(refused.body.code).toBe('payouts.settings_invalid');
+    }
+    const badShape = await app.request('PUT', `/v1/partners/${bravo.id}/payout-settings`, {
+      key: finance,
+      body: { ...settings, reserve_bps: 10_001 },
+    });
+    expect(badShape.status).toBe(400);
+    expect(await rows('payout_settings')).toBe(before);
+    expect(
+      (await app.request('PUT', `/v1/partners/${bravo.id}/payout-settings`, { key: ops, body: settings }))
+        .status,
+    ).toBe(403);
+  });
+
+  it("lets a partner's owner read its settings and change its destination, audited, and no one else's", async () => {
+    const own = await app.request('GET', `/v1/partners/${alpha.id}/payout-settings`, {
+      key: alpha.memberKey,
+    });
+    expect(own.status).toBe(200);
+    const changed = await app.request('PUT', `/v1/partners/${alpha.id}/payout-destination`, {
+      key: alpha.ownerKey,
+      body: { destination: 'ba_new_account_1234' },
+    });
+    expect(changed.status, changed.text).toBe(200);
+    expect(changed.body.destination).toBe('ba_new_account_1234');
+    const audit = await db
+      .selectFrom('audit_records')
+      .selectAll()
+      .where('action', '=', 'payouts.destination.update')
+      .where('target_id', '=', alpha.id)
+      .execute();
+    expect(audit.map((record) => record.outcome)).toEqual(['succeeded']);
+    expect(JSON.stringify(audit[0]?.details)).not.toContain('ba_new_account_1234');
+
+    expect(
+      (
+        await app.request('PUT', `/v1/partners/${alpha.id}/payout-destination`, {
+          key: alpha.memberKey,
+          body: { destination: 'ba_x' },
+        })
+      ).status,
+    ).toBe(403);
+    const theirs = await app.request('GET', `/v1/partners/${alpha.id}/payout-settings`, {
+      key: bravo.ownerKey,
+    });
+    expect(theirs.status).toBe(404);
+    const unset = await app.request('GET', `/v1/partners/${bravo.id}/payout-settings`, {
+      key: bravo.ownerKey,
+    });
+    expect(unset.body.code).toBe('payouts.settings_not_found');
+  });
+
+  it('runs payouts once per Idempotency-Key, sends them after commit, and shows each partner only its own', async () => {
+    expect((await earn(alpha.id, '120.00', 'http-earning-1')).status).toBe(201);
+    const runBody = { partner_ids: [alpha.id, bravo.id] };
+    const missingKey = await app.request('POST', '/v1/payouts/runs', { key: finance, body: runBody });
+    expect(missingKey.status).toBe(400);
+    expect(missingKey.body.code).toBe('idempotency.key_required');
+    expect(await rows('payouts')).toBe(0);
+
+    const headers = { 'idempotency-key': 'run-1' };
+    const run = await app.request<{
+      batch: { id: string };
+      payouts: { id: string; amount: { amount: string }; status: string }[];
+      outcomes: { partner_id: string; skipped: string | null }[];
+    }>('POST', '/v1/payouts/runs', { key: finance, body: runBody, headers });
+    expect(run.status, run.text).toBe(202);
+    expect(run.body.payouts).toHaveLength(1);
+    expect(run.body.payouts[0]).toMatchObject({ amount: { amount: '120.00' }, status: 'pending' });
+    expect(run.body.outcomes.find((o) => o.partner_id === bravo.id)?.skipped).toBe('no_settings');
+    const replay = await app.request('POST', '/v1/payouts/runs', { key: finance, body: runBody, headers });
+    expect(replay.text).toBe(run.text);
+    expect(await rows('payouts')).toBe(1);
+
+    const payoutId = run.body.payouts[0]?.id as string;
+    await app.baton.services.payouts.sendBatch(db, run.body.batch.id, app.clock.now());
+    const sent = await app.request('GET', `/v1/payouts/${payoutId}`, { key: alpha.memberKey });
+    expect(sent.body.status).toBe('sent');
+
+    expect((await app.request('GET', `/v1/payouts/${payoutId}`, { key: bravo.ownerKey })).status).toBe(404);
+    const bravoList = await app.request<{ data: unknown[] }>('GET', `/v1/payouts?partner_id=${alpha.id}`, {
+      key: bravo.ownerKey,
+    });
+    expect(bravoList.body.data).toEqual([]);
+    const listed = await app.request<{ data: { id: string }[] }>('GET', '/v1/payouts', {
+      key: alpha.ownerKey,
+    });
+    expect(listed.body.data.map((p) => p.id)).toEqual([payoutId]);
+    const batch = await app.request('GET', `/v1/payout-batches/${run.body.batch.id}`, { key: ops });
+    expect(batch.body).toMatchObject({ payout_count: 1, partner_ids: [alpha.id, bravo.id] });
+    expect((await app.request('GET', '/v1/payout-batches', { key: alpha.ownerKey })).status).toBe(403);
+    expect(
+      (
+        await app.request('POST', '/v1/payouts/runs', {
+          key: ops,
+          body: runBody,
+          headers: { 'idempotency-key': 'run-2' },
+        })
+      ).status,
+    ).toBe(403);
+  });
+});

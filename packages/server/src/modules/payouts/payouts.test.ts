@@ -1,0 +1,342 @@
+import { describe, expect, it } from 'vitest';
+import { systemActor } from '../../kernel/actor.js';
+import type { Context } from '../../kernel/context.js';
+import type { Executor } from '../../kernel/database/database.js';
+import { runInTransaction } from '../../kernel/database/transaction.js';
+import { newId, type PartnerId } from '../../kernel/ids.js';
+import { createTestApp } from '../../testing/test-app.js';
+import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import type { AccountKey } from '../ledger/index.js';
+import {
+  createSimulatedProvider,
+  type SimulatedProviderOptions,
+  TEST_DESTINATIONS,
+} from '../payments/index.js';
+import { createPayoutsService, type PayoutSettingsInput, type RunOptions } from './index.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
+  const app = await createTestApp({ poolSize: 10 });
+  const db = app.baton.database.db;
+  const { ledger, participants } = app.baton.services;
+  const ctx = (tx: Executor): Context => ({
+    db: tx,
+    actor: systemActor('test'),
+    now: app.clock.now(),
+    requestId: null,
+    ip: null,
+  });
+
+  const created = await app.request('POST', '/v1/partner-types', {
+    body: { key: 'supplier', name: 'Supplier', profile_schema: { type: 'object' } },
+  });
+  expect(created.status).toBe(201);
+  let partners = 0;
+  async function newPartner(): Promise<PartnerId> {
+    const n = ++partners;
+    const applied = await app.request<{ partner: { id: PartnerId } }>('POST', '/v1/partner-applications', {
+      key: null,
+      body: {
+        partner_type: 'supplier',
+        name: `Partner ${n}`,
+        email: `p${n}@partner.test`,
+        regions: ['eu-west'],
+      },
+    });
+    expect(applied.status, applied.text).toBe(201);
+    return applied.body.partner.id;
+  }
+
+  /** A payouts service of its own per test, over a provider the test controls. */
+  function setup(options: SimulatedProviderOptions = {}) {
+    const provider = createSimulatedProvider({
+      clock: app.clock,
+      autoDeliver: false,
+      settlement: { payout: 'immediate' },
+      ...options,
+    });
+    const payouts = createPayoutsService({ ledger, participants, jobs: app.baton.jobs, provider });
+    provider.onEvent((event) => payouts.handleProviderEvent(db, event, app.clock.now()));
+    const run = (options: RunOptions = {}) => payouts.run(db, { now: app.clock.now(), ...options });
+    return { provider, payouts, run };
+  }
+
+  const account = (purpose: AccountKey['purpose'], ownerId: string): AccountKey => ({
+    purpose,
+    ownerId,
+    currency: 'EUR',
+  });
+  const balance = async (purpose: AccountKey['purpose'], ownerId: string) =>
+    (await ledger.balance(ctx(db), account(purpose, ownerId))).balanceMinor;
+
+  /** The partner earns `amountMinor` (as a release of an order's escrow would credit it). */
+  const earn = (partnerId: string, amountMinor: bigint) =>
+    runInTransaction(db, (tx) =>
+      ledger.post(ctx(tx), {
+        idempotencyKey: `test-earning:${newId('alc')}`,
+        cause: { kind: 'order', id: newId('alc') },
+        entries: [
+          { account: account('operator_adjustments', 'platform'), direction: 'debit', amountMinor },
+          { account: account('partner_payable', partnerId), direction: 'credit', amountMinor },
+        ],
+      }),
+    );
+  /** The partner comes to owe `amountMinor` (a clawback after a refund). */
+  const clawBack = (partnerId: string, amountMinor: bigint) =>
+    runInTransaction(db, (tx) =>
+      ledger.post(ctx(tx), {
+        idempotencyKey: `test-clawback:${newId('alc')}`,
+        cause: { kind: 'refund', id: newId('alc') },
+        entries: [
+          { account: account('partner_receivable', partnerId), direction: 'debit', amountMinor },
+          { account: account('operator_adjustments', 'platform'), direction: 'credit', amountMinor },
+        ],
+      }),
+    );
+
+  const SETTINGS: PayoutSettingsInput = {
+    schedule: 'daily',
+    minimum: { amount: '0.00', currency: 'EUR' },
+    destination: TEST_DESTINATIONS.ok,
+    reserveBps: 0,
+    reserveDays: 0,
+  };
+  const configure = (
+    payouts: ReturnType<typeof setup>['payouts'],
+    partnerId: PartnerId,
+    settings: Partial<PayoutSettingsInput> = {},
+  ) => runInTransaction(db, (tx) => payouts.setSettings(ctx(tx), partnerId, { ...SETTINGS, ...settings }));
+
+  const outcomeOf = (result: Awaited<ReturnType<ReturnType<typeof setup>['run']>>, partnerId: string) =>
+    result.outcomes.find((outcome) => outcome.partnerId === partnerId);
+
+  it('pays a daily partner once a day, the whole payable, and settles it to the provider', async () => {
+    app.clock.set(new Date('2026-06-01T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner);
+    await earn(partner, 10_000n);
+
+    const first = await run();
+    const payout = outcomeOf(first, partner)?.payout;
+    expect(payout?.amountMinor).toBe(10_000n);
+    expect(first.payouts.find((p) => p.id === payout?.id)?.status).toBe('paid');
+    expect(await balance('partner_payable', partner)).toBe(0n);
+    expect(provider.operations().filter((op) => op.reference === payout?.id)).toHaveLength(1);
+
+    await earn(partner, 500n);
+    expect(outcomeOf(await run(), partner)).toBeUndefined();
+    expect(await balance('partner_payable', partner)).toBe(500n);
+
+    app.clock.advance(DAY_MS);
+    expect(outcomeOf(await run(), partner)?.payout?.amountMinor).toBe(500n);
+    expect(await balance('partner_payable', partner)).toBe(0n);
+  });
+
+  it('pays a weekly partner on its weekday only', async () => {
+    app.clock.set(new Date('2026-06-08T09:00:00Z')); // a Monday
+    const { payouts, run } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'weekly', weekday: 'tuesday' });
+    await earn(partner, 2_000n);
+    expect(outcomeOf(await run(), partner)).toBeUndefined();
+    app.clock.advance(DAY_MS);
+    expect(outcomeOf(await run(), partner)?.payout?.amountMinor).toBe(2_000n);
+  });
+
+  it('pays a manual partner only when asked by name or with every manual partner', async () => {
+    app.clock.set(new Date('2026-06-10T09:00:00Z'));
+    const { payouts, run } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual' });
+    await earn(partner, 3_000n);
+    expect(outcomeOf(await run(), partner)).toBeUndefined();
+    expect(outcomeOf(await run({ includeManual: true }), partner)?.payout?.amountMinor).toBe(3_000n);
+    await earn(partner, 1_000n);
+    expect(outcomeOf(await run({ partnerIds: [partner] }), partner)?.payout?.amountMinor).toBe(1_000n);
+  });
+
+  it('keeps the money while the payable is under the minimum, and pays it all once it is reached', async () => {
+    app.clock.set(new Date('2026-06-11T09:00:00Z'));
+    const { payouts, run } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual', minimum: { amount: '50.00', currency: 'EUR' } });
+    await earn(partner, 3_000n);
+    const under = outcomeOf(await run({ partnerIds: [partner] }), partner);
+    expect(under).toMatchObject({ payout: null, skipped: 'below_minimum' });
+    expect(await balance('partner_payable', partner)).toBe(3_000n);
+    await earn(partner, 2_500n);
+    expect(outcomeOf(await run({ partnerIds: [partner] }), partner)?.payout?.amountMinor).toBe(5_500n);
+  });
+
+  it('holds the reserve share of new earnings and releases it after its days, not before', async () => {
+    app.clock.set(new Date('2026-06-12T09:00:00Z'));
+    const { payouts, run } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual', reserveBps: 1_000, reserveDays: 7 });
+    await earn(partner, 10_000n);
+    const first = outcomeOf(await run({ partnerIds: [partner] }), partner);
+    expect(first).toMatchObject({ reservedMinor: 1_000n });
+    expect(first?.payout?.amountMinor).toBe(9_000n);
+    expect(await balance('partner_reserve', partner)).toBe(1_000n);
+
+    app.clock.advance(6 * DAY_MS);
+    const early = outcomeOf(await run({ partnerIds: [partner] }), partner);
+    expect(early).toMatchObject({ releasedMinor: 0n, payout: null });
+    expect(await balance('partner_reserve', partner)).toBe(1_000n);
+
+    app.clock.advance(DAY_MS);
+    await earn(partner, 2_000n);
+    const released = outcomeOf(await run({ partnerIds: [partner] }), partner);
+    // The released 10.00 is not earned again, so only the new 20.00 gives a reserve of 2.00.
+    expect(released).toMatchObject({ releasedMinor: 1_000n, reservedMinor: 200n });
+    expect(released?.payout?.amountMinor).toBe(2_800n);
+    expect(await balance('partner_reserve', partner)).toBe(200n);
+    expect(await balance('partner_payable', partner)).toBe(0n);
+  });
+
+  it('nets what a partner owes against its earnings, and pays nothing while some is still owed', async () => {
+    app.clock.set(new Date('2026-06-13T09:00:00Z'));
+    const { payouts, run } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual' });
+    await clawBack(partner, 15_000n);
+    await earn(partner, 10_000n);
+    const owing = outcomeOf(await run({ partnerIds: [partner] }), partner);
+    expect(owing).toMatchObject({ nettedMinor: 10_000n, payout: null, skipped: 'owes_receivable' });
+    expect(await balance('partner_receivable', partner)).toBe(5_000n);
+    expect(await balance('partner_payable', partner)).toBe(0n);
+
+    await earn(partner, 8_000n);
+    const settled = outcomeOf(await run({ partnerIds: [partner] }), partner);
+    expect(settled).toMatchObject({ nettedMinor: 5_000n });
+    expect(settled?.payout?.amountMinor).toBe(3_000n);
+    expect(await balance('partner_receivable', partner)).toBe(0n);
+  });
+
+  it('returns the money of a failed payout to the payable, once, whatever order the callbacks come in', async () => {
+    app.clock.set(new Date('2026-06-14T09:00:00Z'));
+    const { payouts, run, provider } = setup({ settlement: { payout: 'pending' } });
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual', destination: TEST_DESTINATIONS.accountClosed });
+    await earn(partner, 4_000n);
+    const result = await run({ partnerIds: [partner] });
+    const [sent] = result.payouts;
+    expect(sent?.status).toBe('sent');
+    expect(await balance('partner_payable', partner)).toBe(0n);
+    expect(await balance('payouts_in_transit', 'platform')).toBeGreaterThanOrEqual(4_000n);
+
+    provider.settle(sent?.id);
+    await provider.deliverPending({ order: 'reversed', duplicate: true });
+    const failed = await payouts.getPayout(ctx(db), sent?.id as string);
+    expect(failed).toMatchObject({ status: 'failed', failureCode: 'account_closed' });
+    expect(await balance('partner_payable', partner)).toBe(4_000n);
+    const movements = await ledger.transactionsFor(ctx(db), { kind: 'payout', id: failed.id });
+    expect(movements.map((t) => t.idempotencyKey).sort()).toEqual([
+      `payout:${failed.id}:returned`,
+      `payout:${failed.id}:send`,
+    ]);
+
+    // With a working account the returned money is paid again, and it is not earned twice.
+    await runInTransaction(db, (tx) => payouts.setDestination(ctx(tx), partner, TEST_DESTINATIONS.ok));
+    const again = await run({ partnerIds: [partner] });
+    expect(again.payouts[0]).toMatchObject({ amountMinor: 4_000n, status: 'sent' });
+    provider.settle(again.payouts[0]?.id);
+    await provider.deliverPending();
+    expect((await payouts.getPayout(ctx(db), again.payouts[0]?.id as string)).status).toBe('paid');
+  });
+
+  it('fails a payout the provider refuses at once, and returns the money', async () => {
+    app.clock.set(new Date('2026-06-15T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual' });
+    await earn(partner, 1_500n);
+    provider.failNext('payout', 'invalid_destination');
+    const [payout] = (await run({ partnerIds: [partner] })).payouts;
+    expect(payout).toMatchObject({ status: 'failed', failureCode: 'invalid_destination' });
+    expect(await balance('partner_payable', partner)).toBe(1_500n);
+  });
+
+  it('pays exactly once when the provider times out after it accepted the payout', async () => {
+    app.clock.set(new Date('2026-06-16T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual' });
+    await earn(partner, 7_000n);
+    provider.timeoutNext('payout', { afterApplying: true });
+    const [payout] = (await run({ partnerIds: [partner] })).payouts;
+    // The lookup after the timeout finds the payout the provider made.
+    expect(payout?.status).toBe('paid');
+    await payouts.retryUnsettled(db, app.clock.now());
+    expect(
+      provider.operations().filter((op) => op.kind === 'payout' && op.reference === payout?.id),
+    ).toHaveLength(1);
+    const movements = await ledger.transactionsFor(ctx(db), { kind: 'payout', id: payout?.id as string });
+    expect(movements).toHaveLength(2);
+  });
+
+  it('sends again with the same reference when the provider timed out before it received the payout', async () => {
+    app.clock.set(new Date('2026-06-17T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual' });
+    await earn(partner, 6_000n);
+    provider.timeoutNext('payout', { afterApplying: false });
+    const [payout] = (await run({ partnerIds: [partner] })).payouts;
+    expect(payout?.status).toBe('pending');
+    expect(await balance('partner_payable', partner)).toBe(0n);
+
+    const retried = await payouts.retryUnsettled(db, app.clock.now());
+    expect(retried.find((p) => p.id === payout?.id)?.status).toBe('paid');
+    await payouts.retryUnsettled(db, app.clock.now());
+    expect(provider.operations().filter((op) => op.reference === payout?.id)).toHaveLength(1);
+    expect((await payouts.getPayout(ctx(db), payout?.id as string)).attempts).toBe(2);
+  });
+
+  it('never pays twice when runs race for the same partner', async () => {
+    app.clock.set(new Date('2026-06-18T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'daily' });
+    await earn(partner, 9_900n);
+    const results = await Promise.all([
+      run(),
+      run(),
+      run({ partnerIds: [partner] }),
+      run({ partnerIds: [partner] }),
+      run({ includeManual: true }),
+    ]);
+    const paid = results.flatMap((result) => result.payouts).filter((p) => p.partnerId === partner);
+    expect(paid).toHaveLength(1);
+    expect(paid[0]?.amountMinor).toBe(9_900n);
+    expect(await balance('partner_payable', partner)).toBe(0n);
+    const ours = await payouts.listPayouts(ctx(db), { partnerId: partner, limit: 10 });
+    expect(ours.items.map((p) => p.id)).toEqual([paid[0]?.id]);
+    expect(provider.operations().filter((op) => op.reference === paid[0]?.id)).toHaveLength(1);
+  });
+
+  it('ignores provider events that are not its payouts', async () => {
+    const { payouts } = setup();
+    const now = app.clock.now();
+    const operation = {
+      reference: 'cap_not_a_payout',
+      providerId: 'sim_cap_1',
+      kind: 'capture' as const,
+      status: 'succeeded' as const,
+      amountMinor: 100n,
+      currency: 'EUR',
+      failureCode: null,
+      parentReference: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await expect(
+      payouts.handleProviderEvent(db, { eventId: 'evt_1', operation }, now),
+    ).resolves.toBeUndefined();
+    await expect(
+      payouts.handleProviderEvent(db, { eventId: 'evt_2', operation: { ...operation, kind: 'payout' } }, now),
+    ).resolves.toBeUndefined();
+  });
+});

@@ -1,0 +1,75 @@
+import { type Kysely, sql } from 'kysely';
+import type { ModuleMigrations } from '../../../kernel/database/migrations.js';
+
+export const payoutsMigrations: ModuleMigrations = {
+  module: 'payouts',
+  migrations: {
+    '0001_payouts': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          create table payout_settings (
+            partner_id text primary key,
+            schedule text not null check (schedule in ('daily', 'weekly', 'manual')),
+            weekday text check (weekday in
+              ('monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday')),
+            minimum_minor int8 not null check (minimum_minor >= 0),
+            currency text not null check (currency ~ '^[A-Z]{3}$'),
+            destination text,
+            reserve_bps integer not null check (reserve_bps between 0 and 10000),
+            reserve_days integer not null check (reserve_days between 0 and 365),
+            last_run_on text,
+            earnings_cursor text,
+            created_at timestamptz not null,
+            updated_at timestamptz not null,
+            -- A weekly schedule names its weekday; the others have none.
+            check ((schedule = 'weekly') = (weekday is not null))
+          );
+
+          create table payout_batches (
+            id text primary key,
+            created_at timestamptz not null,
+            actor_kind text not null,
+            actor_id text,
+            partner_ids text[],
+            include_manual boolean not null,
+            payout_count integer not null default 0 check (payout_count >= 0)
+          );
+
+          create table payouts (
+            id text primary key,
+            batch_id text not null references payout_batches (id),
+            partner_id text not null,
+            amount_minor int8 not null check (amount_minor > 0),
+            currency text not null check (currency ~ '^[A-Z]{3}$'),
+            destination text not null,
+            status text not null check (status in ('pending', 'sent', 'paid', 'failed')),
+            failure_code text,
+            provider_id text,
+            attempts integer not null default 0,
+            netted_minor int8 not null check (netted_minor >= 0),
+            reserved_minor int8 not null check (reserved_minor >= 0),
+            created_at timestamptz not null,
+            updated_at timestamptz not null,
+            settled_at timestamptz,
+            check ((status in ('paid', 'failed')) = (settled_at is not null))
+          );
+          create index payouts_partner on payouts (partner_id, id);
+          create index payouts_batch on payouts (batch_id, id);
+          create index payouts_unsettled on payouts (id) where status in ('pending', 'sent');
+
+          create table reserve_holds (
+            id text primary key,
+            partner_id text not null,
+            batch_id text not null references payout_batches (id),
+            amount_minor int8 not null check (amount_minor > 0),
+            currency text not null check (currency ~ '^[A-Z]{3}$'),
+            held_at timestamptz not null,
+            release_at timestamptz not null,
+            released_at timestamptz
+          );
+          create index reserve_holds_due on reserve_holds (partner_id, release_at) where released_at is null;
+        `.execute(db);
+      },
+    },
+  },
+};

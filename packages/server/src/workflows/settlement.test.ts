@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest';
+import { systemActor } from '../kernel/actor.js';
+import type { Context } from '../kernel/context.js';
+import { runInTransaction } from '../kernel/database/transaction.js';
+import type { Problem } from '../kernel/http/problem.js';
+import type { PartnerId } from '../kernel/ids.js';
+import type { AccountKey } from '../modules/ledger/index.js';
+import { type ApiResponse, createTestApp } from '../testing/test-app.js';
+import { TEST_DATABASE_KIND } from '../testing/test-database.js';
+
+type Money = { amount: string; currency: string; amount_minor: string };
+
+describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, async () => {
+  const app = await createTestApp();
+  const db = app.baton.database.db;
+  const { ledger, fees } = app.baton.services;
+  const financeKey = await app.operatorKey('finance');
+  const supportKey = await app.operatorKey('support');
+  let requests = 0;
+  const post = <T>(url: string, body: unknown, key = financeKey) =>
+    app.request<T>('POST', url, { key, body, headers: { 'idempotency-key': `settlement-${++requests}` } });
+  const ctx = (tx: typeof db): Context => ({
+    db: tx,
+    actor: systemActor('test'),
+    now: app.clock.now(),
+    requestId: null,
+    ip: null,
+  });
+  const balance = async (key: AccountKey) =>
+    (await runInTransaction(db, (tx) => ledger.balance(ctx(tx), key))).balanceMinor;
+  const eur = (purpose: AccountKey['purpose'], ownerId = 'platform'): AccountKey => ({
+    purpose,
+    ownerId,
+    currency: 'EUR',
+  });
+
+  function ok<T>(response: ApiResponse<unknown>, status = 201): T {
+    expect(response.status, response.text).toBe(status);
+    return response.body as T;
+  }
+  function expectProblem(response: ApiResponse<unknown>, status: number, code: string) {
+    expect({ status: response.status, code: (response.body as Problem).code }, response.text).toEqual({
+      status,
+      code,
+    });
+  }
+
+  ok(
+    await app.request('POST', '/v1/partner-types', {
+      body: { key: 'mill', name: 'Mill', profile_schema: { type: 'object' } },
+    }),
+  );
+  const partner = ok<{ partner: { id: PartnerId } }>(
+    await app.request('POST', '/v1/partner-applications', {
+      key: null,
+      body: { partner_type: 'mill', name: 'Mill', email: 'mill@partner.test', regions: ['eu-west'] },
+    }),
+  ).partner.id;
+  const version = await runInTransaction(db, (tx) =>
+    fees.createVersion(ctx(tx), { currency: 'EUR', rules: [{ commissionBps: 1000, rounding: 'half_up' }] }),
+  );
+  let orders = 0;
+  /** An order whose customer paid `amount` into escrow. */
+  async function paidOrder(amountMinor: bigint): Promise<string> {
+    const order = `ord-settlement-${++orders}`;
+    await runInTransaction(db, (tx) =>
+      ledger.post(ctx(tx), {
+        idempotencyKey: `test:${order}:capture`,
+        cause: { kind: 'payment', id: order },
+        entries: [
+          { account: eur('provider_clearing'), direction: 'debit', amountMinor },
+          { account: eur('customer_escrow', order), direction: 'credit', amountMinor },
+        ],
+      }),
+    );
+    return order;
+  }
+  const releaseBody = (order: string, leg: string, gross: string, margin = '0.00') => ({
+    order_ref: order,
+    leg_ref: leg,
+    partner_id: partner,
+    capability: 'dyeing',
+    region: 'eu-west',
+    gross: { amount: gross, currency: 'EUR' },
+    margin: { amount: margin, currency: 'EUR' },
+    fee_version_id: version.id,
+  });
+
+  it('releases a leg: partner net, commission and margin; a second release is the first', async () => {
+    const order = await paidOrder(12_000n);
+    const released = ok<{ commission: Money; partner_net: Money; transaction: { id: string } }>(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '100.00', '20.00')),
+    );
+    expect(released.commission.amount).toBe('10.00');
+    expect(released.partner_net.amount).toBe('90.00');
+    const again = ok<{ transaction: { id: string } }>(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '100.00', '20.00')),
+    );
+    expect(again.transaction.id).toBe(released.transaction.id);
+    expect(await balance(eur('customer_escrow', order))).toBe(0n);
+  });
+
+  it('refunds from escrow first, then reverses released legs in proportion, clawing back as debt when the payable is short', async () => {
+    const order = await paidOrder(30_000n);
+    ok(await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '100.00')));
+    const payableBefore = await balance(eur('partner_payable', partner));
+    const commissionBefore = await balance(eur('platform_commission'));
+    // 200.00 left in escrow; refund 250.00: 200.00 from escrow, 50.00 from the leg (45.00 partner, 5.00 commission).
+    const refund = ok<{ from_escrow: Money; from_legs: { leg_ref: string; amount: Money }[] }>(
+      await post('/v1/settlements/refunds', {
+        order_ref: order,
+        refund_ref: `${order}:r1`,
+        amount: { amount: '250.00', currency: 'EUR' },
+        released_leg_refs: [`${order}:1`],
+      }),
+    );
+    expect(refund.from_escrow.amount).toBe('200.00');
+    expect(refund.from_legs).toEqual([
+      { leg_ref: `${order}:1`, amount: expect.objectContaining({ amount: '50.00' }) },
+    ]);
+    expect(await balance(eur('partner_payable', partner))).toBe(payableBefore - 4_500n);
+    expect(await balance(eur('platform_commission'))).toBe(commissionBefore - 500n);
+    // More than is left: refused, nothing moves.
+    expectProblem(
+      await post('/v1/settlements/refunds', {
+        order_ref: order,
+        refund_ref: `${order}:r2`,
+        amount: { amount: '50.01', currency: 'EUR' },
+        released_leg_refs: [`${order}:1`],
+      }),
+      422,
+      'settlement.refund_exceeds_order',
+    );
+    // The partner is paid out meanwhile (its payable emptied by hand here); the rest comes back as a debt.
+    const payable = await balance(eur('partner_payable', partner));
+    await runInTransaction(db, (tx) =>
+      ledger.post(ctx(tx), {
+        idempotencyKey: `test:${order}:drain`,
+        cause: { kind: 'adjustment', id: order },
+        entries: [
+          { account: eur('partner_payable', partner), direction: 'debit', amountMinor: payable },
+          { account: eur('operator_adjustments'), direction: 'credit', amountMinor: payable },
+        ],
+      }),
+    );
+    ok(
+      await post('/v1/settlements/refunds', {
+        order_ref: order,
+        refund_ref: `${order}:r3`,
+        amount: { amount: '50.00', currency: 'EUR' },
+        released_leg_refs: [`${order}:1`],
+      }),
+    );
+    expect(await balance(eur('partner_payable', partner))).toBe(0n);
+    expect(await balance(eur('partner_receivable', partner))).toBe(4_500n);
+    expect(await balance(eur('customer_escrow', order))).toBe(0n);
+  });
+
+  it('refunds one partner’s part only, and the same refund again is a replay', async () => {
+    const order = await paidOrder(20_000n);
+    ok(await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '100.00')));
+    ok(await post('/v1/settlements/releases', releaseBody(order, `${order}:2`, '100.00')));
+    const body = {
+      order_ref: order,
+      refund_ref: `${order}:r1`,
+      amount: { amount: '30.00', currency: 'EUR' },
+      released_leg_refs: [`${order}:1`, `${order}:2`],
+      leg_ref: `${order}:2`,
+    };
+    const first = ok<{ from_legs: { leg_ref: string }[]; transactions: { id: string }[] }>(
+      await post('/v1/settlements/refunds', body),
+    );
+    expect(first.from_legs.map((leg) => leg.leg_ref)).toEqual([`${order}:2`]);
+    const refundsInTransit = await balance(eur('refunds_in_transit'));
+    const second = ok<{ transactions: { id: string }[] }>(await post('/v1/settlements/refunds', body));
+    expect(second.transactions.map((t) => t.id)).toEqual(first.transactions.map((t) => t.id));
+    expect(await balance(eur('refunds_in_transit'))).toBe(refundsInTransit);
+    expectProblem(
+      await post('/v1/settlements/refunds', {
+        ...body,
+        refund_ref: `${order}:r2`,
+        amount: { amount: '70.01', currency: 'EUR' },
+      }),
+      422,
+      'settlement.refund_exceeds_order',
+    );
+  });
+
+  it('refuses bad input with stable codes, and callers without the role', async () => {
+    const order = await paidOrder(1_000n);
+    expectProblem(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '20.00')),
+      409,
+      'ledger.insufficient_funds',
+    );
+    expectProblem(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '1.001')),
+      400,
+      'money.too_many_decimals',
+    );
+    expectProblem(
+      await post('/v1/settlements/releases', {
+        ...releaseBody(order, `${order}:1`, '5.00'),
+        margin: { amount: '1.00', currency: 'USD' },
+      }),
+      422,
+      'settlement.currency_mismatch',
+    );
+    expectProblem(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '5.00'), supportKey),
+      403,
+      'auth.forbidden',
+    );
+    const noKey = await app.request('POST', '/v1/settlements/refunds', {
+      key: financeKey,
+      body: { order_ref: order, refund_ref: 'x', amount: { amount: '1.00', currency: 'EUR' } },
+    });
+    expect(noKey.status).toBe(400);
+    expect(await balance(eur('customer_escrow', order))).toBe(1_000n);
+  });
+});

@@ -1,0 +1,460 @@
+import type { Context } from '../kernel/context.js';
+import { requireTransaction } from '../kernel/database/database.js';
+import { unprocessable } from '../kernel/errors.js';
+import type { PartnerId } from '../kernel/ids.js';
+import { allocate } from '../kernel/money.js';
+import type { AccountKey, EntryInput, LedgerService, LedgerTransaction } from '../modules/ledger/index.js';
+
+/*
+ * An order's money after capture: releasing each leg to its partner, and refunds. The customer's
+ * payment sits in the order's escrow; a confirmed leg releases its gross price to the partner
+ * less the commission of the fee schedule the order keeps (a subsidy may pay some of that
+ * commission for the partner), and the offering's margin to the platform. A refund comes from
+ * escrow while the money is still there, and otherwise reverses a released leg in proportion —
+ * partner share, commission and margin, by largest remainder so the parts always sum to the
+ * refund — clawing the partner's part back from its payable, or as a debt when the payable is
+ * short.
+ *
+ * Every step is one ledger transaction with a key derived from its cause, so running a step
+ * again is a replay. What a leg was released with is written in the release's metadata (part of
+ * its hashed content), so later refunds are computed from the books themselves.
+ */
+
+/** The fee schedule, as settlement needs it. */
+export interface CommissionPort {
+  commission(
+    ctx: Context,
+    input: {
+      versionId: string;
+      capability: string;
+      partnerId: PartnerId;
+      region: string;
+      customerSegment?: string | undefined;
+      amountMinor: bigint;
+      currency: string;
+    },
+  ): Promise<{ commissionMinor: bigint; ruleId: string | null }>;
+}
+
+/** Subsidy programmes, as settlement needs them. */
+export interface SubsidyPort {
+  apply(
+    ctx: Context,
+    input: {
+      side: 'partner' | 'customer';
+      partnerId?: string;
+      customerSegment?: string;
+      region: string;
+      capability?: string;
+      feeMinor: bigint;
+      currency: string;
+      cause: { kind: 'leg'; id: string };
+      beneficiary: AccountKey;
+      idempotencyKey: string;
+    },
+  ): Promise<{ programmeId: string; amountMinor: bigint } | null>;
+  refund(
+    ctx: Context,
+    input: { idempotencyKey: string; originalKey: string; amountMinor: bigint },
+  ): Promise<{ amountMinor: bigint }>;
+}
+
+export interface SettlementDeps {
+  readonly ledger: LedgerService;
+  readonly fees: CommissionPort;
+  readonly subsidies: SubsidyPort;
+}
+
+export interface LegRelease {
+  readonly orderRef: string;
+  readonly legRef: string;
+  readonly partnerId: PartnerId;
+  readonly capability: string;
+  readonly region: string;
+  readonly customerSegment?: string;
+  /** The partner's price for the leg. */
+  readonly grossMinor: bigint;
+  /** The offering's margin on this leg, kept by the platform. */
+  readonly marginMinor: bigint;
+  readonly currency: string;
+  /** The fee schedule version in force when the order was placed; null: no commission. */
+  readonly feeVersionId: string | null;
+}
+
+/** What a leg's release moved, as recorded in its metadata. */
+export interface ReleasedLeg {
+  readonly transaction: LedgerTransaction;
+  readonly orderRef: string;
+  readonly partnerId: PartnerId;
+  readonly currency: string;
+  readonly grossMinor: bigint;
+  readonly marginMinor: bigint;
+  readonly commissionMinor: bigint;
+  readonly subsidyMinor: bigint;
+  /** Refunded so far: the refund total, and its commission and subsidy parts. */
+  readonly refundedMinor: bigint;
+  readonly refundedCommissionMinor: bigint;
+  readonly returnedSubsidyMinor: bigint;
+}
+
+export const settlementErrors = {
+  refundExceedsLeg: (legRef: string, refundableMinor: bigint) =>
+    unprocessable(
+      'settlement.refund_exceeds_leg',
+      `At most ${refundableMinor} minor units of leg ${legRef} can still be refunded.`,
+      { refundable: refundableMinor.toString() },
+    ),
+  refundExceedsOrder: (orderRef: string, refundableMinor: bigint) =>
+    unprocessable(
+      'settlement.refund_exceeds_order',
+      `At most ${refundableMinor} minor units of order ${orderRef} can still be refunded.`,
+      { refundable: refundableMinor.toString() },
+    ),
+  amountInvalid: () => unprocessable('settlement.amount_invalid', 'The amount must be positive.'),
+};
+
+const escrowOf = (orderRef: string, currency: string): AccountKey => ({
+  purpose: 'customer_escrow',
+  ownerId: orderRef,
+  currency,
+});
+const platform = (purpose: AccountKey['purpose'], currency: string): AccountKey => ({
+  purpose,
+  ownerId: 'platform',
+  currency,
+});
+const partnerAccount = (purpose: AccountKey['purpose'], partnerId: string, currency: string): AccountKey => ({
+  purpose,
+  ownerId: partnerId,
+  currency,
+});
+
+/** Leaves out the zero lines a computed split may contain. */
+const lines = (entries: readonly EntryInput[]): EntryInput[] =>
+  entries.filter((entry) => entry.amountMinor > 0n);
+
+/**
+ * Releases a confirmed leg from the order's escrow: the partner's price less commission to its
+ * payable, the commission and the margin to the platform, and a subsidy (if a programme covers
+ * the partner) from its budget to the partner. Running it again returns the first release.
+ *
+ * @throws DomainError `ledger.insufficient_funds` (escrow short), `settlement.amount_invalid`
+ */
+export async function releaseLeg(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: LegRelease,
+): Promise<ReleasedLeg> {
+  requireTransaction(ctx.db);
+  const existing = await releasedLeg(ctx, deps, input.legRef);
+  if (existing) return existing;
+  if (input.grossMinor <= 0n || input.marginMinor < 0n) throw settlementErrors.amountInvalid();
+  const fee = input.feeVersionId
+    ? await deps.fees.commission(ctx, {
+        versionId: input.feeVersionId,
+        capability: input.capability,
+        partnerId: input.partnerId,
+        region: input.region,
+        customerSegment: input.customerSegment,
+        amountMinor: input.grossMinor,
+        currency: input.currency,
+      })
+    : { commissionMinor: 0n, ruleId: null };
+  const commissionMinor = fee.commissionMinor > input.grossMinor ? input.grossMinor : fee.commissionMinor;
+  const payable = partnerAccount('partner_payable', input.partnerId, input.currency);
+  const subsidy =
+    commissionMinor > 0n
+      ? await deps.subsidies.apply(ctx, {
+          side: 'partner',
+          partnerId: input.partnerId,
+          ...(input.customerSegment !== undefined ? { customerSegment: input.customerSegment } : {}),
+          region: input.region,
+          capability: input.capability,
+          feeMinor: commissionMinor,
+          currency: input.currency,
+          cause: { kind: 'leg', id: input.legRef },
+          beneficiary: payable,
+          idempotencyKey: `leg:${input.legRef}:subsidy`,
+        })
+      : null;
+  const subsidyMinor = subsidy?.amountMinor ?? 0n;
+  const { transaction } = await deps.ledger.post(ctx, {
+    idempotencyKey: `leg:${input.legRef}:release`,
+    description: `Release of leg ${input.legRef} of order ${input.orderRef}`,
+    cause: { kind: 'leg', id: input.legRef },
+    metadata: {
+      step: 'release',
+      order_ref: input.orderRef,
+      partner_id: input.partnerId,
+      gross: input.grossMinor.toString(),
+      margin: input.marginMinor.toString(),
+      commission: commissionMinor.toString(),
+      subsidy: subsidyMinor.toString(),
+      fee_rule: fee.ruleId ?? '',
+      fee_version: input.feeVersionId ?? '',
+      subsidy_programme: subsidy?.programmeId ?? '',
+    },
+    entries: lines([
+      {
+        account: escrowOf(input.orderRef, input.currency),
+        direction: 'debit',
+        amountMinor: input.grossMinor + input.marginMinor,
+      },
+      { account: payable, direction: 'credit', amountMinor: input.grossMinor - commissionMinor },
+      {
+        account: platform('platform_commission', input.currency),
+        direction: 'credit',
+        amountMinor: commissionMinor,
+      },
+      {
+        account: platform('platform_margin', input.currency),
+        direction: 'credit',
+        amountMinor: input.marginMinor,
+      },
+    ]),
+  });
+  const released = await releasedLeg(ctx, deps, input.legRef);
+  if (!released || released.transaction.id !== transaction.id)
+    throw new Error(`leg ${input.legRef} was just released`);
+  return released;
+}
+
+/** What a leg's release and refunds moved so far, read from the books; null before its release. */
+export async function releasedLeg(
+  ctx: Context,
+  deps: SettlementDeps,
+  legRef: string,
+): Promise<ReleasedLeg | null> {
+  const transactions = await deps.ledger.transactionsFor(ctx, { kind: 'leg', id: legRef });
+  const release = transactions.find((t) => t.metadata.step === 'release');
+  if (!release) return null;
+  const big = (value: string | undefined) => BigInt(value ?? '0');
+  let refundedMinor = 0n;
+  let refundedCommissionMinor = 0n;
+  let returnedSubsidyMinor = 0n;
+  for (const refund of transactions.filter((t) => t.metadata.step === 'refund')) {
+    refundedMinor += big(refund.metadata.amount);
+    refundedCommissionMinor += big(refund.metadata.commission);
+    returnedSubsidyMinor += big(refund.metadata.subsidy);
+  }
+  return {
+    transaction: release,
+    orderRef: release.metadata.order_ref ?? '',
+    partnerId: (release.metadata.partner_id ?? '') as PartnerId,
+    currency: release.entries[0]?.currency ?? '',
+    grossMinor: big(release.metadata.gross),
+    marginMinor: big(release.metadata.margin),
+    commissionMinor: big(release.metadata.commission),
+    subsidyMinor: big(release.metadata.subsidy),
+    refundedMinor,
+    refundedCommissionMinor,
+    returnedSubsidyMinor,
+  };
+}
+
+export interface RefundResult {
+  /** The ledger transactions of this refund (empty on a replay that found them all). */
+  readonly transactions: readonly LedgerTransaction[];
+  readonly amountMinor: bigint;
+  /** What came from escrow, and from each released leg. */
+  readonly fromEscrowMinor: bigint;
+  readonly fromLegs: readonly { legRef: string; amountMinor: bigint }[];
+}
+
+/**
+ * Refunds part of a released leg: the amount is split over the partner's share, the commission
+ * and the margin in the proportions of the release (largest remainder); the partner's part,
+ * and the share of its subsidy that paid the reversed commission, come back from its payable
+ * (as much as it holds) or become a debt on its receivable. The money goes to refunds in
+ * transit until the provider pays the customer.
+ *
+ * @throws DomainError `settlement.refund_exceeds_leg`, `settlement.amount_invalid`
+ */
+export async function refundReleasedLeg(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: { legRef: string; refundRef: string; amountMinor: bigint },
+): Promise<LedgerTransaction> {
+  requireTransaction(ctx.db);
+  const key = `refund:${input.refundRef}:leg:${input.legRef}`;
+  const done = (await deps.ledger.transactionsFor(ctx, { kind: 'leg', id: input.legRef })).find(
+    (t) => t.idempotencyKey === key,
+  );
+  if (done) return done;
+  if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
+  const leg = await releasedLeg(ctx, deps, input.legRef);
+  if (!leg) throw settlementErrors.refundExceedsLeg(input.legRef, 0n);
+  const total = leg.grossMinor + leg.marginMinor;
+  const refundable = total - leg.refundedMinor;
+  if (input.amountMinor > refundable) throw settlementErrors.refundExceedsLeg(input.legRef, refundable);
+
+  // Cumulative splits: the parts refunded so far plus this one follow the release's proportions
+  // exactly, so many partial refunds add up to the same parts as one refund of their sum.
+  const split = (amount: bigint) =>
+    allocate(amount, [leg.grossMinor - leg.commissionMinor, leg.commissionMinor, leg.marginMinor]);
+  const [partnerBefore = 0n, commissionBefore = 0n, marginBefore = 0n] = split(leg.refundedMinor);
+  const [partnerAfter = 0n, commissionAfter = 0n, marginAfter = 0n] = split(
+    leg.refundedMinor + input.amountMinor,
+  );
+  const partnerPart = partnerAfter - partnerBefore;
+  const commissionPart = commissionAfter - commissionBefore;
+  const marginPart = marginAfter - marginBefore;
+  // The subsidy paid part of the commission; reversing that commission hands it back.
+  const subsidyAfter =
+    leg.commissionMinor > 0n ? (leg.subsidyMinor * commissionAfter) / leg.commissionMinor : 0n;
+  const subsidyPart = subsidyAfter - leg.returnedSubsidyMinor;
+
+  const payable = partnerAccount('partner_payable', leg.partnerId, leg.currency);
+  let available = (await deps.ledger.lockBalance(ctx, payable)).balanceMinor;
+  // The subsidy goes back to its programme from the partner's payable, as far as the payable
+  // holds it: a partner is never left owing a subsidy, the programme bears what the payable lacks.
+  let subsidyReturned = 0n;
+  if (subsidyPart > 0n && available > 0n) {
+    const returned = await deps.subsidies.refund(ctx, {
+      idempotencyKey: `${key}:subsidy`,
+      originalKey: `leg:${input.legRef}:subsidy`,
+      amountMinor: subsidyPart < available ? subsidyPart : available,
+    });
+    subsidyReturned = returned.amountMinor;
+    available -= subsidyReturned;
+  }
+  const fromPayable = partnerPart < available ? partnerPart : available;
+  const { transaction } = await deps.ledger.post(ctx, {
+    idempotencyKey: key,
+    description: `Refund ${input.refundRef} of leg ${input.legRef}`,
+    cause: { kind: 'leg', id: input.legRef },
+    metadata: {
+      step: 'refund',
+      refund_ref: input.refundRef,
+      order_ref: leg.orderRef,
+      amount: input.amountMinor.toString(),
+      partner: partnerPart.toString(),
+      commission: commissionPart.toString(),
+      margin: marginPart.toString(),
+      // What the subsidy's share of the reversed commission was, and what actually went back.
+      subsidy: subsidyPart.toString(),
+      subsidy_returned: subsidyReturned.toString(),
+      clawed_back_as_debt: (partnerPart - fromPayable).toString(),
+    },
+    entries: lines([
+      { account: payable, direction: 'debit', amountMinor: fromPayable },
+      {
+        account: partnerAccount('partner_receivable', leg.partnerId, leg.currency),
+        direction: 'debit',
+        amountMinor: partnerPart - fromPayable,
+      },
+      {
+        account: platform('platform_commission', leg.currency),
+        direction: 'debit',
+        amountMinor: commissionPart,
+      },
+      { account: platform('platform_margin', leg.currency), direction: 'debit', amountMinor: marginPart },
+      {
+        account: platform('refunds_in_transit', leg.currency),
+        direction: 'credit',
+        amountMinor: input.amountMinor,
+      },
+    ]),
+  });
+  return transaction;
+}
+
+/**
+ * Refunds part of an order: from its escrow first (money not yet released), the rest from its
+ * released legs in proportion to what each can still refund. `legRef` narrows the refund to one
+ * partner's part: escrow first only if that leg is not released yet.
+ *
+ * @throws DomainError `settlement.refund_exceeds_order`, `settlement.refund_exceeds_leg`,
+ *   `settlement.amount_invalid`
+ */
+export async function refundOrder(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: {
+    orderRef: string;
+    refundRef: string;
+    amountMinor: bigint;
+    currency: string;
+    /** The order's legs released so far (the order knows them). */
+    releasedLegRefs: readonly string[];
+    legRef?: string;
+  },
+): Promise<RefundResult> {
+  requireTransaction(ctx.db);
+  if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
+  const escrowKey = `refund:${input.refundRef}:escrow`;
+  const legs = input.legRef !== undefined ? [input.legRef] : input.releasedLegRefs;
+  const released = (
+    await Promise.all(legs.map(async (legRef) => ({ legRef, leg: await releasedLeg(ctx, deps, legRef) })))
+  ).flatMap(({ legRef, leg }) =>
+    leg ? [{ legRef, refundable: leg.grossMinor + leg.marginMinor - leg.refundedMinor }] : [],
+  );
+
+  // A refund's parts are posted in one database transaction, so finding any of them means the
+  // whole refund happened: this is a replay, answered with what was posted.
+  const posted = (
+    await Promise.all(
+      [
+        { kind: 'order' as const, id: input.orderRef },
+        ...legs.map((id) => ({ kind: 'leg' as const, id })),
+      ].map((cause) => deps.ledger.transactionsFor(ctx, cause)),
+    )
+  )
+    .flat()
+    .filter((t) => t.metadata.step === 'refund' && t.metadata.refund_ref === input.refundRef);
+  if (posted.length > 0) {
+    const escrowPart = posted.find((t) => t.idempotencyKey === escrowKey);
+    return {
+      transactions: posted,
+      amountMinor: posted.reduce((sum, t) => sum + BigInt(t.metadata.amount ?? '0'), 0n),
+      fromEscrowMinor: BigInt(escrowPart?.metadata.amount ?? '0'),
+      fromLegs: posted
+        .filter((t) => t !== escrowPart)
+        .map((t) => ({ legRef: t.cause.id, amountMinor: BigInt(t.metadata.amount ?? '0') })),
+    };
+  }
+  const escrowAvailable =
+    input.legRef !== undefined && released.length > 0
+      ? 0n
+      : (await deps.ledger.lockBalance(ctx, escrowOf(input.orderRef, input.currency))).balanceMinor;
+  const fromEscrow = input.amountMinor < escrowAvailable ? input.amountMinor : escrowAvailable;
+  const rest = input.amountMinor - fromEscrow;
+  const refundable = released.reduce((sum, leg) => sum + leg.refundable, 0n);
+  if (rest > refundable)
+    throw settlementErrors.refundExceedsOrder(input.orderRef, escrowAvailable + refundable);
+
+  const transactions: LedgerTransaction[] = [];
+  if (fromEscrow > 0n) {
+    const { transaction } = await deps.ledger.post(ctx, {
+      idempotencyKey: escrowKey,
+      description: `Refund ${input.refundRef} of order ${input.orderRef} from escrow`,
+      cause: { kind: 'order', id: input.orderRef },
+      metadata: { step: 'refund', refund_ref: input.refundRef, amount: fromEscrow.toString() },
+      entries: [
+        { account: escrowOf(input.orderRef, input.currency), direction: 'debit', amountMinor: fromEscrow },
+        {
+          account: platform('refunds_in_transit', input.currency),
+          direction: 'credit',
+          amountMinor: fromEscrow,
+        },
+      ],
+    });
+    transactions.push(transaction);
+  }
+  const fromLegs: { legRef: string; amountMinor: bigint }[] = [];
+  if (rest > 0n && released.length > 0) {
+    const parts = allocate(
+      rest,
+      released.map((leg) => leg.refundable),
+    );
+    for (const [index, leg] of released.entries()) {
+      const amountMinor = parts[index] ?? 0n;
+      if (amountMinor === 0n) continue;
+      transactions.push(
+        await refundReleasedLeg(ctx, deps, { legRef: leg.legRef, refundRef: input.refundRef, amountMinor }),
+      );
+      fromLegs.push({ legRef: leg.legRef, amountMinor });
+    }
+  }
+  return { transactions, amountMinor: input.amountMinor, fromEscrowMinor: fromEscrow, fromLegs };
+}

@@ -209,7 +209,7 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     expectProblem(
       await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '5.00'), supportKey),
       403,
-      'auth.forbidden',
+      'auth.role_not_allowed',
     );
     const noKey = await app.request('POST', '/v1/settlements/refunds', {
       key: financeKey,

@@ -56,7 +56,7 @@ export const MoneyInput = z
       .describe('A decimal string with at most the currency’s decimal places: "12.50".'),
     currency: z.string().max(8).describe('An ISO 4217 code: "EUR".'),
   })
-  .meta({ id: 'MoneyInput' });
+  .meta({ id: 'Amount' });
 
 /** An amount of money as Baton answers it: a decimal string in major units, its currency, and the minor units. */
 export const MoneyJson = z

@@ -49,7 +49,7 @@ const SettingsBody = z
       .describe('The share of new earnings held back, in basis points.'),
     reserve_days: z.number().int().min(0).max(RESERVE_DAYS_MAX).describe('How long each reserve hold lasts.'),
   })
-  .meta({ id: 'PayoutSettingsInput' });
+  .meta({ id: 'NewPayoutSettings' });
 
 const RunBody = z
   .strictObject({
@@ -61,7 +61,7 @@ const RunBody = z
       .describe('Pay these partners whatever their schedule; without it, the partners due today.'),
     include_manual: z.boolean().default(false).describe('Also pay every partner on the `manual` schedule.'),
   })
-  .meta({ id: 'PayoutRunInput' });
+  .meta({ id: 'NewPayoutRun' });
 
 const partnerIdParams = z.strictObject({ partner_id: idSchema('ptn') });
 

@@ -88,7 +88,7 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
   const app = await createTestApp({ provider });
   clockRef = app.clock;
   const db = app.baton.database.db;
-  const { ledger, fees, subsidies, payments, payouts, participants } = app.baton.services;
+  const { ledger, fees, subsidies, payments, payouts } = app.baton.services;
   const deps: SettlementDeps = { ledger, fees, subsidies };
   const actor = systemActor('model');
   const ctxOf = (tx: Tx): Context => ({ db: tx, actor, now: app.clock.now(), requestId: null, ip: null });

@@ -283,20 +283,20 @@ interface TransactionRow {
   content_hash: Buffer;
 }
 
-async function withEntries(db: Executor, rows: readonly TransactionRow[]): Promise<LedgerTransaction[]> {
-  if (rows.length === 0) return [];
+/** The entries of some transactions, in their order, by transaction id. */
+export async function entriesOf(
+  db: Executor,
+  transactionIds: readonly string[],
+): Promise<Map<string, Entry[]>> {
+  const byTransaction = new Map<string, Entry[]>();
+  if (transactionIds.length === 0) return byTransaction;
   const entries = await db
     .selectFrom('ledger_entries')
     .select(['transaction_id', 'account_id', 'currency', 'amount_minor'])
-    .where(
-      'transaction_id',
-      'in',
-      rows.map((row) => row.id),
-    )
+    .where('transaction_id', 'in', transactionIds)
     .orderBy('transaction_id')
     .orderBy('position')
     .execute();
-  const byTransaction = new Map<string, Entry[]>();
   for (const entry of entries) {
     const amount = BigInt(entry.amount_minor);
     const list = byTransaction.get(entry.transaction_id) ?? [];
@@ -308,6 +308,15 @@ async function withEntries(db: Executor, rows: readonly TransactionRow[]): Promi
     });
     byTransaction.set(entry.transaction_id, list);
   }
+  return byTransaction;
+}
+
+async function withEntries(db: Executor, rows: readonly TransactionRow[]): Promise<LedgerTransaction[]> {
+  if (rows.length === 0) return [];
+  const byTransaction = await entriesOf(
+    db,
+    rows.map((row) => row.id),
+  );
   return rows.map((row) => ({
     id: row.id,
     idempotencyKey: row.idempotency_key,

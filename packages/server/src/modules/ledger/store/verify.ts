@@ -6,8 +6,8 @@ import {
   chainHashOf,
   contentHashOf,
   fingerprintOf,
-  type ResolvedEntry,
 } from '../domain/posting.js';
+import { entriesOf } from './ledger-store.js';
 
 export type ProblemKind =
   | 'fingerprint'
@@ -65,29 +65,10 @@ export async function verifyLedger(db: Executor): Promise<VerifyReport> {
       .limit(PAGE)
       .execute();
     if (rows.length === 0) break;
-    const entries = await db
-      .selectFrom('ledger_entries')
-      .select(['transaction_id', 'account_id', 'currency', 'amount_minor'])
-      .where(
-        'transaction_id',
-        'in',
-        rows.map((row) => row.id),
-      )
-      .orderBy('transaction_id')
-      .orderBy('position')
-      .execute();
-    const byTransaction = new Map<string, ResolvedEntry[]>();
-    for (const entry of entries) {
-      const amount = BigInt(entry.amount_minor);
-      const list = byTransaction.get(entry.transaction_id) ?? [];
-      list.push({
-        accountId: entry.account_id,
-        currency: entry.currency,
-        direction: amount > 0n ? 'debit' : 'credit',
-        amountMinor: amount > 0n ? amount : -amount,
-      });
-      byTransaction.set(entry.transaction_id, list);
-    }
+    const byTransaction = await entriesOf(
+      db,
+      rows.map((row) => row.id),
+    );
     for (const row of rows) {
       transactions++;
       const seq = BigInt(row.seq);

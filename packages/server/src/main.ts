@@ -47,6 +47,13 @@ import {
   matchingRoutes,
 } from './modules/matching/index.js';
 import {
+  createOfferingsService,
+  type OfferingsService,
+  offeringsMigrations,
+  offeringsRoutes,
+} from './modules/offerings/index.js';
+import { ordersMigrations } from './modules/orders/index.js';
+import {
   createParticipantsService,
   type ParticipantsService,
   participantsJobs,
@@ -86,6 +93,8 @@ import {
   subsidiesRoutes,
 } from './modules/subsidies/index.js';
 import { BATON_VERSION } from './version.js';
+import { createFulfilment, type Fulfilment, ORDERS_TIMERS_JOB } from './workflows/fulfilment.js';
+import { fulfilmentRoutes } from './workflows/fulfilment-routes.js';
 import { workflowRoutes } from './workflows/routes.js';
 import {
   PROVIDER_REFUND_JOB,
@@ -101,11 +110,13 @@ export const MIGRATIONS = [
   standardsMigrations,
   catalogMigrations,
   matchingMigrations,
+  offeringsMigrations,
   ledgerMigrations,
   paymentsMigrations,
   feesMigrations,
   payoutsMigrations,
   subsidiesMigrations,
+  ordersMigrations,
 ];
 
 export interface Baton {
@@ -118,11 +129,13 @@ export interface Baton {
     readonly standards: StandardsService;
     readonly catalog: CatalogService;
     readonly matching: MatchingService;
+    readonly offerings: OfferingsService;
     readonly ledger: LedgerService;
     readonly payments: PaymentsService;
     readonly fees: FeesService;
     readonly payouts: PayoutsService;
     readonly subsidies: SubsidiesService;
+    readonly fulfilment: Fulfilment;
   };
   close(): Promise<void>;
 }
@@ -174,6 +187,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const standards = createStandardsService({ jobs, participants });
   const catalog = createCatalogService({ standards, participants, jobs });
   const matching = createMatchingService({ db, clock, logger, catalog, standards, participants });
+  const offerings = createOfferingsService({ standards });
   const ledger = createLedgerService();
   const fees = createFeesService({ participants, ledger });
   const provider = options.provider ?? createSimulatedProvider({ clock });
@@ -185,6 +199,19 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   );
   provider.onEvent((event) => payments.handleEvent(db, event));
   const subsidies = createSubsidiesService({ ledger });
+  const fulfilment = createFulfilment({
+    offerings,
+    matching,
+    catalog,
+    participants,
+    payments,
+    fees,
+    ledger,
+    jobs,
+    settlement: { ledger, fees, subsidies },
+    logger,
+  });
+  payments.onSettled((ctx, payment) => fulfilment.paymentSettled(ctx, payment));
 
   for (const job of participantsJobs({ participants, db, clock })) jobs.define(job);
   for (const job of standardsJobs({ standards, db, clock })) jobs.define(job);
@@ -202,6 +229,13 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
         reference: refund.reference,
         amountMinor: BigInt(refund.amountMinor),
       });
+    },
+  });
+  jobs.define({
+    name: ORDERS_TIMERS_JOB,
+    cron: '* * * * *',
+    handler: async () => {
+      await fulfilment.sweep(db, clock.now());
     },
   });
   jobs.define({
@@ -227,12 +261,14 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...standardsRoutes(standards),
       ...catalogRoutes(catalog),
       ...matchingRoutes(matching),
+      ...offeringsRoutes(offerings),
       ...ledgerRoutes(ledger),
       ...feesRoutes(fees),
       ...paymentsRoutes(payments, { jobs }),
       ...payoutsRoutes(payouts),
       ...subsidiesRoutes(subsidies),
       ...workflowRoutes({ standards, catalog }),
+      ...fulfilmentRoutes(fulfilment),
       ...settlementRoutes({
         ledger,
         fees,
@@ -265,11 +301,13 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       standards,
       catalog,
       matching,
+      offerings,
       ledger,
       payments,
       fees,
       subsidies,
       payouts,
+      fulfilment,
     },
     async close() {
       await matching.stop();

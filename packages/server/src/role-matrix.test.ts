@@ -69,6 +69,10 @@ const PARAM_VALUES: Readonly<Record<string, () => string>> = {
   programme_id: () => newId('sbp'),
   key: () => 'no-such-type',
   version: () => '1',
+  quote_id: () => newId('quo'),
+  order_id: () => newId('ord'),
+  step: () => 'no-such-step',
+  work_order_id: () => newId('wko'),
 };
 
 /** A body no route's schema accepts: every body schema is a strict object. */

@@ -4,7 +4,7 @@ import type { Tables } from './kernel/database/tables.js';
 import { EVENT_PAGE_MAX } from './kernel/events/event-log.js';
 import type { ServedRoute } from './kernel/http/app.js';
 import { newId } from './kernel/ids.js';
-import type { SimulatedProvider } from './modules/payments/index.js';
+import { RESUME_PAYMENT_JOB, type SimulatedProvider } from './modules/payments/index.js';
 import { servedRoutes } from './testing/served-routes.js';
 import { type ApiResponse, createTestApp, type TestApp } from './testing/test-app.js';
 
@@ -41,6 +41,17 @@ const SHARED = (why: string): Case => ({ kind: 'shared', why });
 const OPERATOR_ONLY: Extract<Case, { kind: 'scoped' }> = {
   kind: 'scoped',
   expect: { 'partner owner': 403, 'partner member': 403, customer: 403 },
+};
+
+/** A customer's own object: partners may not call the route, other customers find nothing. */
+const CUSTOMERS_OWN: Extract<Case, { kind: 'scoped' }> = {
+  kind: 'scoped',
+  expect: { 'partner owner': 403, 'partner member': 403, customer: 404 },
+};
+/** A partner's own object: other partners find nothing, customers may not call the route. */
+const PARTNERS_OWN: Extract<Case, { kind: 'scoped' }> = {
+  kind: 'scoped',
+  expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
 };
 
 /**
@@ -276,7 +287,49 @@ const CASES: Readonly<Record<string, Case>> = {
     body: () => ({ destination: 'ba_hijacked' }),
   },
   // Settlements (cases for the money workflows' routes go here).
+  // Offerings (cases for the offerings module's routes go here).
+  'GET /v1/offerings/:key': SHARED('active offerings are what every partner and customer may read'),
+  'GET /v1/offerings/:key/versions/:version': SHARED('versions of active offerings are read alike'),
+  'POST /v1/offerings/:key/versions': {
+    ...OPERATOR_ONLY,
+    body: () => ({
+      name: 'Hijacked',
+      unit: 'piece',
+      currency: 'EUR',
+      pricing: { kind: 'cost_plus', margin_bps: 0 },
+      regions: ['eu-west'],
+      steps: [{ key: 'supply', name: 'Supply', capability: 'supplier' }],
+      quantity_max: 10,
+    }),
+  },
+  'POST /v1/offerings/:key/retire': OPERATOR_ONLY,
+  // Fulfilment: customer A's quote and order, and the work order it sends partner C.
+  'GET /v1/quotes/:quote_id': CUSTOMERS_OWN,
+  'GET /v1/orders/:order_id': CUSTOMERS_OWN,
+  ...Object.fromEntries(
+    ['confirm', 'reject'].map((action) => [
+      `POST /v1/orders/:order_id/legs/:step/${action}`,
+      {
+        ...CUSTOMERS_OWN,
+        body: () => ({}),
+        headers: (n: number) => ({ 'idempotency-key': `tenancy-leg-${n}` }),
+      },
+    ]),
+  ),
+  'GET /v1/work-orders/:work_order_id': PARTNERS_OWN,
+  ...Object.fromEntries(
+    ['accept', 'decline', 'start', 'deliver'].map((action) => [
+      `POST /v1/work-orders/:work_order_id/${action}`,
+      { ...PARTNERS_OWN, body: () => ({}) },
+    ]),
+  ),
 };
+
+/**
+ * Path parameters that only pick a part of the object another parameter names (the step of an
+ * order): probed with the victim's own value, so that the object's id is what the check decides on.
+ */
+const PART_PARAMS: Readonly<Record<string, string>> = { step: 'supply' };
 
 /** A valid offer for the `supplier` capability the setup defines. */
 const OFFER = {
@@ -612,6 +665,91 @@ describe('object-level access (A1)', async () => {
   const chargebackA = (await payments.listChargebacks(systemCtx, { limit: 1 })).items[0] as { id: string };
   const reportA = await payments.reconcile(app.baton.database.db, { since: new Date(0) });
 
+  // Fulfilment: an offering, customer A's quote and paid order, and the work
+  // order it sends partner C (offered, so that a broken check would let another partner accept it).
+  ok(
+    await app.request('POST', '/v1/offerings', {
+      body: {
+        key: 'supplier',
+        name: 'Supply',
+        unit: 'piece',
+        currency: 'EUR',
+        pricing: { kind: 'cost_plus', margin_bps: 1000 },
+        regions: ['eu-west'],
+        steps: [{ key: 'supply', name: 'Supply', capability: 'supplier' }],
+        quantity_max: 10,
+      },
+    }),
+    201,
+  );
+  // Partner C does the work: partners A and B keep the states the other cases need.
+  const partnerC = ok(
+    await app.request<{ partner: { id: string }; api_key: NewKey }>('POST', '/v1/partner-applications', {
+      key: null,
+      body: {
+        partner_type: 'supplier',
+        name: 'charlie',
+        email: 'charlie@partner.test',
+        regions: ['eu-west'],
+        accept_rules_version: 1,
+      },
+    }),
+    201,
+  );
+  const partnerCKey = partnerC.api_key.secret;
+  for (const to of ['under_review', 'active']) {
+    ok(
+      await app.request('POST', `/v1/partners/${partnerC.partner.id}/transitions`, {
+        body: { to, reason: 'Ready to take work' },
+      }),
+    );
+  }
+  const certificationC = ok(
+    await app.request<{ id: string }>('POST', `/v1/partners/${partnerC.partner.id}/certifications`, {
+      key: partnerCKey,
+      body: { program: 'supplier', evidence: { licence: 'L-3' } },
+    }),
+    201,
+  );
+  ok(await app.request('POST', `/v1/certifications/${certificationC.id}/grant`, { body: {} }));
+  ok(
+    await app.request('POST', `/v1/partners/${partnerC.partner.id}/offers`, {
+      key: partnerCKey,
+      body: { ...OFFER, status: 'active' },
+    }),
+    201,
+  );
+  await app.baton.services.matching.sync();
+  const quoteA = ok(
+    await app.request<{ id: string }>('POST', '/v1/quotes', {
+      key: customerA.key,
+      body: {
+        offering: 'supplier',
+        quantity: 1,
+        region: 'eu-west',
+        deadline: new Date(app.clock.now().getTime() + 3 * 86_400_000).toISOString(),
+      },
+    }),
+    201,
+  );
+  const orderA = ok(
+    await app.request<{ id: string }>('POST', '/v1/orders', {
+      key: customerA.key,
+      body: { quote_id: quoteA.id, payment_method: 'pm_card_ok' },
+      headers: { 'idempotency-key': 'tenancy-order-a' },
+    }),
+    201,
+  );
+  await app.baton.jobs.runQueued(RESUME_PAYMENT_JOB);
+  const workOrderA = ok(
+    await app.request<{ data: { id: string; status: string }[] }>(
+      'GET',
+      `/v1/work-orders?order_id=${orderA.id}`,
+      { key: partnerCKey },
+    ),
+  ).data[0] as { id: string; status: string };
+  expect(workOrderA.status).toBe('offered');
+
   const attackerKeys: Readonly<Record<Attacker, string>> = {
     'partner owner': partnerB.ownerKey,
     'partner member': partnerB.memberKey,
@@ -647,6 +785,9 @@ describe('object-level access (A1)', async () => {
       payment_id: { victims: [paymentA.id], missing: newId('pay') },
       chargeback_id: { victims: [chargebackA.id], missing: newId('cbk') },
       report_id: { victims: [reportA.id], missing: newId('rec') },
+      quote_id: { victims: [quoteA.id], missing: newId('quo') },
+      order_id: { victims: [orderA.id], missing: newId('ord') },
+      work_order_id: { victims: [workOrderA.id], missing: newId('wko') },
     };
 
   const routes = servedRoutes(app.baton.http);
@@ -722,7 +863,11 @@ describe('object-level access (A1)', async () => {
   for (const [key, routeCase] of Object.entries(CASES)) {
     if (routeCase.kind !== 'scoped') continue;
     it(`${key}: another tenant's object answers as a missing one, and nothing changes`, async () => {
-      const [method = '', url = ''] = key.split(' ');
+      const [method = '', pattern = ''] = key.split(' ');
+      const url = Object.entries(PART_PARAMS).reduce(
+        (path, [name, value]) => path.replace(`:${name}`, value),
+        pattern,
+      );
       const params = [...url.matchAll(/:([a-z_]+)/g)].map((match) => match[1] ?? '');
       expect(params, `${key} is probed through exactly one path parameter`).toHaveLength(1);
       const target = targets[params[0] ?? ''];

@@ -17,9 +17,12 @@ export const ID_PREFIX = {
   feeScheduleVersion: 'fsv',
   invitation: 'inv',
   offer: 'off',
+  offeringVersion: 'ofv',
+  order: 'ord',
   partner: 'ptn',
   partnerTransition: 'ptr',
   payment: 'pay',
+  quote: 'quo',
   paymentOperation: 'pop',
   payout: 'po',
   payoutBatch: 'pob',
@@ -37,6 +40,7 @@ export const ID_PREFIX = {
   subsidyApplication: 'sba',
   subsidyProgramme: 'sbp',
   user: 'usr',
+  workOrder: 'wko',
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];
@@ -53,8 +57,11 @@ export type FeeRuleId = Id<'fru'>;
 export type FeeScheduleVersionId = Id<'fsv'>;
 export type InvitationId = Id<'inv'>;
 export type OfferId = Id<'off'>;
+export type OfferingVersionId = Id<'ofv'>;
+export type OrderId = Id<'ord'>;
 export type PartnerId = Id<'ptn'>;
 export type PayoutId = Id<'po'>;
+export type QuoteId = Id<'quo'>;
 export type PayoutBatchId = Id<'pob'>;
 export type ReserveHoldId = Id<'rsh'>;
 export type ReservationId = Id<'rsv'>;
@@ -66,6 +73,7 @@ export type LedgerTransactionId = Id<'txn'>;
 export type SubsidyApplicationId = Id<'sba'>;
 export type SubsidyProgrammeId = Id<'sbp'>;
 export type UserId = Id<'usr'>;
+export type WorkOrderId = Id<'wko'>;
 
 /** Creates a new id of the given kind. */
 export function newId<P extends IdPrefix>(prefix: P): Id<P> {

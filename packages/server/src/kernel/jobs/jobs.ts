@@ -37,7 +37,16 @@ export interface Jobs {
   /** Prepares the queues, and when `work` is set, starts working them and the cron schedules. */
   start(options: { work: boolean }): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Works, in this process and one at a time, the jobs of `name` that are queued and due, until
+   * none is left or `limit` ran; returns how many ran. For processes that do not start workers
+   * (tests, the command line). A job that throws is failed, to be retried as its definition says.
+   */
+  runQueued(name: string, options?: { limit?: number }): Promise<number>;
 }
+
+/** Jobs `runQueued` works by default before it returns. */
+const RUN_QUEUED_LIMIT = 1_000;
 
 const POLLING_INTERVAL_SECONDS = 2;
 
@@ -93,6 +102,27 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
           },
         );
       }
+    },
+
+    async runQueued(name, { limit = RUN_QUEUED_LIMIT } = {}) {
+      assert(boss !== null, 'jobs must be started before running them');
+      const definition = definitions.get(name);
+      assert(definition, `job ${name} is not defined`);
+      let ran = 0;
+      while (ran < limit) {
+        const [job] = await boss.fetch<object>(name, { batchSize: 1 });
+        if (!job) break;
+        ran += 1;
+        try {
+          await definition.handler(job.data);
+        } catch (error) {
+          logger.warn({ err: error, job: name, id: job.id }, 'job failed');
+          await boss.fail(name, job.id, { message: error instanceof Error ? error.message : String(error) });
+          continue;
+        }
+        await boss.complete(name, job.id);
+      }
+      return ran;
     },
 
     async stop() {

@@ -25,6 +25,7 @@ export {
   weightedSumStrategy,
 } from './domain/ranking.js';
 export { DEFAULT_SETTINGS, type MatchingSettings, type Weights } from './domain/settings.js';
+export { MatchResultJson, matchResultJson } from './http/json.js';
 export { matchingRoutes } from './http/routes.js';
 export {
   ALLOCATION_CANDIDATES_MAX,

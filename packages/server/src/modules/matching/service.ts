@@ -68,6 +68,12 @@ export interface ExplainRequest extends Omit<MatchRequest, 'limit'> {
 export interface AllocationRequest extends Omit<MatchRequest, 'limit'> {
   readonly holdMinutes: number;
   readonly reference?: string | undefined;
+  /** Only offers priced in this currency. */
+  readonly currency?: string | undefined;
+  /** Partners not to allocate to (those that already failed this piece of demand). */
+  readonly excludePartnerIds?: readonly string[] | undefined;
+  /** Only offers whose unit price is at most this. */
+  readonly maxUnitPriceMinor?: number | undefined;
 }
 
 /** An allocation with the hold it placed and the ranking that chose it. */
@@ -442,7 +448,14 @@ export function createMatchingService(deps: MatchingDeps) {
         ctx.now.getTime(),
       );
       const skipped: { offerId: string; code: string }[] = [];
-      for (const result of answer.results) {
+      const excluded = new Set(request.excludePartnerIds ?? []);
+      const acceptable = answer.results.filter(
+        (result) =>
+          !excluded.has(result.partnerId) &&
+          (request.currency === undefined || result.currency === request.currency) &&
+          (request.maxUnitPriceMinor === undefined || result.unitPriceMinor <= request.maxUnitPriceMinor),
+      );
+      for (const result of acceptable) {
         let reservation: Reservation;
         await sql`savepoint matching_reserve`.execute(ctx.db);
         try {

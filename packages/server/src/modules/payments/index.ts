@@ -43,6 +43,7 @@ export {
   type PaymentsDeps,
   type PaymentsService,
   type RefundInput,
+  type SettlementListener,
 } from './service.js';
 export { paymentsMigrations } from './store/migrations.js';
 export type {

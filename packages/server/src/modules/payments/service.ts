@@ -111,6 +111,12 @@ export interface PaymentDetail {
 export type OperationListener = (db: Executor, event: ProviderEvent) => Promise<void>;
 
 /**
+ * Something that waits for payments to settle (orders do): called in the transaction that
+ * records the payment `captured`, `declined` or `failed`, so what it writes commits with it.
+ */
+export type SettlementListener = (ctx: Context, payment: Payment) => Promise<void>;
+
+/**
  * Payments through the provider port. Provider calls are I/O that may hang or time out, so they
  * never run inside a database transaction: each use case that calls the provider takes the
  * database itself (`db`, not a context), records its intent in one transaction, calls the
@@ -159,6 +165,8 @@ export interface PaymentsService {
   handleEvent(db: Executor, event: ProviderEvent): Promise<void>;
   /** Registers a listener for provider events of operations this module does not own (payouts). */
   onOperation(kind: 'payout', listener: OperationListener): void;
+  /** Registers a listener for payments reaching `captured`, `declined` or `failed`. */
+  onSettled(listener: SettlementListener): void;
   /** Drives on payments and refunds left unsettled since `before` (crashes, timeouts, lost callbacks). */
   retryUnsettled(db: Executor, before: Date): Promise<{ payments: number; refunds: number }>;
   getPayment(ctx: Context, id: string): Promise<PaymentDetail>;
@@ -206,6 +214,12 @@ const PROVIDER_ACTOR = systemActor('payment-provider');
 export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
   const { provider, ledger, clock } = deps;
   const listeners = new Map<string, OperationListener[]>();
+  const settlementListeners: SettlementListener[] = [];
+  async function settled(ctx: Context, paymentId: string): Promise<void> {
+    if (settlementListeners.length === 0) return;
+    const payment = (await findPayment(ctx.db, paymentId)) as Payment;
+    for (const listener of settlementListeners) await listener(ctx, payment);
+  }
 
   const contextOf = (db: Executor, actor: Actor): Context => ({
     db,
@@ -354,6 +368,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         data: { id: payment.id, failure_code: error.code },
         audience: payment.customerId ? [payment.customerId] : [],
       });
+      await settled(ctx, payment.id);
     });
     throw paymentsErrors.providerRejected(error.code, error.message);
   }
@@ -490,6 +505,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
             data: { id: payment.id, order_ref: payment.orderRef, failure_code: op.failureCode },
             audience,
           });
+          await settled(ctx, payment.id);
         }
         return;
       case 'capture':
@@ -531,6 +547,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
             },
             audience,
           });
+          await settled(ctx, payment.id);
         } else {
           await updatePayment(ctx.db, payment.id, {
             status: 'failed',
@@ -543,6 +560,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
             data: { id: payment.id, order_ref: payment.orderRef, failure_code: op.failureCode },
             audience,
           });
+          await settled(ctx, payment.id);
         }
         return;
       case 'refund': {
@@ -1022,6 +1040,9 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     handleEvent,
     onOperation(kind, listener) {
       listeners.set(kind, [...(listeners.get(kind) ?? []), listener]);
+    },
+    onSettled(listener) {
+      settlementListeners.push(listener);
     },
     async retryUnsettled(db, before) {
       const actor = systemActor('payments-retry');

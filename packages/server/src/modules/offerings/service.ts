@@ -1,0 +1,282 @@
+import type { Selectable } from 'kysely';
+import { type Actor, actorRef } from '../../kernel/actor.js';
+import { recordAudit } from '../../kernel/audit/audit-log.js';
+import type { Context } from '../../kernel/context.js';
+import { type Executor, requireTransaction } from '../../kernel/database/database.js';
+import { type FieldError, isDomainError } from '../../kernel/errors.js';
+import { appendEvent } from '../../kernel/events/event-log.js';
+import { newId, type OfferingVersionId } from '../../kernel/ids.js';
+import type { Page, PageRequest } from '../../kernel/pagination.js';
+import type { Capability, StandardsService } from '../standards/index.js';
+import {
+  type CapabilitySchema,
+  checkDefinition,
+  constraintSchemaErrors,
+  keyErrors,
+  type OfferingInput,
+} from './domain/definition.js';
+import { CAPABILITY_KEY_PATTERN } from './domain/graph.js';
+import type { OfferingStatus, OfferingVersion, StepDefinition } from './domain/offering.js';
+import { offeringsErrors } from './errors.js';
+import { offeringJson } from './http/json.js';
+import {
+  findOffering,
+  findVersion,
+  findVersionById,
+  listCurrent,
+  type OfferingWithVersion,
+  toOffering,
+  toVersion,
+  versionRow,
+} from './store/offerings-store.js';
+import type { OfferingsTable } from './store/tables.js';
+
+/**
+ * Which publications `publish` may make: `create` only version 1 of a new offering, `next` only
+ * the next version of an existing one, `any` whichever the key calls for.
+ */
+export type PublishMode = 'create' | 'next' | 'any';
+
+export interface OfferingFilter extends PageRequest {
+  readonly region?: string | undefined;
+  readonly status?: OfferingStatus | undefined;
+}
+
+export type OfferingsService = ReturnType<typeof createOfferingsService>;
+
+/** The operator's staff and Baton itself see every offering; partners and customers the active ones. */
+const seesEverything = (actor: Actor) => actor.kind === 'operator' || actor.kind === 'system';
+
+/** Actions recorded in the audit log. */
+const PUBLISH_ACTION = 'offerings.offering.publish';
+const RETIRE_ACTION = 'offerings.offering.retire';
+
+/**
+ * Offerings: versioned blueprints of steps, each bought from a partner. A version is immutable
+ * once published; publishing again makes the next version the one sold, and orders keep the
+ * version they were placed on (`getVersion`).
+ */
+export function createOfferingsService({
+  standards,
+}: {
+  standards: Pick<StandardsService, 'getCapability'>;
+}) {
+  /**
+   * The problems the standards find in the steps: a capability that does not exist, or
+   * constraints its attribute schema does not allow. Each capability is read once.
+   */
+  async function capabilityErrors(db: Executor, steps: readonly StepDefinition[]): Promise<FieldError[]> {
+    const errors: FieldError[] = [];
+    const capabilities = new Map<string, Capability | null>();
+    for (const [index, step] of steps.entries()) {
+      // A malformed key is reported by the definition's own rules.
+      if (!CAPABILITY_KEY_PATTERN.test(step.capability)) continue;
+      let capability = capabilities.get(step.capability);
+      if (capability === undefined) {
+        capability = await standards.getCapability(db, step.capability).catch((error: unknown) => {
+          if (isDomainError(error) && error.code === 'standards.capability_not_found') return null;
+          throw error;
+        });
+        capabilities.set(step.capability, capability);
+      }
+      if (capability === null) {
+        errors.push({
+          path: `/steps/${index}/capability`,
+          rule: 'exists',
+          message: `no capability ${step.capability}`,
+        });
+        continue;
+      }
+      const schema: CapabilitySchema = { key: capability.key, attributeSchema: capability.attributeSchema };
+      errors.push(...constraintSchemaErrors(`/steps/${index}/constraints`, schema, step.constraints));
+    }
+    return errors;
+  }
+
+  function requireOperator(ctx: Context): void {
+    if (!seesEverything(ctx.actor)) throw offeringsErrors.operatorsOnly();
+  }
+
+  /** The offering as the actor may see it: a retired one is absent to partners and customers. */
+  async function visibleOffering(ctx: Context, key: string) {
+    const offering = await findOffering(ctx.db, key);
+    if (!offering || (offering.status !== 'active' && !seesEverything(ctx.actor))) {
+      throw offeringsErrors.offeringNotFound(key);
+    }
+    return offering;
+  }
+
+  async function currentVersionOf(db: Executor, key: string, version: number): Promise<OfferingVersion> {
+    const found = await findVersion(db, key, version);
+    if (!found) throw offeringsErrors.versionNotFound(key, version);
+    return found;
+  }
+
+  async function announce(ctx: Context, type: string, current: OfferingWithVersion) {
+    // The event audience has no token for "every participant": an offering's events are the
+    // operator's, and partners and customers read published offerings through the API.
+    await appendEvent(ctx, {
+      type,
+      subjectId: current.offering.key,
+      data: { offering: offeringJson(current) },
+      audience: [],
+    });
+  }
+
+  return {
+    /**
+     * Publishes a version of an offering: version 1 of a new key, or the next version of an
+     * existing one, which becomes the version sold. The definition is checked in full (its
+     * fields, the graph of its steps, and against the standards: every capability must exist and
+     * every constraint name an attribute of its schema) and every problem is reported at once.
+     * Concurrent publications of one key are ordered by a lock on the offering, so each gets its
+     * own version number and none is lost.
+     *
+     * @throws DomainError `offerings.definition_invalid` (with an error per field),
+     *   `offerings.already_exists` (`create`), `offerings.offering_not_found` (`next`),
+     *   `offerings.offering_retired`, `offerings.operators_only`
+     */
+    async publish(
+      ctx: Context,
+      key: string,
+      input: OfferingInput,
+      mode: PublishMode = 'any',
+    ): Promise<OfferingWithVersion> {
+      requireTransaction(ctx.db);
+      requireOperator(ctx);
+      const checked = checkDefinition(input);
+      const errors = [...keyErrors(key), ...checked.errors, ...(await capabilityErrors(ctx.db, input.steps))];
+      if (errors.length > 0 || checked.definition === null) throw offeringsErrors.definitionInvalid(errors);
+      const definition = checked.definition;
+
+      let version = 1;
+      // The primary key decides between concurrent creations of one key: the loser waits for the
+      // winner's commit, then finds the offering and publishes the version after it.
+      const created =
+        mode === 'next'
+          ? undefined
+          : await ctx.db
+              .insertInto('offerings')
+              .values({
+                key,
+                name: definition.name,
+                status: 'active',
+                current_version: 1,
+                created_at: ctx.now,
+                updated_at: ctx.now,
+                retired_at: null,
+              })
+              .onConflict((oc) => oc.column('key').doNothing())
+              .returningAll()
+              .executeTakeFirst();
+      let offeringRow: Selectable<OfferingsTable>;
+      if (created) {
+        offeringRow = created;
+      } else {
+        if (mode === 'create') throw offeringsErrors.alreadyExists(key);
+        // The lock orders concurrent publications: each one builds on the version before it.
+        const head = await findOffering(ctx.db, key, 'update');
+        if (!head) throw offeringsErrors.offeringNotFound(key);
+        if (head.status === 'retired') throw offeringsErrors.offeringRetired(key);
+        version = head.currentVersion + 1;
+        offeringRow = await ctx.db
+          .updateTable('offerings')
+          .set({ current_version: version, name: definition.name, updated_at: ctx.now })
+          .where('key', '=', key)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+      }
+      const row = await ctx.db
+        .insertInto('offering_versions')
+        .values(versionRow(newId('ofv'), key, version, definition, ctx.now, actorRef(ctx.actor).id))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const published = { offering: toOffering(offeringRow), version: toVersion(row) };
+      await recordAudit(ctx, {
+        action: PUBLISH_ACTION,
+        targetId: key,
+        outcome: 'succeeded',
+        details: { version, version_id: row.id },
+      });
+      await announce(ctx, 'offering.published', published);
+      return published;
+    },
+
+    /**
+     * An offering and the version sold now.
+     *
+     * @throws DomainError `offerings.offering_not_found` (also for a retired offering, to
+     *   partners and customers)
+     */
+    async getOffering(ctx: Context, key: string): Promise<OfferingWithVersion> {
+      const offering = await visibleOffering(ctx, key);
+      return { offering, version: await currentVersionOf(ctx.db, key, offering.currentVersion) };
+    },
+
+    /**
+     * One version by its id, whatever the offering's status: what an order placed on it reads.
+     *
+     * @throws DomainError `offerings.version_not_found`
+     */
+    async getVersion(db: Executor, id: OfferingVersionId): Promise<OfferingVersion> {
+      const version = await findVersionById(db, id);
+      if (!version) throw offeringsErrors.versionIdNotFound(id);
+      return version;
+    },
+
+    /**
+     * One version of an offering by its number.
+     *
+     * @throws DomainError `offerings.offering_not_found`, `offerings.version_not_found`
+     */
+    async getVersionByNumber(ctx: Context, key: string, version: number): Promise<OfferingVersion> {
+      await visibleOffering(ctx, key);
+      return currentVersionOf(ctx.db, key, version);
+    },
+
+    /**
+     * Offerings by key, each with its current version, filtered by a region its current version
+     * is sold in and by status. Partners and customers see only active ones.
+     */
+    async listOfferings(ctx: Context, filter: OfferingFilter): Promise<Page<OfferingWithVersion>> {
+      if (!seesEverything(ctx.actor)) {
+        if (filter.status === 'retired') return { items: [], hasMore: false };
+        return listCurrent(ctx.db, { ...filter, status: 'active' });
+      }
+      return listCurrent(ctx.db, filter);
+    },
+
+    /**
+     * Retires an offering: it takes no new quotes and no new version. Orders placed on its
+     * versions keep them.
+     *
+     * @throws DomainError `offerings.offering_not_found`, `offerings.offering_retired`,
+     *   `offerings.operators_only`
+     */
+    async retire(ctx: Context, key: string): Promise<OfferingWithVersion> {
+      requireTransaction(ctx.db);
+      requireOperator(ctx);
+      const head = await findOffering(ctx.db, key, 'update');
+      if (!head) throw offeringsErrors.offeringNotFound(key);
+      if (head.status === 'retired') throw offeringsErrors.offeringRetired(key);
+      const row = await ctx.db
+        .updateTable('offerings')
+        .set({ status: 'retired', retired_at: ctx.now, updated_at: ctx.now })
+        .where('key', '=', key)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const retired = {
+        offering: toOffering(row),
+        version: await currentVersionOf(ctx.db, key, row.current_version),
+      };
+      await recordAudit(ctx, {
+        action: RETIRE_ACTION,
+        targetId: key,
+        outcome: 'succeeded',
+        details: { version: row.current_version },
+      });
+      await announce(ctx, 'offering.retired', retired);
+      return retired;
+    },
+  };
+}

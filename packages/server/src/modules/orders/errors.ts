@@ -1,0 +1,87 @@
+import { conflict, notFound, unprocessable } from '../../kernel/errors.js';
+import type { WorkOrderStatus } from './domain/work-order.js';
+
+/** Why a step of a quote could not be planned. */
+export type InfeasibleReason =
+  | 'deadline_unreachable'
+  | 'no_offers'
+  | 'no_candidate'
+  | 'capacity_taken'
+  | 'price_below_cost';
+
+export interface Infeasibility {
+  readonly step: string | null;
+  readonly capability: string | null;
+  readonly reason: InfeasibleReason;
+  /** Offers of the step's capability in the region that failed each filter. */
+  readonly exclusions: Readonly<Record<string, number>>;
+  readonly offers: number;
+  readonly dueBy: Date | null;
+}
+
+/** The orders module's expected failures, each named after the rule it enforces. */
+export const ordersErrors = {
+  quoteNotFound: (id: string) => notFound('orders.quote_not_found', `No quote ${id}.`),
+  orderNotFound: (id: string) => notFound('orders.order_not_found', `No order ${id}.`),
+  workOrderNotFound: (id: string) => notFound('orders.work_order_not_found', `No work order ${id}.`),
+  legNotFound: (orderId: string, step: string) =>
+    notFound('orders.leg_not_found', `Order ${orderId} has no step ${step}.`),
+  offeringNotAvailable: (key: string) =>
+    unprocessable('orders.offering_not_available', `The offering ${key} is retired and takes no new quotes.`),
+  regionNotOffered: (key: string, region: string, regions: readonly string[]) =>
+    unprocessable('orders.region_not_offered', `The offering ${key} is not sold in ${region}.`, {
+      regions: [...regions],
+    }),
+  quantityOutOfRange: (min: number, max: number) =>
+    unprocessable('orders.quantity_out_of_range', `The quantity must be between ${min} and ${max}.`, {
+      min,
+      max,
+    }),
+  currencyNotScheduled: (currency: string) =>
+    unprocessable(
+      'orders.no_fee_schedule',
+      `No fee schedule in ${currency} is in force: orders in ${currency} cannot be priced.`,
+    ),
+  customerRequired: () =>
+    unprocessable('orders.customer_required', 'An operator quoting for a customer must name the customer.'),
+  /** No plan meets the request: names the step and the reason. */
+  quoteInfeasible: (message: string, infeasibility: Infeasibility) =>
+    unprocessable('orders.quote_infeasible', message, {
+      step: infeasibility.step,
+      capability: infeasibility.capability,
+      reason: infeasibility.reason,
+      offers: infeasibility.offers,
+      exclusions: { ...infeasibility.exclusions },
+      due_by: infeasibility.dueBy?.toISOString() ?? null,
+    }),
+  quoteExpired: (id: string, validUntil: Date) =>
+    conflict('orders.quote_expired', `The quote ${id} was valid until ${validUntil.toISOString()}.`, {
+      valid_until: validUntil.toISOString(),
+    }),
+  quoteAlreadyOrdered: (id: string, orderId: string) =>
+    conflict('orders.quote_already_ordered', `The quote ${id} was already ordered as ${orderId}.`, {
+      order_id: orderId,
+    }),
+  /** A hold of the quote lapsed and its capacity went to someone else: nothing was charged. */
+  capacityLost: (id: string, step: string) =>
+    conflict(
+      'orders.capacity_lost',
+      `The capacity held for step ${step} of quote ${id} is gone; ask for a new quote. Nothing was charged.`,
+      { step },
+    ),
+  transitionNotAllowed: (id: string, from: WorkOrderStatus, to: WorkOrderStatus) =>
+    conflict('orders.transition_not_allowed', `Work order ${id} is ${from}; it cannot become ${to}.`, {
+      from,
+      to,
+    }),
+  acceptanceWindowClosed: (id: string, acceptBy: Date) =>
+    conflict(
+      'orders.acceptance_window_closed',
+      `Work order ${id} had to be accepted by ${acceptBy.toISOString()}.`,
+      {
+        accept_by: acceptBy.toISOString(),
+      },
+    ),
+  legNotDelivered: (orderId: string, step: string) =>
+    conflict('orders.leg_not_delivered', `Step ${step} of order ${orderId} has no delivered work to judge.`),
+};

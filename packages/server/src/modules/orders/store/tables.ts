@@ -1,0 +1,149 @@
+import type { ColumnType } from 'kysely';
+import type { LegStatus, OrderStatus, WorkOrderStatus } from '../domain/work-order.js';
+
+declare module '../../../kernel/database/tables.js' {
+  interface Tables {
+    quotes: QuotesTable;
+    quote_legs: QuoteLegsTable;
+    orders: OrdersTable;
+    order_legs: OrderLegsTable;
+    work_orders: WorkOrdersTable;
+  }
+}
+
+type Json<T> = ColumnType<T, string, string>;
+
+export type PricingKind = 'cost_plus' | 'fixed';
+
+export interface QuotesTable {
+  id: string;
+  customer_id: string;
+  offering_key: string;
+  offering_version_id: string;
+  quantity: number;
+  region: string;
+  deadline: Date;
+  currency: string;
+  pricing_kind: PricingKind;
+  cost_minor: bigint;
+  margin_minor: bigint;
+  total_minor: bigint;
+  /** What the partners would pay in commission under the fee schedule in force, summed. */
+  commission_minor: bigint;
+  fee_version_id: string | null;
+  earliest_finish: Date;
+  valid_until: Date;
+  /** The order placed from this quote: one at most. */
+  order_id: string | null;
+  created_at: Date;
+}
+
+export interface QuoteLegsTable {
+  quote_id: string;
+  step_key: string;
+  position: number;
+  name: string;
+  capability: string;
+  constraints: Json<Record<string, unknown>>;
+  after: string[];
+  partner_id: string;
+  offer_id: string;
+  reservation_id: string;
+  allocation_id: string;
+  quantity: number;
+  unit_price_minor: bigint;
+  gross_minor: bigint;
+  margin_minor: bigint;
+  commission_minor: bigint;
+  lead_time_hours: number;
+  earliest_start: Date;
+  earliest_finish: Date;
+  latest_start: Date;
+  due_by: Date;
+  score: number;
+  breakdown: Json<Record<string, unknown>>;
+}
+
+export interface OrdersTable {
+  id: string;
+  quote_id: string;
+  customer_id: string;
+  offering_key: string;
+  offering_version_id: string;
+  quantity: number;
+  region: string;
+  deadline: Date;
+  currency: string;
+  pricing_kind: PricingKind;
+  total_minor: bigint;
+  fee_version_id: string | null;
+  rejection_policy: 'refund' | 'redo';
+  acceptance_window_minutes: number;
+  auto_confirm_hours: number;
+  status: OrderStatus;
+  payment_id: string | null;
+  refunded_minor: bigint;
+  refunds: number;
+  failure_code: string | null;
+  failure_detail: string | null;
+  created_at: Date;
+  updated_at: Date;
+  closed_at: Date | null;
+}
+
+export interface OrderLegsTable {
+  order_id: string;
+  step_key: string;
+  position: number;
+  name: string;
+  capability: string;
+  constraints: Json<Record<string, unknown>>;
+  after: string[];
+  quantity: number;
+  budget_minor: bigint;
+  status: LegStatus;
+  partner_id: string;
+  offer_id: string;
+  reservation_id: string;
+  unit_price_minor: bigint;
+  gross_minor: bigint;
+  margin_minor: bigint;
+  lead_time_hours: number;
+  due_by: Date;
+  expected_start: Date;
+  expected_finish: Date;
+  work_order_id: string | null;
+  attempts: number;
+  replans: number;
+  failed_partner_ids: string[];
+  late: boolean;
+  updated_at: Date;
+}
+
+export interface WorkOrdersTable {
+  id: string;
+  order_id: string;
+  step_key: string;
+  attempt: number;
+  partner_id: string;
+  offer_id: string;
+  reservation_id: string;
+  capability: string;
+  region: string;
+  quantity: number;
+  currency: string;
+  unit_price_minor: bigint;
+  gross_minor: bigint;
+  status: WorkOrderStatus;
+  accept_by: Date;
+  due_by: Date;
+  confirm_by: Date | null;
+  late: boolean;
+  reason: string | null;
+  offered_at: Date;
+  accepted_at: Date | null;
+  started_at: Date | null;
+  delivered_at: Date | null;
+  closed_at: Date | null;
+  updated_at: Date;
+}

@@ -1,0 +1,245 @@
+import { z } from 'zod';
+import { ALL_OPERATOR_ROLES, ALL_PARTNER_ROLES } from '../kernel/http/access.js';
+import { defineRoute, type Route } from '../kernel/http/route.js';
+import { idSchema, page, pageQuery, timestamp, toPage } from '../kernel/http/schemas.js';
+import {
+  CUSTOMER_ACTIONS,
+  type CustomerAction,
+  ORDER_STATUSES,
+  OrderJson,
+  OrderSummaryJson,
+  orderJson,
+  orderSummaryJson,
+  PARTNER_ACTIONS,
+  type PartnerAction,
+  QuoteJson,
+  quoteJson,
+  WORK_ORDER_STATUSES,
+  WorkOrderJson,
+  workOrderJson,
+} from '../modules/orders/index.js';
+import type { Fulfilment } from './fulfilment.js';
+
+const QUOTES = ['Quotes'];
+const ORDERS = ['Orders'];
+const WORK_ORDERS = ['Work orders'];
+/** Who buys: customers for themselves, operators' administrators and operations staff for a customer. */
+const BUYERS = { operator: ['admin', 'ops'], customer: true } as const;
+const READERS = { operator: ALL_OPERATOR_ROLES, customer: true } as const;
+const PARTNERS = { operator: ['admin', 'ops'], partner: ALL_PARTNER_ROLES } as const;
+const WORK_READERS = { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES } as const;
+
+const stepKey = z.string().min(1).max(63);
+const reason = z.string().trim().min(1).max(500);
+
+const PARTNER_ACTION_TEXT: Record<PartnerAction, string> = {
+  accept:
+    'Accepts the work, within its acceptance window (`409 orders.acceptance_window_closed` after it; the offer ' +
+    'then expires and the leg goes to another partner).',
+  decline:
+    'Declines the work, with an optional reason. Baton gives the leg to the next-best partner that can still do it ' +
+    'by its due time; when none can, the order is compensated.',
+  start: 'Starts the work: it can no longer be taken away.',
+  deliver:
+    'Reports the work done. The customer confirms or rejects it; without an answer it is confirmed by itself.',
+};
+
+const CUSTOMER_ACTION_TEXT: Record<CustomerAction, string> = {
+  confirm:
+    'Confirms a delivered leg: its partner’s price less commission is released from the order’s escrow to the ' +
+    'partner, the commission and margin to the platform, and the legs waiting for this one are sent out.',
+  reject:
+    'Rejects a delivered leg: under the offering’s `refund` policy the customer is refunded what the leg cost; ' +
+    'under `redo` the partner is asked to do it again.',
+};
+
+export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
+  return [
+    defineRoute({
+      method: 'POST',
+      url: '/v1/quotes',
+      summary: 'Quote an offering',
+      description:
+        'Plans every step of the offering with the matching engine from the deadline back, so that lead times add up ' +
+        'along the critical path, and holds capacity on every leg until `valid_until`. The answer shows the price, ' +
+        'each leg’s partner, timing and why it was chosen. A request no plan meets is `422 orders.quote_infeasible`, ' +
+        'naming the step and the reason (`no_offers`, `no_candidate` with the filters that excluded offers, ' +
+        '`capacity_taken`, `deadline_unreachable`, `price_below_cost`), and holds nothing.',
+      tags: QUOTES,
+      access: BUYERS,
+      body: z.strictObject({
+        offering: z.string().min(1).max(63),
+        quantity: z.number().int().min(1).max(1_000_000),
+        region: z.string().min(1).max(64),
+        deadline: timestamp,
+        customer_id: idSchema('cus').optional().describe('Required when an operator quotes for a customer.'),
+      }),
+      status: 201,
+      response: QuoteJson,
+      handler: async (ctx, { body }) => {
+        const { quote, legs } = await fulfilment.quote(ctx, {
+          offeringKey: body.offering,
+          quantity: body.quantity,
+          region: body.region,
+          deadline: new Date(body.deadline),
+          customerId: body.customer_id,
+        });
+        return quoteJson(ctx.actor, quote, legs, ctx.now);
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/quotes/:quote_id',
+      summary: 'Read a quote',
+      tags: QUOTES,
+      access: READERS,
+      params: z.strictObject({ quote_id: idSchema('quo') }),
+      response: QuoteJson,
+      handler: async (ctx, { params }) => {
+        const { quote, legs } = await fulfilment.getQuote(ctx, params.quote_id);
+        return quoteJson(ctx.actor, quote, legs, ctx.now);
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/orders',
+      summary: 'Order a quote',
+      description:
+        'Confirms the capacity the quote holds, records the payment and charges it outside the request: the order is ' +
+        '`awaiting_payment` until the provider answers, then `in_progress` (the first legs go out as work orders) or ' +
+        '`cancelled` (declined; nothing charged, capacity released). A hold that lapsed and lost its capacity is ' +
+        '`409 orders.capacity_lost` and charges nothing. One order per quote: `409 orders.quote_already_ordered`.',
+      tags: ORDERS,
+      access: BUYERS,
+      idempotencyKey: 'required',
+      body: z.strictObject({
+        quote_id: idSchema('quo'),
+        payment_method: z.string().min(1).max(200).describe('The provider’s token for the payment method.'),
+      }),
+      status: 201,
+      response: OrderJson,
+      handler: async (ctx, { body }) => {
+        const placed = await fulfilment.placeOrder(ctx, {
+          quoteId: body.quote_id,
+          paymentMethod: body.payment_method,
+        });
+        return orderJson(ctx.actor, placed.order, placed.legs, placed.workOrders);
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/orders',
+      summary: 'List orders',
+      description: 'Oldest first. Customers see their own orders.',
+      tags: ORDERS,
+      access: READERS,
+      query: z.strictObject({
+        ...pageQuery,
+        status: z.enum(ORDER_STATUSES).optional(),
+        offering: z.string().max(63).optional(),
+      }),
+      response: page(OrderSummaryJson),
+      handler: async (ctx, { query }) =>
+        toPage(
+          await fulfilment.listOrders(ctx, {
+            status: query.status,
+            offeringKey: query.offering,
+            after: query.after,
+            limit: query.limit,
+          }),
+          (order) => orderSummaryJson(ctx.actor, order),
+        ),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/orders/:order_id',
+      summary: 'Read an order with its legs',
+      description:
+        'Customers see their own orders, without the partners’ prices when the offering has a fixed price.',
+      tags: ORDERS,
+      access: READERS,
+      params: z.strictObject({ order_id: idSchema('ord') }),
+      response: OrderJson,
+      handler: async (ctx, { params }) => {
+        const found = await fulfilment.getOrder(ctx, params.order_id);
+        return orderJson(ctx.actor, found.order, found.legs, found.workOrders);
+      },
+    }),
+    ...(Object.keys(CUSTOMER_ACTIONS) as CustomerAction[]).map((action) =>
+      defineRoute({
+        method: 'POST',
+        url: `/v1/orders/:order_id/legs/:step/${action}`,
+        summary: `${action === 'confirm' ? 'Confirm' : 'Reject'} a delivered leg`,
+        description: `${CUSTOMER_ACTION_TEXT[action]} Errors: \`409 orders.leg_not_delivered\`.`,
+        tags: ORDERS,
+        access: BUYERS,
+        idempotencyKey: 'required',
+        params: z.strictObject({ order_id: idSchema('ord'), step: stepKey }),
+        body: z.strictObject({ reason: reason.optional() }).default({}),
+        response: OrderJson,
+        handler: async (ctx, { params, body }) => {
+          const found = await fulfilment.customerAction(
+            ctx,
+            params.order_id,
+            params.step,
+            action,
+            body.reason ?? null,
+          );
+          return orderJson(ctx.actor, found.order, found.legs, found.workOrders);
+        },
+      }),
+    ),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/work-orders',
+      summary: 'List work orders',
+      description: 'Oldest first. Partners see their own.',
+      tags: WORK_ORDERS,
+      access: WORK_READERS,
+      query: z.strictObject({
+        ...pageQuery,
+        status: z.enum(WORK_ORDER_STATUSES).optional(),
+        order_id: idSchema('ord').optional(),
+      }),
+      response: page(WorkOrderJson),
+      handler: async (ctx, { query }) =>
+        toPage(
+          await fulfilment.listWorkOrders(ctx, {
+            status: query.status,
+            orderId: query.order_id,
+            after: query.after,
+            limit: query.limit,
+          }),
+          workOrderJson,
+        ),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/work-orders/:work_order_id',
+      summary: 'Read a work order',
+      tags: WORK_ORDERS,
+      access: WORK_READERS,
+      params: z.strictObject({ work_order_id: idSchema('wko') }),
+      response: WorkOrderJson,
+      handler: async (ctx, { params }) =>
+        workOrderJson(await fulfilment.getWorkOrder(ctx, params.work_order_id)),
+    }),
+    ...(Object.keys(PARTNER_ACTIONS) as PartnerAction[]).map((action) =>
+      defineRoute({
+        method: 'POST',
+        url: `/v1/work-orders/:work_order_id/${action}`,
+        summary: `${action[0]?.toUpperCase()}${action.slice(1)} a work order`,
+        description: `${PARTNER_ACTION_TEXT[action]} Errors: \`409 orders.transition_not_allowed\`.`,
+        tags: WORK_ORDERS,
+        access: PARTNERS,
+        params: z.strictObject({ work_order_id: idSchema('wko') }),
+        body: z.strictObject({ reason: reason.optional() }).default({}),
+        response: WorkOrderJson,
+        handler: async (ctx, { params, body }) =>
+          workOrderJson(
+            await fulfilment.partnerAction(ctx, params.work_order_id, action, body.reason ?? null),
+          ),
+      }),
+    ),
+  ];
+}

@@ -1,0 +1,541 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createFulfilmentFixture,
+  DAY_MS,
+  HOUR_MS,
+  type OrderBody,
+  type Partner,
+  type QuoteBody,
+  type WorkOrderBody,
+} from '../testing/fulfilment-fixture.js';
+import { TEST_DATABASE_KIND } from '../testing/test-database.js';
+
+describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KIND})`, async () => {
+  const f = await createFulfilmentFixture();
+  const { app, ok, expectProblem } = f;
+
+  for (const key of ['fabric', 'sewing', 'inspection', 'shipping', 'cooking', 'packaging', 'courier']) {
+    await f.capability(key);
+  }
+  await f.capability('dyeing', ['oeko-tex']);
+  for (const key of ['stay', 'transfer', 'guide', 'rare-transfer']) await f.capability(key);
+
+  // Garment run: fabric → dyeing → sewing → inspection → shipping, 24 h each.
+  const garment: Record<string, Partner & { offerId: string }> = {};
+  for (const step of ['fabric', 'dyeing', 'sewing', 'inspection', 'shipping']) {
+    garment[step] = await f.partnerOffering(step, { price: step === 'fabric' ? '4.00' : '10.00' });
+  }
+  // A dyer of blue only: the garment's constraint (red) keeps it out.
+  const blueDyer = await f.partnerOffering('dyeing', { price: '1.00', attributes: { color: 'blue' } });
+  // Meal: cooking ∥ packaging → courier; two cooks, the cheaper one first.
+  const cook = await f.partnerOffering('cooking', { price: '6.00', leadTimeHours: 1 });
+  const otherCook = await f.partnerOffering('cooking', { price: '7.00', leadTimeHours: 1 });
+  const packer = await f.partnerOffering('packaging', { price: '1.00', leadTimeHours: 1 });
+  const courier = await f.partnerOffering('courier', { price: '3.00', leadTimeHours: 1 });
+  // Trip: stay ∥ transfer → guide, with a second host to take over.
+  const host = await f.partnerOffering('stay', { price: '80.00', leadTimeHours: 24 });
+  // Dearer, but within what the customer paid for the leg (80.00 + 10 % margin): it can take over.
+  const otherHost = await f.partnerOffering('stay', { price: '85.00', leadTimeHours: 24 });
+  // Dearer than that: never given a leg the customer paid less for.
+  await f.partnerOffering('stay', { price: '95.00', leadTimeHours: 24 });
+  const driver = await f.partnerOffering('transfer', { price: '30.00', leadTimeHours: 2 });
+  const guide = await f.partnerOffering('guide', { price: '40.00', leadTimeHours: 4 });
+  // Only one partner can do a rare transfer: when it falls through, nothing can repair the leg.
+  const rareDriver = await f.partnerOffering('rare-transfer', { price: '50.00', leadTimeHours: 2 });
+
+  await f.publishOffering('garment-run', {
+    name: 'Custom garment run',
+    unit: 'garment',
+    pricing: { kind: 'cost_plus', margin_bps: 1500 },
+    rejection_policy: 'refund',
+    steps: [
+      { key: 'fabric', name: 'Fabric', capability: 'fabric', quantity_per_unit: '1.2' },
+      {
+        key: 'dyeing',
+        name: 'Dyeing',
+        capability: 'dyeing',
+        constraints: { color: { eq: 'red' } },
+        after: ['fabric'],
+      },
+      { key: 'sewing', name: 'Sewing', capability: 'sewing', after: ['dyeing'] },
+      { key: 'inspection', name: 'Inspection', capability: 'inspection', after: ['sewing'] },
+      { key: 'shipping', name: 'Shipping', capability: 'shipping', after: ['inspection'] },
+    ],
+  });
+  await f.publishOffering('meal-delivery', {
+    name: 'Meal delivery',
+    unit: 'meal',
+    pricing: { kind: 'fixed', unit_price: { amount: '15.00', currency: 'EUR' } },
+    rejection_policy: 'redo',
+    acceptance_window_minutes: 10,
+    auto_confirm_hours: 2,
+    steps: [
+      { key: 'cooking', name: 'Cooking', capability: 'cooking' },
+      { key: 'packaging', name: 'Packaging', capability: 'packaging' },
+      { key: 'courier', name: 'Courier', capability: 'courier', after: ['cooking', 'packaging'] },
+    ],
+  });
+  await f.publishOffering('trip', {
+    name: 'Trip',
+    unit: 'traveller',
+    pricing: { kind: 'cost_plus', margin_bps: 1000 },
+    steps: [
+      { key: 'stay', name: 'Stay', capability: 'stay' },
+      { key: 'transfer', name: 'Transfer', capability: 'transfer' },
+      { key: 'guide', name: 'Guide', capability: 'guide', after: ['stay', 'transfer'] },
+    ],
+  });
+  await f.publishOffering('remote-trip', {
+    name: 'Remote trip',
+    unit: 'traveller',
+    pricing: { kind: 'cost_plus', margin_bps: 1000 },
+    steps: [
+      { key: 'stay', name: 'Stay', capability: 'stay' },
+      { key: 'transfer', name: 'Rare transfer', capability: 'rare-transfer' },
+      { key: 'guide', name: 'Guide', capability: 'guide', after: ['stay', 'transfer'] },
+    ],
+  });
+
+  const buyer = await f.customer();
+  const stranger = await f.customer();
+  const finished: string[] = [];
+  const byPartner = new Map<string, Partner>(
+    [
+      ...Object.values(garment),
+      blueDyer,
+      cook,
+      otherCook,
+      packer,
+      courier,
+      host,
+      otherHost,
+      driver,
+      guide,
+      rareDriver,
+    ].map((partner) => [partner.id, partner]),
+  );
+
+  async function placePaid(offering: string, quantity: number, deadlineHours: number) {
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering, quantity, deadline: f.inHours(deadlineHours) }),
+      201,
+    );
+    const placed = ok<OrderBody>(await f.order(buyer.key, quoted.id), 201);
+    expect(placed.status).toBe('awaiting_payment');
+    await f.runJobs();
+    const order = await f.readOrder(buyer.key, placed.id);
+    expect(order.status).toBe('in_progress');
+    return { quote: quoted, order };
+  }
+
+  async function workOrderOf(orderId: string, step: string): Promise<WorkOrderBody> {
+    const order = await f.readOrder(app.adminKey, orderId);
+    const leg = order.legs.find((candidate) => candidate.step === step);
+    expect(leg?.work_order_id, `step ${step} has a work order`).toBeTruthy();
+    return ok<WorkOrderBody>(await app.request('GET', `/v1/work-orders/${leg?.work_order_id}`));
+  }
+
+  /** The partner of a leg's current work order accepts, starts and delivers it. */
+  async function deliver(orderId: string, step: string): Promise<WorkOrderBody> {
+    const workOrder = await workOrderOf(orderId, step);
+    const partner = byPartner.get(workOrder.partner_id) as Partner;
+    for (const action of ['accept', 'start', 'deliver']) ok(await f.act(partner, workOrder.id, action));
+    return workOrder;
+  }
+
+  async function deliverAndConfirm(orderId: string, step: string): Promise<void> {
+    await deliver(orderId, step);
+    ok(await f.judge(buyer.key, orderId, step, 'confirm'));
+  }
+
+  it('quotes a garment run along its critical path, and carries it out leg by leg to a zero escrow', async () => {
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'garment-run', quantity: 10, deadline: f.inHours(10 * 24) }),
+      201,
+    );
+    expect(quoted.legs.map((leg) => leg.step)).toEqual([
+      'fabric',
+      'dyeing',
+      'sewing',
+      'inspection',
+      'shipping',
+    ]);
+    // 1.2 kg of fabric per garment, rounded up; the blue-only dyer is kept out by the constraint.
+    expect(quoted.legs[0]).toMatchObject({ quantity: 12, partner_id: garment.fabric?.id });
+    expect(quoted.legs[1]?.partner_id).toBe(garment.dyeing?.id);
+    // Lead times add up: each leg starts when the one before is expected done.
+    const now = app.clock.now().getTime();
+    quoted.legs.forEach((leg, index) => {
+      expect(new Date(leg.earliest_start).getTime()).toBe(now + index * DAY_MS);
+      expect(new Date(leg.earliest_finish).getTime()).toBe(now + (index + 1) * DAY_MS);
+    });
+    expect(new Date(quoted.expected_finish).getTime()).toBe(now + 5 * DAY_MS);
+    // Due times run back from the deadline: each leg is due when the next must start.
+    expect(quoted.legs[4]?.due_by).toBe(f.inHours(10 * 24));
+    for (let index = 0; index < 4; index++) {
+      expect(quoted.legs[index]?.due_by).toBe(quoted.legs[index + 1]?.latest_start);
+    }
+    // Cost plus 15 %: 12 × 4.00 + 4 × 10 × 10.00 = 448.00, plus 67.20.
+    expect(quoted.cost?.amount).toBe('448.00');
+    expect(quoted.total.amount).toBe('515.20');
+    // The customer sees why each partner was chosen, but not the platform's margin or commission.
+    expect(quoted.margin).toBeNull();
+    expect(quoted.platform_revenue).toBeNull();
+    expect(quoted.legs[0]?.why.criteria.length).toBeGreaterThan(0);
+    const operatorView = ok<QuoteBody>(await app.request('GET', `/v1/quotes/${quoted.id}`));
+    expect(operatorView.margin?.amount).toBe('67.20');
+    expect(operatorView.commission?.amount).toBe('44.80');
+    expect(operatorView.platform_revenue?.amount).toBe('112.00');
+
+    const placed = ok<OrderBody>(await f.order(buyer.key, quoted.id), 201);
+    expect(placed).toMatchObject({ status: 'awaiting_payment', total: { amount: '515.20' } });
+    await f.runJobs();
+    let order = await f.readOrder(buyer.key, placed.id);
+    expect(order.status).toBe('in_progress');
+    expect(order.legs.map((leg) => leg.status)).toEqual([
+      'dispatched',
+      'planned',
+      'planned',
+      'planned',
+      'planned',
+    ]);
+    expect(await f.balance('customer_escrow', placed.id)).toBe(51_520n);
+
+    const fabricWork = await workOrderOf(placed.id, 'fabric');
+    expect(fabricWork).toMatchObject({ status: 'offered', attempt: 1, partner_id: garment.fabric?.id });
+    // Partners see their own work orders only; customers see none.
+    expectProblem(
+      await f.act(garment.dyeing as Partner, fabricWork.id, 'accept'),
+      404,
+      'orders.work_order_not_found',
+    );
+    expectProblem(
+      await app.request('GET', '/v1/work-orders', { key: buyer.key }),
+      403,
+      'auth.role_not_allowed',
+    );
+    // A leg cannot be delivered before it is started, nor confirmed before it is delivered.
+    expectProblem(
+      await f.act(garment.fabric as Partner, fabricWork.id, 'deliver'),
+      409,
+      'orders.transition_not_allowed',
+    );
+    expectProblem(await f.judge(buyer.key, placed.id, 'fabric', 'confirm'), 409, 'orders.leg_not_delivered');
+
+    for (const step of ['fabric', 'dyeing', 'sewing', 'inspection', 'shipping']) {
+      await deliverAndConfirm(placed.id, step);
+    }
+    order = await f.readOrder(buyer.key, placed.id);
+    expect(order.status).toBe('completed');
+    expect(order.legs.every((leg) => leg.status === 'done')).toBe(true);
+    // Each partner got its price less the 10 % commission; the platform kept margin and commission.
+    expect(await f.balance('partner_payable', garment.fabric?.id as string)).toBe(4_320n);
+    expect(await f.balance('partner_payable', garment.shipping?.id as string)).toBe(9_000n);
+    expect(await f.balance('platform_margin', 'platform')).toBeGreaterThanOrEqual(6_720n);
+    finished.push(placed.id);
+    await f.expectBooksClean(finished);
+
+    const events = ok<{ data: { type: string }[] }>(
+      await app.request('GET', '/v1/events?limit=100', { key: garment.fabric?.key }),
+    );
+    expect(events.data.map((event) => event.type)).toEqual(
+      expect.arrayContaining([
+        'work_order.offered',
+        'work_order.accepted',
+        'work_order.delivered',
+        'work_order.confirmed',
+      ]),
+    );
+    const customerEvents = ok<{ data: { type: string }[] }>(
+      await app.request('GET', '/v1/events?limit=100', { key: buyer.key }),
+    );
+    expect(customerEvents.data.map((event) => event.type)).toEqual(
+      expect.arrayContaining(['quote.created', 'order.placed', 'order.paid', 'order.completed']),
+    );
+  });
+
+  it('re-plans a declined leg with the next-best partner, under a fixed price the customer never sees the cost of', async () => {
+    const { quote, order } = await placePaid('meal-delivery', 2, 6);
+    expect(quote.total.amount).toBe('30.00');
+    expect(quote.cost).toBeNull();
+    expect(quote.legs.every((leg) => leg.price === null && leg.unit_price === null)).toBe(true);
+    expect(order.legs.every((leg) => leg.price === null)).toBe(true);
+    // Cooking and packaging start at once; the courier waits for both.
+    expect(order.legs.map((leg) => [leg.step, leg.status])).toEqual([
+      ['cooking', 'dispatched'],
+      ['packaging', 'dispatched'],
+      ['courier', 'planned'],
+    ]);
+    const cooking = await workOrderOf(order.id, 'cooking');
+    expect(cooking.partner_id).toBe(cook.id);
+    ok(await f.act(cook, cooking.id, 'decline', { reason: 'Kitchen closed' }));
+    const replanned = await workOrderOf(order.id, 'cooking');
+    expect(replanned).toMatchObject({ partner_id: otherCook.id, status: 'offered', attempt: 2 });
+    const afterRepair = await f.readOrder(app.adminKey, order.id);
+    expect(afterRepair.legs[0]).toMatchObject({ replans: 1, partner_id: otherCook.id });
+    // The other cook costs 14.00 for two: the platform's margin on the leg shrinks, the price does not.
+    expect(afterRepair.total.amount).toBe('30.00');
+
+    await deliverAndConfirm(order.id, 'cooking');
+    expect((await f.readOrder(buyer.key, order.id)).legs[2]?.status).toBe('planned');
+    await deliverAndConfirm(order.id, 'packaging');
+    await deliverAndConfirm(order.id, 'courier');
+    expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
+    expect(await f.balance('partner_payable', cook.id)).toBe(0n);
+    finished.push(order.id);
+    await f.expectBooksClean(finished);
+  });
+
+  it('expires an offer not accepted in time and gives the leg to another partner', async () => {
+    const { order } = await placePaid('trip', 1, 5 * 24);
+    const stay = await workOrderOf(order.id, 'stay');
+    expect(stay.partner_id).toBe(host.id);
+    const transfer = await workOrderOf(order.id, 'transfer');
+    ok(await f.act(driver, transfer.id, 'accept'));
+    f.advance(61 * 60 * 1000);
+    expectProblem(await f.act(host, stay.id, 'accept'), 409, 'orders.acceptance_window_closed');
+    const swept = await f.sweep();
+    expect(swept.expired).toBeGreaterThanOrEqual(1);
+    const expired = ok<WorkOrderBody>(
+      await app.request('GET', `/v1/work-orders/${stay.id}`, { key: host.key }),
+    );
+    expect(expired.status).toBe('expired');
+    const next = await workOrderOf(order.id, 'stay');
+    expect(next).toMatchObject({ partner_id: otherHost.id, status: 'offered', attempt: 2 });
+    // The host that let the offer lapse is not asked again, and its held capacity is back.
+    const released = await app.baton.database.db
+      .selectFrom('reservations')
+      .select('status')
+      .where('offer_id', '=', host.offerId)
+      .where('reference', 'like', `%:stay`)
+      .execute();
+    expect(released.map((row) => row.status)).toContain('released');
+    await deliverAndConfirm(order.id, 'stay');
+    ok(await f.act(driver, transfer.id, 'start'));
+    ok(await f.act(driver, transfer.id, 'deliver'));
+    ok(await f.judge(buyer.key, order.id, 'transfer', 'confirm'));
+    await deliverAndConfirm(order.id, 'guide');
+    expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
+    finished.push(order.id);
+    await f.expectBooksClean(finished);
+  });
+
+  it('compensates when no partner can repair a leg: cancels what has not started, refunds it, pays what was done', async () => {
+    const { order } = await placePaid('remote-trip', 1, 5 * 24);
+    const stay = await workOrderOf(order.id, 'stay');
+    ok(await f.act(host, stay.id, 'accept'));
+    ok(await f.act(host, stay.id, 'start'));
+    const transfer = await workOrderOf(order.id, 'transfer');
+    expect(transfer.partner_id).toBe(rareDriver.id);
+    ok(await f.act(rareDriver, transfer.id, 'decline', { reason: 'Vehicle broken' }));
+    let current = await f.readOrder(app.adminKey, order.id);
+    expect(current.status).toBe('compensating');
+    expect(current.failure_code).toBe('leg_unrepairable');
+    expect(current.legs.map((leg) => [leg.step, leg.status])).toEqual([
+      ['stay', 'dispatched'],
+      ['transfer', 'cancelled'],
+      ['guide', 'cancelled'],
+    ]);
+    // Refunded: the transfer (50.00 + 5.00) and the guide (40.00 + 4.00).
+    expect(current.refunded.amount).toBe('99.00');
+    expect(await f.balance('refunds_in_transit', 'platform')).toBe(9_900n);
+    await f.runJobs();
+    expect(await f.balance('refunds_in_transit', 'platform')).toBe(0n);
+    // The stay, under way, finishes and is paid.
+    ok(await f.act(host, stay.id, 'deliver'));
+    ok(await f.judge(buyer.key, order.id, 'stay', 'confirm'));
+    current = await f.readOrder(buyer.key, order.id);
+    expect(current.status).toBe('failed');
+    expect(current.refunded.amount).toBe('99.00');
+    finished.push(order.id);
+    await f.expectBooksClean(finished);
+  });
+
+  it('refunds a rejected leg under the refund policy, and redoes it under the redo policy', async () => {
+    const { order } = await placePaid('garment-run', 1, 10 * 24);
+    for (const step of ['fabric', 'dyeing', 'sewing']) await deliverAndConfirm(order.id, step);
+    await deliver(order.id, 'inspection');
+    ok(await f.judge(buyer.key, order.id, 'inspection', 'reject', 'Stitching off'));
+    let current = await f.readOrder(buyer.key, order.id);
+    expect(current.legs[3]?.status).toBe('refunded');
+    // The inspection cost 10.00 plus its 1.50 share of the margin.
+    expect(current.refunded.amount).toBe('11.50');
+    expect(current.legs[4]?.status).toBe('dispatched');
+    await deliverAndConfirm(order.id, 'shipping');
+    current = await f.readOrder(buyer.key, order.id);
+    expect(current.status).toBe('completed');
+    await f.runJobs();
+    finished.push(order.id);
+
+    const meal = await placePaid('meal-delivery', 1, 6);
+    for (const step of ['cooking', 'packaging']) await deliverAndConfirm(meal.order.id, step);
+    const first = await deliver(meal.order.id, 'courier');
+    ok(await f.judge(buyer.key, meal.order.id, 'courier', 'reject', 'Cold food'));
+    const again = await workOrderOf(meal.order.id, 'courier');
+    expect(again).toMatchObject({ partner_id: courier.id, attempt: 2, status: 'offered' });
+    expect(again.id).not.toBe(first.id);
+    await deliverAndConfirm(meal.order.id, 'courier');
+    const done = await f.readOrder(buyer.key, meal.order.id);
+    expect(done).toMatchObject({ status: 'completed', refunded: { amount: '0.00' } });
+    finished.push(meal.order.id);
+    await f.expectBooksClean(finished);
+  });
+
+  it('refuses a deadline no plan can meet, naming the step and why, and holds nothing', async () => {
+    // Shipping fits in the last 24 h; inspection would have to be done 6 h from now, in 24 h.
+    const refused = await f.quote(buyer.key, {
+      offering: 'garment-run',
+      quantity: 1,
+      deadline: f.inHours(30),
+    });
+    const problem = expectProblem(refused, 422, 'orders.quote_infeasible') as unknown as {
+      step: string;
+      reason: string;
+      exclusions: Record<string, number>;
+    };
+    expect(problem).toMatchObject({ step: 'inspection', reason: 'no_candidate' });
+    expect(problem.exclusions.lead_time_too_long).toBeGreaterThanOrEqual(1);
+    const past = await f.quote(buyer.key, { offering: 'garment-run', quantity: 1, deadline: f.inHours(-1) });
+    expectProblem(past, 422, 'orders.quote_infeasible');
+    const wrongRegion = await f.quote(buyer.key, {
+      offering: 'garment-run',
+      quantity: 1,
+      deadline: f.inHours(240),
+      region: 'us-east',
+    });
+    expectProblem(wrongRegion, 422, 'orders.region_not_offered');
+    expectProblem(
+      await f.quote(buyer.key, { offering: 'garment-run', quantity: 0, deadline: f.inHours(240) }),
+      400,
+      'request.invalid',
+    );
+    // Nothing was held: the shipping partner's capacity is untouched by the refused quote.
+    const reservations = await app.baton.database.db
+      .selectFrom('reservations')
+      .select((eb) => eb.fn.countAll<string>().as('count'))
+      .where('offer_id', '=', garment.shipping?.offerId as string)
+      .where('status', '=', 'held')
+      .executeTakeFirstOrThrow();
+    expect(Number(reservations.count)).toBe(0);
+  });
+
+  it('flags a late leg and confirms a delivery the customer does not judge in time', async () => {
+    const { order } = await placePaid('meal-delivery', 1, 6);
+    const cooking = await workOrderOf(order.id, 'cooking');
+    ok(await f.act(otherCook.id === cooking.partner_id ? otherCook : cook, cooking.id, 'accept'));
+    const packaging = await workOrderOf(order.id, 'packaging');
+    ok(await f.act(packer, packaging.id, 'accept'));
+    // Past the cooking's due time (the courier must start an hour before the deadline).
+    f.advance(5 * HOUR_MS + 60_000);
+    const swept = await f.sweep();
+    expect(swept.late).toBeGreaterThanOrEqual(1);
+    const late = await workOrderOf(order.id, 'cooking');
+    expect(late.late).toBe(true);
+    expect((await f.readOrder(buyer.key, order.id)).legs[0]?.late).toBe(true);
+    const partner = byPartner.get(cooking.partner_id) as Partner;
+    const events = ok<{ data: { type: string; subject_id: string }[] }>(
+      await app.request('GET', '/v1/events?limit=100&types=work_order.late', { key: partner.key }),
+    );
+    expect(events.data.some((event) => event.subject_id === cooking.id)).toBe(true);
+    ok(await f.act(partner, cooking.id, 'start'));
+    ok(await f.act(partner, cooking.id, 'deliver'));
+    f.advance(2 * HOUR_MS + 1000);
+    const confirmed = await f.sweep();
+    expect(confirmed.autoConfirmed).toBeGreaterThanOrEqual(1);
+    expect((await workOrderOf(order.id, 'cooking')).status).toBe('confirmed');
+  });
+
+  it('cancels an order whose payment is declined, charging nothing and releasing its capacity', async () => {
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(5 * 24) }),
+      201,
+    );
+    const placed = ok<OrderBody>(await f.order(buyer.key, quoted.id, 'pm_card_declined'), 201);
+    await f.runJobs();
+    const order = await f.readOrder(buyer.key, placed.id);
+    expect(order).toMatchObject({ status: 'cancelled', failure_code: 'payment_declined' });
+    expect(await f.balance('customer_escrow', placed.id)).toBe(0n);
+    const held = await app.baton.database.db
+      .selectFrom('reservations')
+      .select('status')
+      .where('reference', 'like', `${quoted.id}:%`)
+      .execute();
+    expect(held.map((row) => row.status)).toEqual(['released', 'released', 'released']);
+    expectProblem(await f.order(buyer.key, quoted.id), 409, 'orders.quote_already_ordered');
+  });
+
+  it('keeps orders to their customer and work orders to their partner', async () => {
+    const { order } = await placePaid('trip', 1, 5 * 24);
+    expectProblem(
+      await app.request('GET', `/v1/orders/${order.id}`, { key: stranger.key }),
+      404,
+      'orders.order_not_found',
+    );
+    expectProblem(await f.judge(stranger.key, order.id, 'stay', 'confirm'), 404, 'orders.order_not_found');
+    expectProblem(await app.request('GET', '/v1/orders', { key: host.key }), 403, 'auth.role_not_allowed');
+    const listed = ok<{ data: { id: string }[] }>(
+      await app.request('GET', '/v1/orders?limit=100', { key: stranger.key }),
+    );
+    expect(listed.data).toEqual([]);
+    const hostList = ok<{ data: { partner_id: string }[] }>(
+      await app.request('GET', '/v1/work-orders?limit=100', { key: host.key }),
+    );
+    expect(hostList.data.every((workOrder) => workOrder.partner_id === host.id)).toBe(true);
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(120) }),
+      201,
+    );
+    expectProblem(
+      await app.request('GET', `/v1/quotes/${quoted.id}`, { key: stranger.key }),
+      404,
+      'orders.quote_not_found',
+    );
+    expectProblem(await f.order(stranger.key, quoted.id), 404, 'orders.quote_not_found');
+  });
+
+  it('replays an order placed again with the same idempotency key, and documents every endpoint', async () => {
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(120) }),
+      201,
+    );
+    const send = () =>
+      app.request<OrderBody>('POST', '/v1/orders', {
+        key: buyer.key,
+        body: { quote_id: quoted.id, payment_method: 'pm_card_ok' },
+        headers: { 'idempotency-key': `replayed-order-${quoted.id}` },
+      });
+    const first = ok<OrderBody>(await send(), 201);
+    const second = await send();
+    expect(second.status).toBe(201);
+    expect(second.headers['idempotency-replayed']).toBe('true');
+    expect(second.body.id).toBe(first.id);
+    expectProblem(
+      await app.request('POST', '/v1/orders', {
+        key: buyer.key,
+        body: { quote_id: quoted.id, payment_method: 'pm_card_ok' },
+      }),
+      400,
+      'idempotency.key_required',
+    );
+
+    const document = ok<{ paths: Record<string, Record<string, unknown>> }>(
+      await app.request('GET', '/openapi.json', { key: null }),
+    );
+    for (const path of [
+      '/v1/quotes',
+      '/v1/quotes/{quote_id}',
+      '/v1/orders',
+      '/v1/orders/{order_id}',
+      '/v1/orders/{order_id}/legs/{step}/confirm',
+      '/v1/orders/{order_id}/legs/{step}/reject',
+      '/v1/work-orders',
+      '/v1/work-orders/{work_order_id}',
+      '/v1/work-orders/{work_order_id}/accept',
+      '/v1/work-orders/{work_order_id}/decline',
+      '/v1/work-orders/{work_order_id}/start',
+      '/v1/work-orders/{work_order_id}/deliver',
+    ]) {
+      expect(document.paths[path], path).toBeDefined();
+    }
+  });
+});

@@ -1,0 +1,1176 @@
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import { systemActor } from '../kernel/actor.js';
+import { assert } from '../kernel/assert.js';
+import type { Context } from '../kernel/context.js';
+import { type Executor, requireTransaction } from '../kernel/database/database.js';
+import { runInTransaction } from '../kernel/database/transaction.js';
+import { isDomainError } from '../kernel/errors.js';
+import { appendEvent } from '../kernel/events/event-log.js';
+import {
+  type CustomerId,
+  newId,
+  type OrderId,
+  type PartnerId,
+  type QuoteId,
+  type ReservationId,
+  type WorkOrderId,
+} from '../kernel/ids.js';
+import type { Jobs } from '../kernel/jobs/jobs.js';
+import { formatAmount, parseCurrency } from '../kernel/money.js';
+import type { Page } from '../kernel/pagination.js';
+import type { CatalogService } from '../modules/catalog/index.js';
+import type { FeesService } from '../modules/fees/index.js';
+import type { LedgerService } from '../modules/ledger/index.js';
+import {
+  type AttributeConstraint,
+  type MatchingService,
+  type MatchResult,
+  matchResultJson,
+} from '../modules/matching/index.js';
+import {
+  type OfferingsService,
+  type StepDefinition,
+  stepQuantity,
+  topologicalOrder,
+} from '../modules/offerings/index.js';
+import {
+  CLOSED_LEGS,
+  CUSTOMER_ACTIONS,
+  type CustomerAction,
+  canTransition,
+  deliveriesPastConfirmation,
+  dueByMs as dueByOf,
+  expectedTimes,
+  FINISHED_LEGS,
+  findOrder,
+  findOrderByPayment,
+  findQuote,
+  findWorkOrder,
+  HOUR_MS,
+  type Infeasibility,
+  insertOrder,
+  insertQuote,
+  insertWorkOrder,
+  listOrders,
+  listWorkOrders,
+  markQuoteOrdered,
+  NOT_STARTED,
+  type Order,
+  type OrderLeg,
+  type OrderStatus,
+  offersPastAcceptance,
+  orderLegs,
+  ordersErrors,
+  overdueWork,
+  PARTNER_ACTIONS,
+  type PartnerAction,
+  priceOrder,
+  type Quote,
+  type QuoteLeg,
+  quoteLegs,
+  readySteps,
+  unstartedLegsOf,
+  updateLeg,
+  updateOrder,
+  updateWorkOrder,
+  type WorkOrder,
+  type WorkOrderStatus,
+  workOrdersOf,
+} from '../modules/orders/index.js';
+import type { ParticipantsService } from '../modules/participants/index.js';
+import { type Payment, type PaymentsService, RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
+import { refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
+import { PROVIDER_REFUND_JOB, type ProviderRefundJob } from './settlement-routes.js';
+
+/*
+ * Fulfilment: an integrated offering bought as one order and delivered by several partners.
+ *
+ * A quote plans every step of the offering with the matching engine, from the last steps back:
+ * the last must be done by the customer's deadline, and every other step by the latest start of
+ * the steps that follow it, so lead times add up along the critical path. Each step's capacity
+ * is held for the quote's validity. Placing the order confirms the holds (a hold that lapsed and
+ * lost its capacity refuses the order before anything is charged), records the payment and
+ * hands it to the payment job; the capture posts into the order's escrow and starts the order:
+ * each leg whose predecessors are finished goes out as a work order.
+ *
+ * A leg whose partner declines, lets the offer expire or is suspended is re-planned with the
+ * next-best candidate that can still be done by the leg's due time, for no more than the
+ * customer paid for the leg. When none can, the order compensates: every leg not started is
+ * cancelled and its money refunded; the legs under way finish and are paid. A confirmed leg
+ * releases its partner's share from escrow; a rejected one is refunded or redone as the
+ * offering says. Every change is one transaction, with its events; every money movement goes
+ * through the ledger by settlement's steps, whose keys make each of them happen once.
+ */
+
+export interface FulfilmentDeps {
+  readonly offerings: OfferingsService;
+  readonly matching: MatchingService;
+  readonly catalog: CatalogService;
+  readonly participants: ParticipantsService;
+  readonly payments: PaymentsService;
+  readonly fees: FeesService;
+  readonly settlement: SettlementDeps;
+  readonly ledger: LedgerService;
+  readonly jobs: Jobs;
+  readonly logger?: Logger;
+}
+
+export interface QuoteRequest {
+  readonly offeringKey: string;
+  readonly quantity: number;
+  readonly region: string;
+  readonly deadline: Date;
+  /** Required when an operator quotes for a customer; a customer quotes for itself. */
+  readonly customerId?: CustomerId | undefined;
+}
+
+export interface QuoteView {
+  readonly quote: Quote;
+  readonly legs: readonly QuoteLeg[];
+}
+
+export interface OrderView {
+  readonly order: Order;
+  readonly legs: readonly OrderLeg[];
+  readonly workOrders: readonly WorkOrder[];
+}
+
+export interface SweepReport {
+  readonly expired: number;
+  readonly late: number;
+  readonly autoConfirmed: number;
+  readonly replanned: number;
+}
+
+/** Work orders or legs one run of the timers handles per kind, each in its own transaction. */
+export const SWEEP_BATCH_MAX = 200;
+/** Suspended or offboarded partners the timers read per page. */
+const PARTNER_PAGE = 100;
+/** The job that works the timers: acceptance windows, due times, auto-confirmation, suspensions. */
+export const ORDERS_TIMERS_JOB = 'orders.timers';
+
+const MINUTE_MS = 60_000;
+
+type Step = StepDefinition;
+
+export type Fulfilment = ReturnType<typeof createFulfilment>;
+
+export function createFulfilment(deps: FulfilmentDeps) {
+  const { offerings, matching, catalog, participants, payments, fees, settlement, jobs } = deps;
+
+  /**
+   * What Baton does on its own after a participant's action (re-planning, paying, dispatching)
+   * runs as Baton, in the same transaction: a partner's decline must be able to reserve another
+   * partner's capacity, which the partner itself could not.
+   */
+  const asBaton = (ctx: Context): Context => ({ ...ctx, actor: systemActor('orders') });
+
+  // -----------------------------------------------------------------------------------------------
+  // Quotes
+
+  async function customerOf(ctx: Context, requested: CustomerId | undefined): Promise<CustomerId> {
+    if (ctx.actor.kind === 'customer') return ctx.actor.customerId;
+    if (requested === undefined) throw ordersErrors.customerRequired();
+    await participants.getCustomer(ctx, requested);
+    return requested;
+  }
+
+  /** Why no offer could take a step: the matcher's exclusions, counted per filter. */
+  async function diagnose(
+    ctx: Context,
+    step: Step,
+    request: { region: string; quantity: number; dueBy: Date; customerId: CustomerId },
+  ): Promise<Infeasibility> {
+    const explanation = await matching.explain(ctx, {
+      capability: step.capability,
+      region: request.region,
+      quantity: request.quantity,
+      neededBy: request.dueBy,
+      customerId: request.customerId,
+      constraints: step.constraints,
+    });
+    const exclusions: Record<string, number> = {};
+    for (const row of explanation.rows) {
+      for (const exclusion of row.excluded)
+        exclusions[exclusion.filter] = (exclusions[exclusion.filter] ?? 0) + 1;
+    }
+    return {
+      step: step.key,
+      capability: step.capability,
+      reason:
+        explanation.rows.length === 0
+          ? 'no_offers'
+          : explanation.candidates > 0
+            ? 'capacity_taken'
+            : 'no_candidate',
+      exclusions,
+      offers: explanation.rows.length,
+      dueBy: request.dueBy,
+    };
+  }
+
+  function infeasible(infeasibility: Infeasibility, region: string): never {
+    const step = `step ${infeasibility.step} (${infeasibility.capability})`;
+    const due = infeasibility.dueBy ? ` by ${infeasibility.dueBy.toISOString()}` : '';
+    const counted = Object.entries(infeasibility.exclusions)
+      .sort((a, b) => b[1] - a[1])
+      .map(([filter, count]) => `${count} ${filter.replaceAll('_', ' ')}`)
+      .join(', ');
+    const message = (() => {
+      switch (infeasibility.reason) {
+        case 'deadline_unreachable':
+          return `No plan meets the deadline: ${step} would have to be done${due}, which has passed.`;
+        case 'no_offers':
+          return `No partner offers ${step} in ${region}.`;
+        case 'no_candidate':
+          return `No partner can do ${step} in ${region}${due}: of ${infeasibility.offers} offers, ${counted}.`;
+        case 'capacity_taken':
+          return `The partners that could do ${step} in ${region}${due} have no capacity left to hold.`;
+        case 'price_below_cost':
+          return 'The partners chosen cost more than the offering’s fixed price.';
+      }
+    })();
+    throw ordersErrors.quoteInfeasible(message, infeasibility);
+  }
+
+  /**
+   * Plans an offering for a customer and holds capacity on every leg for the quote's validity.
+   *
+   * @throws DomainError `orders.quote_infeasible` (naming the step and why), `orders.region_not_offered`,
+   *   `orders.quantity_out_of_range`, `orders.offering_not_available`, `orders.customer_required`,
+   *   `offerings.offering_not_found`
+   */
+  async function quote(ctx: Context, request: QuoteRequest): Promise<QuoteView> {
+    requireTransaction(ctx.db);
+    const customerId = await customerOf(ctx, request.customerId);
+    const { offering, version } = await offerings.getOffering(ctx, request.offeringKey);
+    if (offering.status !== 'active') throw ordersErrors.offeringNotAvailable(offering.key);
+    if (!version.regions.includes(request.region))
+      throw ordersErrors.regionNotOffered(offering.key, request.region, version.regions);
+    if (request.quantity < version.quantityMin || request.quantity > version.quantityMax)
+      throw ordersErrors.quantityOutOfRange(version.quantityMin, version.quantityMax);
+
+    const quoteId = newId('quo');
+    const nowMs = ctx.now.getTime();
+    const order = topologicalOrder(version.steps);
+    const steps = new Map(version.steps.map((step) => [step.key, step]));
+    const chosen = new Map<string, { result: MatchResult; quantity: number; candidates: number }>();
+    const planned = new Map<string, { reservationId: ReservationId; allocationId: string }>();
+
+    // From the last steps back: each is planned for the time the steps after it must start.
+    const scheduled = version.steps.map((step) => ({ key: step.key, after: step.after, leadTimeHours: 0 }));
+    const latestStart = new Map<string, number>();
+    const dueBy = new Map<string, number>();
+    for (const key of [...order].reverse()) {
+      const step = steps.get(key) as Step;
+      const dueByMs = dueByOf(key, scheduled, latestStart, request.deadline.getTime());
+      dueBy.set(key, dueByMs);
+      const quantity = stepQuantity(step.quantityPerUnit, request.quantity);
+      if (dueByMs <= nowMs) {
+        infeasible(
+          {
+            step: key,
+            capability: step.capability,
+            reason: 'deadline_unreachable',
+            exclusions: {},
+            offers: 0,
+            dueBy: new Date(dueByMs),
+          },
+          request.region,
+        );
+      }
+      try {
+        const outcome = await matching.allocate(ctx, {
+          capability: step.capability,
+          region: request.region,
+          quantity,
+          neededBy: new Date(dueByMs),
+          customerId,
+          constraints: step.constraints as Record<string, AttributeConstraint>,
+          holdMinutes: version.quoteValidityMinutes,
+          reference: `${quoteId}:${key}`,
+          currency: version.currency,
+        });
+        chosen.set(key, { result: outcome.result, quantity, candidates: 0 });
+        planned.set(key, { reservationId: outcome.reservation.id, allocationId: outcome.allocation.id });
+        latestStart.set(key, outcome.result.startMs);
+      } catch (error) {
+        if (!isDomainError(error) || error.code !== 'matching.no_candidate') throw error;
+        infeasible(
+          await diagnose(ctx, step, {
+            region: request.region,
+            quantity,
+            dueBy: new Date(dueByMs),
+            customerId,
+          }),
+          request.region,
+        );
+      }
+    }
+
+    const grosses = order.map((key) => {
+      const { result, quantity } = chosen.get(key) as { result: MatchResult; quantity: number };
+      return BigInt(result.unitPriceMinor) * BigInt(quantity);
+    });
+    const price = priceOrder(version.pricing, grosses, request.quantity);
+    if (!price) {
+      infeasible(
+        { step: null, capability: null, reason: 'price_below_cost', exclusions: {}, offers: 0, dueBy: null },
+        request.region,
+      );
+    }
+    const feeVersion = await fees.versionInForce(ctx, ctx.now, version.currency);
+    const expected = expectedTimes(
+      order.map((key) => {
+        const step = steps.get(key) as Step;
+        return { key, after: step.after, leadTimeHours: chosen.get(key)?.result.leadTimeHours ?? 0 };
+      }),
+      order,
+      nowMs,
+    );
+    const legs: QuoteLeg[] = [];
+    let commissionMinor = 0n;
+    for (const [position, key] of order.entries()) {
+      const step = steps.get(key) as Step;
+      const { result, quantity } = chosen.get(key) as { result: MatchResult; quantity: number };
+      const grossMinor = grosses[position] as bigint;
+      const commission = feeVersion
+        ? (
+            await fees.commission(ctx, {
+              versionId: feeVersion.id,
+              capability: step.capability,
+              partnerId: result.partnerId as PartnerId,
+              region: request.region,
+              amountMinor: grossMinor,
+              currency: version.currency,
+            })
+          ).commissionMinor
+        : 0n;
+      commissionMinor += commission;
+      const times = expected.get(key) as { startMs: number; finishMs: number };
+      const hold = planned.get(key) as { reservationId: ReservationId; allocationId: string };
+      const json = matchResultJson(result);
+      legs.push({
+        stepKey: key,
+        position,
+        name: step.name,
+        capability: step.capability,
+        constraints: step.constraints as Record<string, unknown>,
+        after: step.after,
+        partnerId: result.partnerId as PartnerId,
+        offerId: result.offerId as QuoteLeg['offerId'],
+        reservationId: hold.reservationId,
+        allocationId: hold.allocationId,
+        quantity,
+        unitPriceMinor: BigInt(result.unitPriceMinor),
+        grossMinor,
+        marginMinor: price.legMarginsMinor[position] as bigint,
+        commissionMinor: commission,
+        leadTimeHours: result.leadTimeHours,
+        earliestStart: new Date(times.startMs),
+        earliestFinish: new Date(times.finishMs),
+        latestStart: new Date(result.startMs),
+        dueBy: new Date(dueBy.get(key) as number),
+        score: result.score,
+        breakdown: { rank: json.rank, score: json.score, ...json.breakdown },
+      });
+    }
+    const earliestFinishMs = Math.max(...legs.map((leg) => leg.earliestFinish.getTime()));
+    const stored: Quote = {
+      id: quoteId,
+      customerId,
+      offeringKey: offering.key,
+      offeringVersionId: version.id,
+      quantity: request.quantity,
+      region: request.region,
+      deadline: request.deadline,
+      currency: version.currency,
+      pricingKind: version.pricing.kind,
+      costMinor: price.costMinor,
+      marginMinor: price.marginMinor,
+      totalMinor: price.totalMinor,
+      commissionMinor,
+      feeVersionId: feeVersion?.id ?? null,
+      earliestFinish: new Date(earliestFinishMs),
+      validUntil: new Date(nowMs + version.quoteValidityMinutes * MINUTE_MS),
+      orderId: null,
+      createdAt: ctx.now,
+    };
+    await insertQuote(
+      ctx.db,
+      {
+        id: stored.id,
+        customer_id: stored.customerId,
+        offering_key: stored.offeringKey,
+        offering_version_id: stored.offeringVersionId,
+        quantity: stored.quantity,
+        region: stored.region,
+        deadline: stored.deadline,
+        currency: stored.currency,
+        pricing_kind: stored.pricingKind,
+        cost_minor: stored.costMinor,
+        margin_minor: stored.marginMinor,
+        total_minor: stored.totalMinor,
+        commission_minor: stored.commissionMinor,
+        fee_version_id: stored.feeVersionId,
+        earliest_finish: stored.earliestFinish,
+        valid_until: stored.validUntil,
+        order_id: null,
+        created_at: stored.createdAt,
+      },
+      legs.map((leg) => ({
+        quote_id: quoteId,
+        step_key: leg.stepKey,
+        position: leg.position,
+        name: leg.name,
+        capability: leg.capability,
+        constraints: JSON.stringify(leg.constraints),
+        after: [...leg.after],
+        partner_id: leg.partnerId,
+        offer_id: leg.offerId,
+        reservation_id: leg.reservationId,
+        allocation_id: leg.allocationId,
+        quantity: leg.quantity,
+        unit_price_minor: leg.unitPriceMinor,
+        gross_minor: leg.grossMinor,
+        margin_minor: leg.marginMinor,
+        commission_minor: leg.commissionMinor,
+        lead_time_hours: leg.leadTimeHours,
+        earliest_start: leg.earliestStart,
+        earliest_finish: leg.earliestFinish,
+        latest_start: leg.latestStart,
+        due_by: leg.dueBy,
+        score: leg.score,
+        breakdown: JSON.stringify(leg.breakdown),
+      })),
+    );
+    await appendEvent(ctx, {
+      type: 'quote.created',
+      subjectId: quoteId,
+      data: {
+        id: quoteId,
+        offering: offering.key,
+        offering_version: version.version,
+        customer_id: customerId,
+        total: formatAmount(stored.totalMinor, parseCurrency(stored.currency)),
+        currency: stored.currency,
+        valid_until: stored.validUntil.toISOString(),
+      },
+      audience: [customerId],
+    });
+    return { quote: stored, legs };
+  }
+
+  async function visibleQuote(ctx: Context, id: string, options: { lock?: boolean } = {}): Promise<Quote> {
+    const found = await findQuote(ctx.db, id, options);
+    if (!found) throw ordersErrors.quoteNotFound(id);
+    if (ctx.actor.kind === 'customer' && found.customerId !== ctx.actor.customerId)
+      throw ordersErrors.quoteNotFound(id);
+    if (ctx.actor.kind === 'partner') throw ordersErrors.quoteNotFound(id);
+    return found;
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Orders
+
+  async function visibleOrder(ctx: Context, id: string, options: { lock?: boolean } = {}): Promise<Order> {
+    const found = await findOrder(ctx.db, id, options);
+    if (!found) throw ordersErrors.orderNotFound(id);
+    if (ctx.actor.kind === 'customer' && found.customerId !== ctx.actor.customerId)
+      throw ordersErrors.orderNotFound(id);
+    if (ctx.actor.kind === 'partner') throw ordersErrors.orderNotFound(id);
+    return found;
+  }
+
+  async function orderEvent(ctx: Context, order: Order, type: string, data: Record<string, unknown> = {}) {
+    await appendEvent(ctx, {
+      type,
+      subjectId: order.id,
+      data: { id: order.id, status: order.status, offering: order.offeringKey, ...data },
+      audience: [order.customerId],
+    });
+  }
+
+  async function workOrderEvent(ctx: Context, workOrder: WorkOrder, type: string, customerId: string) {
+    await appendEvent(ctx, {
+      type,
+      subjectId: workOrder.id,
+      data: {
+        id: workOrder.id,
+        order_id: workOrder.orderId,
+        step: workOrder.stepKey,
+        partner_id: workOrder.partnerId,
+        status: workOrder.status,
+        late: workOrder.late,
+        reason: workOrder.reason,
+      },
+      audience: [workOrder.partnerId, customerId],
+    });
+  }
+
+  /**
+   * Places the order of a quote: confirms its holds, records the payment and queues the charge.
+   * The order is `awaiting_payment` until the provider answers.
+   *
+   * @throws DomainError `orders.quote_not_found`, `orders.quote_expired`, `orders.quote_already_ordered`,
+   *   `orders.capacity_lost`, `payments.amount_invalid`
+   */
+  async function placeOrder(
+    ctx: Context,
+    input: { quoteId: QuoteId; paymentMethod: string },
+  ): Promise<OrderView> {
+    requireTransaction(ctx.db);
+    const quoted = await visibleQuote(ctx, input.quoteId, { lock: true });
+    if (quoted.orderId) throw ordersErrors.quoteAlreadyOrdered(quoted.id, quoted.orderId);
+    if (quoted.validUntil <= ctx.now) throw ordersErrors.quoteExpired(quoted.id, quoted.validUntil);
+    const version = await offerings.getVersion(ctx.db, quoted.offeringVersionId);
+    const legs = await quoteLegs(ctx.db, quoted.id);
+    for (const leg of legs) {
+      try {
+        await catalog.confirmReservation(ctx, leg.reservationId);
+      } catch (error) {
+        if (isDomainError(error) && error.code.startsWith('catalog.'))
+          throw ordersErrors.capacityLost(quoted.id, leg.stepKey);
+        throw error;
+      }
+    }
+    const orderId = newId('ord');
+    await insertOrder(
+      ctx.db,
+      {
+        id: orderId,
+        quote_id: quoted.id,
+        customer_id: quoted.customerId,
+        offering_key: quoted.offeringKey,
+        offering_version_id: quoted.offeringVersionId,
+        quantity: quoted.quantity,
+        region: quoted.region,
+        deadline: quoted.deadline,
+        currency: quoted.currency,
+        pricing_kind: quoted.pricingKind,
+        total_minor: quoted.totalMinor,
+        fee_version_id: quoted.feeVersionId,
+        rejection_policy: version.rejectionPolicy,
+        acceptance_window_minutes: version.acceptanceWindowMinutes,
+        auto_confirm_hours: version.autoConfirmHours,
+        status: 'awaiting_payment',
+        payment_id: null,
+        refunded_minor: 0n,
+        refunds: 0,
+        failure_code: null,
+        failure_detail: null,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+        closed_at: null,
+      },
+      legs.map((leg) => ({
+        order_id: orderId,
+        step_key: leg.stepKey,
+        position: leg.position,
+        name: leg.name,
+        capability: leg.capability,
+        constraints: JSON.stringify(leg.constraints),
+        after: [...leg.after],
+        quantity: leg.quantity,
+        budget_minor: leg.grossMinor + leg.marginMinor,
+        status: 'planned',
+        partner_id: leg.partnerId,
+        offer_id: leg.offerId,
+        reservation_id: leg.reservationId,
+        unit_price_minor: leg.unitPriceMinor,
+        gross_minor: leg.grossMinor,
+        margin_minor: leg.marginMinor,
+        lead_time_hours: leg.leadTimeHours,
+        due_by: leg.dueBy,
+        expected_start: leg.earliestStart,
+        expected_finish: leg.earliestFinish,
+        work_order_id: null,
+        attempts: 0,
+        replans: 0,
+        failed_partner_ids: [],
+        late: false,
+        updated_at: ctx.now,
+      })),
+    );
+    await markQuoteOrdered(ctx.db, quoted.id, orderId);
+    const payment = await payments.recordIntent(ctx, {
+      orderRef: orderId,
+      customerId: quoted.customerId,
+      paymentMethod: input.paymentMethod,
+      amountMinor: quoted.totalMinor,
+      currency: quoted.currency,
+      reference: `order:${orderId}`,
+    });
+    const placed = await updateOrder(ctx.db, orderId, { payment_id: payment.id });
+    await jobs.enqueue(ctx, RESUME_PAYMENT_JOB, { paymentId: payment.id });
+    await orderEvent(ctx, placed, 'order.placed', {
+      quote_id: quoted.id,
+      total: formatAmount(placed.totalMinor, parseCurrency(placed.currency)),
+      currency: placed.currency,
+      payment_id: payment.id,
+    });
+    return { order: placed, legs: await orderLegs(ctx.db, orderId), workOrders: [] };
+  }
+
+  /** The payment of an order settled: start the order, or cancel it and give its capacity back. */
+  async function paymentSettled(ctx: Context, payment: Payment): Promise<void> {
+    const order = await findOrderByPayment(ctx.db, payment.id, { lock: true });
+    if (order?.status !== 'awaiting_payment') return;
+    if (payment.status === 'captured') {
+      const started = await updateOrder(ctx.db, order.id, { status: 'in_progress', updated_at: ctx.now });
+      await orderEvent(ctx, started, 'order.paid', { payment_id: payment.id });
+      await dispatchReady(ctx, started);
+      return;
+    }
+    for (const leg of await orderLegs(ctx.db, order.id, { lock: true })) {
+      await catalog.releaseReservation(ctx, leg.reservationId);
+      await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'cancelled', updated_at: ctx.now });
+    }
+    const cancelled = await updateOrder(ctx.db, order.id, {
+      status: 'cancelled',
+      failure_code: `payment_${payment.status}`,
+      failure_detail: payment.failureCode,
+      updated_at: ctx.now,
+      closed_at: ctx.now,
+    });
+    await orderEvent(ctx, cancelled, 'order.cancelled', { reason: `payment_${payment.status}` });
+  }
+
+  /** Sends out a work order for every planned leg whose predecessors are finished. */
+  async function dispatchReady(ctx: Context, order: Order): Promise<void> {
+    if (order.status !== 'in_progress') return;
+    const legs = await orderLegs(ctx.db, order.id, { lock: true });
+    const finished = new Set(
+      legs.filter((leg) => FINISHED_LEGS.includes(leg.status)).map((leg) => leg.stepKey),
+    );
+    const ready = new Set(
+      readySteps(
+        legs.map((leg) => ({ key: leg.stepKey, after: leg.after, leadTimeHours: leg.leadTimeHours })),
+        finished,
+      ).map((step) => step.key),
+    );
+    for (const leg of legs) {
+      if (leg.status === 'planned' && ready.has(leg.stepKey)) await offerWork(ctx, order, leg);
+    }
+    await reschedule(ctx, order);
+  }
+
+  /** Offers a leg to its planned partner as a new work order. */
+  async function offerWork(ctx: Context, order: Order, leg: OrderLeg): Promise<WorkOrder> {
+    const attempt = leg.attempts + 1;
+    const workOrder = await insertWorkOrder(ctx.db, {
+      id: newId('wko'),
+      order_id: order.id,
+      step_key: leg.stepKey,
+      attempt,
+      partner_id: leg.partnerId,
+      offer_id: leg.offerId,
+      reservation_id: leg.reservationId,
+      capability: leg.capability,
+      region: order.region,
+      quantity: leg.quantity,
+      currency: order.currency,
+      unit_price_minor: leg.unitPriceMinor,
+      gross_minor: leg.grossMinor,
+      status: 'offered',
+      accept_by: new Date(ctx.now.getTime() + order.acceptanceWindowMinutes * MINUTE_MS),
+      due_by: leg.dueBy,
+      confirm_by: null,
+      late: false,
+      reason: null,
+      offered_at: ctx.now,
+      accepted_at: null,
+      started_at: null,
+      delivered_at: null,
+      closed_at: null,
+      updated_at: ctx.now,
+    });
+    await updateLeg(ctx.db, order.id, leg.stepKey, {
+      status: 'dispatched',
+      work_order_id: workOrder.id,
+      attempts: attempt,
+      updated_at: ctx.now,
+    });
+    await workOrderEvent(ctx, workOrder, 'work_order.offered', order.customerId);
+    return workOrder;
+  }
+
+  /** Moves the expected times of the legs not finished: each starts when its predecessors are done. */
+  async function reschedule(ctx: Context, order: Order): Promise<void> {
+    const legs = await orderLegs(ctx.db, order.id);
+    const fixed = new Map<string, { startMs: number; finishMs: number }>();
+    for (const leg of legs) {
+      if (CLOSED_LEGS.includes(leg.status) || leg.status === 'dispatched')
+        fixed.set(leg.stepKey, {
+          startMs: leg.expectedStart.getTime(),
+          finishMs: leg.expectedFinish.getTime(),
+        });
+    }
+    const scheduled = legs.map((leg) => ({
+      key: leg.stepKey,
+      after: leg.after,
+      leadTimeHours: leg.leadTimeHours,
+    }));
+    const times = expectedTimes(
+      scheduled,
+      legs.map((leg) => leg.stepKey),
+      ctx.now.getTime(),
+      fixed,
+    );
+    for (const leg of legs) {
+      if (fixed.has(leg.stepKey)) continue;
+      const next = times.get(leg.stepKey);
+      if (!next) continue;
+      if (next.startMs === leg.expectedStart.getTime() && next.finishMs === leg.expectedFinish.getTime())
+        continue;
+      await updateLeg(ctx.db, order.id, leg.stepKey, {
+        expected_start: new Date(next.startMs),
+        expected_finish: new Date(next.finishMs),
+        updated_at: ctx.now,
+      });
+    }
+  }
+
+  /** A transition the state machine allows, with its timestamps, written under the row's lock. */
+  async function transition(
+    ctx: Context,
+    workOrder: WorkOrder,
+    to: WorkOrderStatus,
+    extra: { reason?: string | null; confirmBy?: Date } = {},
+  ): Promise<WorkOrder> {
+    if (!canTransition(workOrder.status, to))
+      throw ordersErrors.transitionNotAllowed(workOrder.id, workOrder.status, to);
+    const closing = ['declined', 'expired', 'confirmed', 'rejected', 'cancelled'].includes(to);
+    return updateWorkOrder(ctx.db, workOrder.id, {
+      status: to,
+      updated_at: ctx.now,
+      ...(to === 'accepted' ? { accepted_at: ctx.now } : {}),
+      ...(to === 'in_progress' ? { started_at: ctx.now } : {}),
+      ...(to === 'delivered' ? { delivered_at: ctx.now, confirm_by: extra.confirmBy ?? null } : {}),
+      ...(closing ? { closed_at: ctx.now } : {}),
+      ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
+    });
+  }
+
+  /** Locks an order, then its leg and the leg's current work order, in that order (no deadlocks). */
+  async function lockLeg(ctx: Context, orderId: string, stepKey: string) {
+    const order = await findOrder(ctx.db, orderId, { lock: true });
+    assert(order, `order ${orderId} vanished`);
+    const leg = (await orderLegs(ctx.db, orderId, { lock: true })).find(
+      (candidate) => candidate.stepKey === stepKey,
+    );
+    if (!leg) throw ordersErrors.legNotFound(orderId, stepKey);
+    const workOrder = leg.workOrderId ? await findWorkOrder(ctx.db, leg.workOrderId, { lock: true }) : null;
+    return { order, leg, workOrder };
+  }
+
+  /**
+   * A partner's answer to a work order: accept, decline, start, deliver. A decline re-plans the
+   * leg with the next-best partner (or compensates the order when none can do it in time).
+   *
+   * @throws DomainError `orders.work_order_not_found`, `orders.transition_not_allowed`,
+   *   `orders.acceptance_window_closed`
+   */
+  async function partnerAction(
+    ctx: Context,
+    id: WorkOrderId,
+    action: PartnerAction,
+    reason: string | null = null,
+  ): Promise<WorkOrder> {
+    requireTransaction(ctx.db);
+    const seen = await findWorkOrder(ctx.db, id);
+    if (!seen || (ctx.actor.kind === 'partner' && seen.partnerId !== ctx.actor.partnerId))
+      throw ordersErrors.workOrderNotFound(id);
+    if (ctx.actor.kind === 'customer') throw ordersErrors.workOrderNotFound(id);
+    const { order, leg, workOrder } = await lockLeg(ctx, seen.orderId, seen.stepKey);
+    const current =
+      workOrder && workOrder.id === id ? workOrder : await findWorkOrder(ctx.db, id, { lock: true });
+    assert(current, `work order ${id} vanished`);
+    const to = PARTNER_ACTIONS[action];
+    if (!canTransition(current.status, to)) throw ordersErrors.transitionNotAllowed(id, current.status, to);
+    if (action === 'accept' && current.acceptBy <= ctx.now)
+      throw ordersErrors.acceptanceWindowClosed(id, current.acceptBy);
+    const updated = await transition(ctx, current, to, {
+      ...(action === 'decline' ? { reason } : {}),
+      ...(action === 'deliver'
+        ? { confirmBy: new Date(ctx.now.getTime() + order.autoConfirmHours * HOUR_MS) }
+        : {}),
+    });
+    await workOrderEvent(ctx, updated, `work_order.${to}`, order.customerId);
+    if (action === 'start') {
+      await updateLeg(ctx.db, order.id, leg.stepKey, {
+        expected_start: ctx.now,
+        expected_finish: new Date(ctx.now.getTime() + leg.leadTimeHours * HOUR_MS),
+        updated_at: ctx.now,
+      });
+      await reschedule(ctx, order);
+    }
+    if (action === 'decline') await repair(asBaton(ctx), order, leg, 'declined');
+    return updated;
+  }
+
+  /**
+   * The customer's (or an operator's) judgement of a delivered leg. Confirming releases the
+   * partner's share from escrow and sends out the legs that were waiting for this one;
+   * rejecting refunds the leg or has it redone, as the offering says.
+   *
+   * @throws DomainError `orders.order_not_found`, `orders.leg_not_found`, `orders.leg_not_delivered`
+   */
+  async function customerAction(
+    ctx: Context,
+    orderId: OrderId,
+    stepKey: string,
+    action: CustomerAction,
+    reason: string | null = null,
+  ): Promise<OrderView> {
+    requireTransaction(ctx.db);
+    await visibleOrder(ctx, orderId);
+    const { order, leg, workOrder } = await lockLeg(ctx, orderId, stepKey);
+    if (workOrder?.status !== 'delivered') throw ordersErrors.legNotDelivered(orderId, stepKey);
+    if (action === 'confirm') await confirmLeg(ctx, order, leg, workOrder);
+    else await rejectLeg(ctx, order, leg, workOrder, reason);
+    return view(ctx, orderId);
+  }
+
+  async function confirmLeg(ctx: Context, order: Order, leg: OrderLeg, workOrder: WorkOrder): Promise<void> {
+    const confirmed = await transition(ctx, workOrder, CUSTOMER_ACTIONS.confirm);
+    await workOrderEvent(ctx, confirmed, 'work_order.confirmed', order.customerId);
+    const baton = asBaton(ctx);
+    await releaseLeg(baton, settlement, {
+      orderRef: order.id,
+      legRef: workOrder.id,
+      partnerId: workOrder.partnerId,
+      capability: leg.capability,
+      region: order.region,
+      grossMinor: leg.grossMinor,
+      marginMinor: leg.marginMinor,
+      currency: order.currency,
+      feeVersionId: order.feeVersionId,
+    });
+    await updateLeg(ctx.db, order.id, leg.stepKey, {
+      status: 'done',
+      expected_finish: ctx.now,
+      updated_at: ctx.now,
+    });
+    await afterLegClosed(baton, order);
+  }
+
+  async function rejectLeg(
+    ctx: Context,
+    order: Order,
+    leg: OrderLeg,
+    workOrder: WorkOrder,
+    reason: string | null,
+  ): Promise<void> {
+    const rejected = await transition(ctx, workOrder, CUSTOMER_ACTIONS.reject, { reason });
+    await workOrderEvent(ctx, rejected, 'work_order.rejected', order.customerId);
+    const baton = asBaton(ctx);
+    if (order.rejectionPolicy === 'redo' && order.status === 'in_progress') {
+      // The same partner does the work again, for the same money; the first attempt is not paid.
+      await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'planned', updated_at: ctx.now });
+      await offerWork(baton, order, { ...leg, status: 'planned' });
+      return;
+    }
+    await refund(baton, order, leg.budgetMinor, `rejected ${leg.stepKey}`);
+    await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'refunded', updated_at: ctx.now });
+    await catalog.releaseReservation(baton, leg.reservationId);
+    await afterLegClosed(baton, order);
+  }
+
+  /** After a leg closed: send out what waited for it, and close the order when nothing is left. */
+  async function afterLegClosed(ctx: Context, order: Order): Promise<void> {
+    const current = (await findOrder(ctx.db, order.id)) as Order;
+    await dispatchReady(ctx, current);
+    const legs = await orderLegs(ctx.db, order.id);
+    if (!legs.every((leg) => CLOSED_LEGS.includes(leg.status))) return;
+    const status: OrderStatus = current.status === 'compensating' ? 'failed' : 'completed';
+    const closed = await updateOrder(ctx.db, order.id, { status, updated_at: ctx.now, closed_at: ctx.now });
+    await orderEvent(ctx, closed, `order.${status}`, {
+      refunded: formatAmount(closed.refundedMinor, parseCurrency(closed.currency)),
+    });
+  }
+
+  /** Refunds the customer from the order's money (escrow first), then has the provider pay it back. */
+  async function refund(ctx: Context, order: Order, amountMinor: bigint, why: string): Promise<void> {
+    if (amountMinor <= 0n) return;
+    const current = (await findOrder(ctx.db, order.id)) as Order;
+    const refundRef = `${order.id}:refund:${current.refunds + 1}`;
+    const released = (await workOrdersOf(ctx.db, order.id))
+      .filter((workOrder) => workOrder.status === 'confirmed')
+      .map((workOrder) => workOrder.id);
+    await refundOrder(ctx, settlement, {
+      orderRef: order.id,
+      refundRef,
+      amountMinor,
+      currency: order.currency,
+      releasedLegRefs: released,
+    });
+    await updateOrder(ctx.db, order.id, {
+      refunded_minor: current.refundedMinor + amountMinor,
+      refunds: current.refunds + 1,
+      updated_at: ctx.now,
+    });
+    assert(current.paymentId, `order ${order.id} has no payment to refund`);
+    await jobs.enqueue<ProviderRefundJob>(ctx, PROVIDER_REFUND_JOB, {
+      paymentId: current.paymentId,
+      reference: refundRef,
+      amountMinor: amountMinor.toString(),
+    });
+    await orderEvent(ctx, current, 'order.refunded', {
+      amount: formatAmount(amountMinor, parseCurrency(order.currency)),
+      currency: order.currency,
+      reason: why,
+    });
+  }
+
+  /**
+   * Gives a leg that its partner will not do (declined, expired, suspended) to the next-best
+   * candidate that can still finish by the leg's due time, for no more than the customer paid
+   * for the leg; compensates the order when none can.
+   */
+  async function repair(
+    ctx: Context,
+    order: Order,
+    leg: OrderLeg,
+    cause: 'declined' | 'expired' | 'partner_unavailable',
+  ): Promise<void> {
+    await catalog.releaseReservation(ctx, leg.reservationId);
+    const failed = [...new Set([...leg.failedPartnerIds, leg.partnerId])];
+    await updateLeg(ctx.db, order.id, leg.stepKey, { failed_partner_ids: failed, updated_at: ctx.now });
+    if (order.status !== 'in_progress' && order.status !== 'awaiting_payment') {
+      await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'cancelled', updated_at: ctx.now });
+      await refund(ctx, order, leg.budgetMinor, `${leg.stepKey} ${cause}`);
+      await afterLegClosed(ctx, order);
+      return;
+    }
+    const replan = leg.replans + 1;
+    await sql`savepoint orders_replan`.execute(ctx.db);
+    try {
+      const { result, reservation } = await matching.allocate(ctx, {
+        capability: leg.capability,
+        region: order.region,
+        quantity: leg.quantity,
+        neededBy: leg.dueBy,
+        customerId: order.customerId,
+        constraints: leg.constraints as Record<string, AttributeConstraint>,
+        holdMinutes: 1,
+        reference: `${order.id}:${leg.stepKey}:replan:${replan}`,
+        currency: order.currency,
+        excludePartnerIds: failed,
+        maxUnitPriceMinor: Number(leg.budgetMinor / BigInt(leg.quantity)),
+      });
+      await catalog.confirmReservation(ctx, reservation.id);
+      await sql`release savepoint orders_replan`.execute(ctx.db);
+      const grossMinor = BigInt(result.unitPriceMinor) * BigInt(leg.quantity);
+      await updateLeg(ctx.db, order.id, leg.stepKey, {
+        status: 'planned',
+        partner_id: result.partnerId,
+        offer_id: result.offerId,
+        reservation_id: reservation.id,
+        unit_price_minor: BigInt(result.unitPriceMinor),
+        gross_minor: grossMinor,
+        margin_minor: leg.budgetMinor - grossMinor,
+        lead_time_hours: result.leadTimeHours,
+        replans: replan,
+        updated_at: ctx.now,
+      });
+      await appendEvent(ctx, {
+        type: 'order.leg_replanned',
+        subjectId: order.id,
+        data: {
+          id: order.id,
+          step: leg.stepKey,
+          cause,
+          previous_partner_id: leg.partnerId,
+          partner_id: result.partnerId,
+          replans: replan,
+        },
+        audience: [order.customerId, result.partnerId],
+      });
+      if (order.status === 'in_progress') await dispatchReady(ctx, order);
+    } catch (error) {
+      if (!isDomainError(error) || error.code !== 'matching.no_candidate') throw error;
+      await sql`rollback to savepoint orders_replan`.execute(ctx.db);
+      await compensate(ctx, order, leg, cause);
+    }
+  }
+
+  /**
+   * The saga's compensation: no partner can do a leg in time. Every leg not started is
+   * cancelled and its capacity released, and the customer is refunded what they paid for them;
+   * legs under way finish and are paid as usual, and the order ends `failed`.
+   */
+  async function compensate(ctx: Context, order: Order, failedLeg: OrderLeg, cause: string): Promise<void> {
+    const compensating = await updateOrder(ctx.db, order.id, {
+      status: 'compensating',
+      failure_code: 'leg_unrepairable',
+      failure_detail: `No partner can do step ${failedLeg.stepKey} by ${failedLeg.dueBy.toISOString()} (${cause}).`,
+      updated_at: ctx.now,
+    });
+    await orderEvent(ctx, compensating, 'order.compensating', { step: failedLeg.stepKey, cause });
+    let refundMinor = 0n;
+    for (const leg of await orderLegs(ctx.db, order.id, { lock: true })) {
+      if (CLOSED_LEGS.includes(leg.status)) continue;
+      const workOrder = leg.workOrderId ? await findWorkOrder(ctx.db, leg.workOrderId, { lock: true }) : null;
+      const notStarted =
+        leg.stepKey === failedLeg.stepKey ||
+        leg.status === 'planned' ||
+        (workOrder !== null && NOT_STARTED.includes(workOrder.status));
+      if (!notStarted) continue;
+      if (workOrder && NOT_STARTED.includes(workOrder.status)) {
+        const cancelled = await transition(ctx, workOrder, 'cancelled', { reason: 'order compensated' });
+        await workOrderEvent(ctx, cancelled, 'work_order.cancelled', order.customerId);
+      }
+      // The failed leg's capacity was released when its partner fell through.
+      if (leg.stepKey !== failedLeg.stepKey) await catalog.releaseReservation(ctx, leg.reservationId);
+      await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'cancelled', updated_at: ctx.now });
+      refundMinor += leg.budgetMinor;
+    }
+    await refund(ctx, compensating, refundMinor, `compensation after ${failedLeg.stepKey} ${cause}`);
+    await afterLegClosed(ctx, compensating);
+  }
+
+  async function view(ctx: Context, orderId: string): Promise<OrderView> {
+    const order = await visibleOrder(ctx, orderId);
+    return { order, legs: await orderLegs(ctx.db, orderId), workOrders: await workOrdersOf(ctx.db, orderId) };
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Timers
+
+  async function inOwnTransaction(db: Executor, now: Date, work: (ctx: Context) => Promise<void>) {
+    await runInTransaction(db, (tx) =>
+      work({ db: tx, actor: systemActor('orders'), now, requestId: null, ip: null }),
+    );
+  }
+
+  /**
+   * The timers, run every minute: expires offers not accepted in time (and re-plans them), flags
+   * late work, confirms deliveries the customer did not judge in time, and re-plans legs not
+   * started whose partner was suspended or offboarded. Each item is its own transaction.
+   */
+  async function sweep(db: Executor, now: Date): Promise<SweepReport> {
+    let expired = 0;
+    let late = 0;
+    let autoConfirmed = 0;
+    let replanned = 0;
+    for (const due of await offersPastAcceptance(db, now, SWEEP_BATCH_MAX)) {
+      await inOwnTransaction(db, now, async (ctx) => {
+        const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
+        if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'offered') return;
+        const updated = await transition(ctx, workOrder, 'expired', { reason: 'not accepted in time' });
+        await workOrderEvent(ctx, updated, 'work_order.expired', order.customerId);
+        await repair(ctx, order, leg, 'expired');
+        expired += 1;
+      });
+    }
+    for (const due of await overdueWork(db, now, SWEEP_BATCH_MAX)) {
+      await inOwnTransaction(db, now, async (ctx) => {
+        const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
+        if (!workOrder || workOrder.id !== due.id || workOrder.late) return;
+        const flagged = await updateWorkOrder(ctx.db, workOrder.id, { late: true, updated_at: ctx.now });
+        await updateLeg(ctx.db, order.id, leg.stepKey, { late: true, updated_at: ctx.now });
+        await workOrderEvent(ctx, flagged, 'work_order.late', order.customerId);
+        late += 1;
+      });
+    }
+    for (const due of await deliveriesPastConfirmation(db, now, SWEEP_BATCH_MAX)) {
+      await inOwnTransaction(db, now, async (ctx) => {
+        const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
+        if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'delivered') return;
+        await confirmLeg(ctx, order, leg, workOrder);
+        autoConfirmed += 1;
+      });
+    }
+    const unavailable: PartnerId[] = [];
+    const reader: Context = { db, actor: systemActor('orders'), now, requestId: null, ip: null };
+    for (const state of ['suspended', 'offboarded'] as const) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await participants.listPartners(reader, { state, limit: PARTNER_PAGE, after });
+        unavailable.push(...page.items.map((partner) => partner.id));
+        if (!page.hasMore) break;
+        after = page.items.at(-1)?.id;
+      }
+    }
+    for (const due of await unstartedLegsOf(db, unavailable, SWEEP_BATCH_MAX)) {
+      await inOwnTransaction(db, now, async (ctx) => {
+        const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
+        if (!unavailable.includes(leg.partnerId) || order.status !== 'in_progress') return;
+        if (leg.status === 'dispatched') {
+          if (!workOrder || !NOT_STARTED.includes(workOrder.status)) return;
+          const cancelled = await transition(ctx, workOrder, 'cancelled', { reason: 'partner unavailable' });
+          await workOrderEvent(ctx, cancelled, 'work_order.cancelled', order.customerId);
+        } else if (leg.status !== 'planned') {
+          return;
+        }
+        await repair(ctx, order, leg, 'partner_unavailable');
+        replanned += 1;
+      });
+    }
+    return { expired, late, autoConfirmed, replanned };
+  }
+
+  return {
+    quote,
+
+    /** @throws DomainError `orders.quote_not_found` */
+    async getQuote(ctx: Context, id: string): Promise<QuoteView> {
+      const found = await visibleQuote(ctx, id);
+      return { quote: found, legs: await quoteLegs(ctx.db, id) };
+    },
+
+    placeOrder,
+    paymentSettled,
+
+    /** @throws DomainError `orders.order_not_found` */
+    getOrder: view,
+
+    /** Orders, oldest first: a customer's own, or any for operators. */
+    async listOrders(
+      ctx: Context,
+      filter: {
+        status?: OrderStatus | undefined;
+        offeringKey?: string | undefined;
+        after?: string | undefined;
+        limit: number;
+      },
+    ): Promise<Page<Order>> {
+      return listOrders(ctx.db, {
+        ...filter,
+        ...(ctx.actor.kind === 'customer' ? { customerId: ctx.actor.customerId } : {}),
+      });
+    },
+
+    partnerAction,
+    customerAction,
+
+    /** @throws DomainError `orders.work_order_not_found` */
+    async getWorkOrder(ctx: Context, id: string): Promise<WorkOrder> {
+      const found = await findWorkOrder(ctx.db, id);
+      if (!found || ctx.actor.kind === 'customer') throw ordersErrors.workOrderNotFound(id);
+      if (ctx.actor.kind === 'partner' && found.partnerId !== ctx.actor.partnerId)
+        throw ordersErrors.workOrderNotFound(id);
+      return found;
+    },
+
+    /** Work orders, oldest first: a partner's own, or any for operators. */
+    async listWorkOrders(
+      ctx: Context,
+      filter: {
+        status?: WorkOrderStatus | undefined;
+        orderId?: string | undefined;
+        after?: string | undefined;
+        limit: number;
+      },
+    ): Promise<Page<WorkOrder>> {
+      return listWorkOrders(ctx.db, {
+        ...filter,
+        ...(ctx.actor.kind === 'partner' ? { partnerId: ctx.actor.partnerId } : {}),
+      });
+    },
+
+    sweep,
+  };
+}

@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import { systemActor } from '../kernel/actor.js';
 import type { Context } from '../kernel/context.js';
+import { runInTransaction } from '../kernel/database/transaction.js';
 import type { Problem } from '../kernel/http/problem.js';
 import { verifyLedger } from '../modules/ledger/index.js';
 import { RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
@@ -324,6 +325,12 @@ export async function createFulfilmentFixture(options: { poolSize?: number } = {
         body: reason ? { reason } : {},
         headers: { 'idempotency-key': `judge-${orderId}-${step}-${++sequence}` },
       });
+    },
+
+    /** Gives back the capacity of holds that ran out, as the catalog's minute job does. */
+    async expireHolds() {
+      await runInTransaction(db, (tx) => app.baton.services.catalog.expireHolds({ ...system(), db: tx }));
+      await matching.sync();
     },
 
     async sweep() {

@@ -100,6 +100,7 @@ describe(`ordering the last capacity at once (${TEST_DATABASE_KIND})`, async () 
       'orders.quote_infeasible',
     );
     f.advance(16 * 60 * 1000);
+    await f.expireHolds();
     const fast = ok<QuoteBody>(
       await f.quote(second.key, { offering: 'rare-kit', quantity: 3, deadline: f.inHours(48) }),
       201,

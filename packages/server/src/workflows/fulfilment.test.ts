@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { SimulatedProvider } from '../modules/payments/index.js';
 import {
   createFulfilmentFixture,
   DAY_MS,
@@ -537,5 +538,30 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     ]) {
       expect(document.paths[path], path).toBeDefined();
     }
+  });
+
+  it('charges an order once when the provider times out after taking the money (F5)', async () => {
+    const provider = app.baton.services.payments.provider as SimulatedProvider;
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(120) }),
+      201,
+    );
+    const placed = ok<OrderBody>(await f.order(buyer.key, quoted.id), 201);
+    // The capture goes through at the provider, but the answer never comes back.
+    provider.timeoutNext('capture', { afterApplying: true });
+    await f.runJobs();
+    await f.runJobs();
+    // The retry job asks the provider again under the same reference: no second charge.
+    f.advance(2 * 60 * 1000);
+    await app.baton.services.payments.retryUnsettled(app.baton.database.db, app.clock.now());
+    const order = await f.readOrder(buyer.key, placed.id);
+    expect(order.status).toBe('in_progress');
+    const captures = provider
+      .operations()
+      .filter(
+        (operation) => operation.kind === 'capture' && operation.reference.startsWith(`order:${placed.id}`),
+      );
+    expect(captures).toHaveLength(1);
+    expect(await f.balance('customer_escrow', placed.id)).toBe(BigInt(order.total.amount_minor));
   });
 });

@@ -39,7 +39,6 @@ import {
   CUSTOMER_ACTIONS,
   type CustomerAction,
   canTransition,
-  deliveriesPastConfirmation,
   dueByMs as dueByOf,
   expectedTimes,
   FINISHED_LEGS,
@@ -59,10 +58,8 @@ import {
   type Order,
   type OrderLeg,
   type OrderStatus,
-  offersPastAcceptance,
   orderLegs,
   ordersErrors,
-  overdueWork,
   PARTNER_ACTIONS,
   type PartnerAction,
   priceOrder,
@@ -70,6 +67,7 @@ import {
   type QuoteLeg,
   quoteLegs,
   readySteps,
+  timedOut,
   unstartedLegsOf,
   updateLeg,
   updateOrder,
@@ -1055,7 +1053,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     let late = 0;
     let autoConfirmed = 0;
     let replanned = 0;
-    for (const due of await offersPastAcceptance(db, now, SWEEP_BATCH_MAX)) {
+    for (const due of await timedOut(db, 'acceptance', now, SWEEP_BATCH_MAX)) {
       await inOwnTransaction(db, now, async (ctx) => {
         const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
         if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'offered') return;
@@ -1065,7 +1063,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         expired += 1;
       });
     }
-    for (const due of await overdueWork(db, now, SWEEP_BATCH_MAX)) {
+    for (const due of await timedOut(db, 'due', now, SWEEP_BATCH_MAX)) {
       await inOwnTransaction(db, now, async (ctx) => {
         const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
         if (!workOrder || workOrder.id !== due.id || workOrder.late) return;
@@ -1075,7 +1073,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         late += 1;
       });
     }
-    for (const due of await deliveriesPastConfirmation(db, now, SWEEP_BATCH_MAX)) {
+    for (const due of await timedOut(db, 'confirmation', now, SWEEP_BATCH_MAX)) {
       await inOwnTransaction(db, now, async (ctx) => {
         const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
         if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'delivered') return;

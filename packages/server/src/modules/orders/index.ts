@@ -42,7 +42,6 @@ export {
 } from './http/json.js';
 export { ordersMigrations } from './store/migrations.js';
 export {
-  deliveriesPastConfirmation,
   findOrder,
   findOrderByPayment,
   findQuote,
@@ -55,12 +54,13 @@ export {
   markQuoteOrdered,
   type Order,
   type OrderLeg,
-  offersPastAcceptance,
   orderLegs,
-  overdueWork,
   type Quote,
   type QuoteLeg,
   quoteLegs,
+  TIMERS,
+  type Timer,
+  timedOut,
   unstartedLegsOf,
   updateLeg,
   updateOrder,

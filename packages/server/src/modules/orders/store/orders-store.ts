@@ -464,48 +464,36 @@ export async function workOrdersOf(db: Executor, orderId: string): Promise<WorkO
 // -------------------------------------------------------------------------------------------------
 // What the timers look for
 
-/** Offered work orders whose acceptance window has closed. */
-export async function offersPastAcceptance(db: Executor, now: Date, limit: number): Promise<WorkOrder[]> {
-  const rows = await db
-    .selectFrom('work_orders')
-    .selectAll()
-    .where('status', '=', 'offered')
-    .where('accept_by', '<=', now)
-    .orderBy('accept_by')
-    .limit(limit)
-    .execute();
-  return rows.map(toWorkOrder);
-}
+/** What each timer looks for: work orders in these states whose time in this column has come. */
+export const TIMERS = {
+  /** Offers whose acceptance window has closed. */
+  acceptance: { statuses: ['offered'], column: 'accept_by', unflaggedOnly: false },
+  /** Work still owed after its due time, not flagged late yet. */
+  due: { statuses: ['offered', 'accepted', 'in_progress'], column: 'due_by', unflaggedOnly: true },
+  /** Deliveries the customer has not judged within the auto-confirm period. */
+  confirmation: { statuses: ['delivered'], column: 'confirm_by', unflaggedOnly: false },
+} as const satisfies Record<
+  string,
+  {
+    statuses: readonly WorkOrderStatus[];
+    column: 'accept_by' | 'due_by' | 'confirm_by';
+    unflaggedOnly: boolean;
+  }
+>;
+export type Timer = keyof typeof TIMERS;
 
-/** Work still owed after its due time that is not flagged late yet. */
-export async function overdueWork(db: Executor, now: Date, limit: number): Promise<WorkOrder[]> {
-  const rows = await db
+/** The work orders whose `timer` has run out by `now`, the oldest first. */
+export async function timedOut(db: Executor, timer: Timer, now: Date, limit: number): Promise<WorkOrder[]> {
+  const { statuses, column, unflaggedOnly } = TIMERS[timer];
+  let query = db
     .selectFrom('work_orders')
     .selectAll()
-    .where('status', 'in', ['offered', 'accepted', 'in_progress'])
-    .where('late', '=', false)
-    .where('due_by', '<', now)
-    .orderBy('due_by')
-    .limit(limit)
-    .execute();
-  return rows.map(toWorkOrder);
-}
-
-/** Delivered work the customer has not judged within the auto-confirm period. */
-export async function deliveriesPastConfirmation(
-  db: Executor,
-  now: Date,
-  limit: number,
-): Promise<WorkOrder[]> {
-  const rows = await db
-    .selectFrom('work_orders')
-    .selectAll()
-    .where('status', '=', 'delivered')
-    .where('confirm_by', '<=', now)
-    .orderBy('confirm_by')
-    .limit(limit)
-    .execute();
-  return rows.map(toWorkOrder);
+    .where('status', 'in', [...statuses])
+    .where(column, '<=', now)
+    .orderBy(column)
+    .limit(limit);
+  if (unflaggedOnly) query = query.where('late', '=', false);
+  return (await query.execute()).map(toWorkOrder);
 }
 
 /** Legs not started whose partner is one of `partnerIds`: planned legs and offered or accepted work. */

@@ -17,6 +17,11 @@ export class Latencies {
     if (this.#count < this.#samples.length) this.#samples[this.#count++] = durationMs;
   }
 
+  /** The samples collected so far, in the order they came. */
+  values(): Float64Array {
+    return this.#samples.slice(0, this.#count);
+  }
+
   summary(): LatencySummary {
     const sorted = this.#samples.slice(0, this.#count).sort();
     let total = 0;

@@ -2,8 +2,16 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
+import {
+  DemoFailedError,
+  type DemoOptions,
+  DemoRefusedError,
+  type DemoResult,
+  demoConfig,
+  runDemo,
+} from './demo/index.js';
 import { OPERATOR_ROLES, type OperatorRole, systemActor } from './kernel/actor.js';
-import { type Clock, systemClock } from './kernel/clock.js';
+import { type Clock, ManualClock, systemClock } from './kernel/clock.js';
 import { type Database, openEmbedded, openPostgres } from './kernel/database/database.js';
 import { migrateToLatest } from './kernel/database/migrations.js';
 import { runInTransaction } from './kernel/database/transaction.js';
@@ -223,6 +231,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   for (const job of subsidiesJobs({ subsidies, db, clock })) jobs.define(job);
   jobs.define<ProviderRefundJob>({
     name: PROVIDER_REFUND_JOB,
+    pollingIntervalSeconds: 0.5,
     handler: async (refund) => {
       await payments.refund(db, systemActor('settlement'), {
         paymentId: refund.paymentId,
@@ -368,15 +377,27 @@ export interface Server {
   readonly url: string;
   /** The admin key created on the first start of an empty embedded database, or null. */
   readonly bootstrapSecret: string | null;
+  /** The demo loaded before the server started listening, or null. */
+  readonly demo: DemoResult | null;
   close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  /**
+   * Loads the demo ecosystem before listening, on the first start of an empty embedded database
+   * and unless `config.demo` is off: its size and a progress callback. Without it, nothing is loaded.
+   */
+  readonly demo?: Omit<DemoOptions, 'clock' | 'present'>;
 }
 
 /**
  * Runs Baton's server: opens and migrates the database, starts the jobs and the API. On the
- * first start of an empty embedded database it creates an operator admin key, so a new user
- * can call the API at once.
+ * first start of an empty embedded database it loads the demo ecosystem (when asked to) and
+ * creates an operator admin key, so a new user can call the API at once.
+ *
+ * @throws DemoFailedError when the demo could not be loaded; the database then holds part of it.
  */
-export async function startServer(config: Config): Promise<Server> {
+export async function startServer(config: Config, options: ServerOptions = {}): Promise<Server> {
   const logger = createLogger(config);
   const database = await openDatabase(config, logger);
   try {
@@ -384,9 +405,30 @@ export async function startServer(config: Config): Promise<Server> {
       const applied = await migrate(database);
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
     }
+    const fresh =
+      database.kind === 'embedded' && !(await createAccessService().hasOperatorUsers(database.db));
+    let demo: DemoResult | null = null;
+    if (fresh && config.demo && options.demo) {
+      // The demo runs on its own Baton: on a clock that lives in the past, without job workers
+      // (it works the jobs itself) and without the public API's rate limits.
+      const clock = new ManualClock();
+      const demoBaton = await createBaton({ config: demoConfig(config), database, clock, workJobs: false });
+      try {
+        demo = await runDemo(demoBaton, { ...options.demo, clock });
+      } catch (error) {
+        if (error instanceof DemoRefusedError) throw error;
+        throw new DemoFailedError(
+          `The demo could not be loaded (${(error as Error).message}). The database holds part of it: ` +
+            `remove ${config.dataDir} and start again, or start without the demo (--empty, BATON_DEMO=off).`,
+          { cause: error },
+        );
+      } finally {
+        await demoBaton.close();
+      }
+    }
     const baton = await createBaton({ config, database, logger });
     let bootstrapSecret: string | null = null;
-    if (database.kind === 'embedded' && !(await baton.services.access.hasOperatorUsers(database.db))) {
+    if (fresh) {
       ({ secret: bootstrapSecret } = await createOperatorKey(database, {
         role: 'admin',
         name: 'Administrator',
@@ -398,6 +440,7 @@ export async function startServer(config: Config): Promise<Server> {
       baton,
       url,
       bootstrapSecret,
+      demo,
       async close() {
         await baton.close();
         await database.close();

@@ -44,6 +44,8 @@ export function paymentsJobs({
     },
     {
       name: RESUME_PAYMENT_JOB,
+      // A customer's order waits for its charge.
+      pollingIntervalSeconds: 0.5,
       handler: async (data) => {
         await payments.resume(db, systemActor('payments'), (data as { paymentId: string }).paymentId);
       },

@@ -377,17 +377,15 @@ async function load(
         return true;
       }
       if (leg.status === 'delivered') {
-        absorb(
-          flow,
-          await api.ok<OrderJson>(
-            'confirm',
-            'POST',
-            `/v1/orders/${flow.orderId}/legs/${stepKey}/confirm`,
-            flow.customerKey,
-            {},
-          ),
+        const order = await api.ok<OrderJson>(
+          'confirm',
+          'POST',
+          `/v1/orders/${flow.orderId}/legs/${stepKey}/confirm`,
+          flow.customerKey,
+          {},
         );
-        return flow.order?.status !== 'completed';
+        absorb(flow, order);
+        return order.status !== 'completed';
       }
     }
     throw new Error(`order ${flow.orderId} has nothing to do: ${JSON.stringify(flow.order)}`);

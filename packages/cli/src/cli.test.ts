@@ -15,14 +15,18 @@ const BATON = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const run = promisify(execFile);
 const baton = (...args: string[]) => run(process.execPath, [BATON, ...args], { env: cleanEnv() });
 
-function cleanEnv(): NodeJS.ProcessEnv {
+/** The environment of the tests: no database URL, and new embedded databases start empty unless a test asks. */
+function cleanEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const { DATABASE_URL: _ignored, ...rest } = process.env;
-  return { ...rest, BATON_LOG_LEVEL: 'warn' };
+  return { ...rest, BATON_LOG_LEVEL: 'warn', BATON_DEMO: 'off', ...overrides };
 }
 
 /** Starts `baton serve` and resolves once it prints its address. */
-function serve(args: string[]): Promise<{ child: ChildProcess; output: () => string; url: string }> {
-  const child = spawn(process.execPath, [BATON, 'serve', '--port', '0', ...args], { env: cleanEnv() });
+function serve(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; output: () => string; url: string }> {
+  const child = spawn(process.execPath, [BATON, 'serve', '--port', '0', ...args], { env: cleanEnv(env) });
   let output = '';
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -62,7 +66,11 @@ describe.runIf(!onPostgres)('the baton command on the embedded database', () => 
 
   it('explains its commands', async () => {
     const { stdout } = await baton('--help');
-    for (const command of ['serve', 'migrate', 'keys']) expect(stdout).toContain(command);
+    for (const command of ['serve', 'demo', 'migrate', 'keys']) expect(stdout).toContain(command);
+    expect((await baton('serve', '--help')).stdout).toContain('--empty');
+    const demo = await baton('demo', '--help');
+    for (const flag of ['--orders', '--partners', '--seed', '--data-dir', '--database-url'])
+      expect(demo.stdout).toContain(flag);
     const keys = await baton('keys', 'create', '--help');
     expect(keys.stdout).toContain('--role');
     expect(keys.stdout).toContain('admin');
@@ -97,6 +105,66 @@ describe.runIf(!onPostgres)('the baton command on the embedded database', () => 
     }
   });
 
+  it('loads the demo into a new database, prints its summary, and refuses to load it twice', {
+    timeout: 180_000,
+  }, async () => {
+    const dataDir = await tempDir();
+    const { stdout } = await baton('demo', '--orders', '10', '--partners', '20', '--data-dir', dataDir);
+    expect(stdout).toMatch(/Orders placed\s+10\n/);
+    for (const figure of [
+      'GMV',
+      'Refunds',
+      'Platform revenue',
+      'Take rate',
+      'Fill rate',
+      'On-time rate',
+      'Partner earnings',
+      'Subsidy spend',
+    ]) {
+      expect(stdout).toMatch(new RegExp(`\\n  ${figure}\\s+\\S`));
+    }
+    // Every rate says what it is.
+    expect(stdout).toContain('platform revenue ÷ (GMV − refunds)');
+    expect(stdout).toContain('orders completed ÷ customer requests');
+    expect(stdout).toContain('legs delivered by their due time ÷ legs delivered');
+    expect(stdout).toContain(`baton serve --data-dir ${dataDir}`);
+    const operator = /operator \(admin\)\s+(baton_sk_\S+)/.exec(stdout)?.[1];
+    expect(operator).toBeDefined();
+
+    await expect(baton('demo', '--data-dir', dataDir)).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('only on an empty database'),
+    });
+
+    // Served, with the demo on, the database is not new: nothing is loaded again and no key is made;
+    // the demo's history is there to explore with the key it printed.
+    const server = await serve(['--data-dir', dataDir], { BATON_DEMO: 'on' });
+    try {
+      expect(server.output()).not.toContain('baton_sk_');
+      const orders = await fetch(`${server.url}/v1/orders?limit=100`, {
+        headers: { authorization: `Bearer ${operator}` },
+      });
+      expect(((await orders.json()) as { data: unknown[] }).data).toHaveLength(10);
+    } finally {
+      await stop(server.child);
+    }
+  });
+
+  it('starts a new database empty with --empty, even with the demo on', async () => {
+    const dataDir = await tempDir();
+    const server = await serve(['--data-dir', dataDir, '--empty'], { BATON_DEMO: 'on' });
+    try {
+      expect(server.output()).not.toContain('demo');
+      const secret = /(baton_sk_\S+)/.exec(server.output())?.[1];
+      const offerings = await fetch(`${server.url}/v1/offerings`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(await offerings.json()).toMatchObject({ data: [] });
+    } finally {
+      await stop(server.child);
+    }
+  });
+
   it('migrates, and creates operator keys that work', async () => {
     const dataDir = await tempDir();
     const migrated = await baton('migrate', '--data-dir', dataDir);
@@ -123,6 +191,13 @@ describe.runIf(!onPostgres)('the baton command on the embedded database', () => 
     await expect(baton('keys', 'create', '--role', 'emperor')).rejects.toMatchObject({
       stderr: expect.stringContaining('emperor'),
     });
+    await expect(baton('demo', '--partners', '5')).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('Not a whole number from 11'),
+    });
+    await expect(
+      run(process.execPath, [BATON, 'serve'], { env: cleanEnv({ BATON_DEMO: 'maybe' }) }),
+    ).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('BATON_DEMO: must be on or off') });
   });
 });
 

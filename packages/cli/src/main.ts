@@ -3,20 +3,34 @@ import {
   BATON_VERSION,
   ConfigError,
   type ConfigVariable,
+  createBaton,
   createOperatorKey,
   DataDirLockedError,
+  DEMO_ORDERS,
+  DEMO_ORDERS_MAX,
+  DEMO_PARTNERS,
+  DEMO_PARTNERS_MAX,
+  DEMO_PARTNERS_MIN,
+  DEMO_SEED,
+  DemoFailedError,
+  DemoRefusedError,
+  demoConfig,
+  existingData,
   formatAmount,
   loadConfig,
+  ManualClock,
   migrate,
   OPERATOR_ROLES,
   type OperatorRole,
   openDatabase,
+  runDemo,
   runPayouts,
   sealChain,
   startServer,
   verifyLedger,
 } from '@baton/server';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { demoLines, demoProgress } from './demo-output.js';
 
 interface DatabaseFlags {
   databaseUrl?: string;
@@ -53,17 +67,32 @@ const program = new Command()
 databaseOptions(
   program
     .command('serve')
-    .description('Serve the API (and run background jobs) on the embedded database or PostgreSQL.')
+    .description(
+      'Serve the API (and run background jobs) on the embedded database or PostgreSQL. A new embedded ' +
+        'database is first loaded with the demo ecosystem, unless --empty.',
+    )
     .option('-p, --port <port>', 'port to listen on (default 8080; env BATON_PORT)')
-    .option('--host <host>', 'address to listen on (default 127.0.0.1; env BATON_HOST)'),
-).action(async (flags: DatabaseFlags & { port?: string; host?: string }) => {
+    .option('--host <host>', 'address to listen on (default 127.0.0.1; env BATON_HOST)')
+    .option('--empty', 'start a new embedded database empty, without the demo (env BATON_DEMO=off)'),
+).action(async (flags: DatabaseFlags & { port?: string; host?: string; empty?: boolean }) => {
   const config = configFrom(flags);
-  const server = await startServer(config);
+  const progress = demoProgress('This is a new database: loading the demo ecosystem first.');
+  const server = await startServer(config, flags.empty ? {} : { demo: { onProgress: progress.update } }).then(
+    (started) => {
+      progress.stop();
+      return started;
+    },
+    (error: unknown) => {
+      progress.stop(true);
+      throw error;
+    },
+  );
   const where = config.databaseUrl ? 'PostgreSQL' : `the embedded database in ${config.dataDir}`;
   const lines = [
     `Baton ${BATON_VERSION} is serving ${server.url} on ${where}.`,
     `API reference: ${server.url}/docs`,
   ];
+  if (server.demo) lines.push('', ...demoLines(server.demo));
   if (server.bootstrapSecret) {
     lines.push(
       '',
@@ -73,6 +102,15 @@ databaseOptions(
       '',
       `Try: curl -H "Authorization: Bearer ${server.bootstrapSecret}" ${server.url}/v1/me`,
     );
+    if (server.demo) {
+      const auth = `-H "Authorization: Bearer ${server.bootstrapSecret}"`;
+      lines.push(
+        `     curl ${auth} ${server.url}/v1/offerings`,
+        `     curl ${auth} "${server.url}/v1/orders?status=failed"`,
+        `     curl ${auth} "${server.url}/v1/work-orders?status=declined"`,
+        `     curl ${auth} "${server.url}/v1/events?types=order.leg_replanned,work_order.late"`,
+      );
+    }
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   const stop = async (signal: string) => {
@@ -91,6 +129,73 @@ databaseOptions(
   try {
     const applied = await migrate(database);
     process.stdout.write(applied.length ? `Applied:\n  ${applied.join('\n  ')}\n` : 'Already up to date.\n');
+  } finally {
+    await database.close();
+  }
+});
+
+/** A whole number of at least `min` and at most `max`, for counting flags. */
+const count = (min: number, max: number) => (value: string) => {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || parsed < min || parsed > max)
+    throw new InvalidArgumentError(`Not a whole number from ${min} to ${max}.`);
+  return parsed;
+};
+
+databaseOptions(
+  program
+    .command('demo')
+    .description(
+      'Load the demo ecosystem into an empty database: partners of eleven types across regions, their ' +
+        'offers, three integrated offerings, and orders played through their whole lifecycle over simulated ' +
+        'weeks. Then print a summary.',
+    )
+    .option('--orders <n>', `orders to place (default ${DEMO_ORDERS})`, count(1, DEMO_ORDERS_MAX))
+    .option(
+      '--partners <n>',
+      `partners to seed (default ${DEMO_PARTNERS})`,
+      count(DEMO_PARTNERS_MIN, DEMO_PARTNERS_MAX),
+    )
+    .option('--seed <n>', `seed of the demo's choices (default ${DEMO_SEED})`, count(0, 2 ** 32 - 1)),
+).action(async (flags: DatabaseFlags & { orders?: number; partners?: number; seed?: number }) => {
+  const config = configFrom(flags);
+  const database = await openDatabase(config);
+  try {
+    await migrate(database);
+    // The demo's Baton: on a clock that lives in the past, working the jobs itself.
+    const clock = new ManualClock();
+    const baton = await createBaton({ config: demoConfig(config), database, clock, workJobs: false });
+    try {
+      const existing = await existingData(baton);
+      if (existing) throw new DemoRefusedError(existing);
+      const progress = demoProgress('Loading the demo ecosystem.');
+      const result = await runDemo(baton, {
+        clock,
+        ...(flags.orders !== undefined ? { orders: flags.orders } : {}),
+        ...(flags.partners !== undefined ? { partners: flags.partners } : {}),
+        ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+        onProgress: progress.update,
+      }).then(
+        (done) => {
+          progress.stop();
+          return done;
+        },
+        (error: unknown) => {
+          progress.stop(true);
+          throw new DemoFailedError(
+            `The demo failed (${(error as Error).message}). The database holds part of it: ` +
+              'run the demo again on a new one.',
+            { cause: error },
+          );
+        },
+      );
+      const serve = config.databaseUrl
+        ? 'baton serve --database-url <url>'
+        : `baton serve --data-dir ${config.dataDir}`;
+      process.stdout.write(`${demoLines(result, serve).join('\n')}\n`);
+    } finally {
+      await baton.close();
+    }
   } finally {
     await database.close();
   }
@@ -239,8 +344,15 @@ databaseOptions(
 });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof DataDirLockedError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof DataDirLockedError ||
+    error instanceof DemoRefusedError
+  ) {
     process.stderr.write(`baton: ${error.message}\n`);
+  } else if (error instanceof DemoFailedError) {
+    const cause = error.cause instanceof Error ? `\n\n${error.cause.stack ?? error.cause.message}` : '';
+    process.stderr.write(`baton: ${error.message}${cause}\n`);
   } else {
     process.stderr.write(`baton: ${(error as Error)?.stack ?? String(error)}\n`);
   }

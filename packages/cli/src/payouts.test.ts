@@ -15,7 +15,7 @@ const run = promisify(execFile);
 
 function cleanEnv(): NodeJS.ProcessEnv {
   const { DATABASE_URL: _ignored, ...rest } = process.env;
-  return { ...rest, BATON_LOG_LEVEL: 'warn' };
+  return { ...rest, BATON_LOG_LEVEL: 'warn', BATON_DEMO: 'off' };
 }
 const baton = (...args: string[]) => run(process.execPath, [BATON, ...args], { env: cleanEnv() });
 

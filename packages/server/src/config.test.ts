@@ -8,6 +8,13 @@ describe('configuration', () => {
     expect(config.databaseUrl).toBeNull();
     expect(config.dataDir).toBe(path.resolve('.baton/data'));
     expect(config.port).toBe(8080);
+    expect(config.demo).toBe(true);
+  });
+
+  it('turns the demo of a new embedded database off with BATON_DEMO=off', () => {
+    expect(loadConfig({}, { BATON_DEMO: 'off' }).demo).toBe(false);
+    expect(loadConfig({}, { BATON_DEMO: 'on' }).demo).toBe(true);
+    expect(loadConfig({}, { BATON_DEMO: 'false' }).demo).toBe(false);
   });
 
   it('lets command-line flags win over the environment', () => {
@@ -26,6 +33,7 @@ describe('configuration', () => {
     ['BATON_LOG_LEVEL', 'loud'],
     ['BATON_TRUST_PROXY', 'maybe'],
     ['BATON_DATABASE_POOL_SIZE', '0'],
+    ['BATON_DEMO', 'maybe'],
   ])('stops on a bad %s with a message naming the variable', (variable, value) => {
     const attempt = () => loadConfig({}, { [variable]: value });
     expect(attempt).toThrow(ConfigError);

@@ -26,6 +26,11 @@ export interface Config {
   readonly trustProxy: boolean;
   /** Whether `serve` applies pending migrations at start-up. */
   readonly migrateOnStart: boolean;
+  /**
+   * Whether `serve` loads the demo ecosystem on the first start of an empty embedded database,
+   * so a new user has something to explore.
+   */
+  readonly demo: boolean;
 }
 
 /** Raised when a variable has a value Baton cannot use; the message names the variable. */
@@ -81,6 +86,13 @@ const VARIABLES = {
   },
   BATON_TRUST_PROXY: { key: 'trustProxy', schema: boolean, fallback: 'false' },
   BATON_MIGRATE_ON_START: { key: 'migrateOnStart', schema: boolean, fallback: 'true' },
+  BATON_DEMO: {
+    key: 'demo',
+    schema: z
+      .enum(['on', 'off', 'true', 'false', '1', '0', 'yes', 'no'], { message: 'must be on or off' })
+      .transform((value) => ['on', 'true', '1', 'yes'].includes(value)),
+    fallback: 'on',
+  },
 } as const;
 
 export type ConfigVariable = keyof typeof VARIABLES;

@@ -104,6 +104,7 @@ import { BATON_VERSION } from './version.js';
 import { createFulfilment, type Fulfilment, ORDERS_TIMERS_JOB } from './workflows/fulfilment.js';
 import { fulfilmentRoutes } from './workflows/fulfilment-routes.js';
 import { workflowRoutes } from './workflows/routes.js';
+import { partnerTypes } from './workflows/settlement.js';
 import {
   PROVIDER_REFUND_JOB,
   type ProviderRefundJob,
@@ -207,6 +208,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   );
   provider.onEvent((event) => payments.handleEvent(db, event));
   const subsidies = createSubsidiesService({ ledger });
+  const settlement = { ledger, fees, subsidies, partners: partnerTypes(participants) };
   const fulfilment = createFulfilment({
     offerings,
     matching,
@@ -216,7 +218,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
     fees,
     ledger,
     jobs,
-    settlement: { ledger, fees, subsidies },
+    settlement,
     logger,
   });
   payments.onSettled((ctx, payment) => fulfilment.paymentSettled(ctx, payment));
@@ -279,9 +281,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...workflowRoutes({ standards, catalog }),
       ...fulfilmentRoutes(fulfilment),
       ...settlementRoutes({
-        ledger,
-        fees,
-        subsidies,
+        ...settlement,
         afterRefund: (ctx, refund) =>
           jobs.enqueue<ProviderRefundJob>(ctx, PROVIDER_REFUND_JOB, {
             paymentId: refund.paymentId,

@@ -12,7 +12,7 @@ import { verifyLedger } from '../modules/ledger/index.js';
 import { SimulatedProvider, TEST_CARDS, TEST_DESTINATIONS } from '../modules/payments/index.js';
 import { createTestApp } from '../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../testing/test-database.js';
-import { refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
+import { partnerTypes, refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
 
 /*
  * M1, the model-based money test. Random sequences of captures (some declined, some timing out
@@ -88,8 +88,8 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
   const app = await createTestApp({ provider });
   clockRef = app.clock;
   const db = app.baton.database.db;
-  const { ledger, fees, subsidies, payments, payouts } = app.baton.services;
-  const deps: SettlementDeps = { ledger, fees, subsidies };
+  const { ledger, fees, subsidies, payments, payouts, participants } = app.baton.services;
+  const deps: SettlementDeps = { ledger, fees, subsidies, partners: partnerTypes(participants) };
   const actor = systemActor('model');
   const ctxOf = (tx: Tx): Context => ({ db: tx, actor, now: app.clock.now(), requestId: null, ip: null });
   const inTx = <T>(work: (ctx: Context) => Promise<T>) => runInTransaction(db, (tx) => work(ctxOf(tx)));

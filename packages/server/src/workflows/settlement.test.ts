@@ -218,4 +218,36 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     expect(noKey.status).toBe(400);
     expect(await balance(eur('customer_escrow', order))).toBe(1_000n);
   });
+
+  it('pays a leg’s commission from a programme that targets the partner’s type', async () => {
+    const programme = ok<{ id: string }>(
+      await app.request('POST', '/v1/subsidies/programmes', {
+        key: financeKey,
+        body: {
+          name: 'Mills first',
+          side: 'partner',
+          kind: 'waiver',
+          share_bps: 10_000,
+          budget: { amount: '10.00', currency: 'EUR' },
+          cap_per_participant: { amount: '5.00', currency: 'EUR' },
+          starts_at: app.clock.now().toISOString(),
+          ends_at: new Date(app.clock.now().getTime() + 86_400_000).toISOString(),
+          targeting: { partner_types: ['mill'] },
+        },
+      }),
+    );
+    ok(
+      await app.request('POST', `/v1/subsidies/programmes/${programme.id}/activate`, {
+        key: financeKey,
+        headers: { 'idempotency-key': `activate-${programme.id}` },
+      }),
+      200,
+    );
+    const order = await paidOrder(2_000n);
+    const released = ok<{ commission: Money; subsidy: Money }>(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '20.00')),
+    );
+    expect(released.commission.amount).toBe('2.00');
+    expect(released.subsidy.amount).toBe('2.00');
+  });
 });

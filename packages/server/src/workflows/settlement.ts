@@ -1,3 +1,4 @@
+import { systemActor } from '../kernel/actor.js';
 import type { Context } from '../kernel/context.js';
 import { requireTransaction } from '../kernel/database/database.js';
 import { unprocessable } from '../kernel/errors.js';
@@ -43,6 +44,7 @@ export interface SubsidyPort {
     input: {
       side: 'partner' | 'customer';
       partnerId?: string;
+      partnerType?: string;
       customerSegment?: string;
       region: string;
       capability?: string;
@@ -59,10 +61,27 @@ export interface SubsidyPort {
   ): Promise<{ amountMinor: bigint }>;
 }
 
+/** Partners' types, which subsidy programmes may target. */
+export interface PartnerTypePort {
+  typeOf(ctx: Context, partnerId: PartnerId): Promise<string>;
+}
+
 export interface SettlementDeps {
   readonly ledger: LedgerService;
   readonly fees: CommissionPort;
   readonly subsidies: SubsidyPort;
+  readonly partners: PartnerTypePort;
+}
+
+/** The partner-type port over the participants module, reading as Baton (any partner). */
+export function partnerTypes(participants: {
+  getPartner(ctx: Context, id: PartnerId): Promise<{ readonly type: string }>;
+}): PartnerTypePort {
+  return {
+    async typeOf(ctx, partnerId) {
+      return (await participants.getPartner({ ...ctx, actor: systemActor('settlement') }, partnerId)).type;
+    },
+  };
 }
 
 export interface LegRelease {
@@ -167,6 +186,7 @@ export async function releaseLeg(
       ? await deps.subsidies.apply(ctx, {
           side: 'partner',
           partnerId: input.partnerId,
+          partnerType: await deps.partners.typeOf(ctx, input.partnerId),
           ...(input.customerSegment !== undefined ? { customerSegment: input.customerSegment } : {}),
           region: input.region,
           capability: input.capability,

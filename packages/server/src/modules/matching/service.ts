@@ -23,6 +23,7 @@ import {
   type MatchResult,
   OfferIndex,
   type PartnerStanding,
+  QUERY_LIMIT_MAX,
 } from './domain/offer-index.js';
 import { type CapacityPeriod, DAY_MS, PERIOD_CODES, periodStartMs } from './domain/periods.js';
 import { DEFAULT_SETTINGS, EXPOSURE_WINDOW_DAYS_MAX, type MatchingSettings } from './domain/settings.js';
@@ -443,18 +444,25 @@ export function createMatchingService(deps: MatchingDeps) {
     async allocate(ctx: Context, request: AllocationRequest): Promise<AllocationOutcome> {
       requireTransaction(ctx.db);
       const prepared = await prepare(ctx, request);
+      const narrowed =
+        request.excludePartnerIds !== undefined ||
+        request.currency !== undefined ||
+        request.maxUnitPriceMinor !== undefined;
+      // Narrowing happens after ranking: read deeper, so that excluded offers do not use up the tries.
       const answer = index.query(
-        { ...toQuery(prepared), limit: ALLOCATION_CANDIDATES_MAX },
+        { ...toQuery(prepared), limit: narrowed ? QUERY_LIMIT_MAX : ALLOCATION_CANDIDATES_MAX },
         ctx.now.getTime(),
       );
       const skipped: { offerId: string; code: string }[] = [];
       const excluded = new Set(request.excludePartnerIds ?? []);
-      const acceptable = answer.results.filter(
-        (result) =>
-          !excluded.has(result.partnerId) &&
-          (request.currency === undefined || result.currency === request.currency) &&
-          (request.maxUnitPriceMinor === undefined || result.unitPriceMinor <= request.maxUnitPriceMinor),
-      );
+      const acceptable = answer.results
+        .filter(
+          (result) =>
+            !excluded.has(result.partnerId) &&
+            (request.currency === undefined || result.currency === request.currency) &&
+            (request.maxUnitPriceMinor === undefined || result.unitPriceMinor <= request.maxUnitPriceMinor),
+        )
+        .slice(0, ALLOCATION_CANDIDATES_MAX);
       for (const result of acceptable) {
         let reservation: Reservation;
         await sql`savepoint matching_reserve`.execute(ctx.db);

@@ -253,7 +253,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     const nowMs = ctx.now.getTime();
     const order = topologicalOrder(version.steps);
     const steps = new Map(version.steps.map((step) => [step.key, step]));
-    const chosen = new Map<string, { result: MatchResult; quantity: number; candidates: number }>();
+    const chosen = new Map<string, { result: MatchResult; quantity: number }>();
     const planned = new Map<string, { reservationId: ReservationId; allocationId: string }>();
 
     // From the last steps back: each is planned for the time the steps after it must start.
@@ -290,7 +290,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
           reference: `${quoteId}:${key}`,
           currency: version.currency,
         });
-        chosen.set(key, { result: outcome.result, quantity, candidates: 0 });
+        chosen.set(key, { result: outcome.result, quantity });
         planned.set(key, { reservationId: outcome.reservation.id, allocationId: outcome.allocation.id });
         latestStart.set(key, outcome.result.startMs);
       } catch (error) {

@@ -1,6 +1,4 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { systemActor } from '../packages/server/src/kernel/actor.js';
 import type { Context } from '../packages/server/src/kernel/context.js';
 import {
@@ -21,6 +19,7 @@ import {
   verifyLedger,
 } from '../packages/server/src/modules/ledger/index.js';
 import { describeMachine } from './lib/machine.js';
+import { pgbenchTps } from './lib/pgbench.js';
 import { createBenchDatabase, DEFAULT_BENCH_DATABASE_URL } from './lib/postgres.js';
 import { markdownTable } from './lib/table.js';
 
@@ -29,7 +28,9 @@ import { markdownTable } from './lib/table.js';
  * and on the embedded database. A posting is an escrow release of four entries (escrow →
  * partner payable + platform commission + platform margin) with its balance upkeep, one per
  * database transaction, at 1 and 8 concurrent clients; batches are `postBatch` calls of 1,000
- * such transactions, atomic and per item.
+ * such transactions, atomic and per item, from one caller, and atomic from two callers at once
+ * (as two Baton processes would). Each run also reports the CPU this process used, in % of one
+ * core: a client near 100 % would be measuring itself rather than the ledger.
  */
 
 const USAGE = `Usage: npm run bench -- ledger [options]
@@ -90,53 +91,6 @@ function parseOptions(args: string[]): Options {
     skipEmbedded: values['skip-embedded'] ?? false,
     databaseUrl: values['database-url'] ?? DEFAULT_BENCH_DATABASE_URL,
   };
-}
-
-/** The pgbench of the newest PostgreSQL installed, or the one on the PATH. */
-function pgbenchBinary(): string {
-  const root = '/usr/lib/postgresql';
-  if (existsSync(root)) {
-    const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
-    for (const version of versions) {
-      const candidate = `${root}/${version}/bin/pgbench`;
-      if (existsSync(candidate)) return candidate;
-    }
-  }
-  return 'pgbench';
-}
-
-const run = promisify(execFile);
-
-async function pgbenchTps(options: Options): Promise<Map<number, number>> {
-  const database = await createBenchDatabase(options.databaseUrl, 1);
-  const binary = pgbenchBinary();
-  try {
-    await run(binary, ['-i', '-q', '-s', String(options.scale), database.url], { maxBuffer: 1 << 24 });
-    const result = new Map<number, number>();
-    for (const clients of CLIENTS) {
-      const { stdout } = await run(
-        binary,
-        [
-          '-b',
-          'tpcb-like',
-          '-c',
-          String(clients),
-          '-j',
-          String(Math.min(clients, 2)),
-          '-T',
-          String(options.seconds),
-          database.url,
-        ],
-        { maxBuffer: 1 << 24 },
-      );
-      const tps = /tps = ([\d.]+)/.exec(stdout)?.[1];
-      if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
-      result.set(clients, Number(tps));
-    }
-    return result;
-  } finally {
-    await database.drop();
-  }
 }
 
 interface Books {
@@ -212,36 +166,67 @@ function release(books: Books): PostingInput {
   };
 }
 
-/** Postings per second with `clients` concurrent posters, one posting per database transaction. */
-async function singlePostings(books: Books, clients: number, seconds: number): Promise<number> {
-  // A short warm-up fills the account cache and the server's buffers.
-  const warmUntil = Date.now() + 1000;
-  const until = warmUntil + seconds * 1000;
-  let counted = 0;
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (Date.now() < until) {
-        const input = release(books);
-        await runInTransaction(books.db, (tx) => books.ledger.post(ctxOf(tx), input));
-        if (Date.now() > warmUntil) counted++;
-      }
-    }),
-  );
-  return counted / seconds;
+/** Transactions per second, and the CPU this process used meanwhile (% of one core). */
+interface Rate {
+  readonly tps: number;
+  readonly cpuPercent: number;
 }
 
-/** Transactions per second of `postBatch` calls of 1,000, one call per database transaction. */
-async function batchedPostings(books: Books, atomic: boolean, batches: number): Promise<number> {
+/** Measures `work`, which returns how many transactions it posted in `seconds`. */
+async function rated(work: () => Promise<{ count: number; seconds: number }>): Promise<Rate> {
+  const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
-  for (let n = 0; n < batches; n++) {
-    const inputs = Array.from({ length: BATCH_SIZE }, () => release(books));
-    const results = await runInTransaction(books.db, (tx) =>
-      books.ledger.postBatch(ctxOf(tx), inputs, { atomic }),
+  const { count, seconds } = await work();
+  const used = process.cpuUsage(cpu);
+  const wall = Number(process.hrtime.bigint() - started) / 1e9;
+  return { tps: count / seconds, cpuPercent: ((used.user + used.system) / 1e6 / wall) * 100 };
+}
+
+/** Postings per second with `clients` concurrent posters, one posting per database transaction. */
+function singlePostings(books: Books, clients: number, seconds: number): Promise<Rate> {
+  return rated(async () => {
+    // A short warm-up fills the server's buffers. Accounts are looked up on first use, as an
+    // escrow released once or twice in its life would be.
+    const warmUntil = Date.now() + 1000;
+    const until = warmUntil + seconds * 1000;
+    let counted = 0;
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (Date.now() < until) {
+          const input = release(books);
+          await runInTransaction(books.db, (tx) => books.ledger.post(ctxOf(tx), input));
+          if (Date.now() > warmUntil) counted++;
+        }
+      }),
     );
-    if (results.some((result) => result.status !== 'posted')) throw new Error('a batch item was not posted');
-  }
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return (batches * BATCH_SIZE) / seconds;
+    return { count: counted, seconds };
+  });
+}
+
+/**
+ * Transactions per second of `postBatch` calls of 1,000, one call per database transaction,
+ * `batches` calls from each of `callers` concurrent callers.
+ */
+function batchedPostings(books: Books, atomic: boolean, batches: number, callers = 1): Promise<Rate> {
+  return rated(async () => {
+    const started = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: callers }, async () => {
+        for (let n = 0; n < batches; n++) {
+          const inputs = Array.from({ length: BATCH_SIZE }, () => release(books));
+          const results = await runInTransaction(books.db, (tx) =>
+            books.ledger.postBatch(ctxOf(tx), inputs, { atomic }),
+          );
+          if (results.some((result) => result.status !== 'posted'))
+            throw new Error('a batch item was not posted');
+        }
+      }),
+    );
+    return {
+      count: callers * batches * BATCH_SIZE,
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    };
+  });
 }
 
 async function verified(books: Books): Promise<string> {
@@ -257,20 +242,28 @@ async function verified(books: Books): Promise<string> {
 }
 
 interface Measured {
-  readonly single: Map<number, number>;
-  readonly atomic: number;
-  readonly perItem: number;
+  readonly single: Map<number, Rate>;
+  readonly atomic: Rate;
+  readonly perItem: Rate;
+  /** Atomic batches from two concurrent callers; only where the database takes several connections. */
+  readonly atomicTwoCallers: Rate | null;
   readonly verify: string;
 }
 
-async function measure(database: Database, options: Options, clients: readonly number[]): Promise<Measured> {
+async function measure(
+  database: Database,
+  options: Options,
+  clients: readonly number[],
+  concurrentBatches: boolean,
+): Promise<Measured> {
   await migrate(database);
   const books = await openBooks(database, options.partners);
-  const single = new Map<number, number>();
+  const single = new Map<number, Rate>();
   for (const count of clients) single.set(count, await singlePostings(books, count, options.seconds));
   const atomic = await batchedPostings(books, true, options.batches);
   const perItem = await batchedPostings(books, false, options.batches);
-  return { single, atomic, perItem, verify: await verified(books) };
+  const atomicTwoCallers = concurrentBatches ? await batchedPostings(books, true, options.batches, 2) : null;
+  return { single, atomic, perItem, atomicTwoCallers, verify: await verified(books) };
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -284,12 +277,17 @@ export async function main(args: string[]): Promise<void> {
     `Runs of ${options.seconds} s; ${options.partners.toLocaleString('en')} partners' payables and as many order escrows; pgbench scale ${options.scale}; batches of ${BATCH_SIZE.toLocaleString('en')} × ${options.batches}.\n`,
   );
 
-  const pgbench = await pgbenchTps(options);
+  const pgbench = await pgbenchTps({
+    serverUrl: options.databaseUrl,
+    scale: options.scale,
+    seconds: options.seconds,
+    clients: CLIENTS,
+  });
   const bench = await createBenchDatabase(options.databaseUrl, 1);
   const postgres = openPostgres(bench.url, 8);
   let onPostgres: Measured;
   try {
-    onPostgres = await measure(postgres, options, CLIENTS);
+    onPostgres = await measure(postgres, options, CLIENTS, true);
   } finally {
     await postgres.close();
     await bench.drop();
@@ -298,37 +296,59 @@ export async function main(args: string[]): Promise<void> {
 
   const base8 = pgbench.get(8) ?? Number.NaN;
   const ratio = (tps: number, base: number) => `${(tps / base).toFixed(2)}×`;
+  const cpu = (rate: Rate) => `${rate.cpuPercent.toFixed(0)} %`;
   const rows: string[][] = [
-    ['pgbench TPC-B, 1 client', pgbench.get(1)?.toFixed(0) ?? '', '1.00× (baseline at 1)'],
-    ['pgbench TPC-B, 8 clients', base8.toFixed(0), '1.00× (baseline)'],
+    ['pgbench TPC-B, 1 client', pgbench.get(1)?.toFixed(0) ?? '', '1.00× (baseline at 1)', ''],
+    ['pgbench TPC-B, 8 clients', base8.toFixed(0), '1.00× (baseline)', ''],
   ];
-  for (const [clients, tps] of onPostgres.single) {
+  for (const [clients, rate] of onPostgres.single) {
     rows.push([
       `Baton posting (4 entries), ${clients} client${clients === 1 ? '' : 's'}`,
-      tps.toFixed(0),
-      clients === 1 ? `${ratio(tps, pgbench.get(1) ?? Number.NaN)} of TPC-B at 1` : ratio(tps, base8),
+      rate.tps.toFixed(0),
+      clients === 1
+        ? `${ratio(rate.tps, pgbench.get(1) ?? Number.NaN)} of TPC-B at 1`
+        : ratio(rate.tps, base8),
+      cpu(rate),
     ]);
   }
-  rows.push(['Baton batch of 1,000, atomic', onPostgres.atomic.toFixed(0), ratio(onPostgres.atomic, base8)]);
-  rows.push([
-    'Baton batch of 1,000, per item',
-    onPostgres.perItem.toFixed(0),
-    ratio(onPostgres.perItem, base8),
-  ]);
-  console.log(markdownTable(['PostgreSQL', 'transactions/s', 'vs TPC-B at 8 clients'], rows));
+  const batchRows: [string, Rate | null][] = [
+    ['Baton batch of 1,000, atomic', onPostgres.atomic],
+    ['Baton batch of 1,000, per item', onPostgres.perItem],
+    ['Baton batch of 1,000, atomic, 2 callers', onPostgres.atomicTwoCallers],
+  ];
+  for (const [label, rate] of batchRows) {
+    if (rate) rows.push([label, rate.tps.toFixed(0), ratio(rate.tps, base8), cpu(rate)]);
+  }
+  console.log(
+    markdownTable(['PostgreSQL', 'transactions/s', 'vs TPC-B at 8 clients', 'bench process CPU'], rows),
+  );
   console.log(`\n${onPostgres.verify}\n`);
 
   if (!options.skipEmbedded) {
     const embedded = await openEmbedded({ dataDir: 'memory://' });
     try {
-      const measured = await measure(embedded, options, CLIENTS);
-      const embeddedRows: string[][] = [...measured.single].map(([clients, tps]) => [
+      const measured = await measure(embedded, options, CLIENTS, false);
+      const embeddedRows: string[][] = [...measured.single].map(([clients, rate]) => [
         `Baton posting (4 entries), ${clients} concurrent caller${clients === 1 ? '' : 's'}`,
-        tps.toFixed(0),
+        rate.tps.toFixed(0),
+        cpu(rate),
       ]);
-      embeddedRows.push(['Baton batch of 1,000, atomic', measured.atomic.toFixed(0)]);
-      embeddedRows.push(['Baton batch of 1,000, per item', measured.perItem.toFixed(0)]);
-      console.log(markdownTable(['Embedded (PGlite, one connection)', 'transactions/s'], embeddedRows));
+      embeddedRows.push([
+        'Baton batch of 1,000, atomic',
+        measured.atomic.tps.toFixed(0),
+        cpu(measured.atomic),
+      ]);
+      embeddedRows.push([
+        'Baton batch of 1,000, per item',
+        measured.perItem.tps.toFixed(0),
+        cpu(measured.perItem),
+      ]);
+      console.log(
+        markdownTable(
+          ['Embedded (PGlite, one connection, in this process)', 'transactions/s', 'process CPU'],
+          embeddedRows,
+        ),
+      );
       console.log(`\n${measured.verify}\n`);
     } finally {
       await embedded.close();

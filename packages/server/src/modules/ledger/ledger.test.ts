@@ -87,69 +87,150 @@ describe(`ledger (${TEST_DATABASE_KIND})`, async () => {
       const error = await failure(db.transaction().execute(work));
       return codeOf(error);
     };
-    const rawTransaction = async (tx: Executor, id: string) => {
-      await sql`
-        insert into ledger_transactions (id, idempotency_key, description, cause_kind, cause_id, metadata, posted_at, fingerprint, content_hash)
-        values (${id}, ${`raw:${id}`}, 'raw', 'adjustment', 'raw', '{}'::jsonb, now(), '\\x00'::bytea, '\\x00'::bytea)`.execute(
-        tx,
-      );
-    };
-    const rawEntry = async (
+    interface RawEntry {
+      readonly txn: string;
+      readonly account: string;
+      readonly currency: string;
+      readonly amount: bigint;
+    }
+    /** Writes transactions and entries in one statement, as the ledger's store does. */
+    const rawWrite = async (
       tx: Executor,
-      txn: string,
-      position: number,
-      account: string,
-      currency: string,
-      amount: bigint,
+      transactions: readonly string[],
+      entries: readonly RawEntry[],
+      firstPosition = 0,
     ) => {
       await sql`
+        with t as (
+          insert into ledger_transactions (id, idempotency_key, description, cause_kind, cause_id, metadata, posted_at, fingerprint, content_hash)
+          select id, 'raw:' || id, 'raw', 'adjustment', 'raw', '{}'::jsonb, now(), '\\x00'::bytea, '\\x00'::bytea
+          from unnest(${[...transactions]}::text[]) as id
+        )
         insert into ledger_entries (transaction_id, position, account_id, currency, amount_minor, posted_at)
-        values (${txn}, ${position}, ${account}, ${currency}, ${amount.toString()}::int8, now())`.execute(tx);
+        select txn, position - 1 + ${firstPosition}, account, currency, amount, now()
+        from unnest(
+          ${entries.map((e) => e.txn)}::text[],
+          ${entries.map((e) => e.account)}::text[],
+          ${entries.map((e) => e.currency)}::text[],
+          ${entries.map((e) => e.amount.toString())}::int8[]
+        ) with ordinality as e(txn, account, currency, amount, position)`.execute(tx);
     };
 
-    it('refuses at commit an unbalanced transaction, an entry in another currency than its account, and a lone entry', async () => {
+    it('refuses an unbalanced transaction, an entry in another currency than its account, and a lone entry, written directly', async () => {
       const eur = (await inTx((c) => ledger.account(c, platform('provider_clearing')))).id;
       const revenue = (await inTx((c) => ledger.account(c, platform('platform_commission')))).id;
+      const entry = (txn: string, account: string, amount: bigint, currency = 'EUR'): RawEntry => ({
+        txn,
+        account,
+        currency,
+        amount,
+      });
+      const before = {
+        transactions: await count('ledger_transactions'),
+        entries: await count('ledger_entries'),
+      };
+      const refused = async (expected: string, work: (tx: Executor, id: string) => Promise<unknown>) => {
+        const id = newId('txn');
+        expect(await sqlState((tx) => work(tx, id))).toBe(expected);
+      };
+
+      // A well-formed transaction written directly is accepted (and rolled back, since it has no
+      // balance upkeep): the cases below fail for their own reason.
+      const accepted = new Error('accepted');
+      const wellFormed = await failure(
+        db.transaction().execute(async (tx) => {
+          const txn = newId('txn');
+          await rawWrite(tx, [txn], [entry(txn, eur, 1000n), entry(txn, revenue, -1000n)]);
+          throw accepted;
+        }),
+      );
+      expect(wellFormed).toBe(accepted);
+
+      await refused('23514', (tx, txn) =>
+        rawWrite(tx, [txn], [entry(txn, eur, 1000n), entry(txn, revenue, -999n)]),
+      );
+      await refused('23503', (tx, txn) =>
+        rawWrite(tx, [txn], [entry(txn, eur, 1000n, 'USD'), entry(txn, revenue, -1000n, 'USD')]),
+      );
+      await refused('23503', (tx, txn) =>
+        rawWrite(tx, [txn], [entry(txn, eur, 1000n), entry(txn, newId('acc'), -1000n)]),
+      );
+      await refused('23514', (tx, txn) => rawWrite(tx, [txn], [entry(txn, eur, 1000n)]));
+      // A transaction without entries balances trivially, but is not a transaction.
+      await refused('23514', (tx, txn) => rawWrite(tx, [txn], []));
+      // Entries for a transaction that does not exist.
+      await refused('23503', (tx, txn) =>
+        rawWrite(tx, [], [entry(txn, eur, 1000n), entry(txn, revenue, -1000n)]),
+      );
+      // Two transactions of one statement that balance only together.
+      await refused('23514', (tx, txn) => {
+        const other = newId('txn');
+        return rawWrite(tx, [txn, other], [entry(txn, eur, 1000n), entry(other, revenue, -1000n)]);
+      });
+
+      expect(await count('ledger_transactions')).toBe(before.transactions);
+      expect(await count('ledger_entries')).toBe(before.entries);
+    });
+
+    it('refuses a transaction whose entries come in more than one statement, even when each part balances', async () => {
+      const eur = (await inTx((c) => ledger.account(c, platform('provider_clearing')))).id;
+      const revenue = (await inTx((c) => ledger.account(c, platform('platform_commission')))).id;
+      const pair = (txn: string, amount: bigint): RawEntry[] => [
+        { txn, account: eur, currency: 'EUR', amount },
+        { txn, account: revenue, currency: 'EUR', amount: -amount },
+      ];
       const before = {
         transactions: await count('ledger_transactions'),
         entries: await count('ledger_entries'),
       };
 
+      // The transaction first, its entries in the next statement: the transaction has no entries
+      // when its statement ends.
       expect(
         await sqlState(async (tx) => {
-          const id = newId('txn');
-          await rawTransaction(tx, id);
-          await rawEntry(tx, id, 0, eur, 'EUR', 1000n);
-          await rawEntry(tx, id, 1, revenue, 'EUR', -999n);
+          const txn = newId('txn');
+          await rawWrite(tx, [txn], []);
+          await rawWrite(tx, [], pair(txn, 1000n));
         }),
       ).toBe('23514');
+      // Halves that balance only together, each in its own statement.
       expect(
         await sqlState(async (tx) => {
-          const id = newId('txn');
-          await rawTransaction(tx, id);
-          await rawEntry(tx, id, 0, eur, 'USD', 1000n);
-          await rawEntry(tx, id, 1, revenue, 'USD', -1000n);
-        }),
-      ).toBe('23503');
-      expect(
-        await sqlState(async (tx) => {
-          const id = newId('txn');
-          await rawTransaction(tx, id);
-          await rawEntry(tx, id, 0, eur, 'EUR', 1000n);
+          const txn = newId('txn');
+          await rawWrite(tx, [txn], [{ txn, account: eur, currency: 'EUR', amount: 1000n }]);
+          await rawWrite(tx, [], [{ txn, account: revenue, currency: 'EUR', amount: -1000n }]);
         }),
       ).toBe('23514');
-      // A transaction without entries balances trivially, but is not a transaction.
-      expect(await sqlState((tx) => rawTransaction(tx, newId('txn')))).toBe('23514');
-      // An entry for a transaction that does not exist.
+      // A balanced pair added to a balanced transaction, in the same database transaction.
       expect(
         await sqlState(async (tx) => {
-          await rawEntry(tx, newId('txn'), 0, eur, 'EUR', 1000n);
-          await rawEntry(tx, newId('txn'), 1, revenue, 'EUR', -1000n);
+          const txn = newId('txn');
+          await rawWrite(tx, [txn], pair(txn, 1000n));
+          await rawWrite(tx, [], pair(txn, 5n), 2);
         }),
-      ).toBe('23503');
-
+      ).toBe('23514');
       expect(await count('ledger_transactions')).toBe(before.transactions);
       expect(await count('ledger_entries')).toBe(before.entries);
+
+      // A balanced pair added to a committed transaction, through the service's own posting.
+      const partner = newId('ptn');
+      const { transaction } = await fund(partner, 500n);
+      const payableId = transaction.entries[1]?.accountId as string;
+      expect(
+        await sqlState((tx) =>
+          rawWrite(
+            tx,
+            [],
+            [
+              { txn: transaction.id, account: eur, currency: 'EUR', amount: 5n },
+              { txn: transaction.id, account: payableId, currency: 'EUR', amount: -5n },
+            ],
+            2,
+          ),
+        ),
+      ).toBe('23514');
+      expect((await inTx((c) => ledger.transaction(c, transaction.id))).entries).toHaveLength(2);
+      await clean();
     });
 
     it('refuses UPDATE, DELETE and TRUNCATE of transactions, entries and the chain', async () => {
@@ -390,6 +471,40 @@ describe(`ledger (${TEST_DATABASE_KIND})`, async () => {
         'ledger.insufficient_funds',
       ]);
       expect(await balance(payable(partner))).toBe(40n);
+    });
+
+    it('judges a non-negative account on each posting as a whole, in order, single or batched', async () => {
+      const partner = newId('ptn');
+      await fund(partner, 100n);
+      // Out 150 and back 100 on the same payable: 50 net, which 100 covers, although the first
+      // entry alone would not be covered.
+      const netOut = (key: string): PostingInput => ({
+        idempotencyKey: key,
+        cause: { kind: 'payout', id: key },
+        entries: [
+          { account: payable(partner), direction: 'debit', amountMinor: 150n },
+          { account: payable(partner), direction: 'credit', amountMinor: 100n },
+          { account: platform('payouts_in_transit'), direction: 'credit', amountMinor: 50n },
+        ],
+      });
+      const single = await inTx((c) => ledger.post(c, netOut(`net:${partner}:1`)));
+      expect(single.replayed).toBe(false);
+      expect(await balance(payable(partner))).toBe(50n);
+      await fund(partner, 50n, `net-fund:${partner}`);
+      const batch = await inTx((c) =>
+        ledger.postBatch(
+          c,
+          [1, 2, 3].map((n) => netOut(`net:${partner}:batch:${n}`)),
+          { atomic: false },
+        ),
+      );
+      expect(batch.map((r) => (r.status === 'rejected' ? r.error.code : r.status))).toEqual([
+        'posted',
+        'posted',
+        'ledger.insufficient_funds',
+      ]);
+      expect(await balance(payable(partner))).toBe(0n);
+      await clean();
     });
 
     it('posts a batch of 1,000 transactions in one call', async () => {

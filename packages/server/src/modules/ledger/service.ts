@@ -27,9 +27,10 @@ import { ledgerErrors } from './errors.js';
 import {
   type Account,
   type AccountListFilter,
+  type ExistingPosting,
   entriesBalance,
-  findAccountByKey,
   findAccountsById,
+  findAccountsByKey,
   findPostingsByKey,
   findTransactions,
   findTransactionsByCause,
@@ -38,8 +39,9 @@ import {
   listAccounts,
   listTransactions,
   lockSlots,
-  openAccount,
+  openAccounts,
   type PostingRow,
+  postTransactions,
   type SlotRef,
   type StatementLine,
   slotBalance,
@@ -167,33 +169,64 @@ export function createLedgerService(): LedgerService {
     return account;
   };
 
-  async function account(ctx: Context, key: AccountKey): Promise<Account> {
-    const cached = accountsByKey.get(keyOf(key));
-    if (cached) return cached;
+  /** Why a key cannot name an account, if it cannot. */
+  function keyRefusal(key: AccountKey): DomainError | null {
     const rules: PurposeRules | undefined = CHART[key.purpose];
-    if (!rules) throw ledgerErrors.ownerInvalid(key.purpose, key.ownerId);
+    if (!rules) return ledgerErrors.ownerInvalid(key.purpose, key.ownerId);
     if (!isCurrency(key.currency)) {
-      throw ledgerErrors.postingInvalid([
+      return ledgerErrors.postingInvalid([
         { path: '/currency', rule: 'currency', message: `${key.currency} is not an ISO 4217 currency` },
       ]);
     }
-    if (!ownerFits(rules, key.ownerId)) throw ledgerErrors.ownerInvalid(key.purpose, key.ownerId);
-    const found = await findAccountByKey(ctx.db, key);
-    if (found) return remember(found);
+    if (!ownerFits(rules, key.ownerId)) return ledgerErrors.ownerInvalid(key.purpose, key.ownerId);
+    return null;
+  }
+
+  /**
+   * The accounts for some valid keys, by `keyOf`: those not remembered are read in one query,
+   * and those that do not exist yet are opened in one statement.
+   */
+  async function accountsByKeys(ctx: Context, keys: readonly AccountKey[]): Promise<Map<string, Account>> {
+    const found = new Map<string, Account>();
+    const read = async (wanted: readonly AccountKey[]) => {
+      for (const row of await findAccountsByKey(ctx.db, wanted)) found.set(keyOf(row.account), remember(row));
+    };
+    await read(keys);
+    const missing = keys.filter((key) => !found.has(keyOf(key)));
+    if (missing.length === 0) return found;
     requireTransaction(ctx.db);
-    return remember(
-      await openAccount(ctx.db, {
-        id: newId('acc'),
-        purpose: key.purpose,
-        ownerKind: rules.owner,
-        ownerId: key.ownerId,
-        currency: key.currency,
-        normalSide: rules.normalSide,
-        nonNegative: rules.nonNegative,
-        slots: slotsOf(rules),
-        createdAt: ctx.now,
+    const opened = await openAccounts(
+      ctx.db,
+      missing.map((key) => {
+        const rules: PurposeRules = CHART[key.purpose];
+        return {
+          id: newId('acc'),
+          purpose: key.purpose,
+          ownerKind: rules.owner,
+          ownerId: key.ownerId,
+          currency: key.currency,
+          normalSide: rules.normalSide,
+          nonNegative: rules.nonNegative,
+          slots: slotsOf(rules),
+          createdAt: ctx.now,
+        };
       }),
     );
+    // Opened by this transaction, which may yet roll back: used, not remembered.
+    for (const account of opened) found.set(keyOf(account), account);
+    const raced = missing.filter((key) => !found.has(keyOf(key)));
+    if (raced.length > 0) await read(raced);
+    return found;
+  }
+
+  async function account(ctx: Context, key: AccountKey): Promise<Account> {
+    const cached = accountsByKey.get(keyOf(key));
+    if (cached) return cached;
+    const refusal = keyRefusal(key);
+    if (refusal) throw refusal;
+    const found = (await accountsByKeys(ctx, [key])).get(keyOf(key));
+    if (!found) throw new Error(`account ${keyOf(key)} vanished after a conflict`);
+    return found;
   }
 
   /**
@@ -208,22 +241,44 @@ export function createLedgerService(): LedgerService {
   ): Promise<Map<AccountRef, Account | null>> {
     const resolved = new Map<AccountRef, Account | null>();
     const missingIds: AccountId[] = [];
+    const missingKeys = new Map<string, AccountKey>();
+    const pending: AccountKey[] = [];
     for (const ref of refs) {
       if (resolved.has(ref)) continue;
       if (typeof ref === 'string') {
         const cached = accountsById.get(ref);
         if (cached) resolved.set(ref, cached);
         else missingIds.push(ref);
-      } else if (refusals) {
-        try {
-          resolved.set(ref, await account(ctx, ref));
-        } catch (error) {
-          if (!(error instanceof DomainError)) throw error;
-          refusals.set(ref, error);
-          resolved.set(ref, null);
-        }
-      } else {
-        resolved.set(ref, await account(ctx, ref));
+        continue;
+      }
+      const key = keyOf(ref);
+      const cached = accountsByKey.get(key);
+      if (cached) {
+        resolved.set(ref, cached);
+        continue;
+      }
+      if (missingKeys.has(key)) {
+        pending.push(ref);
+        resolved.set(ref, null);
+        continue;
+      }
+      const refusal = keyRefusal(ref);
+      if (refusal && !refusals) throw refusal;
+      if (refusal) {
+        refusals?.set(ref, refusal);
+        resolved.set(ref, null);
+        continue;
+      }
+      missingKeys.set(key, ref);
+      pending.push(ref);
+      resolved.set(ref, null);
+    }
+    if (missingKeys.size > 0) {
+      const found = await accountsByKeys(ctx, [...missingKeys.values()]);
+      for (const ref of pending) {
+        const match = found.get(keyOf(ref));
+        if (!match) throw new Error(`account ${keyOf(ref)} vanished after a conflict`);
+        resolved.set(ref, match);
       }
     }
     if (missingIds.length > 0) {
@@ -315,157 +370,200 @@ export function createLedgerService(): LedgerService {
       }
     });
 
-    // 2. Keys already used: a replay returns the original, other content is a conflict. A key
-    // repeated within the batch is treated the same way against its first use.
-    const existing = new Map(
-      (await findPostingsByKey(ctx.db, [...new Set(candidates.map((c) => c.posting.idempotencyKey))])).map(
-        (e) => [e.idempotencyKey, e],
-      ),
-    );
-    const replayIds = new Map<number, string>();
-    const fresh: typeof candidates = [];
-    const firstUse = new Map<string, { fingerprint: Buffer; id: string }>();
+    /**
+     * Admits postings in order while every non-negative account stays at or above zero, against
+     * `balances` (locked); refused ones get their result. Returns the rows to write.
+     */
+    const admit = (pending: readonly PostingItem[], balances: Map<string, bigint>): PostingRow[] => {
+      const rows: PostingRow[] = [];
+      for (const item of pending) {
+        const changes = new Map<string, bigint>();
+        for (const entry of item.row.entries) {
+          changes.set(entry.accountId, (changes.get(entry.accountId) ?? 0n) + signedAmount(entry));
+        }
+        let refusal: DomainError | null = null;
+        for (const [accountId, change] of changes) {
+          const target = byId.get(accountId);
+          if (!target?.nonNegative) continue;
+          const sign = normalSign(target.normalSide);
+          const current = (balances.get(slotKey(accountId, 0)) ?? 0n) * sign;
+          if (current + change * sign < 0n) {
+            refusal = ledgerErrors.insufficientFunds(accountId, current, -change * sign);
+            break;
+          }
+        }
+        if (refusal) {
+          results[item.index] = { status: 'rejected', error: refusal };
+          continue;
+        }
+        for (const [accountId, change] of changes) {
+          const key = slotKey(accountId, 0);
+          if (balances.has(key)) balances.set(key, (balances.get(key) ?? 0n) + change);
+        }
+        rows.push(item.row);
+      }
+      return rows;
+    };
+
+    // One slot of each many-slot account for the whole call, picked at random: the call locks
+    // one row of a busy account rather than all of them, so concurrent calls seldom meet there.
+    const slotsPicked = new Map<string, number>();
+    const slotOf = (accountId: string, slots: number): number => {
+      let slot = slotsPicked.get(accountId);
+      if (slot === undefined) {
+        slot = randomInt(slots);
+        slotsPicked.set(accountId, slot);
+      }
+      return slot;
+    };
+
+    // 2. A key repeated within the batch is judged against its first use: other content is a
+    // conflict at once, the same content shares the first use's fate once that is settled.
+    const firstUse = new Map<string, PostingItem>();
+    const repeats: { index: number; key: string }[] = [];
+    const conflicting: { index: number; key: string }[] = [];
+    const items: PostingItem[] = [];
     for (const candidate of candidates) {
       const key = candidate.posting.idempotencyKey;
-      const prior = existing.get(key) ?? firstUse.get(key);
-      if (prior) {
-        if (prior.fingerprint.equals(candidate.fingerprint)) replayIds.set(candidate.index, prior.id);
-        else
+      const first = firstUse.get(key);
+      if (first) {
+        if (first.fingerprint.equals(candidate.fingerprint)) repeats.push({ index: candidate.index, key });
+        else {
+          conflicting.push({ index: candidate.index, key });
           results[candidate.index] = {
             status: 'rejected',
-            error: ledgerErrors.existsWithDifferentContent(key, prior.id),
+            error: ledgerErrors.existsWithDifferentContent(key, first.id),
           };
+        }
         continue;
       }
       const id = newId('txn');
-      firstUse.set(key, { fingerprint: candidate.fingerprint, id });
-      fresh.push(candidate);
+      const item: PostingItem = {
+        ...candidate,
+        id,
+        row: {
+          id,
+          idempotencyKey: key,
+          description: candidate.posting.description,
+          cause: candidate.posting.cause,
+          metadata: candidate.posting.metadata,
+          fingerprint: candidate.fingerprint,
+          contentHash: contentHashOf(id, ctx.now, candidate.fingerprint),
+          entries: candidate.posting.entries.map((entry) => {
+            const slots = byId.get(entry.accountId)?.slots ?? 1;
+            return { ...entry, slot: slots === 1 ? 0 : slotOf(entry.accountId, slots) };
+          }),
+        },
+      };
+      firstUse.set(key, item);
+      items.push(item);
     }
 
-    // 3. Lock every balance slot the new transactions change, then admit them in order while
-    // non-negative accounts stay at or above zero.
-    const rows: PostingRow[] = [];
-    const slotted = fresh.map((candidate) => ({
-      ...candidate,
-      id: (firstUse.get(candidate.posting.idempotencyKey) as { id: string }).id,
-      entries: candidate.posting.entries.map((entry) => {
-        const slots = byId.get(entry.accountId)?.slots ?? 1;
-        return { ...entry, slot: slots === 1 ? 0 : randomInt(slots) };
-      }),
-    }));
-    const toLock = new Map<string, SlotRef>();
-    for (const item of slotted) {
-      for (const entry of item.entries)
-        toLock.set(slotKey(entry.accountId, entry.slot), { accountId: entry.accountId, slot: entry.slot });
-    }
-    const balances = await lockSlots(
-      ctx.db,
-      [...toLock.values()].sort((a, b) =>
-        a.accountId < b.accountId ? -1 : a.accountId > b.accountId ? 1 : a.slot - b.slot,
-      ),
-    );
-    for (const item of slotted) {
-      const changes = new Map<string, bigint>();
-      for (const entry of item.entries) {
-        changes.set(entry.accountId, (changes.get(entry.accountId) ?? 0n) + signedAmount(entry));
-      }
-      let refusal: DomainError | null = null;
-      for (const [accountId, change] of changes) {
-        const target = byId.get(accountId);
-        if (!target?.nonNegative) continue;
-        const sign = normalSign(target.normalSide);
-        const current = (balances.get(slotKey(accountId, 0)) ?? 0n) * sign;
-        const after = current + change * sign;
-        if (after < 0n) {
-          refusal = ledgerErrors.insufficientFunds(accountId, current, -change * sign);
-          break;
-        }
-      }
-      if (refusal) {
-        results[item.index] = { status: 'rejected', error: refusal };
-        continue;
-      }
-      for (const [accountId, change] of changes) {
-        const key = slotKey(accountId, 0);
-        if (balances.has(key)) balances.set(key, (balances.get(key) ?? 0n) + change);
-      }
-      rows.push({
-        id: item.id,
-        idempotencyKey: item.posting.idempotencyKey,
-        description: item.posting.description,
-        cause: item.posting.cause,
-        metadata: item.posting.metadata,
-        fingerprint: item.fingerprint,
-        contentHash: contentHashOf(item.id, ctx.now, item.fingerprint),
-        entries: item.entries,
-      });
-    }
-
-    const rejected = results.flatMap((result, index) =>
-      result?.status === 'rejected'
-        ? [{ index, code: result.error.code, message: result.error.message, error: result.error }]
-        : [],
-    );
-    if (options.atomic && rejected.length > 0) {
-      if (inputs.length === 1) throw (rejected[0] as { error: DomainError }).error;
-      throw ledgerErrors.batchRejected(
-        rejected.map(({ index, code, message }) => ({ index, code, message })),
+    // 3. Write. Usually one statement does it all (see `postTransactions`); when it declines (a
+    // non-negative account would go below zero, or an atomic batch has a refused item), the
+    // postings are admitted one by one, in order, against the balances it locked.
+    const replayIds = new Map<number, string>();
+    const rejectedAtomic = () => {
+      const failed = results.flatMap((result, index) =>
+        result?.status === 'rejected' ? [{ index, code: result.error.code, error: result.error }] : [],
+      );
+      if (inputs.length === 1) return (failed[0] as { error: DomainError }).error;
+      return ledgerErrors.batchRejected(
+        failed.map(({ index, code, error }) => ({ index, code, message: error.message })),
+      );
+    };
+    const refuseTaken = (item: PostingItem, prior: ExistingPosting) => {
+      if (prior.fingerprint.equals(item.fingerprint)) replayIds.set(item.index, prior.id);
+      else
+        results[item.index] = {
+          status: 'rejected',
+          error: ledgerErrors.existsWithDifferentContent(item.row.idempotencyKey, prior.id),
+        };
+    };
+    let written: ReadonlySet<string> = new Set<string>();
+    let taken: ReadonlyMap<string, ExistingPosting>;
+    let balances: Map<string, bigint> | null = null;
+    if (items.length === 0) {
+      taken = new Map();
+    } else if (!(options.atomic && results.some((result) => result !== undefined))) {
+      const outcome = await postTransactions(
+        ctx.db,
+        ctx.now,
+        items.map((item) => item.row),
+        options,
+      );
+      taken = outcome.taken;
+      if (outcome.applied) written = outcome.written;
+      else balances = new Map(outcome.balances);
+    } else {
+      // An atomic batch already refused: nothing is written, but every refused item is named.
+      taken = new Map(
+        (await findPostingsByKey(ctx.db, [...firstUse.keys()])).map((e) => [e.idempotencyKey, e]),
+      );
+      balances = await lockSlots(
+        ctx.db,
+        slotRefsOf(items.filter((item) => !taken.has(item.row.idempotencyKey))),
       );
     }
+    for (const item of items) {
+      const prior = taken.get(item.row.idempotencyKey);
+      if (prior) refuseTaken(item, prior);
+    }
+    for (const { index, key } of conflicting) {
+      const prior = taken.get(key);
+      if (prior)
+        results[index] = {
+          status: 'rejected',
+          error: ledgerErrors.existsWithDifferentContent(key, prior.id),
+        };
+    }
+    if (balances) {
+      const admitted = admit(
+        items.filter((item) => !taken.has(item.row.idempotencyKey)),
+        balances,
+      );
+      if (options.atomic && results.some((result) => result?.status === 'rejected')) throw rejectedAtomic();
+      written = admitted.length > 0 ? await insertPostings(ctx.db, ctx.now, admitted) : new Set<string>();
+    }
 
-    // 4. Write. A key taken by a concurrent poster since step 2 is a replay or a conflict.
-    const written = rows.length > 0 ? await insertPostings(ctx.db, ctx.now, rows) : new Set<string>();
-    const lost = rows.filter((row) => !written.has(row.id));
+    // 4. A key taken by a concurrent poster since the statement began is a replay or a conflict.
+    const lost = items.filter(
+      (item) =>
+        !written.has(item.id) && !taken.has(item.row.idempotencyKey) && results[item.index] === undefined,
+    );
     if (lost.length > 0) {
       const winners = new Map(
         (
           await findPostingsByKey(
             ctx.db,
-            lost.map((row) => row.idempotencyKey),
+            lost.map((item) => item.row.idempotencyKey),
           )
         ).map((e) => [e.idempotencyKey, e]),
       );
-      for (const row of lost) {
-        const winner = winners.get(row.idempotencyKey);
-        const index = slotted.find((item) => item.id === row.id)?.index as number;
-        if (winner?.fingerprint.equals(row.fingerprint)) replayIds.set(index, winner.id);
+      for (const item of lost) {
+        const winner = winners.get(item.row.idempotencyKey);
+        if (winner) refuseTaken(item, winner);
         else
-          results[index] = {
+          results[item.index] = {
             status: 'rejected',
-            error: ledgerErrors.existsWithDifferentContent(row.idempotencyKey, winner?.id ?? ''),
+            error: ledgerErrors.existsWithDifferentContent(item.row.idempotencyKey, ''),
           };
       }
-      if (
-        options.atomic &&
-        lost.some(
-          (row) =>
-            results[slotted.find((item) => item.id === row.id)?.index as number]?.status === 'rejected',
-        )
-      ) {
-        const failed = results.flatMap((result, index) =>
-          result?.status === 'rejected'
-            ? [{ index, code: result.error.code, message: result.error.message, error: result.error }]
-            : [],
-        );
-        if (inputs.length === 1) throw (failed[0] as { error: DomainError }).error;
-        throw ledgerErrors.batchRejected(
-          failed.map(({ index, code, message }) => ({ index, code, message })),
-        );
-      }
+      if (options.atomic && results.some((result) => result?.status === 'rejected')) throw rejectedAtomic();
     }
-    for (const item of slotted) {
+    for (const item of items) {
       if (!written.has(item.id) || results[item.index]) continue;
       results[item.index] = {
         status: 'posted',
         transaction: {
           id: item.id,
-          idempotencyKey: item.posting.idempotencyKey,
-          description: item.posting.description,
-          cause: item.posting.cause,
-          metadata: item.posting.metadata,
+          idempotencyKey: item.row.idempotencyKey,
+          description: item.row.description,
+          cause: item.row.cause,
+          metadata: item.row.metadata,
           postedAt: ctx.now,
           entries: item.posting.entries,
-          contentHash: contentHashOf(item.id, ctx.now, item.fingerprint).toString('hex'),
+          contentHash: item.row.contentHash.toString('hex'),
         },
       };
     }
@@ -475,12 +573,17 @@ export function createLedgerService(): LedgerService {
       );
       for (const [index, id] of replayIds) {
         const original = originals.get(id);
-        // A replay of a key first used earlier in this very batch reads the transaction just written.
-        const fromBatch = results.find((r) => r?.status === 'posted' && r.transaction.id === id);
-        const transaction = original ?? (fromBatch?.status === 'posted' ? fromBatch.transaction : undefined);
-        if (transaction) results[index] = { status: 'replayed', transaction };
+        if (original) results[index] = { status: 'replayed', transaction: original };
       }
     }
+    // A repeated key shares its first use's fate: the same content gets its transaction (or its
+    // refusal), other content is a conflict.
+    for (const repeat of repeats) {
+      const outcome = results[(firstUse.get(repeat.key) as PostingItem).index];
+      if (outcome?.status === 'rejected') results[repeat.index] = outcome;
+      else if (outcome) results[repeat.index] = { status: 'replayed', transaction: outcome.transaction };
+    }
+    if (options.atomic && results.some((result) => result?.status === 'rejected')) throw rejectedAtomic();
     return results.map((result) => {
       if (!result) throw new Error('every batch item has a result');
       return result;
@@ -595,6 +698,27 @@ export function createLedgerService(): LedgerService {
       return { account: target, lines: { items, hasMore: lines.length > page.limit } };
     },
   };
+}
+
+/** A posting of a batch, ready to write: its place in the batch, its id, its row. */
+interface PostingItem {
+  readonly index: number;
+  readonly id: string;
+  readonly posting: ResolvedPosting;
+  readonly fingerprint: Buffer;
+  readonly row: PostingRow;
+}
+
+/** The balance slots some postings change, in the (account, slot) order every locker follows. */
+function slotRefsOf(items: readonly PostingItem[]): SlotRef[] {
+  const refs = new Map<string, SlotRef>();
+  for (const item of items) {
+    for (const entry of item.row.entries)
+      refs.set(slotKey(entry.accountId, entry.slot), { accountId: entry.accountId, slot: entry.slot });
+  }
+  return [...refs.values()].sort((a, b) =>
+    a.accountId < b.accountId ? -1 : a.accountId > b.accountId ? 1 : a.slot - b.slot,
+  );
 }
 
 const keyOf = (key: { purpose: string; ownerId: string; currency: string }) =>

@@ -56,7 +56,8 @@ export const signedAmount = (entry: Pick<ResolvedEntry, 'direction' | 'amountMin
 /**
  * Every rule a transaction must meet before it is written: at least two entries, positive
  * amounts within bounds, and debits equal to credits in each currency. The database checks the
- * balance again at commit (a deferred constraint trigger), so a bug here cannot corrupt the books.
+ * balance again for every statement that writes entries (a statement-level trigger, see the
+ * ledger's migrations), so a bug here cannot corrupt the books.
  */
 export function postingErrors(posting: ResolvedPosting): FieldError[] {
   const errors: FieldError[] = [];
@@ -118,19 +119,20 @@ export function postingErrors(posting: ResolvedPosting): FieldError[] {
  * depend on how the request was written.
  */
 export function fingerprintOf(posting: ResolvedPosting): Buffer {
+  // The canonical JSON of { key, description, cause, metadata, entries }, written out in key
+  // order: a batch fingerprints a thousand postings, and the generic walk sorted and copied
+  // every level. An array of strings has one canonical form, JSON.stringify's.
+  const entries = JSON.stringify(
+    posting.entries.map((entry) => [
+      entry.accountId,
+      entry.currency,
+      entry.direction,
+      entry.amountMinor.toString(),
+    ]),
+  );
   return sha256(
-    canonicalJson({
-      key: posting.idempotencyKey,
-      description: posting.description,
-      cause: posting.cause,
-      metadata: posting.metadata,
-      entries: posting.entries.map((entry) => [
-        entry.accountId,
-        entry.currency,
-        entry.direction,
-        entry.amountMinor.toString(),
-      ]),
-    }),
+    `{"cause":${canonicalJson(posting.cause)},"description":${JSON.stringify(posting.description)},` +
+      `"entries":${entries},"key":${JSON.stringify(posting.idempotencyKey)},"metadata":${canonicalJson(posting.metadata)}}`,
   );
 }
 

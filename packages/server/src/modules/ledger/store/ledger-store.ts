@@ -5,9 +5,11 @@ import type { Cause, CauseKind } from '../domain/posting.js';
 import type { LedgerAccountsTable } from './tables.js';
 
 /*
- * The ledger's SQL. Postings are written set-based: one statement locks every balance row a
- * batch touches (in a fixed order, so concurrent postings cannot deadlock on them), and one
- * statement writes the transactions, their entries and the balance changes together.
+ * The ledger's SQL. Postings are written set-based, a whole batch in one statement (see
+ * `postTransactions`): it reads the idempotency keys already taken, locks every balance row the
+ * batch touches (in a fixed order, so concurrent postings cannot deadlock on them), checks that
+ * no non-negative account goes below zero, and writes the transactions, their entries and the
+ * balance changes together.
  */
 
 export interface Account {
@@ -54,66 +56,57 @@ export const accountFromRow = (row: LedgerAccountsTable): Account => ({
 });
 
 /**
- * Inserts an account and its balance slots unless one with the same purpose, owner and
- * currency exists; returns the account either way, and whether this transaction created it.
+ * Finds accounts by purpose, owner and currency, all in one query. `createdHere` tells whether a
+ * row was written by the calling transaction (and so may still be rolled back).
  */
-export async function openAccount(
+export async function findAccountsByKey(
   db: Executor,
-  account: Omit<Account, 'createdAt'> & { createdAt: Date },
-): Promise<{ account: Account; createdHere: boolean }> {
-  const inserted = await db
-    .insertInto('ledger_accounts')
-    .values({
-      id: account.id,
-      purpose: account.purpose,
-      owner_kind: account.ownerKind,
-      owner_id: account.ownerId,
-      currency: account.currency,
-      normal_side: account.normalSide,
-      non_negative: account.nonNegative,
-      slots: account.slots,
-      created_at: account.createdAt,
-    })
-    .onConflict((oc) => oc.columns(['purpose', 'owner_id', 'currency']).doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  if (inserted) {
-    await db
-      .insertInto('ledger_balances')
-      .values(
-        Array.from({ length: account.slots }, (_, slot) => ({
-          account_id: account.id,
-          slot,
-          balance_minor: 0n,
-          normal_sign: account.normalSide === 'debit' ? 1 : -1,
-          non_negative: account.nonNegative,
-        })),
-      )
-      .execute();
-    return { account: accountFromRow(inserted), createdHere: true };
-  }
-  const existing = await findAccountByKey(db, account);
-  if (!existing) throw new Error(`account ${account.purpose}/${account.ownerId} vanished after a conflict`);
-  return existing;
+  keys: readonly { purpose: string; ownerId: string; currency: string }[],
+): Promise<{ account: Account; createdHere: boolean }[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await sql<LedgerAccountsTable & { created_here: boolean }>`
+    select ledger_accounts.*, ${CREATED_HERE} as created_here
+    from unnest(
+      ${keys.map((k) => k.purpose)}::text[],
+      ${keys.map((k) => k.ownerId)}::text[],
+      ${keys.map((k) => k.currency)}::text[]
+    ) as k(purpose, owner_id, currency)
+    join ledger_accounts
+      on ledger_accounts.purpose = k.purpose and ledger_accounts.owner_id = k.owner_id and ledger_accounts.currency = k.currency`.execute(
+    db,
+  );
+  return rows.map((row) => ({ account: accountFromRow(row), createdHere: row.created_here }));
 }
 
 /**
- * Finds an account by purpose, owner and currency. `createdHere` tells whether the row was
- * written by the calling transaction (and so may still be rolled back).
+ * Inserts accounts and their balance slots in one statement, skipping those whose purpose, owner
+ * and currency another account already has; returns the accounts inserted.
  */
-export async function findAccountByKey(
-  db: Executor,
-  key: { purpose: string; ownerId: string; currency: string },
-): Promise<{ account: Account; createdHere: boolean } | null> {
-  const row = await db
-    .selectFrom('ledger_accounts')
-    .selectAll()
-    .select(sql<boolean>`${CREATED_HERE}`.as('created_here'))
-    .where('purpose', '=', key.purpose)
-    .where('owner_id', '=', key.ownerId)
-    .where('currency', '=', key.currency)
-    .executeTakeFirst();
-  return row ? { account: accountFromRow(row), createdHere: row.created_here } : null;
+export async function openAccounts(db: Executor, accounts: readonly Account[]): Promise<Account[]> {
+  if (accounts.length === 0) return [];
+  const { rows } = await sql<LedgerAccountsTable>`
+    with a as (
+      insert into ledger_accounts (id, purpose, owner_kind, owner_id, currency, normal_side, non_negative, slots, created_at)
+      select * from unnest(
+        ${accounts.map((a) => a.id)}::text[],
+        ${accounts.map((a) => a.purpose)}::text[],
+        ${accounts.map((a) => a.ownerKind)}::text[],
+        ${accounts.map((a) => a.ownerId)}::text[],
+        ${accounts.map((a) => a.currency)}::text[],
+        ${accounts.map((a) => a.normalSide)}::text[],
+        ${accounts.map((a) => a.nonNegative)}::boolean[],
+        ${accounts.map((a) => a.slots)}::int2[],
+        ${accounts.map((a) => a.createdAt)}::timestamptz[]
+      )
+      on conflict (purpose, owner_id, currency) do nothing
+      returning *
+    ), b as (
+      insert into ledger_balances (account_id, slot, balance_minor, normal_sign, non_negative)
+      select a.id, slot, 0, case when a.normal_side = 'debit' then 1 else -1 end, a.non_negative
+      from a cross join lateral generate_series(0, a.slots - 1) as slot
+    )
+    select * from a`.execute(db);
+  return rows.map(accountFromRow);
 }
 
 export async function findAccountsById(
@@ -270,6 +263,83 @@ export async function insertPostings(
     )
     select id from t`.execute(db);
   return new Set(rows.map((row) => row.id));
+}
+
+export interface PostOutcome {
+  /** Keys of the postings that already named a transaction when the statement began. */
+  readonly taken: ReadonlyMap<string, ExistingPosting>;
+  /** Whether the postings were applied; when not, nothing was written. */
+  readonly applied: boolean;
+  /** The ids of the transactions written (a key taken concurrently skips its posting). */
+  readonly written: ReadonlySet<string>;
+  /**
+   * When not applied: the balances of the locked slots (debits positive), by `slotKey`, so that
+   * the caller can decide item by item; the slots stay locked until its transaction ends.
+   */
+  readonly balances: ReadonlyMap<string, bigint>;
+}
+
+/**
+ * Posts transactions in one round trip, a call of `ledger_post` (migration 0003), whose one
+ * statement does this:
+ *   1. postings whose idempotency key already names a transaction are set aside (returned in
+ *      `taken`, with the stored fingerprint, to be told apart as replays or conflicts);
+ *   2. the balance slots of the others are locked, in (account, slot) order;
+ *   3. if every non-negative account stays at or above zero after each posting in turn (a running
+ *      sum in posting order), and, when `atomic`, no key is taken by other content, all of them
+ *      are written with their entries and balance changes. Otherwise nothing is written, and the
+ *      locked balances are returned for the caller to decide posting by posting (`insertPostings`).
+ * A key taken by a concurrent transaction after the statement began skips its posting (`on
+ * conflict do nothing`), which the caller sees as missing from `written`.
+ */
+export async function postTransactions(
+  db: Executor,
+  postedAt: Date,
+  postings: readonly PostingRow[],
+  options: { atomic: boolean },
+): Promise<PostOutcome> {
+  const entries = postings.flatMap((posting) =>
+    posting.entries.map((entry, position) => ({ transactionId: posting.id, position, ...entry })),
+  );
+  const { rows } = await sql<{
+    kind: 'written' | 'taken' | 'locked' | 'outcome';
+    id: string | null;
+    key: string | null;
+    fingerprint: Buffer | null;
+    slot: number | null;
+    balance_minor: bigint | null;
+  }>`
+    select * from ledger_post(
+      ${postings.map((p) => p.id)}::text[],
+      ${postings.map((p) => p.idempotencyKey)}::text[],
+      ${postings.map((p) => p.description)}::text[],
+      ${postings.map((p) => p.cause.kind)}::text[],
+      ${postings.map((p) => p.cause.id)}::text[],
+      ${postings.map((p) => JSON.stringify(p.metadata))}::jsonb[],
+      ${postings.map((p) => p.fingerprint)}::bytea[],
+      ${postings.map((p) => p.contentHash)}::bytea[],
+      ${entries.map((e) => e.transactionId)}::text[],
+      ${entries.map((e) => e.position)}::int2[],
+      ${entries.map((e) => e.accountId)}::text[],
+      ${entries.map((e) => e.currency)}::text[],
+      ${entries.map((e) => (e.direction === 'debit' ? e.amountMinor : -e.amountMinor).toString())}::int8[],
+      ${entries.map((e) => e.slot)}::int2[],
+      ${postedAt}::timestamptz,
+      ${options.atomic}::boolean
+    )`.execute(db);
+  const taken = new Map<string, ExistingPosting>();
+  const written = new Set<string>();
+  const balances = new Map<string, bigint>();
+  let applied = false;
+  for (const row of rows) {
+    if (row.kind === 'outcome') applied = BigInt(row.balance_minor ?? 0n) === 1n;
+    else if (row.kind === 'written') written.add(row.id as string);
+    else if (row.kind === 'taken') {
+      const key = row.key as string;
+      taken.set(key, { id: row.id as string, idempotencyKey: key, fingerprint: row.fingerprint as Buffer });
+    } else balances.set(slotKey(row.id as string, row.slot as number), BigInt(row.balance_minor ?? 0n));
+  }
+  return { taken, applied, written, balances };
 }
 
 interface TransactionRow {

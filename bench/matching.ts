@@ -277,11 +277,25 @@ function report(
   console.log('\n## Build and memory\n');
   const buildRows: string[][] = [
     [
-      'index, in process (from generated offers)',
+      'index, in process (from generated offers), before any query',
       formatMs(index.buildMs),
       `${formatMs((index.buildMs * 1000) / offers)} µs`,
       formatBytes(index.bytes),
       `${(index.bytes / offers).toFixed(0)} B`,
+    ],
+    [
+      'the same index after the query mixes (packed copies of the buckets queried)',
+      '–',
+      '–',
+      formatBytes(index.bytesAfterQueries),
+      `${(index.bytesAfterQueries / offers).toFixed(0)} B`,
+    ],
+    [
+      `the same index after a query in every capability and region (${formatCount(index.bucketsQueried)} with candidates)`,
+      '–',
+      '–',
+      formatBytes(index.bytesAllBuckets),
+      `${(index.bytesAllBuckets / offers).toFixed(0)} B`,
     ],
   ];
   if (overHttp) {

@@ -6,7 +6,7 @@ import {
 } from '../../packages/server/src/modules/matching/domain/offer-index.js';
 import { liveBytes } from '../lib/memory.js';
 import { Latencies, type LatencySummary } from '../lib/stats.js';
-import { type BenchQuery, type Dataset, QUERY_MIXES, type QueryMix } from './dataset.js';
+import { type BenchQuery, DAY_MS, type Dataset, QUERY_MIXES, type QueryMix } from './dataset.js';
 
 /**
  * The matcher's in-memory index, in this process: built from the generated data set (timed,
@@ -16,8 +16,17 @@ import { type BenchQuery, type Dataset, QUERY_MIXES, type QueryMix } from './dat
 export interface IndexMeasurement {
   /** Time spent feeding the index, not generating what it is fed. */
   readonly buildMs: number;
-  /** Live heap and array buffers the index holds once built. */
+  /** Live heap and array buffers the index holds once built, before any query. */
   readonly bytes: number;
+  /** The same after every query mix has run: the hot spot's bucket has its packed copy. */
+  readonly bytesAfterQueries: number;
+  /**
+   * The same after one more query in every capability and region that has offers: every bucket
+   * large enough keeps its packed copy, the most memory the index takes for these offers.
+   */
+  readonly bytesAllBuckets: number;
+  /** Buckets (capability and region) queried for `bytesAllBuckets`. */
+  readonly bucketsQueried: number;
   readonly perMix: Record<QueryMix, LatencySummary>;
   readonly answers: Record<QueryMix, string[][]>;
   readonly candidates: Record<QueryMix, number[]>;
@@ -154,5 +163,29 @@ export async function measureIndex(
     }
     perMix[mix] = latencies.summary();
   }
-  return { buildMs, bytes, perMix, answers, candidates };
+  // Memory once the queries built the packed copies they need, then once every bucket has one.
+  const bytesAfterQueries = liveBytes() - before;
+  let bucketsQueried = 0;
+  for (const capability of dataset.capabilities) {
+    for (const region of dataset.regionCodes) {
+      const answer = index.query(
+        { capability: capability.key, region, quantity: 1, neededByMs: nowMs + 30 * DAY_MS, limit: 10 },
+        nowMs,
+      );
+      if (answer.candidates > 0) bucketsQueried++;
+    }
+  }
+  const bytesAllBuckets = liveBytes() - before;
+  // Read after the measurement, so that the index is still live while it is measured.
+  if (index.size !== dataset.offerCount) throw new Error('The index lost offers while it was queried');
+  return {
+    buildMs,
+    bytes,
+    bytesAfterQueries,
+    bytesAllBuckets,
+    bucketsQueried,
+    perMix,
+    answers,
+    candidates,
+  };
 }

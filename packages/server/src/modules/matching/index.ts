@@ -22,6 +22,7 @@ export {
   NEUTRAL_SIGNALS,
   type PartnerSignals,
   type RankingStrategy,
+  type Scoring,
   weightedSumStrategy,
 } from './domain/ranking.js';
 export { DEFAULT_SETTINGS, type MatchingSettings, type Weights } from './domain/settings.js';

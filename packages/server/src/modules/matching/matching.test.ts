@@ -575,6 +575,48 @@ describe('matching through the HTTP API', async () => {
     expect(Number(count.count)).toBe(1);
   });
 
+  it("keeps an offer's booked capacity through changes of its terms, as the database does", async () => {
+    await defineCapability('blocking');
+    const partner = await activePartner();
+    const offer = await createOffer(partner, { capability: 'blocking', capacity: 20 });
+    const db = app.baton.database.db;
+    const reservation = await runInTransaction(db, (tx) =>
+      app.baton.services.catalog.reserve(systemContext(tx), {
+        offerId: offer as OfferId,
+        quantity: 15n,
+        at: new Date(inHours(48)),
+        holdMinutes: 60,
+      }),
+    );
+    await matching.sync();
+    expect(offerIds(await match('blocking', { quantity: 10 }))).toEqual([]);
+    // New terms do not free the booked units: the reservation belongs to the offer.
+    ok(
+      await app.request('PATCH', `/v1/offers/${offer}`, {
+        key: partner.key,
+        body: { unit_price: { amount: '8.00', currency: 'EUR' }, max_quantity: 50 },
+      }),
+    );
+    await matching.sync();
+    expect(offerIds(await match('blocking', { quantity: 10 }))).toEqual([]);
+    expect(offerIds(await match('blocking', { quantity: 5 }))).toEqual([offer]);
+    expect(await exclusionsOf('blocking', offer)).toEqual(['capacity_exhausted']);
+    // The catalog keeps the period kind while units are booked, so the index never has to guess.
+    expectProblem(
+      await app.request('PATCH', `/v1/offers/${offer}`, {
+        key: partner.key,
+        body: { capacity_period: 'day' },
+      }),
+      422,
+      'catalog.offer_invalid',
+    );
+    await runInTransaction(db, (tx) =>
+      app.baton.services.catalog.releaseReservation(systemContext(tx), reservation.id),
+    );
+    await matching.sync();
+    expect(offerIds(await match('blocking', { quantity: 10 }))).toEqual([offer]);
+  });
+
   it('lets no partner crowd the top results with several offers', async () => {
     await defineCapability('pleating');
     const [a, b, c] = [await activePartner(), await activePartner(), await activePartner()];

@@ -248,6 +248,30 @@ describe('the offer index filters', () => {
     expect(ids(index, query({ quantity: 1, neededByMs: NOW + HOUR_MS }))).toEqual([monthly.id]);
   });
 
+  it('forgets the past periods of many offers at once and still counts the current ones', () => {
+    const daily = Array.from({ length: 100 }, (_, n) =>
+      offer({
+        partnerId: `ptn_${n % 3 === 0 ? 'a' : n % 3 === 1 ? 'b' : 'c'}`,
+        capacityPerPeriod: 5n,
+        capacityPeriod: 'day',
+        leadTimeHours: 0,
+      }),
+    );
+    const index = indexWith(daily, { packedRowsMin: 0 });
+    const today = periodStartMs(PERIOD_CODES.day, NOW);
+    for (const [n, item] of daily.entries()) {
+      index.setReserved(item.id, today - 90 * DAY_MS, 5);
+      if (n % 2 === 0) index.setReserved(item.id, today, 5);
+    }
+    const now = query({ quantity: 1, neededByMs: NOW + HOUR_MS, limit: 100 });
+    expect(index.query(now, NOW).candidates).toBe(50);
+    // Every offer loses a period at once: the packed copy is rebuilt rather than patched.
+    index.forgetReservationsBefore(NOW);
+    expect(index.query(now, NOW).candidates).toBe(50);
+    index.setReserved(daily[1]!.id, today, 5);
+    expect(index.query(now, NOW).candidates).toBe(49);
+  });
+
   it('applies constraints on attributes: equality, sets and ranges, on numbers, strings and booleans', () => {
     const red = offer({ attributes: { color: 'red', weight_gsm: 180, organic: true } });
     const blue = offer({ attributes: { color: 'blue', weight_gsm: 220, organic: false } });
@@ -363,9 +387,12 @@ describe('the offer index ranks', () => {
   it('ranks with the strategy it is given', () => {
     const byLeadTime: RankingStrategy = {
       name: 'fastest_first',
-      score(candidates, _weights, out) {
-        for (let i = 0; i < candidates.count; i++) out[i] = -candidates.leadTimeHours[i]!;
-        return { breakdown: () => [] };
+      prepare(candidates) {
+        const score = (i: number) => -candidates.leadTimeHours[i]!;
+        const bounds = (out: Float64Array) => {
+          for (let i = 0; i < candidates.count; i++) out[i] = score(i);
+        };
+        return { score, bounds, breakdown: () => [] };
       },
     };
     const cheapSlow = offer({ unitPriceMinor: 1n, leadTimeHours: 40, partnerId: 'ptn_a' });
@@ -521,6 +548,27 @@ describe('the offer index keeps up with changes', () => {
     expect(ids(index, query({ capability: 'sewing', region: 'eu-east' }))).toEqual([]);
     expect(index.size).toBe(0);
     expect(index.offer(moving.id)).toBeNull();
+  });
+
+  it("keeps an offer's reservations when it moves to another capability or period kind", () => {
+    // The reproduction that settled it: reservations belong to the offer and the start of their
+    // period (as the database's capacity counters do), not to its capability or period kind.
+    const other = offer({ capability: 'sewing' });
+    const moving = offer({ capacityPerPeriod: 3n, capacityPeriod: 'month', leadTimeHours: 0 });
+    const index = indexWith([other, moving]);
+    const thisMonth = periodStartMs(PERIOD_CODES.month, NOW);
+    index.setReserved(moving.id, thisMonth, 3);
+    index.upsertOffer({ ...moving, capability: 'sewing' });
+    index.removeOffer(other.id);
+    const sewing = query({ capability: 'sewing', quantity: 3, neededByMs: NOW + HOUR_MS });
+    expect(index.query(sewing, NOW).candidates).toBe(0);
+    expect(
+      exclusionsOf(index, moving.id, { capability: 'sewing', quantity: 3, neededByMs: NOW + HOUR_MS }),
+    ).toEqual(['capacity_exhausted']);
+    // 1 June 2026 starts a month and a week: the booking counts for the week that starts then.
+    index.upsertOffer({ ...moving, capability: 'sewing', capacityPeriod: 'week' });
+    expect(index.query(sewing, NOW).candidates).toBe(0);
+    expect(index.query({ ...sewing, neededByMs: NOW + 7 * DAY_MS }, NOW).candidates).toBe(1);
   });
 
   it('gives a reused row none of the attributes or reservations of the offer that had it', () => {

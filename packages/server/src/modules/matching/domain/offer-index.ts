@@ -15,6 +15,7 @@ import {
   NEUTRAL_SIGNALS,
   type PartnerSignals,
   type RankingStrategy,
+  type Scoring,
   weightedSumStrategy,
 } from './ranking.js';
 import { ReservedUnits } from './reserved-units.js';
@@ -32,25 +33,34 @@ import {
  *
  * - Offers are grouped in one table per capability (a query names one capability, and each
  *   capability has its own attributes). A table holds one row per offer; each field is a typed
- *   array indexed by row, and freed rows are reused.
+ *   array indexed by row, as narrow as its values allow (a column of whole numbers below 2^32
+ *   takes 4 bytes a row and widens to 8 only when a value does not fit), and freed rows are
+ *   reused.
  * - Attributes are columns of their table: numbers in a Float64Array (NaN when absent), every
  *   other JSON value dictionary-encoded (its canonical JSON → an integer code, -1 when absent).
  * - Each table keeps one bucket per region: the rows of the offers serving it. A query reads one
  *   bucket. Region lists are interned, so a row stores one integer for all of its regions.
  * - Partners, certification programs, currencies and regions are small dictionaries; partner
- *   facts (standing, activation, signals) are typed arrays indexed by partner number.
+ *   facts (standing, activation, signals) and certifications are typed arrays indexed by
+ *   number.
  * - Whether a partner may be matched for a capability (active, within its rules, holding the
  *   required certifications) and whether it is a new entrant is kept per table and partner
  *   in one byte, worked out again only for partners that changed and when the earliest time
  *   at which any partner's answer changes by itself (a certification or grace period ending)
  *   has passed: a query reads one byte per offer instead of evaluating partners.
- * - Each bucket also keeps its live rows (active offers of eligible partners), with a packed
- *   copy of their quantity limits and lead time, rebuilt only after a change that affects
- *   which rows are live: a query reads those in sequence and touches the table's columns only
- *   for rows that pass.
+ * - A large bucket also keeps a packed copy of its live rows (active offers of eligible
+ *   partners): row, partner, price, currency, and the quantity limits, lead time and the
+ *   capacity left in the fullest period as 32-bit floats rounded outwards. A query over it reads
+ *   memory in sequence and touches the table's columns only for rows the copy cannot decide.
+ *   Every change to an offer or its reservations patches the copies of its buckets at once; a
+ *   change in a partner's eligibility, which may touch thousands of rows, has them rebuilt on
+ *   the next query. Small buckets keep no copy: they are read from the columns, fast anyway.
  * - Reserved capacity is sparse: most offers have none; a pool of linked entries holds the rest
- *   (reserved-units.ts), and each row keeps the capacity left in its fullest period, so only
- *   offers that may be short look up the period in question.
+ *   (reserved-units.ts). Reservations belong to the offer and the start of their period, as in
+ *   the database: they stay with the offer when it changes terms, capability or period kind.
+ * - A query filters in one pass (counting every candidate exactly and gathering the ranges of
+ *   price and lead time that scores are normalised against), then ranks in a second: a
+ *   candidate whose score bound cannot reach the results kept so far is skipped unscored.
  *
  * The index is a cache of the database. It can be stale; the service therefore never trusts it
  * to allocate: the reservation in the database decides (see service.ts).
@@ -263,40 +273,186 @@ export interface OfferSummary {
 export interface OfferIndexOptions {
   readonly strategy?: RankingStrategy;
   readonly signals?: PartnerSignals;
+  /**
+   * Rows a bucket must hold to keep a packed copy of its live rows (`PACKED_ROWS_MIN` unless
+   * given; tests set it low so that both ways of reading a bucket are exercised).
+   */
+  readonly packedRowsMin?: number;
 }
 
 const INITIAL_ROWS = 64;
 const INITIAL_PARTNERS = 64;
+const INITIAL_CERTIFICATIONS = 64;
 const NO_CODE = -1;
 /** Past capacity periods kept per offer, in days: queries only look at periods from now on. */
-const RESERVATION_HISTORY_DAYS = 62;
-/** Fields per live row of a bucket's `livePacked` array. */
-const PACKED_FIELDS = 3;
+export const RESERVATION_HISTORY_DAYS = 62;
+/**
+ * Rows from which a bucket keeps a packed copy of its live rows. Below it a query reads the
+ * table's columns, which for a few hundred rows costs microseconds; above it the copy's
+ * sequential reads pay for its memory (38 bytes per live row, and 12 per booked period).
+ */
+export const PACKED_ROWS_MIN = 1024;
+/** Fields per live row in a packed copy's `filter` array. */
+const FILTER_FIELDS = 4;
 /** Bits of a partner's standing byte in a table. */
 const ELIGIBLE = 1;
 const BOOSTED = 2;
 /** Partners whose facts changed, kept before the oldest is dropped and every table recounts. */
 const CHANGED_PARTNERS_MAX = 100_000;
+/** Rows changed at once that are patched into the packed copies; beyond, the copies are rebuilt. */
+const PATCHED_ROWS_MAX = 64;
+/** Days ahead for which a query works out period starts once rather than per row. */
+const PERIOD_STARTS_DAYS_MAX = 400;
+/** Query stamps run up to this and start again, with the per-partner stamps cleared. */
+const STAMP_MAX = 0x3fff_ffff;
 
 /**
- * A region's offers within one capability: the rows of a table, in no particular order. `live`
- * holds those that can be matched at all (the offer is active and its partner eligible), the
- * only rows a query reads; it is rebuilt, on the next query, after any change to which rows
- * qualify (a row's status or buckets, or a partner's eligibility for the table).
+ * A numeric column as narrow as its values allow: whole numbers from 0 up to 2^16 − 1 or
+ * 2^32 − 1 in a Uint16Array or Uint32Array, anything else in a Float64Array. A value that does
+ * not fit widens the whole column once (`storeNumber`).
  */
+type NumberColumn = Uint16Array | Uint32Array | Float64Array;
+
+/** Stores `value` at `row`, first widening the column when the value does not fit; returns the column. */
+function storeNumber(column: NumberColumn, row: number, value: number): NumberColumn {
+  let target = column;
+  if (!(column instanceof Float64Array)) {
+    const max = column instanceof Uint16Array ? 0xffff : 0xffff_ffff;
+    if (!(Number.isInteger(value) && value >= 0 && value <= max)) target = Float64Array.from(column);
+  }
+  target[row] = value;
+  return target;
+}
+
+/**
+ * A packed copy of a bucket's live rows, one entry per row in no particular order: what a
+ * query reads, in sequence. `filter` holds four 32-bit floats per row: the minimum quantity
+ * rounded down, the maximum quantity rounded up, the lead time rounded down, and the capacity
+ * left in the row's fullest stored period rounded down; so a row the copy rejects is rejected,
+ * and a row it accepts is exact unless the table says its values are not all exact as 32-bit
+ * floats. A row whose last value does not decide (some of its periods are booked, or its
+ * capacity is not exact as a 32-bit float) has a block in the booking pool, which answers
+ * exactly: see `booked`.
+ */
+class PackedRows {
+  row: Int32Array;
+  partner: Int32Array;
+  price: Float64Array;
+  currency: Uint16Array;
+  filter: Float32Array;
+  /**
+   * Each row's block in the booking pool, or -1. A block is a header, `bookDay` = the number of
+   * booked periods × 4 + the period kind's code and `bookFree` = the capacity per period, then
+   * per booked period its first day and the units left free in it.
+   */
+  booked: Int32Array;
+  bookDay: Int32Array;
+  bookFree: Float64Array;
+  bookLength = 0;
+  length = 0;
+
+  constructor(
+    capacity: number,
+    /** Entries of the booking pool to make room for. */
+    poolCapacity: number,
+    /** The table's `liveEpoch` the copy holds for: a different one means rebuild. */
+    readonly epoch: number,
+  ) {
+    this.row = new Int32Array(capacity);
+    this.partner = new Int32Array(capacity);
+    this.price = new Float64Array(capacity);
+    this.currency = new Uint16Array(capacity);
+    this.filter = new Float32Array(capacity * FILTER_FIELDS);
+    this.booked = new Int32Array(capacity);
+    this.bookDay = new Int32Array(poolCapacity);
+    this.bookFree = new Float64Array(poolCapacity);
+  }
+
+  get capacity(): number {
+    return this.row.length;
+  }
+
+  /** Where `row` is in the copy, or -1. A linear search, but only when an offer changes. */
+  find(row: number): number {
+    const at = this.row.indexOf(row);
+    return at < this.length ? at : -1;
+  }
+
+  append(): number {
+    if (this.length === this.capacity) {
+      const capacity = Math.max(16, this.capacity + (this.capacity >> 1));
+      this.row = resize(this.row, capacity);
+      this.partner = resize(this.partner, capacity);
+      this.price = resize(this.price, capacity);
+      this.currency = resize(this.currency, capacity);
+      this.filter = resize(this.filter, capacity * FILTER_FIELDS);
+      this.booked = resize(this.booked, capacity);
+    }
+    this.booked[this.length] = -1;
+    return this.length++;
+  }
+
+  /** Removes the entry at `at` by moving the last entry into its place. */
+  removeAt(at: number): void {
+    const last = --this.length;
+    if (at === last) return;
+    this.row[at] = this.row[last]!;
+    this.partner[at] = this.partner[last]!;
+    this.price[at] = this.price[last]!;
+    this.currency[at] = this.currency[last]!;
+    this.filter.copyWithin(at * FILTER_FIELDS, last * FILTER_FIELDS, (last + 1) * FILTER_FIELDS);
+    this.booked[at] = this.booked[last]!;
+  }
+
+  /**
+   * A block for `periods` booked periods for entry `at`: its own when big enough, else a new one
+   * at the end of the pool (the old one is left behind, and the pool drops what was left
+   * behind when it must grow).
+   */
+  block(at: number, periods: number): number {
+    const own = this.booked[at]!;
+    if (own >= 0 && this.bookDay[own]! >> 2 >= periods) return own;
+    this.booked[at] = -1;
+    const size = periods + 1;
+    if (this.bookLength + size > this.bookDay.length) this.#compactPool(size);
+    const block = this.bookLength;
+    this.bookLength += size;
+    this.booked[at] = block;
+    return block;
+  }
+
+  /** Copies the blocks in use to a new pool with room for `more` entries and half as much again. */
+  #compactPool(more: number): void {
+    let used = 0;
+    for (let at = 0; at < this.length; at++) {
+      const block = this.booked[at]!;
+      if (block >= 0) used += (this.bookDay[block]! >> 2) + 1;
+    }
+    const size = used + more + ((used + more) >> 1);
+    const days = new Int32Array(size);
+    const free = new Float64Array(size);
+    let length = 0;
+    for (let at = 0; at < this.length; at++) {
+      const block = this.booked[at]!;
+      if (block < 0) continue;
+      const end = block + (this.bookDay[block]! >> 2) + 1;
+      days.set(this.bookDay.subarray(block, end), length);
+      free.set(this.bookFree.subarray(block, end), length);
+      this.booked[at] = length;
+      length += end - block;
+    }
+    this.bookDay = days;
+    this.bookFree = free;
+    this.bookLength = length;
+  }
+}
+
+/** A region's offers within one capability: the rows of a table, in no particular order. */
 interface Bucket {
   rows: Int32Array;
   length: number;
-  live: Int32Array;
-  /**
-   * For each live row, in the same order, its minimum quantity, maximum quantity and lead time
-   * as 32-bit floats rounded outwards: the first checks of a query read memory in sequence
-   * instead of jumping between the table's columns.
-   */
-  livePacked: Float32Array;
-  liveLength: number;
-  /** The table's `liveEpoch` that `live` was built for; -1 when a row of the bucket changed. */
-  liveEpoch: number;
+  /** The packed copy of the live rows, built on the first query once the bucket is large enough. */
+  packed: PackedRows | null;
 }
 
 /** One attribute of one capability, as columns of its table. */
@@ -314,14 +470,12 @@ class CapabilityTable {
   ids: string[] = [];
   partner = new Int32Array(INITIAL_ROWS);
   status = new Uint8Array(INITIAL_ROWS);
-  price = new Float64Array(INITIAL_ROWS);
+  price: NumberColumn = new Uint32Array(INITIAL_ROWS);
   currency = new Uint16Array(INITIAL_ROWS);
-  minQuantity = new Float64Array(INITIAL_ROWS);
-  maxQuantity = new Float64Array(INITIAL_ROWS);
-  leadHours = new Float64Array(INITIAL_ROWS);
-  capacityPerPeriod = new Float64Array(INITIAL_ROWS);
-  /** The capacity left in the offer's fullest stored period: at least this much is free in any. */
-  minFree = new Float64Array(INITIAL_ROWS);
+  minQuantity: NumberColumn = new Uint32Array(INITIAL_ROWS);
+  maxQuantity: NumberColumn = new Uint32Array(INITIAL_ROWS);
+  leadHours: NumberColumn = new Uint16Array(INITIAL_ROWS);
+  capacityPerPeriod: NumberColumn = new Uint32Array(INITIAL_ROWS);
   period = new Uint8Array(INITIAL_ROWS);
   regionSet = new Int32Array(INITIAL_ROWS);
   readonly reserved = new ReservedUnits(INITIAL_ROWS);
@@ -338,8 +492,10 @@ class CapabilityTable {
   standingUntilMs = Number.NEGATIVE_INFINITY;
   /** How far into the index's log of changed partners this table has caught up. */
   changedCursor = 0;
-  /** Counts changes of partners' eligibility for the table: every bucket's `live` rows go stale. */
+  /** Counts changes of partners' eligibility for the table: every packed copy goes stale. */
   liveEpoch = 0;
+  /** Whether a bucket may hold a packed copy: until the first is built, changes patch nothing. */
+  packing = false;
   /**
    * Whether every minimum, maximum and lead time of the table is exact as a 32-bit float (whole
    * numbers below 2^24 are), so that the packed copies decide alone.
@@ -365,6 +521,9 @@ class CapabilityTable {
   compact(): void {
     const rows = Math.max(INITIAL_ROWS, this.rowCount + slack(this.rowCount));
     if (rows < this.capacity) this.grow(rows);
+    if (this.ids.length > this.rowCount) this.ids.length = this.rowCount;
+    // A copy of the array, so that its backing store has no room left from growth by pushing.
+    this.ids = this.ids.slice();
     for (const bucket of this.buckets.values()) {
       const length = Math.max(4, bucket.length + slack(bucket.length));
       if (length < bucket.rows.length) bucket.rows = resize(bucket.rows, length);
@@ -381,7 +540,6 @@ class CapabilityTable {
     this.maxQuantity = resize(this.maxQuantity, capacity);
     this.leadHours = resize(this.leadHours, capacity);
     this.capacityPerPeriod = resize(this.capacityPerPeriod, capacity);
-    this.minFree = resize(this.minFree, capacity);
     this.period = resize(this.period, capacity);
     this.regionSet = resize(this.regionSet, capacity);
     this.reserved.growRows(capacity);
@@ -400,17 +558,21 @@ class CapabilityTable {
     }
     return column;
   }
+
+  /** Units free in the row's fullest stored period: at least this much is free in any period. */
+  leastFree(row: number): number {
+    const capacity = this.capacityPerPeriod[row]!;
+    return this.reserved.heads[row] === -1 ? capacity : capacity - this.reserved.max(row);
+  }
 }
 
-/** Certifications of one program, per partner. */
+/**
+ * Certifications of one program: each partner's granted certifications, as a linked list
+ * through the index's certification columns (`#certificationNext`), from the partner number
+ * to its first certification's number.
+ */
 interface Program {
-  /** Each partner's granted certifications, from which the runs are derived. */
-  readonly grants: Map<number, { id: string; fromMs: number; untilMs: number }[]>;
-  /**
-   * Each partner's runs of validity, in time order, as [from, until, from, until, ...]: a run
-   * is a stretch of overlapping or back-to-back certifications, such as one and its renewal.
-   */
-  readonly runs: Map<number, number[]>;
+  readonly heads: Map<number, number>;
 }
 
 /** A constraint compiled against a table's columns. */
@@ -426,6 +588,11 @@ interface CompiledConstraint {
   readonly max: number;
   /** Whether `eq`/`in` was given: then the value must be one of `numbers` or `codes`. */
   readonly listed: boolean;
+  /**
+   * For a constraint that only lists values none of which is a number (the common `eq`/`in` on
+   * an enumeration), 1 at each code listed: one lookup per row decides. Null otherwise.
+   */
+  readonly allowed: Uint8Array | null;
 }
 
 /**
@@ -438,6 +605,7 @@ interface CompiledConstraint {
 export class OfferIndex {
   readonly #strategy: RankingStrategy;
   readonly #signals: PartnerSignals;
+  readonly #packedRowsMin: number;
 
   readonly #tables = new Map<string, CapabilityTable>();
   readonly #tableList: CapabilityTable[] = [];
@@ -466,14 +634,35 @@ export class OfferIndex {
   /** Signals that do not depend on the query, read from the port when a partner is first met. */
   #quality = new Float64Array(INITIAL_PARTNERS);
   #reliability = new Float64Array(INITIAL_PARTNERS);
+  /** No partner's quality or reliability is above these: the bounds a strategy may prune with. */
+  #qualityMax = 0;
+  #reliabilityMax = 0;
   /** The asking customer's affinity per partner: zero but for the partners set for one query. */
   #affinity = new Float64Array(INITIAL_PARTNERS);
+  #affinityMax = 0;
 
   readonly #programOf = new Map<string, number>();
   readonly #programs: Program[] = [];
   readonly #programKeys: string[] = [];
   /** Capability → required program keys, kept for tables created later. */
   readonly #requiredCertifications = new Map<string, readonly string[]>();
+  /**
+   * Granted certifications, by number: columns rather than an object each, since a large
+   * ecosystem holds hundreds of thousands of them. `#certificationNext` links the
+   * certifications of one partner and program (see `Program`).
+   */
+  readonly #certificationOf = new Map<string, number>();
+  readonly #certificationIds: string[] = [];
+  #certificationPartner = new Int32Array(INITIAL_CERTIFICATIONS);
+  #certificationProgram = new Int32Array(INITIAL_CERTIFICATIONS);
+  #certificationFrom = new Float64Array(INITIAL_CERTIFICATIONS);
+  #certificationUntil = new Float64Array(INITIAL_CERTIFICATIONS);
+  #certificationNext = new Int32Array(INITIAL_CERTIFICATIONS);
+  #certificationCount = 0;
+  readonly #freeCertifications: number[] = [];
+  /** What `#validity` found: whether the program is held, and when that answer changes next. */
+  #validHolds = false;
+  #validChangeMs = Number.POSITIVE_INFINITY;
 
   readonly #settings = new Map<string, MatchingSettings>();
   readonly #exposure = new Map<string, ExposureWindow>();
@@ -491,13 +680,17 @@ export class OfferIndex {
   #qCapShare = 1;
   /** Partners whose affinity the query being answered set, to be zeroed after it. */
   readonly #affinityTouched: number[] = [];
+  /** Numbers the queries one after another; a partner's exposure is worked out once per stamp. */
+  #stamp = 0;
 
   // Per-query scratch, per partner, for the partners of the candidates.
+  #pStamp = new Int32Array(INITIAL_PARTNERS);
   #pCapped = new Uint8Array(INITIAL_PARTNERS);
   #pShare = new Float64Array(INITIAL_PARTNERS);
   #pCount = new Float64Array(INITIAL_PARTNERS);
-  #pTopCount = new Int32Array(INITIAL_PARTNERS);
+  #pTopCount = new Int32Array(INITIAL_PARTNERS).fill(-1);
   #pTop = new Int32Array(INITIAL_PARTNERS * MAX_PER_PARTNER_MAX);
+  #pKept = new Int32Array(INITIAL_PARTNERS);
   #seenPartners = new Int32Array(INITIAL_PARTNERS);
 
   // Per-query scratch, per candidate.
@@ -507,15 +700,25 @@ export class OfferIndex {
   #cPrice = new Float64Array(0);
   #cCurrency = new Uint16Array(0);
   #cLead = new Float64Array(0);
-  #cScore = new Float64Array(0);
   #cFinal = new Float64Array(0);
+  #cBound = new Float64Array(0);
   #cPrimary = new Uint8Array(0);
   #cList = new Int32Array(0);
   #cHeap = new Int32Array(0);
+  /** The ranges of the candidates gathered while filtering: price per currency, and lead time. */
+  #cMinPrice = new Float64Array(4);
+  #cMaxPrice = new Float64Array(4);
+  #cMinLead = Number.POSITIVE_INFINITY;
+  #cMaxLead = Number.NEGATIVE_INFINITY;
+  /** The results kept while ranking, best first. */
+  readonly #kept = new Int32Array(QUERY_LIMIT_MAX);
+  /** Period starts by kind and day for the query being answered: see `#periodStartsFor`. */
+  #periodStarts = new Int32Array(3 * 64);
 
   constructor(options: OfferIndexOptions = {}) {
     this.#strategy = options.strategy ?? weightedSumStrategy;
     this.#signals = options.signals ?? NEUTRAL_SIGNALS;
+    this.#packedRowsMin = options.packedRowsMin ?? PACKED_ROWS_MIN;
   }
 
   /** Offers in the index, of any status. */
@@ -526,11 +729,19 @@ export class OfferIndex {
   // ---------------------------------------------------------------------------------------------
   // Feeding the index. Every change is idempotent: applying one twice leaves the index as once.
 
-  /** Adds an offer, or replaces what the index knows of it. */
+  /**
+   * Adds an offer, or replaces what the index knows of it. Its reservations stay: they belong to
+   * the offer and their period's start, whatever its terms, capability or period kind.
+   */
   upsertOffer(offer: IndexedOffer): void {
     const table = this.#table(offer.capability);
     let slot = this.#slotOf.get(offer.id);
+    let carried: number[] | null = null;
     if (slot !== undefined && this.#slotTable[slot] !== table.number) {
+      // The catalog never moves an offer to another capability, but the index does not rely on
+      // it: the offer moves to the other table with its reservations.
+      const from = this.#tableList[this.#slotTable[slot]!]!;
+      carried = from.reserved.entries(this.#slotRow[slot]!);
       this.removeOffer(offer.id);
       slot = undefined;
     }
@@ -554,39 +765,28 @@ export class OfferIndex {
       this.#slotOf.set(id, slot);
       table.ids[row] = id;
     }
-    const partnerNumber = this.#partnerNumber(offer.partnerId);
-    if (partnerNumber !== table.partner[row]) this.#staleBuckets(table, row);
-    table.partner[row] = partnerNumber;
-    const status = STATUS_CODES[offer.status];
-    if (status !== table.status[row]) this.#staleBuckets(table, row);
-    table.status[row] = status;
-    table.price[row] = Number(offer.unitPriceMinor);
+    table.partner[row] = this.#partnerNumber(offer.partnerId);
+    table.status[row] = STATUS_CODES[offer.status];
+    table.price = storeNumber(table.price, row, Number(offer.unitPriceMinor));
     table.currency[row] = this.#currencyNumber(offer.currency);
     const minQuantity = Number(offer.minQuantity);
     const maxQuantity = Number(offer.maxQuantity);
     const leadHours = offer.leadTimeHours;
     if (
-      minQuantity !== table.minQuantity[row] ||
-      maxQuantity !== table.maxQuantity[row] ||
-      leadHours !== table.leadHours[row]
+      Math.fround(minQuantity) !== minQuantity ||
+      Math.fround(maxQuantity) !== maxQuantity ||
+      Math.fround(leadHours) !== leadHours
     ) {
-      this.#staleBuckets(table, row);
-      if (
-        Math.fround(minQuantity) !== minQuantity ||
-        Math.fround(maxQuantity) !== maxQuantity ||
-        Math.fround(leadHours) !== leadHours
-      ) {
-        table.packedExact = false;
-      }
+      table.packedExact = false;
     }
-    table.minQuantity[row] = minQuantity;
-    table.maxQuantity[row] = maxQuantity;
-    table.leadHours[row] = leadHours;
-    table.capacityPerPeriod[row] = Number(offer.capacityPerPeriod);
-    const period = PERIOD_CODES[offer.capacityPeriod];
-    if (period !== table.period[row]) table.reserved.clear(row);
-    table.period[row] = period;
-    table.minFree[row] = table.capacityPerPeriod[row]! - table.reserved.max(row);
+    table.minQuantity = storeNumber(table.minQuantity, row, minQuantity);
+    table.maxQuantity = storeNumber(table.maxQuantity, row, maxQuantity);
+    table.leadHours = storeNumber(table.leadHours, row, leadHours);
+    table.capacityPerPeriod = storeNumber(table.capacityPerPeriod, row, Number(offer.capacityPerPeriod));
+    table.period[row] = PERIOD_CODES[offer.capacityPeriod];
+    if (carried) {
+      for (let k = 0; k < carried.length; k += 2) table.reserved.set(row, carried[k]!, carried[k + 1]!);
+    }
     for (const [name, column] of table.attributes) {
       if (!(name in offer.attributes)) {
         if (column.num) column.num[row] = Number.NaN;
@@ -605,16 +805,17 @@ export class OfferIndex {
         if (column.num) column.num[row] = Number.NaN;
       }
     }
+    this.#patch(table, row);
   }
 
-  /** Forgets an offer; unknown ids are ignored. */
+  /** Forgets an offer, with its reservations; unknown ids are ignored. */
   removeOffer(offerId: string): void {
     const slot = this.#slotOf.get(offerId);
     if (slot === undefined) return;
     const table = this.#tableList[this.#slotTable[slot]!]!;
     const row = this.#slotRow[slot]!;
     this.#unbucket(table, row);
-    this.#clearReservations(table, row);
+    table.reserved.clear(row);
     table.status[row] = 0;
     table.ids[row] = '';
     table.freeRows.push(row);
@@ -640,6 +841,17 @@ export class OfferIndex {
   /** Drops the slack of growth after a bulk load: see `CapabilityTable.compact`. */
   compact(): void {
     for (const table of this.#tables.values()) table.compact();
+    const certifications = Math.max(
+      INITIAL_CERTIFICATIONS,
+      this.#certificationCount + slack(this.#certificationCount),
+    );
+    if (certifications < this.#certificationPartner.length) {
+      this.#certificationPartner = resize(this.#certificationPartner, certifications);
+      this.#certificationProgram = resize(this.#certificationProgram, certifications);
+      this.#certificationFrom = resize(this.#certificationFrom, certifications);
+      this.#certificationUntil = resize(this.#certificationUntil, certifications);
+      this.#certificationNext = resize(this.#certificationNext, certifications);
+    }
   }
 
   /**
@@ -649,9 +861,14 @@ export class OfferIndex {
   forgetReservationsBefore(nowMs: number): void {
     const day = Math.floor(nowMs / DAY_MS) - RESERVATION_HISTORY_DAYS;
     for (const table of this.#tables.values()) {
-      table.reserved.forgetBefore(day, (row) => {
-        table.minFree[row] = table.capacityPerPeriod[row]! - table.reserved.max(row);
-      });
+      const touched: number[] = [];
+      table.reserved.forgetBefore(day, (row) => touched.push(row));
+      if (touched.length <= PATCHED_ROWS_MAX) {
+        for (const row of touched) this.#patch(table, row);
+      } else {
+        // Patching row by row searches a copy per row: past a few, rebuilding is cheaper.
+        for (const bucket of table.buckets.values()) bucket.packed = null;
+      }
     }
   }
 
@@ -661,7 +878,7 @@ export class OfferIndex {
     if (!located) return;
     const { table, row } = located;
     table.reserved.set(row, Math.floor(periodStart / DAY_MS), reserved);
-    table.minFree[row] = table.capacityPerPeriod[row]! - table.reserved.max(row);
+    this.#patch(table, row);
   }
 
   /**
@@ -670,6 +887,8 @@ export class OfferIndex {
    */
   refreshSignals(partnerIds?: readonly string[]): void {
     if (partnerIds === undefined) {
+      this.#qualityMax = 0;
+      this.#reliabilityMax = 0;
       for (let p = 0; p < this.#partnerIds.length; p++) this.#readSignals(p);
       return;
     }
@@ -681,8 +900,14 @@ export class OfferIndex {
 
   #readSignals(p: number): void {
     const id = this.#partnerIds[p]!;
-    this.#quality[p] = clampSignal(this.#signals.quality(id), 0.5);
-    this.#reliability[p] = clampSignal(this.#signals.reliability(id), 0.5);
+    const quality = clampSignal(this.#signals.quality(id), 0.5);
+    const reliability = clampSignal(this.#signals.reliability(id), 0.5);
+    this.#quality[p] = quality;
+    this.#reliability[p] = reliability;
+    // The bounds only rise here (a lowered signal leaves them loose, never wrong); reading every
+    // partner again sets them exactly.
+    if (quality > this.#qualityMax) this.#qualityMax = quality;
+    if (reliability > this.#reliabilityMax) this.#reliabilityMax = reliability;
   }
 
   /** Sets a partner's standing; a partner the index never heard of cannot take work. */
@@ -703,25 +928,44 @@ export class OfferIndex {
     validUntilMs: number;
   }): void {
     const p = this.#partnerNumber(grant.partnerId);
-    const program = this.#program(grant.programKey);
-    const grants = program.grants.get(p) ?? [];
-    const kept = grants.filter((existing) => existing.id !== grant.id);
-    kept.push({ id: grant.id, fromMs: grant.validFromMs, untilMs: grant.validUntilMs });
-    program.grants.set(p, kept);
-    this.#mergeGrants(program, p);
+    const program = this.#programNumber(grant.programKey);
+    let k = this.#certificationOf.get(grant.id);
+    if (k === undefined) {
+      k = this.#allocateCertification();
+      const id = flatCopy(grant.id);
+      this.#certificationIds[k] = id;
+      this.#certificationOf.set(id, k);
+    } else {
+      // Granted again, perhaps with other terms: the new ones replace the old.
+      this.#changed(this.#certificationPartner[k]!);
+      this.#unlinkCertification(k);
+    }
+    this.#certificationPartner[k] = p;
+    this.#certificationProgram[k] = program;
+    this.#certificationFrom[k] = grant.validFromMs;
+    this.#certificationUntil[k] = grant.validUntilMs;
+    const heads = this.#programs[program]!.heads;
+    this.#certificationNext[k] = heads.get(p) ?? -1;
+    heads.set(p, k);
     this.#changed(p);
   }
 
   /** Forgets a certification that was revoked or expired; unknown ids are ignored. */
   withdrawCertification(id: string, partnerId: string, programKey: string): void {
-    const p = this.#partnerOf.get(partnerId);
-    const number = this.#programOf.get(programKey);
-    if (p === undefined || number === undefined) return;
-    const program = this.#programs[number]!;
-    const grants = (program.grants.get(p) ?? []).filter((grant) => grant.id !== id);
-    if (grants.length > 0) program.grants.set(p, grants);
-    else program.grants.delete(p);
-    this.#mergeGrants(program, p);
+    const k = this.#certificationOf.get(id);
+    if (k === undefined) return;
+    const p = this.#certificationPartner[k]!;
+    if (
+      this.#partnerIds[p] !== partnerId ||
+      this.#programKeys[this.#certificationProgram[k]!] !== programKey
+    ) {
+      // Another partner's or program's certification under this id: not the one meant.
+      return;
+    }
+    this.#unlinkCertification(k);
+    this.#certificationOf.delete(id);
+    this.#certificationIds[k] = '';
+    this.#freeCertifications.push(k);
     this.#changed(p);
   }
 
@@ -794,71 +1038,179 @@ export class OfferIndex {
     this.#ensureCandidates(bucket.length);
     this.#beginQuery(q, settings, nowMs);
     this.#refreshStanding(table, settings, nowMs);
-    this.#liveRows(table, bucket);
-    const count = this.#collect(table, bucket, constraints, q, nowMs);
-    return { candidates: count, results: this.#rank(table, settings, count, q.limit, false, q.neededByMs) };
+    const packed = this.#packedRows(table, bucket);
+    const count = packed
+      ? this.#collectPacked(table, packed, constraints, q, nowMs)
+      : this.#collectRows(table, bucket, constraints, q, nowMs);
+    if (count === 0) return { candidates: 0, results: [] };
+    const scoring = this.#strategy.prepare(this.#candidateSet(count), settings.weights);
+    // Fewer candidates than the limit cannot fill the results with primaries alone.
+    const top =
+      count >= q.limit ? this.#rankTop(table, settings, scoring, count, q.limit, q.neededByMs) : null;
+    const results = top ?? this.#rankAll(table, settings, scoring, count, q.limit, false, q.neededByMs);
+    return { candidates: count, results };
   }
 
   /**
-   * The hot loop of `query`: the bucket's rows that pass every filter, written to the
-   * candidate columns; returns how many. Everything it touches is a local typed array, and it
-   * allocates nothing.
+   * The first pass of `query` over a bucket's packed copy: the rows that pass every filter,
+   * written to the candidate columns, with the ranges of price and lead time; returns how
+   * many. Everything it touches is a local typed array, and it allocates nothing.
    */
-  #collect(
+  #collectPacked(
+    table: CapabilityTable,
+    packed: PackedRows,
+    constraints: readonly CompiledConstraint[],
+    q: MatchQuery,
+    nowMs: number,
+  ): number {
+    const { row: rows, partner: partners, price: prices, currency: currencies, filter } = packed;
+    const { booked, bookDay, bookFree } = packed;
+    const exact = table.packedExact;
+    const { minQuantity, maxQuantity, leadHours } = table;
+    // Imported bindings are read once: some module loaders turn them into getters, which the
+    // loop would otherwise call per row.
+    const hourMs = HOUR_MS;
+    const dayMs = DAY_MS;
+    const startDay = periodStartDay;
+    const quantity = q.quantity;
+    const neededByMs = q.neededByMs;
+    const maxLeadHours = (neededByMs - nowMs) / hourMs;
+    // The work of a row that passes starts between today and the day it is needed: the start of
+    // each kind of period for each of those days is worked out once (at the first row that
+    // needs one), not per row.
+    const firstDay = Math.floor(nowMs / dayMs);
+    let days = -1;
+    let starts = this.#periodStarts;
+    const cRow = this.#cRow;
+    const cPartner = this.#cPartner;
+    const cPrice = this.#cPrice;
+    const cCurrency = this.#cCurrency;
+    const cLead = this.#cLead;
+    const minPrice = this.#cMinPrice;
+    const maxPrice = this.#cMaxPrice;
+    let minLead = Number.POSITIVE_INFINITY;
+    let maxLead = Number.NEGATIVE_INFINITY;
+    const length = packed.length;
+    // Nearly every bucket prices in one currency: its range is kept in locals, others' in arrays.
+    const main = length > 0 ? currencies[0]! : 0;
+    let minMain = Number.POSITIVE_INFINITY;
+    let maxMain = Number.NEGATIVE_INFINITY;
+    const constrained = constraints.length > 0;
+    let count = 0;
+    for (let i = 0; i < length; i++) {
+      const at = i * FILTER_FIELDS;
+      if (quantity < filter[at]! || quantity > filter[at + 1]! || filter[at + 2]! > maxLeadHours) continue;
+      const row = rows[i]!;
+      let lead = filter[at + 2]!;
+      if (!exact) {
+        lead = leadHours[row]!;
+        if (quantity < minQuantity[row]! || quantity > maxQuantity[row]! || lead > maxLeadHours) continue;
+      }
+      if (constrained && !matchesConstraints(constraints, row)) continue;
+      // Most offers have room for the quantity in every period; only the others look up the
+      // period in which this work must start (after the constraints: a lookup costs more).
+      if (filter[at + 3]! < quantity) {
+        const block = booked[i]!;
+        if (block < 0) continue;
+        const header = bookDay[block]!;
+        let free = bookFree[block]!;
+        const end = block + (header >> 2);
+        if (end > block) {
+          const kind = header & 3;
+          if (days < 0) {
+            days = this.#periodStartsFor(firstDay, Math.floor(neededByMs / dayMs));
+            starts = this.#periodStarts;
+          }
+          const day = Math.floor((neededByMs - lead * hourMs) / dayMs);
+          const k = day - firstDay;
+          const start = k >= 0 && k < days ? starts[kind * days + k]! : startDay(kind, day);
+          for (let entry = block + 1; entry <= end; entry++) {
+            if (bookDay[entry] === start) {
+              free = bookFree[entry]!;
+              break;
+            }
+          }
+        }
+        if (free < quantity) continue;
+      }
+      const price = prices[i]!;
+      const currency = currencies[i]!;
+      cRow[count] = row;
+      cPartner[count] = partners[i]!;
+      cPrice[count] = price;
+      cCurrency[count] = currency;
+      cLead[count] = lead;
+      if (currency === main) {
+        if (price < minMain) minMain = price;
+        if (price > maxMain) maxMain = price;
+      } else {
+        if (price < minPrice[currency]!) minPrice[currency] = price;
+        if (price > maxPrice[currency]!) maxPrice[currency] = price;
+      }
+      if (lead < minLead) minLead = lead;
+      if (lead > maxLead) maxLead = lead;
+      count++;
+    }
+    if (minMain < minPrice[main]!) minPrice[main] = minMain;
+    if (maxMain > maxPrice[main]!) maxPrice[main] = maxMain;
+    this.#cMinLead = minLead;
+    this.#cMaxLead = maxLead;
+    return count;
+  }
+
+  /** The first pass of `query` over a bucket without a packed copy, from the table's columns. */
+  #collectRows(
     table: CapabilityTable,
     bucket: Bucket,
     constraints: readonly CompiledConstraint[],
     q: MatchQuery,
     nowMs: number,
   ): number {
-    // The live rows: active offers of eligible partners. What is left to check depends on the query.
-    const rows = bucket.live;
-    const packed = bucket.livePacked;
-    const exact = table.packedExact;
-    const { partner, price, currency, minQuantity, maxQuantity, leadHours } = table;
-    const { minFree, capacityPerPeriod, period } = table;
-    const { heads, days, units, next } = table.reserved;
+    const rows = bucket.rows;
+    const { status, partner, standing, price, currency, minQuantity, maxQuantity, leadHours } = table;
+    const { capacityPerPeriod, period } = table;
+    const reserved = table.reserved;
+    const hourMs = HOUR_MS;
+    const dayMs = DAY_MS;
+    const startDay = periodStartDay;
     const quantity = q.quantity;
     const neededByMs = q.neededByMs;
-    const maxLeadHours = (neededByMs - nowMs) / HOUR_MS;
-    const cRow = this.#cRow;
-    const cPartner = this.#cPartner;
-    const cPrice = this.#cPrice;
-    const cCurrency = this.#cCurrency;
-    const cLead = this.#cLead;
-    const length = bucket.liveLength;
+    const maxLeadHours = (neededByMs - nowMs) / hourMs;
+    const minPrice = this.#cMinPrice;
+    const maxPrice = this.#cMaxPrice;
+    let minLead = Number.POSITIVE_INFINITY;
+    let maxLead = Number.NEGATIVE_INFINITY;
     const constrained = constraints.length > 0;
     let count = 0;
-    for (let i = 0; i < length; i++) {
-      const at = i * PACKED_FIELDS;
-      if (quantity < packed[at]! || quantity > packed[at + 1]! || packed[at + 2]! > maxLeadHours) continue;
+    for (let i = 0; i < bucket.length; i++) {
       const row = rows[i]!;
+      if (status[row] !== ACTIVE) continue;
+      const p = partner[row]!;
+      if ((standing[p]! & ELIGIBLE) === 0) continue;
       const lead = leadHours[row]!;
-      if (!exact && (quantity < minQuantity[row]! || quantity > maxQuantity[row]! || lead > maxLeadHours))
+      if (quantity < minQuantity[row]! || quantity > maxQuantity[row]! || lead > maxLeadHours) continue;
+      if (reserved.heads[row] !== -1) {
+        const day = startDay(period[row]!, Math.floor((neededByMs - lead * hourMs) / dayMs));
+        if (capacityPerPeriod[row]! - reserved.get(row, day) < quantity) continue;
+      } else if (capacityPerPeriod[row]! < quantity) {
         continue;
-      // Most offers have room for the quantity in every period; only the others look up the
-      // period in which this work must start.
-      if (minFree[row]! < quantity) {
-        let entry = heads[row]!;
-        if (entry === -1) continue;
-        const day = periodStartDay(period[row]!, Math.floor((neededByMs - lead * HOUR_MS) / DAY_MS));
-        let reserved = 0;
-        for (; entry !== -1; entry = next[entry]!) {
-          if (days[entry] === day) {
-            reserved = units[entry]!;
-            break;
-          }
-        }
-        if (capacityPerPeriod[row]! - reserved < quantity) continue;
       }
       if (constrained && !matchesConstraints(constraints, row)) continue;
-      cRow[count] = row;
-      cPartner[count] = partner[row]!;
-      cPrice[count] = price[row]!;
-      cCurrency[count] = currency[row]!;
-      cLead[count] = lead;
+      const rowPrice = price[row]!;
+      const rowCurrency = currency[row]!;
+      this.#cRow[count] = row;
+      this.#cPartner[count] = p;
+      this.#cPrice[count] = rowPrice;
+      this.#cCurrency[count] = rowCurrency;
+      this.#cLead[count] = lead;
+      if (rowPrice < minPrice[rowCurrency]!) minPrice[rowCurrency] = rowPrice;
+      if (rowPrice > maxPrice[rowCurrency]!) maxPrice[rowCurrency] = rowPrice;
+      if (lead < minLead) minLead = lead;
+      if (lead > maxLead) maxLead = lead;
       count++;
     }
+    this.#cMinLead = minLead;
+    this.#cMaxLead = maxLead;
     return count;
   }
 
@@ -892,15 +1244,26 @@ export class OfferIndex {
           exclusions.set(row, excluded);
           continue;
         }
+        const price = table.price[row]!;
+        const currency = table.currency[row]!;
+        const lead = table.leadHours[row]!;
         this.#cRow[count] = row;
         this.#cPartner[count] = table.partner[row]!;
-        this.#cPrice[count] = table.price[row]!;
-        this.#cCurrency[count] = table.currency[row]!;
-        this.#cLead[count] = table.leadHours[row]!;
+        this.#cPrice[count] = price;
+        this.#cCurrency[count] = currency;
+        this.#cLead[count] = lead;
+        if (price < this.#cMinPrice[currency]!) this.#cMinPrice[currency] = price;
+        if (price > this.#cMaxPrice[currency]!) this.#cMaxPrice[currency] = price;
+        if (lead < this.#cMinLead) this.#cMinLead = lead;
+        if (lead > this.#cMaxLead) this.#cMaxLead = lead;
         count++;
       }
     }
-    const ranked = table ? this.#rank(table, settings, count, count, true, q.neededByMs) : [];
+    let ranked: MatchResult[] = [];
+    if (table && count > 0) {
+      const scoring = this.#strategy.prepare(this.#candidateSet(count), settings.weights);
+      ranked = this.#rankAll(table, settings, scoring, count, count, true, q.neededByMs);
+    }
 
     const wanted = (offerId: string, partnerId: string) =>
       (only.offerId === undefined || only.offerId === offerId) &&
@@ -930,22 +1293,38 @@ export class OfferIndex {
   }
 
   /**
-   * Prepares the per-query state: the customer's affinities (those of the last query zeroed
-   * first), and the exposure window.
+   * Prepares the per-query state: a new stamp, the candidates' ranges emptied, the customer's
+   * affinities (those of the last query zeroed first), and the exposure window.
    */
   #beginQuery(
     q: Pick<MatchQuery, 'capability' | 'region' | 'customerId'>,
     settings: MatchingSettings,
     nowMs: number,
   ): void {
+    if (++this.#stamp > STAMP_MAX) {
+      this.#stamp = 1;
+      this.#pStamp.fill(0);
+    }
+    const currencies = this.#currencies.length;
+    if (this.#cMinPrice.length < currencies) {
+      this.#cMinPrice = new Float64Array(currencies * 2);
+      this.#cMaxPrice = new Float64Array(currencies * 2);
+    }
+    this.#cMinPrice.fill(Number.POSITIVE_INFINITY, 0, currencies);
+    this.#cMaxPrice.fill(Number.NEGATIVE_INFINITY, 0, currencies);
+    this.#cMinLead = Number.POSITIVE_INFINITY;
+    this.#cMaxLead = Number.NEGATIVE_INFINITY;
     for (const p of this.#affinityTouched) this.#affinity[p] = 0;
     this.#affinityTouched.length = 0;
+    this.#affinityMax = 0;
     if (q.customerId) {
       for (const [partnerId, value] of this.#signals.affinities(q.customerId)) {
         const p = this.#partnerOf.get(partnerId);
         if (p === undefined) continue;
-        this.#affinity[p] = clampSignal(value, 0);
+        const affinity = clampSignal(value, 0);
+        this.#affinity[p] = affinity;
         this.#affinityTouched.push(p);
+        if (affinity > this.#affinityMax) this.#affinityMax = affinity;
       }
     }
     const window = this.#exposure.get(exposureKey(q.capability, q.region)) ?? null;
@@ -957,61 +1336,177 @@ export class OfferIndex {
     this.#qCapShare = settings.exposureCapShare;
   }
 
+  /**
+   * Fills `#periodStarts` with the start day of each kind of period (by code) for each day from
+   * `fromDay` to `toDay`, kind after kind, and returns how many days that is per kind; 0 when the
+   * span is too long to be worth it (the caller then works each start out itself).
+   */
+  #periodStartsFor(fromDay: number, toDay: number): number {
+    const days = toDay - fromDay + 1;
+    if (!(days > 0 && days <= PERIOD_STARTS_DAYS_MAX)) return 0;
+    if (this.#periodStarts.length < 3 * days) this.#periodStarts = new Int32Array(3 * days);
+    const starts = this.#periodStarts;
+    for (let kind = 0; kind < 3; kind++) {
+      for (let k = 0; k < days; k++) starts[kind * days + k] = periodStartDay(kind, fromDay + k);
+    }
+    return days;
+  }
+
+  /** The first `count` candidates as the strategy sees them. */
+  #candidateSet(count: number): CandidateSet {
+    return {
+      count,
+      partner: this.#cPartner,
+      priceMinor: this.#cPrice,
+      currency: this.#cCurrency,
+      currencyCount: this.#currencies.length,
+      minPriceMinor: this.#cMinPrice,
+      maxPriceMinor: this.#cMaxPrice,
+      leadTimeHours: this.#cLead,
+      minLeadTimeHours: this.#cMinLead,
+      maxLeadTimeHours: this.#cMaxLead,
+      quality: this.#quality,
+      reliability: this.#reliability,
+      affinity: this.#affinity,
+      qualityMax: this.#qualityMax,
+      reliabilityMax: this.#reliabilityMax,
+      affinityMax: this.#affinityMax,
+    };
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Ranking.
+  //
+  // The order is: each partner's best `maxPerPartner` offers (its primaries) before any
+  // partner's further offers (diversity); within each group, partners under the exposure cap
+  // before partners at or over it; then by score, highest first; ties by offer id, so that the
+  // order never depends on the index's layout.
 
   /**
-   * Scores the first `count` candidates and returns the best `limit` in order. The order is:
-   * each partner's best `maxPerPartner` offers before any partner's further offers (diversity);
-   * within each group, partners under the exposure cap before partners at or over it; then by
-   * score, highest first; ties by offer id, so that the order never depends on the index's
-   * layout. The selection keeps a heap of `limit` entries rather than sorting every candidate.
+   * The second pass of `query`: the best `limit` primaries, or null when there are fewer
+   * primaries than that (then further offers are needed, and `#rankAll` ranks them all).
+   *
+   * It keeps the best `limit` candidates seen so far, at most `maxPerPartner` of each partner.
+   * Once it holds `limit`, a candidate worse than the last of them cannot be among the results:
+   * each kept candidate is matched by a distinct primary at least as good (a partner's best
+   * offers are at least as good as any others of it), so the final `limit` primaries are all at
+   * least as good as the last kept. A candidate whose bound is below the last kept is therefore
+   * skipped without its score, and so are its partner's worse offers, which it could only
+   * displace from the primaries. Before the list is full nothing is skipped, so when it never
+   * fills every candidate has been scored for `#rankAll`.
    */
-  #rank(
+  #rankTop(
     table: CapabilityTable,
     settings: MatchingSettings,
+    scoring: Scoring,
+    count: number,
+    limit: number,
+    neededByMs: number,
+  ): MatchResult[] | null {
+    const cPartner = this.#cPartner;
+    const final = this.#cFinal;
+    const kept = this.#kept;
+    const pKept = this.#pKept;
+    const standing = table.standing;
+    const boost = settings.newEntrantBoost;
+    const perPartner = Math.min(settings.maxPerPartner, MAX_PER_PARTNER_MAX);
+    const capping = this.#qCapWindow !== null;
+    const bounds = this.#cBound;
+    scoring.bounds(bounds);
+    // A boost lifts a bound by at most this much.
+    const lift = boost > 0 ? boost : 0;
+    let size = 0;
+    // The last kept candidate's exposure standing and final score, once the list is full.
+    let lastCapped = 0;
+    let lastFinal = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < count; i++) {
+      if (size === limit && !capping && bounds[i]! + lift < lastFinal) continue;
+      const p = cPartner[i]!;
+      const boosted = boost !== 0 && (standing[p]! & BOOSTED) !== 0;
+      if (size === limit) {
+        const capped = capping ? this.#capped(p) : 0;
+        if (capped > lastCapped) continue;
+        if (capped === lastCapped && (boosted ? bounds[i]! + boost : bounds[i]!) < lastFinal) continue;
+      }
+      const score = scoring.score(i);
+      final[i] = boosted ? score + boost : score;
+      let at: number;
+      if (pKept[p]! >= perPartner) {
+        // The partner's worst kept candidate gives way to a better one of its own, or nothing changes.
+        let own = size - 1;
+        while (cPartner[kept[own]!] !== p) own--;
+        if (!this.#better(table, i, kept[own]!)) continue;
+        kept.copyWithin(own, own + 1, size);
+        at = size - 1;
+      } else if (size === limit) {
+        if (!this.#better(table, i, kept[size - 1]!)) continue;
+        pKept[cPartner[kept[size - 1]!]!]!--;
+        pKept[p]!++;
+        at = size - 1;
+      } else {
+        pKept[p]!++;
+        at = size++;
+      }
+      while (at > 0 && this.#better(table, i, kept[at - 1]!)) {
+        kept[at] = kept[at - 1]!;
+        at--;
+      }
+      kept[at] = i;
+      if (size === limit) {
+        const last = kept[size - 1]!;
+        lastCapped = capping ? this.#capped(cPartner[last]!) : 0;
+        lastFinal = final[last]!;
+      }
+    }
+    for (let k = 0; k < size; k++) pKept[cPartner[kept[k]!]!] = 0;
+    if (size < limit) return null;
+    const results: MatchResult[] = [];
+    for (let k = 0; k < size; k++) {
+      const i = kept[k]!;
+      results.push(
+        this.#result(table, settings, scoring.breakdown(i), i, final[i]!, k + 1, false, neededByMs),
+      );
+    }
+    return results;
+  }
+
+  /** Whether candidate `a` ranks before candidate `b` among the primaries (or among the rest). */
+  #better(table: CapabilityTable, a: number, b: number): boolean {
+    const cPartner = this.#cPartner;
+    if (this.#qCapWindow !== null) {
+      const cappedA = this.#capped(cPartner[a]!);
+      const cappedB = this.#capped(cPartner[b]!);
+      if (cappedA !== cappedB) return cappedA < cappedB;
+    }
+    const scoreA = this.#cFinal[a]!;
+    const scoreB = this.#cFinal[b]!;
+    if (scoreA !== scoreB) return scoreA > scoreB;
+    return table.ids[this.#cRow[a]!]! < table.ids[this.#cRow[b]!]!;
+  }
+
+  /**
+   * Scores every one of the first `count` candidates and returns the best `limit` in order,
+   * primaries first; `sortAll` orders every candidate (for `explain`). The selection keeps a
+   * heap of `limit` entries rather than sorting every candidate.
+   */
+  #rankAll(
+    table: CapabilityTable,
+    settings: MatchingSettings,
+    scoring: Scoring,
     count: number,
     limit: number,
     sortAll: boolean,
     neededByMs: number,
   ): MatchResult[] {
-    if (count === 0) return [];
-    const cRow = this.#cRow;
     const cPartner = this.#cPartner;
-    const pCapped = this.#pCapped;
-    const ids = table.ids;
-    const candidates: CandidateSet = {
-      count,
-      partner: cPartner,
-      priceMinor: this.#cPrice,
-      currency: this.#cCurrency,
-      currencyCount: this.#currencies.length,
-      leadTimeHours: this.#cLead,
-      quality: this.#quality,
-      reliability: this.#reliability,
-      affinity: this.#affinity,
-    };
-    const cScore = this.#cScore;
-    const scoring = this.#strategy.score(candidates, settings.weights, cScore);
-    let final = cScore;
+    const final = this.#cFinal;
+    const standing = table.standing;
     const boost = settings.newEntrantBoost;
-    if (boost !== 0) {
-      final = this.#cFinal;
-      const standing = table.standing;
-      for (let i = 0; i < count; i++) {
-        final[i] = (standing[cPartner[i]!]! & BOOSTED) !== 0 ? cScore[i]! + boost : cScore[i]!;
-      }
+    for (let i = 0; i < count; i++) {
+      const score = scoring.score(i);
+      final[i] = boost !== 0 && (standing[cPartner[i]!]! & BOOSTED) !== 0 ? score + boost : score;
     }
-
-    const better = (a: number, b: number): boolean => {
-      const cappedA = pCapped[cPartner[a]!]!;
-      const cappedB = pCapped[cPartner[b]!]!;
-      if (cappedA !== cappedB) return cappedA < cappedB;
-      const scoreA = final[a]!;
-      const scoreB = final[b]!;
-      if (scoreA !== scoreB) return scoreA > scoreB;
-      return ids[cRow[a]!]! < ids[cRow[b]!]!;
-    };
+    const better = (a: number, b: number): boolean => this.#better(table, a, b);
 
     // Diversity: each partner's best `maxPerPartner` candidates, kept in a small sorted list.
     const perPartner = Math.min(settings.maxPerPartner, MAX_PER_PARTNER_MAX);
@@ -1026,22 +1521,6 @@ export class OfferIndex {
       if (n < 0) {
         n = 0;
         seen[seenCount++] = p;
-        this.#capPartner(p);
-      }
-      if (perPartner === 1) {
-        // The common case, kept tight: one best offer per partner, and a partner's offers
-        // share its exposure standing, so only score and id decide.
-        if (n === 0) {
-          pTopCount[p] = 1;
-          pTop[base] = i;
-        } else {
-          const best = pTop[base]!;
-          const scoreI = final[i]!;
-          const scoreBest = final[best]!;
-          if (scoreI > scoreBest || (scoreI === scoreBest && ids[cRow[i]!]! < ids[cRow[best]!]!))
-            pTop[base] = i;
-        }
-        continue;
       }
       let at: number;
       if (n < perPartner) {
@@ -1122,7 +1601,7 @@ export class OfferIndex {
         untilMs: this.#activatedAt[p]! + settings.newEntrantDays * DAY_MS,
       });
     }
-    if (this.#pCapped[p] === 1) {
+    if (this.#capped(p) === 1) {
       adjustments.push({
         kind: 'exposure_cap',
         scoreDelta: 0,
@@ -1152,11 +1631,19 @@ export class OfferIndex {
   // ---------------------------------------------------------------------------------------------
   // Filters, one partner at a time (cached per query) and one offer at a time.
 
-  /** Whether a partner of the candidates is at or over the exposure cap: once per partner and query. */
-  #capPartner(p: number): void {
+  /** Whether a partner is at or over the exposure cap in the query being answered (1) or not (0). */
+  #capped(p: number): number {
+    if (this.#qCapWindow === null) return 0;
+    if (this.#pStamp[p] !== this.#stamp) {
+      this.#pStamp[p] = this.#stamp;
+      this.#capPartner(p, this.#qCapWindow);
+    }
+    return this.#pCapped[p]!;
+  }
+
+  /** Works out a partner's exposure standing: once per partner and query, through `#capped`. */
+  #capPartner(p: number, window: ExposureWindow): void {
     this.#pCapped[p] = 0;
-    const window = this.#qCapWindow;
-    if (window === null) return;
     const partnerAllocations = window.count(p);
     const share = partnerAllocations / this.#windowTotal;
     if (share >= this.#qCapShare) {
@@ -1203,7 +1690,8 @@ export class OfferIndex {
   /**
    * Works out a partner's standing byte for a table at `nowMs`, and returns the earliest later
    * time at which it changes by itself (a grace period, a certification or a new-entrant period
-   * ending, a renewal starting), or +∞.
+   * ending, a renewal starting), or +∞. A change of eligibility makes the table's packed
+   * copies stale.
    */
   #workOutStanding(table: CapabilityTable, settings: MatchingSettings, p: number, nowMs: number): number {
     let until = Number.POSITIVE_INFINITY;
@@ -1213,21 +1701,9 @@ export class OfferIndex {
       until = rulesUntil;
       let certified = true;
       for (const number of table.requiredPrograms) {
-        const runs = this.#programs[number]!.runs.get(p);
-        let holds = false;
-        for (let k = 0; runs !== undefined && k < runs.length; k += 2) {
-          const from = runs[k]!;
-          const to = runs[k + 1]!;
-          if (to <= nowMs) continue;
-          if (from <= nowMs) {
-            holds = true;
-            until = Math.min(until, to);
-          } else {
-            until = Math.min(until, from);
-          }
-          break;
-        }
-        if (!holds) certified = false;
+        this.#validity(number, p, nowMs);
+        if (!this.#validHolds) certified = false;
+        until = Math.min(until, this.#validChangeMs);
       }
       if (certified) bits |= ELIGIBLE;
     }
@@ -1244,16 +1720,45 @@ export class OfferIndex {
     return until;
   }
 
-  /** Whether the partner holds the program valid at `nowMs`. */
-  #certifiedAt(program: Program, p: number, nowMs: number): boolean {
-    const runs = program.runs.get(p);
-    for (let k = 0; runs !== undefined && k < runs.length; k += 2) {
-      if (runs[k]! <= nowMs && nowMs < runs[k + 1]!) return true;
+  /**
+   * Whether partner `p` holds the program valid at `nowMs` (into `#validHolds`), and when that
+   * changes next (into `#validChangeMs`): the end of the run of certifications that covers
+   * `nowMs` (one and its back-to-back or overlapping renewals), or the start of the next one.
+   */
+  #validity(program: number, p: number, nowMs: number): void {
+    const head = this.#programs[program]!.heads.get(p) ?? -1;
+    const from = this.#certificationFrom;
+    const until = this.#certificationUntil;
+    const next = this.#certificationNext;
+    let end = nowMs;
+    let holds = false;
+    let nextStart = Number.POSITIVE_INFINITY;
+    for (let k = head; k !== -1; k = next[k]!) {
+      if (until[k]! <= from[k]!) continue;
+      if (from[k]! <= nowMs && until[k]! > nowMs) {
+        holds = true;
+        if (until[k]! > end) end = until[k]!;
+      } else if (from[k]! > nowMs && from[k]! < nextStart) {
+        nextStart = from[k]!;
+      }
     }
-    return false;
+    if (holds) {
+      // Extend the run by every certification that starts before it ends and lasts longer.
+      for (let extended = true; extended; ) {
+        extended = false;
+        for (let k = head; k !== -1; k = next[k]!) {
+          if (until[k]! > from[k]! && from[k]! <= end && until[k]! > end) {
+            end = until[k]!;
+            extended = true;
+          }
+        }
+      }
+    }
+    this.#validHolds = holds;
+    this.#validChangeMs = holds ? end : nextStart;
   }
 
-  /** Every filter an offer of the bucket fails; the slow, complete twin of the loop in `query`. */
+  /** Every filter an offer of the bucket fails; the slow, complete twin of the loops in `query`. */
   #exclusions(
     table: CapabilityTable,
     row: number,
@@ -1276,7 +1781,10 @@ export class OfferIndex {
       });
     }
     const missing = table.requiredPrograms
-      .filter((number) => !this.#certifiedAt(this.#programs[number]!, p, nowMs))
+      .filter((number) => {
+        this.#validity(number, p, nowMs);
+        return !this.#validHolds;
+      })
       .map((number) => this.#programKeys[number]!);
     if (missing.length > 0) {
       excluded.push({
@@ -1362,15 +1870,23 @@ export class OfferIndex {
         .filter((value) => typeof value !== 'number')
         .map((value) => dictionaryCode(column.dictionary, canonicalJson(value), false))
         .filter((code) => code !== NO_CODE);
+      const min = constraint.min ?? Number.NEGATIVE_INFINITY;
+      const max = constraint.max ?? Number.POSITIVE_INFINITY;
+      let allowed: Uint8Array | null = null;
+      if (hasList && numbers.length === 0 && column.code && min === -Infinity && max === Infinity) {
+        allowed = new Uint8Array(column.dictionary.size);
+        for (const code of codes) allowed[code] = 1;
+      }
       compiled.push({
         attribute,
         num: column.num,
         code: column.code,
         numbers: hasList ? Float64Array.from(numbers) : null,
         codes: hasList ? Int32Array.from(codes) : null,
-        min: constraint.min ?? Number.NEGATIVE_INFINITY,
-        max: constraint.max ?? Number.POSITIVE_INFINITY,
+        min,
+        max,
         listed: hasList,
+        allowed,
       });
     }
     return compiled;
@@ -1425,62 +1941,16 @@ export class OfferIndex {
     for (const region of this.#regionSets[table.regionSet[row]!]!) {
       let bucket = table.buckets.get(region);
       if (!bucket) {
-        bucket = {
-          rows: new Int32Array(16),
-          length: 0,
-          live: new Int32Array(0),
-          livePacked: new Float32Array(0),
-          liveLength: 0,
-          liveEpoch: -1,
-        };
+        bucket = { rows: new Int32Array(16), length: 0, packed: null };
         table.buckets.set(region, bucket);
       }
       if (bucket.length === bucket.rows.length) bucket.rows = resize(bucket.rows, bucket.rows.length * 2);
       bucket.rows[bucket.length++] = row;
-      bucket.liveEpoch = -1;
+      // The row enters the packed copy, if it is live, when `#patch` runs after its fields are set.
     }
   }
 
-  /** Takes a row out of its buckets: a linear search, but only when an offer changes regions. */
-  /** Marks the live rows of a row's buckets stale: its status changed. */
-  #staleBuckets(table: CapabilityTable, row: number): void {
-    for (const region of this.#regionSets[table.regionSet[row]!]!) {
-      const bucket = table.buckets.get(region);
-      if (bucket) bucket.liveEpoch = -1;
-    }
-  }
-
-  /** Rebuilds a bucket's live rows when they went stale. */
-  #liveRows(table: CapabilityTable, bucket: Bucket): void {
-    if (bucket.liveEpoch === table.liveEpoch) return;
-    const { rows } = bucket;
-    const { status, partner, standing, minQuantity, maxQuantity, leadHours } = table;
-    // Counted first, so that the copies take only the room the live rows need.
-    let live = 0;
-    for (let i = 0; i < bucket.length; i++) {
-      const row = rows[i]!;
-      if (status[row] === ACTIVE && (standing[partner[row]!]! & ELIGIBLE) !== 0) live++;
-    }
-    if (bucket.live.length < live) {
-      const room = live + (live >> 3);
-      bucket.live = new Int32Array(room);
-      bucket.livePacked = new Float32Array(room * PACKED_FIELDS);
-    }
-    const { live: liveRows, livePacked } = bucket;
-    let n = 0;
-    for (let i = 0; i < bucket.length; i++) {
-      const row = rows[i]!;
-      if (status[row] !== ACTIVE || (standing[partner[row]!]! & ELIGIBLE) === 0) continue;
-      const at = n * PACKED_FIELDS;
-      livePacked[at] = float32Below(minQuantity[row]!);
-      livePacked[at + 1] = float32Above(maxQuantity[row]!);
-      livePacked[at + 2] = float32Below(leadHours[row]!);
-      liveRows[n++] = row;
-    }
-    bucket.liveLength = n;
-    bucket.liveEpoch = table.liveEpoch;
-  }
-
+  /** Takes a row out of its buckets and their packed copies: linear searches, but only when an offer moves. */
   #unbucket(table: CapabilityTable, row: number): void {
     for (const region of this.#regionSets[table.regionSet[row]!]!) {
       const bucket = table.buckets.get(region);
@@ -1489,13 +1959,100 @@ export class OfferIndex {
       if (at < 0) continue;
       bucket.rows[at] = bucket.rows[bucket.length - 1]!;
       bucket.length--;
-      bucket.liveEpoch = -1;
+      const packed = bucket.packed;
+      if (packed) {
+        const position = packed.find(row);
+        if (position >= 0) packed.removeAt(position);
+      }
     }
   }
 
-  #clearReservations(table: CapabilityTable, row: number): void {
-    table.reserved.clear(row);
-    table.minFree[row] = table.capacityPerPeriod[row]!;
+  /**
+   * Brings the packed copies of a row's buckets up to date after a change to the row (its
+   * fields, status, partner or reservations): the row is written in place, added, or removed,
+   * as it is now live or not. A copy already stale is left to be rebuilt.
+   */
+  #patch(table: CapabilityTable, row: number): void {
+    if (!table.packing) return;
+    let live: boolean | null = null;
+    for (const region of this.#regionSets[table.regionSet[row]!]!) {
+      const packed = table.buckets.get(region)?.packed;
+      if (!packed || packed.epoch !== table.liveEpoch) continue;
+      // The standing bytes are those the copy was built from: a change to them bumps the epoch.
+      live ??= table.status[row] === ACTIVE && ((table.standing[table.partner[row]!] ?? 0) & ELIGIBLE) !== 0;
+      const at = packed.find(row);
+      if (live) this.#pack(table, packed, at >= 0 ? at : packed.append(), row);
+      else if (at >= 0) packed.removeAt(at);
+    }
+  }
+
+  /**
+   * The packed copy of a bucket's live rows, built or rebuilt when missing or stale; null for a
+   * bucket too small to keep one (a copy it had is dropped).
+   */
+  #packedRows(table: CapabilityTable, bucket: Bucket): PackedRows | null {
+    if (bucket.length < this.#packedRowsMin) {
+      bucket.packed = null;
+      return null;
+    }
+    if (bucket.packed && bucket.packed.epoch === table.liveEpoch) return bucket.packed;
+    const { rows } = bucket;
+    const { status, partner, standing } = table;
+    const { heads, next } = table.reserved;
+    // Counted first, so that the copy takes only the room the live rows and their bookings need
+    // (a booking pool's block is one entry more than the row's booked periods).
+    let live = 0;
+    let pool = 0;
+    for (let i = 0; i < bucket.length; i++) {
+      const row = rows[i]!;
+      if (status[row] !== ACTIVE || (standing[partner[row]!]! & ELIGIBLE) === 0) continue;
+      live++;
+      for (let entry = heads[row]!; entry !== -1; entry = next[entry]!) pool++;
+      if (heads[row] !== -1) pool++;
+    }
+    const packed = new PackedRows(Math.max(16, live + slack(live)), pool + slack(pool), table.liveEpoch);
+    for (let i = 0; i < bucket.length; i++) {
+      const row = rows[i]!;
+      if (status[row] === ACTIVE && (standing[partner[row]!]! & ELIGIBLE) !== 0) {
+        this.#pack(table, packed, packed.append(), row);
+      }
+    }
+    bucket.packed = packed;
+    table.packing = true;
+    return packed;
+  }
+
+  /** Writes a row's fields into entry `at` of a packed copy. */
+  #pack(table: CapabilityTable, packed: PackedRows, at: number, row: number): void {
+    packed.row[at] = row;
+    packed.partner[at] = table.partner[row]!;
+    packed.price[at] = table.price[row]!;
+    packed.currency[at] = table.currency[row]!;
+    const filter = packed.filter;
+    const base = at * FILTER_FIELDS;
+    filter[base] = float32Below(table.minQuantity[row]!);
+    filter[base + 1] = float32Above(table.maxQuantity[row]!);
+    filter[base + 2] = float32Below(table.leadHours[row]!);
+    const capacity = table.capacityPerPeriod[row]!;
+    const reserved = table.reserved;
+    const free = float32Below(table.leastFree(row));
+    filter[base + 3] = free;
+    let periods = 0;
+    for (let entry = reserved.heads[row]!; entry !== -1; entry = reserved.next[entry]!) periods++;
+    if (periods === 0 && free === capacity) {
+      // The filter decides: the row has its whole capacity in every period.
+      packed.booked[at] = -1;
+      return;
+    }
+    const block = packed.block(at, periods);
+    packed.bookDay[block] = (periods << 2) | table.period[row]!;
+    packed.bookFree[block] = capacity;
+    let k = block + 1;
+    for (let entry = reserved.heads[row]!; entry !== -1; entry = reserved.next[entry]!) {
+      packed.bookDay[k] = reserved.days[entry]!;
+      packed.bookFree[k] = capacity - reserved.units[entry]!;
+      k++;
+    }
   }
 
   #regionSetNumber(regions: readonly string[]): number {
@@ -1550,11 +2107,13 @@ export class OfferIndex {
     this.#quality = resize(this.#quality, capacity);
     this.#reliability = resize(this.#reliability, capacity);
     this.#affinity = resize(this.#affinity, capacity);
+    this.#pStamp = resize(this.#pStamp, capacity);
     this.#pCapped = resize(this.#pCapped, capacity);
     this.#pShare = resize(this.#pShare, capacity);
     this.#pCount = resize(this.#pCount, capacity);
     this.#pTopCount = resize(this.#pTopCount, capacity, -1);
     this.#pTop = resize(this.#pTop, capacity * MAX_PER_PARTNER_MAX);
+    this.#pKept = resize(this.#pKept, capacity);
     this.#seenPartners = resize(this.#seenPartners, capacity);
     this.#partnerCapacity = capacity;
   }
@@ -1563,33 +2122,45 @@ export class OfferIndex {
     let number = this.#programOf.get(key);
     if (number === undefined) {
       number = this.#programs.length;
-      this.#programs.push({ grants: new Map(), runs: new Map() });
+      this.#programs.push({ heads: new Map() });
       this.#programKeys.push(key);
       this.#programOf.set(key, number);
     }
     return number;
   }
 
-  #program(key: string): Program {
-    return this.#programs[this.#programNumber(key)]!;
+  #allocateCertification(): number {
+    const reused = this.#freeCertifications.pop();
+    if (reused !== undefined) return reused;
+    const k = this.#certificationCount++;
+    if (k === this.#certificationPartner.length) {
+      const capacity = Math.max(INITIAL_CERTIFICATIONS, k * 2);
+      this.#certificationPartner = resize(this.#certificationPartner, capacity);
+      this.#certificationProgram = resize(this.#certificationProgram, capacity);
+      this.#certificationFrom = resize(this.#certificationFrom, capacity);
+      this.#certificationUntil = resize(this.#certificationUntil, capacity);
+      this.#certificationNext = resize(this.#certificationNext, capacity);
+    }
+    return k;
   }
 
-  /**
-   * Derives a partner's runs of validity for a program from its grants. A renewal starts where
-   * the certification it renews ends, so the two merge into one run and the partner stays
-   * matchable across the change; a revoked grant drops out and may leave a gap.
-   */
-  #mergeGrants(program: Program, p: number): void {
-    const grants = [...(program.grants.get(p) ?? [])].sort((a, b) => a.fromMs - b.fromMs);
-    const runs: number[] = [];
-    for (const grant of grants) {
-      if (grant.untilMs <= grant.fromMs) continue;
-      const last = runs.length - 1;
-      if (last > 0 && grant.fromMs <= runs[last]!) runs[last] = Math.max(runs[last]!, grant.untilMs);
-      else runs.push(grant.fromMs, grant.untilMs);
+  /** Takes a certification out of its partner's list for its program. */
+  #unlinkCertification(k: number): void {
+    const p = this.#certificationPartner[k]!;
+    const heads = this.#programs[this.#certificationProgram[k]!]!.heads;
+    const next = this.#certificationNext;
+    const head = heads.get(p) ?? -1;
+    if (head === k) {
+      if (next[k] === -1) heads.delete(p);
+      else heads.set(p, next[k]!);
+      return;
     }
-    if (runs.length > 0) program.runs.set(p, runs);
-    else program.runs.delete(p);
+    for (let at = head; at !== -1; at = next[at]!) {
+      if (next[at] === k) {
+        next[at] = next[k]!;
+        return;
+      }
+    }
   }
 
   #ensureCandidates(count: number): void {
@@ -1600,8 +2171,8 @@ export class OfferIndex {
     this.#cPrice = new Float64Array(capacity);
     this.#cCurrency = new Uint16Array(capacity);
     this.#cLead = new Float64Array(capacity);
-    this.#cScore = new Float64Array(capacity);
     this.#cFinal = new Float64Array(capacity);
+    this.#cBound = new Float64Array(capacity);
     this.#cPrimary = new Uint8Array(capacity);
     this.#cList = new Int32Array(capacity);
     this.#cHeap = new Int32Array(Math.max(capacity, QUERY_LIMIT_MAX));
@@ -1636,6 +2207,9 @@ function matchesConstraints(constraints: readonly CompiledConstraint[], row: num
 }
 
 function matchesConstraint(constraint: CompiledConstraint, row: number): boolean {
+  const allowed = constraint.allowed;
+  // A code absent (-1) or beyond the list reads as undefined: not allowed.
+  if (allowed !== null) return allowed[constraint.code![row]!] === 1;
   const value = constraint.num ? constraint.num[row]! : Number.NaN;
   // A range needs a number; NaN (absent, or not a number) fails every comparison.
   if (constraint.min !== Number.NEGATIVE_INFINITY && !(value >= constraint.min)) return false;
@@ -1732,14 +2306,14 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-type TypedArray = Int32Array | Uint8Array | Uint16Array | Uint32Array | Float64Array;
+type TypedArray = Int32Array | Uint8Array | Uint16Array | Uint32Array | Float32Array | Float64Array;
 
-/** A copy of `array` with room for `length` entries; new entries hold `fill`. */
 /** Room left for growth when columns are compacted: an eighth, so a few new rows do not copy them all. */
 function slack(length: number): number {
   return length >> 3;
 }
 
+/** A copy of `array` with room for `length` entries; new entries hold `fill`. */
 function resize<T extends TypedArray>(array: T, length: number, fill = 0): T {
   const Constructor = array.constructor as new (length: number) => T;
   const resized = new Constructor(length);

@@ -5,7 +5,11 @@ import type { Weights } from './settings.js';
  * the candidate arrays describes candidate `i`, for `i < count`; the partner signals are
  * indexed by partner number (`partner[i]`), because a partner's facts are the same for all of
  * its offers. The arrays are the index's scratch space and may be longer than needed; a
- * strategy reads them and must not keep them.
+ * strategy reads them and must not keep them beyond the query.
+ *
+ * The index gathers the ranges of price and lead time while it filters, so that a strategy
+ * that normalises over the candidates need not read them all once more, and it gives upper
+ * bounds of the partner signals, so that a strategy can bound a score without reading them.
  */
 export interface CandidateSet {
   readonly count: number;
@@ -16,11 +20,21 @@ export interface CandidateSet {
   /** The currency, as an index below `currencyCount`: prices of different currencies never meet. */
   readonly currency: Uint16Array;
   readonly currencyCount: number;
+  /** The lowest and highest price among the candidates, per currency (+∞ and −∞ for a currency none has). */
+  readonly minPriceMinor: Float64Array;
+  readonly maxPriceMinor: Float64Array;
   readonly leadTimeHours: Float64Array;
+  /** The shortest and longest lead time among the candidates. */
+  readonly minLeadTimeHours: number;
+  readonly maxLeadTimeHours: number;
   /** Each partner's signals, in [0, 1], by partner number. */
   readonly quality: Float64Array;
   readonly reliability: Float64Array;
   readonly affinity: Float64Array;
+  /** Values no candidate's partner exceeds (not necessarily reached): bounds, not maxima. */
+  readonly qualityMax: number;
+  readonly reliabilityMax: number;
+  readonly affinityMax: number;
 }
 
 export type Criterion = 'price' | 'quality' | 'reliability' | 'lead_time' | 'affinity';
@@ -37,20 +51,34 @@ export interface CriterionScore {
   readonly contribution: number;
 }
 
-/** A strategy's account of the scores it gave, read only for the candidates shown. */
+/**
+ * A strategy's scores for one query's candidates. The index asks for every candidate's bound
+ * at once, and for the `score` only of those whose bound could still reach the results, so a
+ * bound should be cheaper than a score (it may ignore what it cannot know cheaply, such as a
+ * partner's signals, by assuming their best). `score` and `bounds` run per candidate and must
+ * not allocate.
+ */
 export interface Scoring {
+  /** The candidate's score: higher is better. */
+  score(candidate: number): number;
+  /**
+   * Writes into `out[i]`, for every candidate `i`, a number never below `score(i)`, computed
+   * in floating point so that it stays above it (the index drops a candidate whose bound is
+   * below the results it already has). A strategy with nothing cheaper writes the scores.
+   */
+  bounds(out: Float64Array): void;
+  /** How the score came about; read only for the candidates shown. */
   breakdown(candidate: number): CriterionScore[];
 }
 
 /**
  * A way of scoring candidates. The index filters, then hands the candidates to the strategy,
  * then applies the fairness controls to the scores it returns; so a strategy decides what is
- * good, never what is allowed or fair. It writes one score per candidate into `out` (higher
- * is better) and must not allocate per candidate: it runs on every query.
+ * good, never what is allowed or fair. `prepare` runs once per query.
  */
 export interface RankingStrategy {
   readonly name: string;
-  score(candidates: CandidateSet, weights: Weights, out: Float64Array): Scoring;
+  prepare(candidates: CandidateSet, weights: Weights): Scoring;
 }
 
 /**
@@ -87,66 +115,95 @@ export const NEUTRAL_SIGNALS: PartnerSignals = {
  */
 export const weightedSumStrategy: RankingStrategy = {
   name: 'weighted_sum',
-  score(candidates, weights, out) {
-    const { count, partner, priceMinor, currency, leadTimeHours, quality, reliability, affinity } =
-      candidates;
-    const minPrice = new Float64Array(candidates.currencyCount).fill(Number.POSITIVE_INFINITY);
-    const maxPrice = new Float64Array(candidates.currencyCount).fill(Number.NEGATIVE_INFINITY);
-    let minLead = Number.POSITIVE_INFINITY;
-    let maxLead = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < count; i++) {
-      const c = currency[i]!;
-      const price = priceMinor[i]!;
-      if (price < minPrice[c]!) minPrice[c] = price;
-      if (price > maxPrice[c]!) maxPrice[c] = price;
-      const lead = leadTimeHours[i]!;
-      if (lead < minLead) minLead = lead;
-      if (lead > maxLead) maxLead = lead;
-    }
-    const { price: wPrice, quality: wQuality, reliability: wReliability } = weights;
-    const { leadTime: wLeadTime, affinity: wAffinity } = weights;
-    for (let i = 0; i < count; i++) {
-      const c = currency[i]!;
-      const p = partner[i]!;
-      out[i] =
-        wPrice * normalizeLower(priceMinor[i]!, minPrice[c]!, maxPrice[c]!) +
-        wQuality * quality[p]! +
-        wReliability * reliability[p]! +
-        wLeadTime * normalizeLower(leadTimeHours[i]!, minLead, maxLead) +
-        wAffinity * affinity[p]!;
-    }
-    return {
-      breakdown(i) {
-        const c = currency[i]!;
-        const p = partner[i]!;
-        const parts: [Criterion, number, number, number][] = [
-          [
-            'price',
-            priceMinor[i]!,
-            normalizeLower(priceMinor[i]!, minPrice[c]!, maxPrice[c]!),
-            weights.price,
-          ],
-          ['quality', quality[p]!, quality[p]!, weights.quality],
-          ['reliability', reliability[p]!, reliability[p]!, weights.reliability],
-          [
-            'lead_time',
-            leadTimeHours[i]!,
-            normalizeLower(leadTimeHours[i]!, minLead, maxLead),
-            weights.leadTime,
-          ],
-          ['affinity', affinity[p]!, affinity[p]!, weights.affinity],
-        ];
-        return parts.map(([criterion, raw, normalized, weight]) => ({
-          criterion,
-          raw,
-          normalized,
-          weight,
-          contribution: weight * normalized,
-        }));
-      },
-    };
+  prepare(candidates, weights) {
+    return new WeightedSumScoring(candidates, weights);
   },
 };
+
+/**
+ * The weighted sum over one query's candidates. Its bound is the same sum with each signal at
+ * its upper bound: the terms are added in the same order as in the score, and rounding is
+ * monotonic, so the bound is never below the score, even in floating point.
+ */
+class WeightedSumScoring implements Scoring {
+  readonly #c: CandidateSet;
+  readonly #weights: Weights;
+  /** The signal terms of the bound: each weight times the highest value its signal may have. */
+  readonly #qualityBound: number;
+  readonly #reliabilityBound: number;
+  readonly #affinityBound: number;
+
+  constructor(candidates: CandidateSet, weights: Weights) {
+    this.#c = candidates;
+    this.#weights = weights;
+    // A signal lies in [0, 1]: a negative weight's term is at most 0.
+    this.#qualityBound = weights.quality >= 0 ? weights.quality * candidates.qualityMax : 0;
+    this.#reliabilityBound = weights.reliability >= 0 ? weights.reliability * candidates.reliabilityMax : 0;
+    this.#affinityBound = weights.affinity >= 0 ? weights.affinity * candidates.affinityMax : 0;
+  }
+
+  score(i: number): number {
+    const c = this.#c;
+    const w = this.#weights;
+    const p = c.partner[i]!;
+    return (
+      w.price * this.#price(i) +
+      w.quality * c.quality[p]! +
+      w.reliability * c.reliability[p]! +
+      w.leadTime * this.#leadTime(i) +
+      w.affinity * c.affinity[p]!
+    );
+  }
+
+  bounds(out: Float64Array): void {
+    const { count, priceMinor, currency, minPriceMinor, maxPriceMinor, leadTimeHours } = this.#c;
+    const { minLeadTimeHours: minLead, maxLeadTimeHours: maxLead } = this.#c;
+    const { price: wPrice, leadTime: wLeadTime } = this.#weights;
+    const qualityBound = this.#qualityBound;
+    const reliabilityBound = this.#reliabilityBound;
+    const affinityBound = this.#affinityBound;
+    for (let i = 0; i < count; i++) {
+      const c = currency[i]!;
+      out[i] =
+        wPrice * normalizeLower(priceMinor[i]!, minPriceMinor[c]!, maxPriceMinor[c]!) +
+        qualityBound +
+        reliabilityBound +
+        wLeadTime * normalizeLower(leadTimeHours[i]!, minLead, maxLead) +
+        affinityBound;
+    }
+  }
+
+  breakdown(i: number): CriterionScore[] {
+    const c = this.#c;
+    const w = this.#weights;
+    const p = c.partner[i]!;
+    const parts: [Criterion, number, number, number][] = [
+      ['price', c.priceMinor[i]!, this.#price(i), w.price],
+      ['quality', c.quality[p]!, c.quality[p]!, w.quality],
+      ['reliability', c.reliability[p]!, c.reliability[p]!, w.reliability],
+      ['lead_time', c.leadTimeHours[i]!, this.#leadTime(i), w.leadTime],
+      ['affinity', c.affinity[p]!, c.affinity[p]!, w.affinity],
+    ];
+    return parts.map(([criterion, raw, normalized, weight]) => ({
+      criterion,
+      raw,
+      normalized,
+      weight,
+      contribution: weight * normalized,
+    }));
+  }
+
+  #price(i: number): number {
+    const c = this.#c;
+    const currency = c.currency[i]!;
+    return normalizeLower(c.priceMinor[i]!, c.minPriceMinor[currency]!, c.maxPriceMinor[currency]!);
+  }
+
+  #leadTime(i: number): number {
+    const c = this.#c;
+    return normalizeLower(c.leadTimeHours[i]!, c.minLeadTimeHours, c.maxLeadTimeHours);
+  }
+}
 
 /** Where `value` lies between the lowest (1) and the highest (0) of its kind; 1 when all are equal. */
 export function normalizeLower(value: number, min: number, max: number): number {

@@ -35,6 +35,15 @@ export class ReservedUnits {
     return 0;
   }
 
+  /** The row's stored periods as `[day, units, day, units, ...]`: to carry them over to another row. */
+  entries(row: number): number[] {
+    const entries: number[] = [];
+    for (let entry = this.heads[row]!; entry !== -1; entry = this.next[entry]!) {
+      entries.push(this.days[entry]!, this.units[entry]!);
+    }
+    return entries;
+  }
+
   /** The most units reserved in any one period of a row that is stored (0 when none). */
   max(row: number): number {
     let most = 0;

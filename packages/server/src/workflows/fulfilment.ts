@@ -636,9 +636,9 @@ export function createFulfilment(deps: FulfilmentDeps) {
   }
 
   /** Sends out a work order for every planned leg whose predecessors are finished. */
-  async function dispatchReady(ctx: Context, order: Order): Promise<void> {
-    if (order.status !== 'in_progress') return;
+  async function dispatchReady(ctx: Context, order: Order): Promise<OrderLeg[]> {
     const legs = await orderLegs(ctx.db, order.id, { lock: true });
+    if (order.status !== 'in_progress') return legs;
     const finished = new Set(
       legs.filter((leg) => FINISHED_LEGS.includes(leg.status)).map((leg) => leg.stepKey),
     );
@@ -648,14 +648,18 @@ export function createFulfilment(deps: FulfilmentDeps) {
         finished,
       ).map((step) => step.key),
     );
+    const current: OrderLeg[] = [];
     for (const leg of legs) {
-      if (leg.status === 'planned' && ready.has(leg.stepKey)) await offerWork(ctx, order, leg);
+      current.push(
+        leg.status === 'planned' && ready.has(leg.stepKey) ? await offerWork(ctx, order, leg) : leg,
+      );
     }
-    await reschedule(ctx, order);
+    await reschedule(ctx, order, current);
+    return current;
   }
 
   /** Offers a leg to its planned partner as a new work order. */
-  async function offerWork(ctx: Context, order: Order, leg: OrderLeg): Promise<WorkOrder> {
+  async function offerWork(ctx: Context, order: Order, leg: OrderLeg): Promise<OrderLeg> {
     const attempt = leg.attempts + 1;
     const workOrder = await insertWorkOrder(ctx.db, {
       id: newId('wko'),
@@ -684,19 +688,19 @@ export function createFulfilment(deps: FulfilmentDeps) {
       closed_at: null,
       updated_at: ctx.now,
     });
-    await updateLeg(ctx.db, order.id, leg.stepKey, {
+    const dispatched = await updateLeg(ctx.db, order.id, leg.stepKey, {
       status: 'dispatched',
       work_order_id: workOrder.id,
       attempts: attempt,
       updated_at: ctx.now,
     });
     await workOrderEvent(ctx, workOrder, 'work_order.offered', order.customerId);
-    return workOrder;
+    return dispatched;
   }
 
   /** Moves the expected times of the legs not finished: each starts when its predecessors are done. */
-  async function reschedule(ctx: Context, order: Order): Promise<void> {
-    const legs = await orderLegs(ctx.db, order.id);
+  async function reschedule(ctx: Context, order: Order, known?: readonly OrderLeg[]): Promise<void> {
+    const legs = known ?? (await orderLegs(ctx.db, order.id));
     const fixed = new Map<string, { startMs: number; finishMs: number }>();
     for (const leg of legs) {
       if (CLOSED_LEGS.includes(leg.status) || leg.status === 'dispatched')
@@ -879,8 +883,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
   /** After a leg closed: send out what waited for it, and close the order when nothing is left. */
   async function afterLegClosed(ctx: Context, order: Order): Promise<void> {
     const current = (await findOrder(ctx.db, order.id)) as Order;
-    await dispatchReady(ctx, current);
-    const legs = await orderLegs(ctx.db, order.id);
+    const legs = await dispatchReady(ctx, current);
     if (!legs.every((leg) => CLOSED_LEGS.includes(leg.status))) return;
     const status: OrderStatus = current.status === 'compensating' ? 'failed' : 'completed';
     const closed = await updateOrder(ctx.db, order.id, { status, updated_at: ctx.now, closed_at: ctx.now });

@@ -64,6 +64,24 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
   const definitions = new Map<string, JobDefinition<object>>();
   let boss: PgBoss | null = null;
 
+  /** Runs one job; a job that throws is failed (to be retried as defined) and false returned. */
+  async function runJob(
+    definition: JobDefinition<object>,
+    job: { id: string; data: object },
+  ): Promise<boolean> {
+    logger.debug({ job: definition.name, id: job.id }, 'job started');
+    try {
+      await definition.handler(job.data);
+      return true;
+    } catch (error) {
+      logger.warn({ err: error, job: definition.name, id: job.id }, 'job failed');
+      await boss?.fail(definition.name, job.id, {
+        message: error instanceof Error ? error.message : String(error),
+      });
+      return false;
+    }
+  }
+
   return {
     define(definition) {
       assert(boss === null, 'jobs must be defined before start');
@@ -110,17 +128,7 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
           async (jobs) => {
             // One failing job fails alone: the others of its batch complete when this returns
             // (pg-boss completes only jobs still active).
-            for (const job of jobs) {
-              logger.debug({ job: definition.name, id: job.id }, 'job started');
-              try {
-                await definition.handler(job.data);
-              } catch (error) {
-                logger.warn({ err: error, job: definition.name, id: job.id }, 'job failed');
-                await boss?.fail(definition.name, job.id, {
-                  message: error instanceof Error ? error.message : String(error),
-                });
-              }
-            }
+            for (const job of jobs) await runJob(definition, job);
           },
         );
       }
@@ -135,14 +143,7 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
         const [job] = await boss.fetch<object>(name, { batchSize: 1 });
         if (!job) break;
         ran += 1;
-        try {
-          await definition.handler(job.data);
-        } catch (error) {
-          logger.warn({ err: error, job: name, id: job.id }, 'job failed');
-          await boss.fail(name, job.id, { message: error instanceof Error ? error.message : String(error) });
-          continue;
-        }
-        await boss.complete(name, job.id);
+        if (await runJob(definition, job)) await boss.complete(name, job.id);
       }
       return ran;
     },

@@ -10,7 +10,7 @@ import {
   demoConfig,
   runDemo,
 } from './demo/index.js';
-import { OPERATOR_ROLES, type OperatorRole, systemActor } from './kernel/actor.js';
+import { systemActor } from './kernel/actor.js';
 import { type Clock, ManualClock, systemClock } from './kernel/clock.js';
 import { type Database, openEmbedded, openPostgres } from './kernel/database/database.js';
 import { migrateToLatest } from './kernel/database/migrations.js';
@@ -100,6 +100,7 @@ import {
   subsidiesMigrations,
   subsidiesRoutes,
 } from './modules/subsidies/index.js';
+import { createOperatorKey } from './operator-keys.js';
 import { BATON_VERSION } from './version.js';
 import { createFulfilment, type Fulfilment, ORDERS_TIMERS_JOB } from './workflows/fulfilment.js';
 import { fulfilmentRoutes } from './workflows/fulfilment-routes.js';
@@ -110,6 +111,8 @@ import {
   type ProviderRefundJob,
   settlementRoutes,
 } from './workflows/settlement-routes.js';
+
+export { createOperatorKey };
 
 /** Every module's migrations, in the order they apply. */
 export const MIGRATIONS = [
@@ -324,25 +327,6 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       await jobs.stop();
     },
   };
-}
-
-/**
- * Creates an operator user with `role` and an API key for it, acting as Baton itself: the way
- * in on a new installation.
- */
-export async function createOperatorKey(
-  database: Database,
-  input: { role: OperatorRole; name: string; email: string },
-  clock: Clock = systemClock,
-): Promise<{ userId: string; keyId: string; secret: string }> {
-  if (!OPERATOR_ROLES.includes(input.role)) throw new Error(`Unknown operator role ${input.role}`);
-  const access = createAccessService();
-  return runInTransaction(database.db, async (tx) => {
-    const ctx = { db: tx, actor: systemActor('command-line'), now: clock.now(), requestId: null, ip: null };
-    const user = await access.createUser(ctx, { tenant: { kind: 'operator' }, ...input });
-    const { apiKey, secret } = await access.issueInitialKey(ctx, user, 'Created from the command line');
-    return { userId: user.id, keyId: apiKey.id, secret };
-  });
 }
 
 /**

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { sql } from 'kysely';
 import { systemActor } from '../packages/server/src/kernel/actor.js';
 import type { Context } from '../packages/server/src/kernel/context.js';
 import {
@@ -19,7 +20,7 @@ import {
   verifyLedger,
 } from '../packages/server/src/modules/ledger/index.js';
 import { describeMachine } from './lib/machine.js';
-import { pgbenchTps } from './lib/pgbench.js';
+import { pgbenchScriptTps, pgbenchTps } from './lib/pgbench.js';
 import { createBenchDatabase, DEFAULT_BENCH_DATABASE_URL } from './lib/postgres.js';
 import { markdownTable } from './lib/table.js';
 
@@ -241,6 +242,79 @@ async function verified(books: Books): Promise<string> {
   return `verify: ${report.transactions} transactions, ${report.sealed} sealed, ${report.accounts} accounts — the books balance`;
 }
 
+/**
+ * The posting's one statement, `ledger_post`, sent by pgbench instead of Baton, between `BEGIN`
+ * and `END` as Baton sends it: the same escrow release on the same accounts (an escrow and a
+ * partner at random, a random slot of each many-slot account). It shows what PostgreSQL alone
+ * does with Baton's postings, with a client that costs next to nothing, so the runs through
+ * Baton can be read against the database's own share. Its postings carry placeholder hashes,
+ * which `verify` would rightly report, so it runs after `verify`.
+ */
+async function postingStatementAlone(
+  books: Books,
+  url: string,
+  seconds: number,
+): Promise<Map<number, number>> {
+  await sql`create table bench_probe (n int primary key, escrow text not null, escrow_slots int not null,
+    partner text not null, partner_slots int not null)`.execute(books.db);
+  await sql`
+    insert into bench_probe
+    select o.n - 1, e.id, e.slots, p.id, p.slots
+    from unnest(${books.orders}::text[], ${books.partners}::text[]) with ordinality as o(order_id, partner_id, n)
+    join ledger_accounts e on e.purpose = 'customer_escrow' and e.owner_id = o.order_id and e.currency = 'EUR'
+    join ledger_accounts p on p.purpose = 'partner_payable' and p.owner_id = o.partner_id and p.currency = 'EUR'`.execute(
+    books.db,
+  );
+  const { rows } = await sql<{ purpose: string; id: string; slots: number }>`
+    select purpose, id, slots from ledger_accounts
+    where owner_id = 'platform' and currency = 'EUR' and purpose in ('platform_commission', 'platform_margin')`.execute(
+    books.db,
+  );
+  const platformAccount = (purpose: string) => {
+    const found = rows.find((row) => row.purpose === purpose);
+    if (!found) throw new Error(`no ${purpose} account`);
+    return found;
+  };
+  const commission = platformAccount('platform_commission');
+  const margin = platformAccount('platform_margin');
+  const script = `\\set n random(0, ${books.orders.length - 1})
+BEGIN;
+with v as (
+  select 'txn_probe' || md5(random()::text || clock_timestamp()::text) as id, b.*
+  from bench_probe b where b.n = :n
+)
+select r.* from v, ledger_post(
+  array[v.id], array['probe:' || v.id], array[''], array['leg'], array[v.id], array['{}'::jsonb],
+  array['\\x00'::bytea], array['\\x00'::bytea],
+  array[v.id, v.id, v.id, v.id], array[0, 1, 2, 3]::int2[],
+  array[v.escrow, v.partner, '${commission.id}', '${margin.id}'], array['EUR', 'EUR', 'EUR', 'EUR'],
+  array[1000, -850, -100, -50]::int8[],
+  array[floor(random() * v.escrow_slots), floor(random() * v.partner_slots),
+    floor(random() * ${commission.slots}), floor(random() * ${margin.slots})]::int2[],
+  now(), true) r;
+END;
+`;
+  return pgbenchScriptTps({ url, script, seconds, clients: CLIENTS });
+}
+
+/**
+ * A ceiling for batches: only the entries of 1,000 four-entry transactions per statement, made
+ * up by the database itself (no parameters to read), into a scratch copy of the entries table
+ * with its indexes, from pgbench with 2 clients. No transaction rows, no double-entry checks, no
+ * balances, no application: whatever design keeps a row per entry, indexed by account for
+ * statements and balances as of a past time, writes at least this much. Transactions per
+ * second (4 entries each).
+ */
+async function entriesAlone(books: Books, url: string, seconds: number): Promise<number> {
+  await sql`create table bench_entries_probe (like ledger_entries including all)`.execute(books.db);
+  const script = `insert into bench_entries_probe (transaction_id, position, account_id, currency, amount_minor, posted_at)
+select 'txn_probe' || md5(random()::text) || g, p, 'acc_probe' || (g % ${books.orders.length}), 'EUR', 100, now()
+from generate_series(1, ${BATCH_SIZE}) g, generate_series(0, 3) p;
+`;
+  const statements = await pgbenchScriptTps({ url, script, seconds, clients: [2] });
+  return (statements.get(2) ?? Number.NaN) * BATCH_SIZE;
+}
+
 interface Measured {
   readonly single: Map<number, Rate>;
   readonly atomic: Rate;
@@ -248,6 +322,10 @@ interface Measured {
   /** Atomic batches from two concurrent callers; only where the database takes several connections. */
   readonly atomicTwoCallers: Rate | null;
   readonly verify: string;
+  /** The posting statement driven by pgbench, by clients; only on PostgreSQL. */
+  readonly statementAlone: Map<number, number> | null;
+  /** Transactions per second whose entries alone bulk inserts write; only on PostgreSQL. */
+  readonly entriesAlone: number | null;
 }
 
 async function measure(
@@ -255,6 +333,7 @@ async function measure(
   options: Options,
   clients: readonly number[],
   concurrentBatches: boolean,
+  serverUrl?: string,
 ): Promise<Measured> {
   await migrate(database);
   const books = await openBooks(database, options.partners);
@@ -263,7 +342,10 @@ async function measure(
   const atomic = await batchedPostings(books, true, options.batches);
   const perItem = await batchedPostings(books, false, options.batches);
   const atomicTwoCallers = concurrentBatches ? await batchedPostings(books, true, options.batches, 2) : null;
-  return { single, atomic, perItem, atomicTwoCallers, verify: await verified(books) };
+  const verify = await verified(books);
+  const statementAlone = serverUrl ? await postingStatementAlone(books, serverUrl, options.seconds) : null;
+  const entries = serverUrl ? await entriesAlone(books, serverUrl, options.seconds) : null;
+  return { single, atomic, perItem, atomicTwoCallers, verify, statementAlone, entriesAlone: entries };
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -287,7 +369,7 @@ export async function main(args: string[]): Promise<void> {
   const postgres = openPostgres(bench.url, 8);
   let onPostgres: Measured;
   try {
-    onPostgres = await measure(postgres, options, CLIENTS, true);
+    onPostgres = await measure(postgres, options, CLIENTS, true, bench.url);
   } finally {
     await postgres.close();
     await bench.drop();
@@ -311,6 +393,14 @@ export async function main(args: string[]): Promise<void> {
       cpu(rate),
     ]);
   }
+  for (const [clients, tps] of onPostgres.statementAlone ?? []) {
+    rows.push([
+      `the posting's statement alone, from pgbench, ${clients} client${clients === 1 ? '' : 's'}`,
+      tps.toFixed(0),
+      clients === 1 ? `${ratio(tps, pgbench.get(1) ?? Number.NaN)} of TPC-B at 1` : ratio(tps, base8),
+      '–',
+    ]);
+  }
   const batchRows: [string, Rate | null][] = [
     ['Baton batch of 1,000, atomic', onPostgres.atomic],
     ['Baton batch of 1,000, per item', onPostgres.perItem],
@@ -318,6 +408,14 @@ export async function main(args: string[]): Promise<void> {
   ];
   for (const [label, rate] of batchRows) {
     if (rate) rows.push([label, rate.tps.toFixed(0), ratio(rate.tps, base8), cpu(rate)]);
+  }
+  if (onPostgres.entriesAlone !== null) {
+    rows.push([
+      'the entries alone, 1,000 transactions per insert, from pgbench, 2 clients',
+      onPostgres.entriesAlone.toFixed(0),
+      ratio(onPostgres.entriesAlone, base8),
+      '–',
+    ]);
   }
   console.log(
     markdownTable(['PostgreSQL', 'transactions/s', 'vs TPC-B at 8 clients', 'bench process CPU'], rows),

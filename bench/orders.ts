@@ -30,6 +30,7 @@ const HELP = `npm run bench -- orders [options]
   --in-flight <n>       orders each client keeps going at once (default 4)
   --partners <n>        partners per capability (default 20)
   --scale <n>           pgbench scale factor (default 8)
+  --servers <n>         Baton server processes on PostgreSQL, clients spread over them (default 1)
   --quick               10-second runs
   --skip-embedded       PostgreSQL only
   --database-url <url>  PostgreSQL server (default ${DEFAULT_BENCH_DATABASE_URL}, or BENCH_DATABASE_URL)`;
@@ -40,6 +41,7 @@ interface Options {
   readonly inFlight: number;
   readonly partners: number;
   readonly scale: number;
+  readonly servers: number;
   readonly skipEmbedded: boolean;
   readonly databaseUrl: string;
 }
@@ -53,6 +55,7 @@ function parseOptions(args: string[]): Options | null {
       'in-flight': { type: 'string' },
       partners: { type: 'string' },
       scale: { type: 'string' },
+      servers: { type: 'string' },
       quick: { type: 'boolean' },
       'skip-embedded': { type: 'boolean' },
       'database-url': { type: 'string' },
@@ -71,6 +74,7 @@ function parseOptions(args: string[]): Options | null {
     inFlight: count(values['in-flight'], 4),
     partners: count(values.partners, 20),
     scale: count(values.scale, 8),
+    servers: count(values.servers, 1),
     skipEmbedded: values['skip-embedded'] ?? false,
     databaseUrl: values['database-url'] ?? process.env.BENCH_DATABASE_URL ?? DEFAULT_BENCH_DATABASE_URL,
   };
@@ -83,16 +87,18 @@ type Call = 'quote' | 'order' | 'accept' | 'start' | 'deliver' | 'confirm' | 're
 const WRITES: readonly Call[] = ['quote', 'order', 'accept', 'start', 'deliver', 'confirm'];
 
 class Api {
-  readonly #base: URL;
+  readonly #bases: URL[];
   readonly #agent: http.Agent;
   readonly latencies = new Map<Call, Latencies>();
   failures = 0;
   firstFailure: string | null = null;
   #measuring = false;
 
-  constructor(baseUrl: string, sockets: number) {
-    this.#base = new URL(baseUrl);
-    if (this.#base.hostname !== '127.0.0.1') throw new Error('Load runs target 127.0.0.1 only');
+  /** Calls go to one of `baseUrls`, each client's to its own (`server`). */
+  constructor(baseUrls: readonly string[], sockets: number) {
+    this.#bases = baseUrls.map((url) => new URL(url));
+    if (this.#bases.some((base) => base.hostname !== '127.0.0.1'))
+      throw new Error('Load runs target 127.0.0.1 only');
     this.#agent = new http.Agent({ keepAlive: true, maxSockets: sockets });
     for (const call of [...WRITES, 'read' as const]) this.latencies.set(call, new Latencies(2_000_000));
   }
@@ -108,15 +114,17 @@ class Api {
     key: string | null,
     body?: unknown,
     idempotencyKey?: string,
+    server = 0,
   ): Promise<{ status: number; body: T }> {
+    const base = this.#bases[server % this.#bases.length] as URL;
     const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
     const started = performance.now();
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const request = http.request(
         {
           agent: this.#agent,
-          host: this.#base.hostname,
-          port: this.#base.port,
+          host: base.hostname,
+          port: base.port,
           method,
           path: url,
           headers: {
@@ -147,7 +155,14 @@ class Api {
     return { status, body: (text ? JSON.parse(text) : {}) as T };
   }
 
-  async ok<T>(call: Call | null, method: 'GET' | 'POST', url: string, key: string | null, body?: unknown) {
+  async ok<T>(
+    call: Call | null,
+    method: 'GET' | 'POST',
+    url: string,
+    key: string | null,
+    body?: unknown,
+    server = 0,
+  ) {
     const response = await this.send<T>(
       call,
       method,
@@ -155,6 +170,7 @@ class Api {
       key,
       body,
       method === 'POST' ? nextKey() : undefined,
+      server,
     );
     if (response.status >= 300)
       throw new Error(`${method} ${url}: ${response.status} ${JSON.stringify(response.body)}`);
@@ -184,7 +200,7 @@ interface Ecosystem {
   readonly customerKeys: string[];
 }
 
-async function seed(api: Api, adminKey: string, options: Options): Promise<Ecosystem> {
+async function seed(api: Api, adminKey: string, options: Options, servers: number): Promise<Ecosystem> {
   const admin = (url: string, body: unknown) => api.ok(null, 'POST', url, adminKey, body);
   await admin('/v1/partner-types', { key: 'bench-maker', name: 'Maker', profile_schema: { type: 'object' } });
   for (const step of STEPS) {
@@ -247,18 +263,27 @@ async function seed(api: Api, adminKey: string, options: Options): Promise<Ecosy
       partnerKeys.set(id, applied.api_key.secret);
     }
   }
-  // The matcher's index follows the event log: wait until it holds every offer.
-  for (const step of STEPS) {
-    for (let waited = 0; ; waited += 100) {
-      const answer = await api.ok<{ candidates: number }>(null, 'POST', '/v1/matching/queries', adminKey, {
-        capability: step.capability,
-        region: REGION,
-        quantity: 1,
-        needed_by: new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString(),
-      });
-      if (answer.candidates >= options.partners) break;
-      if (waited > 60_000) throw new Error(`the matching index never saw the offers of ${step.capability}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+  // The matcher's index follows the event log: wait until every server's holds every offer.
+  for (let server = 0; server < servers; server++) {
+    for (const step of STEPS) {
+      for (let waited = 0; ; waited += 100) {
+        const answer = await api.ok<{ candidates: number }>(
+          null,
+          'POST',
+          '/v1/matching/queries',
+          adminKey,
+          {
+            capability: step.capability,
+            region: REGION,
+            quantity: 1,
+            needed_by: new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString(),
+          },
+          server,
+        );
+        if (answer.candidates >= options.partners) break;
+        if (waited > 60_000) throw new Error(`the matching index never saw the offers of ${step.capability}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
   }
   const customerKeys: string[] = [];
@@ -290,6 +315,8 @@ interface OrderJson {
 
 interface Flow {
   readonly customerKey: string;
+  /** The server this flow's client talks to. */
+  readonly server: number;
   orderId: string | null;
   order: OrderJson | null;
   /** Each leg's work order and its status as the last answer gave it. */
@@ -307,12 +334,12 @@ interface LoadResult {
 const PAYMENT_POLL_MS = 100;
 
 async function load(
-  baseUrl: string,
+  baseUrls: readonly string[],
   ecosystem: Ecosystem,
   options: Options,
   seconds: number,
 ): Promise<LoadResult> {
-  const api = new Api(baseUrl, options.clients);
+  const api = new Api(baseUrls, options.clients);
   let completed = 0;
   let started = 0;
   const deadline = performance.now() + seconds * 1000;
@@ -333,16 +360,22 @@ async function load(
   /** Takes one step of an order; false when the order is finished. */
   async function step(flow: Flow): Promise<boolean> {
     if (!flow.orderId) {
-      const quote = await api.ok<{ id: string }>('quote', 'POST', '/v1/quotes', flow.customerKey, {
-        offering: 'bench-box',
-        quantity: 1,
-        region: REGION,
-        deadline: deadlineIso(),
-      });
-      const order = await api.ok<OrderJson>('order', 'POST', '/v1/orders', flow.customerKey, {
-        quote_id: quote.id,
-        payment_method: 'pm_card_ok',
-      });
+      const quote = await api.ok<{ id: string }>(
+        'quote',
+        'POST',
+        '/v1/quotes',
+        flow.customerKey,
+        { offering: 'bench-box', quantity: 1, region: REGION, deadline: deadlineIso() },
+        flow.server,
+      );
+      const order = await api.ok<OrderJson>(
+        'order',
+        'POST',
+        '/v1/orders',
+        flow.customerKey,
+        { quote_id: quote.id, payment_method: 'pm_card_ok' },
+        flow.server,
+      );
       flow.orderId = order.id;
       flow.order = order;
       flow.paidCheckAt = performance.now() + PAYMENT_POLL_MS;
@@ -351,7 +384,17 @@ async function load(
     }
     if (flow.order?.status === 'awaiting_payment') {
       if (performance.now() < flow.paidCheckAt) return true;
-      absorb(flow, await api.ok<OrderJson>('read', 'GET', `/v1/orders/${flow.orderId}`, flow.customerKey));
+      absorb(
+        flow,
+        await api.ok<OrderJson>(
+          'read',
+          'GET',
+          `/v1/orders/${flow.orderId}`,
+          flow.customerKey,
+          undefined,
+          flow.server,
+        ),
+      );
       flow.paidCheckAt = performance.now() + PAYMENT_POLL_MS;
       return true;
     }
@@ -372,6 +415,7 @@ async function load(
           `/v1/work-orders/${leg.workOrderId}/${action}`,
           partnerKey,
           {},
+          flow.server,
         );
         leg.status = next.status;
         return true;
@@ -383,6 +427,7 @@ async function load(
           `/v1/orders/${flow.orderId}/legs/${stepKey}/confirm`,
           flow.customerKey,
           {},
+          flow.server,
         );
         absorb(flow, order);
         return order.status !== 'completed';
@@ -394,6 +439,7 @@ async function load(
   const client = async (index: number) => {
     const flows: Flow[] = Array.from({ length: options.inFlight }, (_, slot) => ({
       customerKey: ecosystem.customerKeys[index * options.inFlight + slot] as string,
+      server: index % baseUrls.length,
       orderId: null,
       order: null,
       legs: new Map(),
@@ -427,8 +473,15 @@ async function load(
 
 const SERVER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'orders', 'server.ts');
 
-async function startServer(target: string): Promise<{ child: ChildProcess; ready: OrdersServerReady }> {
-  const child = fork(SERVER_SCRIPT, [target], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+/** Starts a Baton server process on `target`; the first one (`first`) also migrates and makes the operator key. */
+async function startServer(
+  target: string,
+  first: boolean,
+): Promise<{ child: ChildProcess; ready: OrdersServerReady }> {
+  const child = fork(SERVER_SCRIPT, first ? [target] : [target, '--joining'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: 'inherit',
+  });
   const ready = await new Promise<OrdersServerReady>((resolve, reject) => {
     child.once('message', (message) => resolve(message as OrdersServerReady));
     child.once('exit', (code) => reject(new Error(`the Baton server exited with ${code}`)));
@@ -447,20 +500,34 @@ interface Measured {
   readonly result: LoadResult;
 }
 
-async function measure(label: string, target: string, options: Options, log: (line: string) => void) {
-  const { child, ready } = await startServer(target);
+async function measure(
+  label: string,
+  target: string,
+  servers: number,
+  options: Options,
+  log: (line: string) => void,
+) {
+  const started: ChildProcess[] = [];
   try {
-    const setup = new Api(ready.url, 4);
-    const ecosystem = await seed(setup, ready.adminKey, options);
+    const urls: string[] = [];
+    let adminKey = '';
+    for (let n = 0; n < servers; n++) {
+      const { child, ready } = await startServer(target, n === 0);
+      started.push(child);
+      urls.push(ready.url);
+      if (n === 0) adminKey = ready.adminKey;
+    }
+    const setup = new Api(urls, 4);
+    const ecosystem = await seed(setup, adminKey, options, servers);
     setup.close();
     log(`${label}: seeded ${ecosystem.partnerKeys.size} partners; warming up`);
-    await load(ready.url, ecosystem, { ...options, clients: 2 }, Math.min(5, options.seconds));
+    await load(urls, ecosystem, { ...options, clients: 2 }, Math.min(5, options.seconds));
     log(`${label}: measuring ${options.seconds} s with ${options.clients} clients`);
-    const result = await load(ready.url, ecosystem, options, options.seconds);
+    const result = await load(urls, ecosystem, options, options.seconds);
     result.api.close();
     return { label, result } satisfies Measured;
   } finally {
-    await stopServer(child);
+    for (const child of started) await stopServer(child);
   }
 }
 
@@ -548,7 +615,13 @@ export async function main(args: string[]): Promise<void> {
   const database = await createBenchDatabase(options.databaseUrl, 1);
   let postgres: Measured;
   try {
-    postgres = await measure('PostgreSQL', database.url, options, log);
+    postgres = await measure(
+      options.servers === 1 ? 'PostgreSQL' : `PostgreSQL, ${options.servers} servers`,
+      database.url,
+      options.servers,
+      options,
+      log,
+    );
   } finally {
     await database.drop();
   }
@@ -559,7 +632,8 @@ export async function main(args: string[]): Promise<void> {
   if (!options.skipEmbedded) {
     const folder = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-orders-'));
     try {
-      rows.push(...report(await measure('Embedded', `embedded:${folder}`, options, log), null));
+      // The embedded database belongs to one process.
+      rows.push(...report(await measure('Embedded', `embedded:${folder}`, 1, options, log), null));
     } finally {
       rmSync(folder, { recursive: true, force: true });
     }

@@ -5,7 +5,8 @@ import { createBaton, createOperatorKey, migrate, openDatabase } from '../../pac
  * A real Baton for the orders benchmark, in its own process so that the clients' work does not
  * count as the server's: migrates the database it is given (PostgreSQL by URL, or an embedded
  * one in a folder), works its background jobs as a server does, creates an operator key and
- * reports where it listens.
+ * reports where it listens. With `--joining` it is a further process on a database the first
+ * one has set up, as Baton scales out: it neither migrates nor makes a key.
  */
 
 export interface OrdersServerReady {
@@ -14,7 +15,7 @@ export interface OrdersServerReady {
   readonly adminKey: string;
 }
 
-async function serve(target: string): Promise<void> {
+async function serve(target: string, joining: boolean): Promise<void> {
   const embedded = target.startsWith('embedded:');
   const config = loadConfig(
     {
@@ -29,12 +30,15 @@ async function serve(target: string): Promise<void> {
     {},
   );
   const database = await openDatabase(config);
-  await migrate(database);
-  const { secret } = await createOperatorKey(database, {
-    role: 'admin',
-    name: 'Benchmark',
-    email: 'bench@baton.invalid',
-  });
+  let secret = '';
+  if (!joining) {
+    await migrate(database);
+    ({ secret } = await createOperatorKey(database, {
+      role: 'admin',
+      name: 'Benchmark',
+      email: 'bench@baton.invalid',
+    }));
+  }
   const baton = await createBaton({ config, database, workJobs: true });
   const url = await baton.http.listen({ host: config.host, port: config.port });
   process.on('message', (message: { type?: string }) => {
@@ -48,9 +52,9 @@ async function serve(target: string): Promise<void> {
   process.send?.({ type: 'ready', url, adminKey: secret } satisfies OrdersServerReady);
 }
 
-const [target] = process.argv.slice(2);
-if (!target) throw new Error('usage: server.ts <database-url | embedded:<folder>>');
-serve(target).catch((error: unknown) => {
+const [target, flag] = process.argv.slice(2);
+if (!target) throw new Error('usage: server.ts <database-url | embedded:<folder>> [--joining]');
+serve(target, flag === '--joining').catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });

@@ -2,6 +2,7 @@ import type { ColumnType, Generated } from 'kysely';
 import { actorRef, tenantOf } from '../actor.js';
 import type { Context } from '../context.js';
 import type { Executor } from '../database/database.js';
+import { insertAtCommit } from '../database/pipelined-driver.js';
 import { type AuditRecordId, newId } from '../ids.js';
 import { type Page, pageOf } from '../pagination.js';
 
@@ -47,24 +48,24 @@ export interface AuditEntry {
 export async function recordAudit(ctx: Context, entry: AuditEntry): Promise<AuditRecordId> {
   const id = newId('aud');
   const actor = actorRef(ctx.actor);
-  await ctx.db
-    .insertInto('audit_records')
-    .values({
-      id,
-      occurred_at: ctx.now,
-      actor_kind: actor.kind,
-      actor_id: actor.id,
-      actor_role: actor.role,
-      tenant_id: tenantOf(ctx.actor),
-      action: entry.action,
-      target_id: entry.targetId,
-      outcome: entry.outcome,
-      error_code: entry.errorCode ?? null,
-      ip: ctx.ip,
-      request_id: ctx.requestId,
-      details: JSON.stringify(entry.details ?? {}),
-    })
-    .execute();
+  const row = {
+    id,
+    occurred_at: ctx.now,
+    actor_kind: actor.kind,
+    actor_id: actor.id,
+    actor_role: actor.role,
+    tenant_id: tenantOf(ctx.actor),
+    action: entry.action,
+    target_id: entry.targetId,
+    outcome: entry.outcome,
+    error_code: entry.errorCode ?? null,
+    ip: ctx.ip,
+    request_id: ctx.requestId,
+    details: JSON.stringify(entry.details ?? {}),
+  };
+  // In a transaction the record is written at commit, with the transaction's other records.
+  if (ctx.db.isTransaction) await insertAtCommit(ctx.db, 'audit_records', row);
+  else await ctx.db.insertInto('audit_records').values(row).execute();
   return id;
 }
 

@@ -1,10 +1,11 @@
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
-import { Kysely, PostgresDialect, type Transaction } from 'kysely';
+import { Kysely, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { assert } from '../assert.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { PipelinedPostgresDialect } from './pipelined-driver.js';
 import type { Tables } from './tables.js';
 
 /** Runs queries; either the pool or a transaction. */
@@ -33,9 +34,13 @@ function parseTypes(): pg.CustomTypesConfig {
   };
 }
 
-/** Wraps a pool (of either database) into a `Database`. */
+/**
+ * Wraps a pool (of either database) into a `Database`. The pool's clients should be pipelined
+ * (`pipeline: true`): the driver then sends the statements of a transaction that need no
+ * answer yet together with the next one (see `pipelined-driver.ts`).
+ */
 export function databaseFromPool(kind: DatabaseKind, pool: pg.Pool, onClose: () => Promise<void>): Database {
-  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Tables>({ dialect: new PipelinedPostgresDialect(pool) });
   let closed = false;
   return {
     kind,
@@ -52,7 +57,7 @@ export function databaseFromPool(kind: DatabaseKind, pool: pg.Pool, onClose: () 
 
 /** Connects to PostgreSQL. */
 export function openPostgres(connectionString: string, poolSize: number, logger?: Logger): Database {
-  const pool = new pg.Pool({ connectionString, max: poolSize, types: parseTypes() });
+  const pool = new pg.Pool({ connectionString, max: poolSize, types: parseTypes(), pipeline: true });
   // An idle client that loses its connection (a database restart) must not crash the process.
   pool.on('error', (error) => logger?.warn({ err: error }, 'idle database connection failed'));
   return databaseFromPool('postgres', pool, async () => {});
@@ -81,7 +86,12 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Database &
     );
     await pglite.waitReady;
     // PGlite is one connection: the pool must never open a second one.
-    const pool = new pg.Pool({ ...createPgConfig(pglite), max: 1, types: parseTypes() } as pg.PoolConfig);
+    const pool = new pg.Pool({
+      ...createPgConfig(pglite),
+      max: 1,
+      types: parseTypes(),
+      pipeline: true,
+    } as pg.PoolConfig);
     const database = databaseFromPool('embedded', pool, async () => {
       await pglite.close();
       await release();

@@ -18,6 +18,10 @@ export function isRetryableTransactionError(error: unknown): boolean {
  * Runs `work` in a transaction, running it again from the start (after a short jittered
  * pause) when the database reports a serialization failure or a deadlock. `work` must
  * therefore have no effects outside the transaction.
+ *
+ * Rows given to `insertAtCommit` (events, audit records) and statements queued with
+ * `executeUnawaited` are written with `commit` at the latest, and their failures reported
+ * from it: such a failure fails (or retries) the transaction like any other.
  */
 export async function runInTransaction<T>(db: Kysely<Tables>, work: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -3,6 +3,7 @@ import { type ActorRef, actorRef } from '../actor.js';
 import { assert } from '../assert.js';
 import type { Context } from '../context.js';
 import { type Executor, requireTransaction } from '../database/database.js';
+import { insertAtCommit } from '../database/pipelined-driver.js';
 import { type EventId, newId } from '../ids.js';
 import { type Page, pageOf } from '../pagination.js';
 
@@ -57,20 +58,19 @@ export async function appendEvent(ctx: Context, event: NewEvent): Promise<EventI
   requireTransaction(ctx.db);
   const id = newId('evt');
   const actor = actorRef(ctx.actor);
-  await ctx.db
-    .insertInto('events')
-    .values({
-      id,
-      type: event.type,
-      subject_id: event.subjectId,
-      data: JSON.stringify(event.data),
-      actor_kind: actor.kind,
-      actor_id: actor.id,
-      audience: [...event.audience],
-      request_id: ctx.requestId,
-      occurred_at: ctx.now,
-    })
-    .execute();
+  // Written at commit, with the transaction's other events in one statement: an event is
+  // visible only from the commit anyway, and its position (tx_id, seq) keeps the append order.
+  await insertAtCommit(ctx.db, 'events', {
+    id,
+    type: event.type,
+    subject_id: event.subjectId,
+    data: JSON.stringify(event.data),
+    actor_kind: actor.kind,
+    actor_id: actor.id,
+    audience: [...event.audience],
+    request_id: ctx.requestId,
+    occurred_at: ctx.now,
+  });
   return id;
 }
 

@@ -659,6 +659,20 @@ describe('createHttpApp', async () => {
     }),
     defineRoute({
       method: 'POST',
+      url: '/test/audited-refuse',
+      summary: 'An audited action that writes, then refuses',
+      tags: ['Test'],
+      access: 'public',
+      audit: { action: 'test.audited_action' },
+      status: 201,
+      response: z.object({}),
+      handler: async (ctx) => {
+        await recordAudit(ctx, { action: 'test.audited_partial', targetId: null, outcome: 'succeeded' });
+        throw conflict('test.refused', 'Refused after writing.');
+      },
+    }),
+    defineRoute({
+      method: 'POST',
       url: '/test/search',
       summary: 'A search with a body',
       tags: ['Test'],
@@ -718,6 +732,27 @@ describe('createHttpApp', async () => {
     expect(replay.headers['idempotency-replayed']).toBe('true');
     expect(replay.text).toBe(first.text);
     expect(await countAudit('test.refused_write')).toBe(0);
+  });
+
+  it('undoes a refused write without a key entirely and answers the refusal each time', async () => {
+    const first = await inject('POST', '/test/write-then-refuse');
+    expectProblem(first, 409, 'test.refused');
+    const again = await inject('POST', '/test/write-then-refuse');
+    expectProblem(again, 409, 'test.refused');
+    expect(again.headers['idempotency-replayed']).toBeUndefined();
+    expect(await countAudit('test.refused_write')).toBe(0);
+  });
+
+  it("keeps the audit record of an audited action's refusal, without a key, and undoes its partial work", async () => {
+    const response = await inject('POST', '/test/audited-refuse');
+    expectProblem(response, 409, 'test.refused');
+    const failed = await database.db
+      .selectFrom('audit_records')
+      .select(['outcome', 'error_code'])
+      .where('action', '=', 'test.audited_action')
+      .execute();
+    expect(failed).toEqual([{ outcome: 'failed', error_code: 'test.refused' }]);
+    expect(await countAudit('test.audited_partial')).toBe(0);
   });
 
   it('runs a read-only POST as a read: no transaction, no stored key, every call answered afresh', async () => {

@@ -23,6 +23,7 @@ import { recordAudit } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import type { Executor } from '../database/database.js';
+import { executeUnawaited } from '../database/pipelined-driver.js';
 import type { Tables } from '../database/tables.js';
 import { runInTransaction } from '../database/transaction.js';
 import { DomainError, type FieldError, invalid, isDomainError, unauthenticated } from '../errors.js';
@@ -272,36 +273,56 @@ async function executeWrite(
   deps: HttpDeps,
 ): Promise<StoredResponse & { replayed: boolean }> {
   const key = idempotencyKeyOf(request, route);
-  return runInTransaction(deps.db, async (tx) => {
-    const ctx = requestContext(request, tx, deps.clock);
-    const use = key
-      ? {
-          scope: idempotencyScope(request),
-          key,
-          fingerprint: fingerprintRequest(request.method, request.url, request.body),
-          now: ctx.now,
-        }
-      : null;
-    if (use) {
-      const stored = await claimIdempotencyKey(tx, use);
-      if (stored) return { ...stored, replayed: true };
-    }
-    let response: StoredResponse;
-    await sql`savepoint handler`.execute(tx);
-    try {
-      const body = await route.handler(ctx, input);
-      response = { status, contentType: JSON_CONTENT_TYPE, payload: serialize(reply, status, body) };
-    } catch (error) {
-      if (!isDomainError(error)) throw error;
-      // An expected refusal: undo the handler's partial work, keep the audit record and the key.
-      await sql`rollback to savepoint handler`.execute(tx);
-      if (route.audit) await recordDenied(ctx, route.audit, request, error);
-      const body = problemFromDomainError(error, request.id);
-      response = { status: body.status, contentType: PROBLEM_CONTENT_TYPE, payload: JSON.stringify(body) };
-    }
-    if (use) await saveIdempotentResponse(tx, use, response);
-    return { ...response, replayed: false };
-  });
+  try {
+    return await runInTransaction(deps.db, async (tx) => {
+      const ctx = requestContext(request, tx, deps.clock);
+      const use = key
+        ? {
+            scope: idempotencyScope(request),
+            key,
+            fingerprint: fingerprintRequest(request.method, request.url, request.body),
+            now: ctx.now,
+          }
+        : null;
+      if (use) {
+        const stored = await claimIdempotencyKey(tx, use);
+        if (stored) return { ...stored, replayed: true };
+      }
+      // A refusal that is kept (stored for replay, audited) needs the handler's partial work
+      // undone first, so a savepoint; it travels with the handler's first statement.
+      const keepsRefusal = use !== null || route.audit !== undefined;
+      if (keepsRefusal) await executeUnawaited(tx, sql`savepoint handler`.compile(tx));
+      let response: StoredResponse;
+      try {
+        const body = await route.handler(ctx, input);
+        response = { status, contentType: JSON_CONTENT_TYPE, payload: serialize(reply, status, body) };
+      } catch (error) {
+        if (!isDomainError(error)) throw error;
+        const body = problemFromDomainError(error, request.id);
+        response = { status: body.status, contentType: PROBLEM_CONTENT_TYPE, payload: JSON.stringify(body) };
+        // An expected refusal with nothing to keep: the whole transaction is rolled back.
+        if (!keepsRefusal) throw new RefusedWrite(response);
+        // Undo the handler's partial work, keep the audit record and the key.
+        await executeUnawaited(tx, sql`rollback to savepoint handler`.compile(tx));
+        if (route.audit) await recordDenied(ctx, route.audit, request, error);
+      }
+      if (use) await saveIdempotentResponse(tx, use, response);
+      return { ...response, replayed: false };
+    });
+  } catch (error) {
+    if (error instanceof RefusedWrite) return { ...error.response, replayed: false };
+    throw error;
+  }
+}
+
+/** A handler's refusal that leaves nothing to store: thrown to roll its transaction back. */
+class RefusedWrite extends Error {
+  readonly response: StoredResponse;
+
+  constructor(response: StoredResponse) {
+    super('the write was refused');
+    this.response = response;
+  }
 }
 
 function serialize(reply: FastifyReply, status: number, body: unknown): string {

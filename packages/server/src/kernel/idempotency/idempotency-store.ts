@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import { stringify as stableJson } from 'safe-stable-stringify';
 import type { Tx } from '../database/database.js';
+import { executeTogether, executeUnawaited } from '../database/pipelined-driver.js';
 import { conflict, unprocessable } from '../errors.js';
 
 declare module '../database/tables.js' {
@@ -41,6 +42,21 @@ export interface KeyUse {
   readonly now: Date;
 }
 
+/*
+ * The statements every write with a key runs, written out once rather than built per request.
+ * An expired row with the same key is replaced on save: the key is free again after its time.
+ */
+const LOCK_SQL = 'select pg_try_advisory_xact_lock($1) as locked';
+const LOOKUP_SQL =
+  'select fingerprint, status_code, content_type, response from idempotency_keys ' +
+  'where scope = $1 and key_hash = $2 and expires_at > $3';
+const SAVE_SQL =
+  'insert into idempotency_keys ' +
+  '(scope, key_hash, fingerprint, status_code, content_type, response, created_at, expires_at) ' +
+  'values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (scope, key_hash) do update set ' +
+  'fingerprint = excluded.fingerprint, status_code = excluded.status_code, content_type = excluded.content_type, ' +
+  'response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at';
+
 const sha256 = (text: string) => createHash('sha256').update(text).digest();
 const keyHash = (use: KeyUse) => sha256(`${use.scope}\n${use.key}`);
 
@@ -49,6 +65,10 @@ const keyHash = (use: KeyUse) => sha256(`${use.scope}\n${use.key}`);
  * told apart by a transaction-scoped advisory lock: the first holds it until it commits or
  * rolls back, so no crash can leave a key stuck "in progress".
  *
+ * The lock and the lookup travel in one round trip but are two statements: the lookup's
+ * snapshot must be taken after the lock is held. In one statement it would be taken before,
+ * and could miss the response of a request that committed (and let go of the lock) in between.
+ *
  * @returns the stored response when the key was already used with the same request.
  * @throws DomainError `idempotency.in_progress` while another request with the key runs,
  *   `idempotency.key_reused` when the key was used with a different request.
@@ -56,22 +76,19 @@ const keyHash = (use: KeyUse) => sha256(`${use.scope}\n${use.key}`);
 export async function claimIdempotencyKey(tx: Tx, use: KeyUse): Promise<StoredResponse | null> {
   const hash = keyHash(use);
   const lockId = hash.readBigInt64BE(0);
-  const { rows } = await sql<{
-    locked: boolean;
-  }>`select pg_try_advisory_xact_lock(${lockId}) as locked`.execute(tx);
-  if (!rows[0]?.locked) {
+  const [lock, lookup] = await executeTogether(tx, [
+    CompiledQuery.raw(LOCK_SQL, [lockId]),
+    CompiledQuery.raw(LOOKUP_SQL, [use.scope, hash, use.now]),
+  ]);
+  if (!(lock?.rows[0] as { locked: boolean } | undefined)?.locked) {
     throw conflict(
       'idempotency.in_progress',
       'A request with this Idempotency-Key is still running; retry later.',
     );
   }
-  const stored = await tx
-    .selectFrom('idempotency_keys')
-    .selectAll()
-    .where('scope', '=', use.scope)
-    .where('key_hash', '=', hash)
-    .where('expires_at', '>', use.now)
-    .executeTakeFirst();
+  const stored = lookup?.rows[0] as
+    | Pick<IdempotencyKeysTable, 'fingerprint' | 'status_code' | 'content_type' | 'response'>
+    | undefined;
   if (!stored) return null;
   if (!stored.fingerprint.equals(use.fingerprint)) {
     throw unprocessable(
@@ -86,24 +103,25 @@ export async function claimIdempotencyKey(tx: Tx, use: KeyUse): Promise<StoredRe
   };
 }
 
-/** Stores the response to a claimed key, in the same transaction as the request's effects. */
+/**
+ * Stores the response to a claimed key, in the same transaction as the request's effects. The
+ * statement is sent without waiting for its answer: it travels with `commit`, which reports
+ * its failure.
+ */
 export async function saveIdempotentResponse(tx: Tx, use: KeyUse, response: StoredResponse): Promise<void> {
-  const row = {
-    scope: use.scope,
-    key_hash: keyHash(use),
-    fingerprint: use.fingerprint,
-    status_code: response.status,
-    content_type: response.contentType,
-    response: seal(use, response.payload),
-    created_at: use.now,
-    expires_at: new Date(use.now.getTime() + IDEMPOTENCY_TTL_MS),
-  };
-  // An expired row with the same key is replaced: the key is free again after its time.
-  await tx
-    .insertInto('idempotency_keys')
-    .values(row)
-    .onConflict((oc) => oc.columns(['scope', 'key_hash']).doUpdateSet(row))
-    .execute();
+  await executeUnawaited(
+    tx,
+    CompiledQuery.raw(SAVE_SQL, [
+      use.scope,
+      keyHash(use),
+      use.fingerprint,
+      response.status,
+      response.contentType,
+      seal(use, response.payload),
+      use.now,
+      new Date(use.now.getTime() + IDEMPOTENCY_TTL_MS),
+    ]),
+  );
 }
 
 /** Forgets keys past their time. */

@@ -79,6 +79,141 @@ describe(`ordering the last capacity at once (${TEST_DATABASE_KIND})`, async () 
     expect(await reservedUnits()).toBe(5);
   });
 
+  /**
+   * Holds all of an offer's capacity for the weeks ahead as another process would, without the
+   * event that tells this process's matcher: its index still thinks the capacity is free.
+   */
+  async function takeBehindTheIndex(offerId: string, capacity: number): Promise<void> {
+    const monday = Date.UTC(2026, 5, 1);
+    for (let week = 0; week < 4; week++) {
+      const periodStart = new Date(monday + week * 7 * 24 * 3600 * 1000);
+      await db
+        .insertInto('capacity_counters')
+        .values({ offer_id: offerId, period_start: periodStart, reserved: BigInt(capacity) })
+        .onConflict((oc) =>
+          oc.columns(['offer_id', 'period_start']).doUpdateSet({ reserved: BigInt(capacity) }),
+        )
+        .execute();
+    }
+  }
+
+  async function liveUnits(offerId: string): Promise<number> {
+    const rows = await db
+      .selectFrom('reservations')
+      .select('quantity')
+      .where('offer_id', '=', offerId)
+      .where('status', 'in', ['held', 'confirmed'])
+      .execute();
+    return rows.reduce((sum, row) => sum + Number(row.quantity), 0);
+  }
+
+  it('gives a quote that loses the last capacity at hold time to the next candidate, or refuses it holding nothing', async () => {
+    await f.capability('contested');
+    const first = await f.partnerOffering('contested', { price: '2.00', capacity: 4, leadTimeHours: 1 });
+    const second = await f.partnerOffering('contested', { price: '3.00', capacity: 4, leadTimeHours: 1 });
+    await f.publishOffering('contested-kit', {
+      name: 'Contested kit',
+      pricing: { kind: 'cost_plus', margin_bps: 0 },
+      steps: [{ key: 'make', name: 'Make', capability: 'contested' }],
+    });
+    const buyer = await f.customer();
+    await f.sync();
+
+    // The cheaper offer is ranked first, but its capacity went meanwhile: the second takes the leg.
+    await takeBehindTheIndex(first.offerId, 4);
+    const quoted = ok<QuoteBody>(
+      await app.request('POST', '/v1/quotes', {
+        key: buyer.key,
+        body: { offering: 'contested-kit', quantity: 4, region: 'eu-west', deadline: f.inHours(48) },
+      }),
+      201,
+    );
+    expect(quoted.legs.map((leg) => leg.offer_id)).toEqual([second.offerId]);
+    const allocations = await db
+      .selectFrom('allocations')
+      .select(['offer_id', 'skipped'])
+      .where('reference', 'like', `${quoted.id}:%`)
+      .execute();
+    expect(allocations).toEqual([
+      { offer_id: second.offerId, skipped: [{ offer_id: first.offerId, code: 'catalog.capacity_exceeded' }] },
+    ]);
+    expect(await liveUnits(first.offerId)).toBe(0);
+    expect(await liveUnits(second.offerId)).toBe(4);
+
+    // With every candidate's capacity gone, the quote is refused as before, and holds nothing.
+    const other = await f.customer();
+    await takeBehindTheIndex(second.offerId, 4);
+    const refused = await app.request('POST', '/v1/quotes', {
+      key: other.key,
+      body: { offering: 'contested-kit', quantity: 1, region: 'eu-west', deadline: f.inHours(48) },
+    });
+    const problem = expectProblem(refused, 422, 'orders.quote_infeasible') as unknown as {
+      step: string;
+      reason: string;
+      exclusions: Record<string, number>;
+    };
+    expect(problem).toMatchObject({
+      step: 'make',
+      reason: 'no_candidate',
+      exclusions: { capacity_exhausted: 2 },
+    });
+    expect(await liveUnits(first.offerId)).toBe(0);
+    expect(await liveUnits(second.offerId)).toBe(4);
+    const stray = await db
+      .selectFrom('allocations')
+      .select('id')
+      .where('customer_id', '=', other.id)
+      .execute();
+    expect(stray).toEqual([]);
+  });
+
+  it('moves a work order once when its partner or customer answers it many times at once', async () => {
+    await f.capability('answering');
+    const worker = await f.partnerOffering('answering', { price: '4.00', leadTimeHours: 1 });
+    await f.publishOffering('answered-kit', {
+      name: 'Answered kit',
+      pricing: { kind: 'cost_plus', margin_bps: 0 },
+      steps: [{ key: 'work', name: 'Work', capability: 'answering' }],
+    });
+    const buyer = await f.customer();
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'answered-kit', quantity: 1, deadline: f.inHours(48) }),
+      201,
+    );
+    const placed = ok<OrderBody>(await f.order(buyer.key, quoted.id), 201);
+    await f.runJobs();
+    const order = await f.readOrder(buyer.key, placed.id);
+    const workOrderId = order.legs[0]?.work_order_id as string;
+    // Every answer waits for the one before it and finds the work order moved: one of each goes through.
+    for (const action of ['accept', 'start', 'deliver']) {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => f.act(worker, workOrderId, action)));
+      expect(answers.filter((answer) => answer.status === 200)).toHaveLength(1);
+      for (const answer of answers.filter((candidate) => candidate.status !== 200))
+        expectProblem(answer, 409, 'orders.transition_not_allowed');
+    }
+    const events = await db
+      .selectFrom('events')
+      .select('type')
+      .where('subject_id', '=', workOrderId)
+      .orderBy('seq')
+      .execute();
+    expect(events.map((event) => event.type)).toEqual([
+      'work_order.offered',
+      'work_order.accepted',
+      'work_order.in_progress',
+      'work_order.delivered',
+    ]);
+    const judged = await Promise.all(
+      Array.from({ length: 8 }, () => f.judge(buyer.key, placed.id, 'work', 'confirm')),
+    );
+    expect(judged.filter((answer) => answer.status === 200)).toHaveLength(1);
+    for (const answer of judged.filter((candidate) => candidate.status !== 200))
+      expectProblem(answer, 409, 'orders.leg_not_delivered');
+    const final = await f.readOrder(buyer.key, placed.id);
+    expect(final.status).toBe('completed');
+    expect(final.legs[0]?.work_order_status).toBe('confirmed');
+  });
+
   it('refuses an order whose held capacity lapsed and went to someone else, charging nothing', async () => {
     await f.capability('rare');
     await f.partnerOffering('rare', { price: '5.00', capacity: 3, leadTimeHours: 1 });

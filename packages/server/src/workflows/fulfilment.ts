@@ -13,7 +13,6 @@ import {
   type OrderId,
   type PartnerId,
   type QuoteId,
-  type ReservationId,
   type WorkOrderId,
 } from '../kernel/ids.js';
 import type { Jobs } from '../kernel/jobs/jobs.js';
@@ -23,13 +22,17 @@ import type { CatalogService } from '../modules/catalog/index.js';
 import type { FeesService } from '../modules/fees/index.js';
 import type { LedgerService } from '../modules/ledger/index.js';
 import {
+  ALLOCATION_CANDIDATES_MAX,
+  type AllocationRequest,
   type AttributeConstraint,
   type MatchingService,
   type MatchResult,
   matchResultJson,
+  type PlannedAllocation,
 } from '../modules/matching/index.js';
 import {
   type OfferingsService,
+  type OfferingWithVersion,
   type StepDefinition,
   stepQuantity,
   topologicalOrder,
@@ -43,36 +46,39 @@ import {
   expectedTimes,
   FINISHED_LEGS,
   findOrder,
-  findOrderByPayment,
   findQuote,
+  findQuoteWithLegs,
   findWorkOrder,
   HOUR_MS,
   type Infeasibility,
-  insertOrder,
   insertQuote,
-  insertWorkOrder,
   listOrders,
   listWorkOrders,
-  markQuoteOrdered,
+  lockOrder,
   NOT_STARTED,
   type Order,
   type OrderLeg,
   type OrderStatus,
   orderLegs,
   ordersErrors,
+  orderWithLegs,
   PARTNER_ACTIONS,
   type PartnerAction,
+  placeOrderRows,
   priceOrder,
   type Quote,
   type QuoteLeg,
   quoteLegs,
   readySteps,
+  saveLegs,
+  statusesBefore,
   timedOut,
   unstartedLegsOf,
   updateLeg,
   updateOrder,
   updateWorkOrder,
   type WorkOrder,
+  type WorkOrderMove,
   type WorkOrderStatus,
   workOrdersOf,
 } from '../modules/orders/index.js';
@@ -131,7 +137,16 @@ export interface QuoteView {
 export interface OrderView {
   readonly order: Order;
   readonly legs: readonly OrderLeg[];
+  /** The legs' current work orders. */
   readonly workOrders: readonly WorkOrder[];
+}
+
+/** An order, its legs and one leg with its current work order, locked. */
+interface LockedLeg {
+  readonly order: Order;
+  readonly legs: readonly OrderLeg[];
+  readonly leg: OrderLeg;
+  readonly workOrder: WorkOrder | null;
 }
 
 export interface SweepReport {
@@ -151,6 +166,13 @@ export const ORDERS_TIMERS_JOB = 'orders.timers';
 const MINUTE_MS = 60_000;
 
 type Step = StepDefinition;
+
+/** The candidate a quote chose for one step, with the demand it was chosen for. */
+interface PlannedStep {
+  readonly request: AllocationRequest;
+  readonly result: MatchResult;
+  readonly quantity: number;
+}
 
 export type Fulfilment = ReturnType<typeof createFulfilment>;
 
@@ -235,6 +257,12 @@ export function createFulfilment(deps: FulfilmentDeps) {
   /**
    * Plans an offering for a customer and holds capacity on every leg for the quote's validity.
    *
+   * Every step is planned against the matcher's index first, and the holds are taken last, all
+   * legs at once, right before the transaction commits: the offers' counters, which every quote
+   * for the same steps races for, stay locked only for the end of one transaction. A hold the
+   * catalog refuses (the capacity went meanwhile) undoes what the quote wrote, leaves that offer
+   * out, and plans again; a step left without candidates is infeasible, as it would have been.
+   *
    * @throws DomainError `orders.quote_infeasible` (naming the step and why), `orders.region_not_offered`,
    *   `orders.quantity_out_of_range`, `orders.offering_not_available`, `orders.customer_required`,
    *   `offerings.offering_not_found`
@@ -250,16 +278,205 @@ export function createFulfilment(deps: FulfilmentDeps) {
       throw ordersErrors.quantityOutOfRange(version.quantityMin, version.quantityMax);
 
     const quoteId = newId('quo');
-    const nowMs = ctx.now.getTime();
     const order = topologicalOrder(version.steps);
     const steps = new Map(version.steps.map((step) => [step.key, step]));
-    const chosen = new Map<string, { result: MatchResult; quantity: number }>();
-    const planned = new Map<string, { reservationId: ReservationId; allocationId: string }>();
+    /** Offers whose hold the catalog refused for this quote, and, per step, which and why. */
+    const refusedOffers = new Set<string>();
+    const skipped = new Map<string, { offerId: string; code: string }[]>();
+    let feeVersion: Awaited<ReturnType<FeesService['versionInForce']>> | undefined;
 
-    // From the last steps back: each is planned for the time the steps after it must start.
+    for (let attempt = 1; ; attempt++) {
+      const plan = await planSteps(ctx, request, {
+        customerId,
+        version,
+        order,
+        steps,
+        refusedOffers,
+        quoteId,
+      });
+      if (feeVersion === undefined) feeVersion = await fees.versionInForce(ctx, ctx.now, version.currency);
+      const { stored, legs } = await priceQuote(ctx, request, plan, {
+        quoteId,
+        customerId,
+        offeringKey: offering.key,
+        version,
+        order,
+        steps,
+        feeVersionId: feeVersion?.id ?? null,
+      });
+
+      // The legs are allocated in the order they were planned (the last steps first).
+      const planned = [...order].reverse();
+      let quoted: QuoteLeg[] = [];
+      const allocated = await matching.allocateAll(
+        ctx,
+        planned.map((key) => {
+          const { request: demand, result } = plan.chosen.get(key) as PlannedStep;
+          return { request: demand, result, skipped: skipped.get(key) ?? [] };
+        }),
+        async (ids) => {
+          const idsByStep = new Map(planned.map((key, index) => [key, ids[index] as PlannedAllocation]));
+          quoted = legs.map((leg) => {
+            const held = idsByStep.get(leg.stepKey) as PlannedAllocation;
+            return { ...leg, reservationId: held.reservationId, allocationId: held.allocationId };
+          });
+          await storeQuote(ctx, stored, quoted, version.version);
+        },
+      );
+      if (allocated.allocated) return { quote: stored, legs: quoted };
+
+      // The capacity of some chosen offers went meanwhile: plan again without them.
+      for (const refusal of allocated.refused) {
+        const key = planned[refusal.index] as string;
+        refusedOffers.add(refusal.offerId);
+        skipped.set(key, [...(skipped.get(key) ?? []), { offerId: refusal.offerId, code: refusal.code }]);
+      }
+      if (attempt >= ALLOCATION_CANDIDATES_MAX) {
+        const key = planned[(allocated.refused[0] as { index: number }).index] as string;
+        const step = steps.get(key) as Step;
+        infeasible(
+          await diagnose(ctx, step, {
+            region: request.region,
+            quantity: (plan.chosen.get(key) as PlannedStep).quantity,
+            dueBy: new Date(plan.dueBy.get(key) as number),
+            customerId,
+          }),
+          request.region,
+        );
+      }
+    }
+  }
+
+  /**
+   * Prices a plan: each leg's cost, the margin (or the fixed price split over the legs), the
+   * commission under the fee schedule in force, and the expected times along the critical path.
+   *
+   * @throws DomainError `orders.quote_infeasible` (`price_below_cost`)
+   */
+  async function priceQuote(
+    ctx: Context,
+    request: QuoteRequest,
+    plan: { chosen: ReadonlyMap<string, PlannedStep>; dueBy: ReadonlyMap<string, number> },
+    quoted: {
+      quoteId: QuoteId;
+      customerId: CustomerId;
+      offeringKey: string;
+      version: OfferingWithVersion['version'];
+      order: readonly string[];
+      steps: ReadonlyMap<string, Step>;
+      feeVersionId: string | null;
+    },
+  ): Promise<{ stored: Quote; legs: Omit<QuoteLeg, 'reservationId' | 'allocationId'>[] }> {
+    const { version, order, steps, feeVersionId } = quoted;
+    const nowMs = ctx.now.getTime();
+    const grosses = order.map((key) => {
+      const { result, quantity } = plan.chosen.get(key) as PlannedStep;
+      return BigInt(result.unitPriceMinor) * BigInt(quantity);
+    });
+    const price = priceOrder(version.pricing, grosses, request.quantity);
+    if (!price) {
+      infeasible(
+        { step: null, capability: null, reason: 'price_below_cost', exclusions: {}, offers: 0, dueBy: null },
+        request.region,
+      );
+    }
+    const expected = expectedTimes(
+      order.map((key) => {
+        const step = steps.get(key) as Step;
+        return { key, after: step.after, leadTimeHours: plan.chosen.get(key)?.result.leadTimeHours ?? 0 };
+      }),
+      order,
+      nowMs,
+    );
+    const legs: Omit<QuoteLeg, 'reservationId' | 'allocationId'>[] = [];
+    let commissionMinor = 0n;
+    for (const [position, key] of order.entries()) {
+      const step = steps.get(key) as Step;
+      const { result, quantity } = plan.chosen.get(key) as PlannedStep;
+      const grossMinor = grosses[position] as bigint;
+      const commission = feeVersionId
+        ? (
+            await fees.commission(ctx, {
+              versionId: feeVersionId,
+              capability: step.capability,
+              partnerId: result.partnerId as PartnerId,
+              region: request.region,
+              amountMinor: grossMinor,
+              currency: version.currency,
+            })
+          ).commissionMinor
+        : 0n;
+      commissionMinor += commission;
+      const times = expected.get(key) as { startMs: number; finishMs: number };
+      const json = matchResultJson(result);
+      legs.push({
+        stepKey: key,
+        position,
+        name: step.name,
+        capability: step.capability,
+        constraints: step.constraints as Record<string, unknown>,
+        after: step.after,
+        partnerId: result.partnerId as PartnerId,
+        offerId: result.offerId as QuoteLeg['offerId'],
+        quantity,
+        unitPriceMinor: BigInt(result.unitPriceMinor),
+        grossMinor,
+        marginMinor: price.legMarginsMinor[position] as bigint,
+        commissionMinor: commission,
+        leadTimeHours: result.leadTimeHours,
+        earliestStart: new Date(times.startMs),
+        earliestFinish: new Date(times.finishMs),
+        latestStart: new Date(result.startMs),
+        dueBy: new Date(plan.dueBy.get(key) as number),
+        score: result.score,
+        breakdown: { rank: json.rank, score: json.score, ...json.breakdown },
+      });
+    }
+    const stored: Quote = {
+      id: quoted.quoteId,
+      customerId: quoted.customerId,
+      offeringKey: quoted.offeringKey,
+      offeringVersionId: version.id,
+      quantity: request.quantity,
+      region: request.region,
+      deadline: request.deadline,
+      currency: version.currency,
+      pricingKind: version.pricing.kind,
+      costMinor: price.costMinor,
+      marginMinor: price.marginMinor,
+      totalMinor: price.totalMinor,
+      commissionMinor,
+      feeVersionId,
+      earliestFinish: new Date(Math.max(...legs.map((leg) => leg.earliestFinish.getTime()))),
+      validUntil: new Date(nowMs + version.quoteValidityMinutes * MINUTE_MS),
+      orderId: null,
+      createdAt: ctx.now,
+    };
+    return { stored, legs };
+  }
+
+  /**
+   * Chooses the best candidate for every step from the matcher's index, from the last steps
+   * back: each is planned for the time the steps after it must start. Nothing is reserved.
+   */
+  async function planSteps(
+    ctx: Context,
+    request: QuoteRequest,
+    plan: {
+      customerId: CustomerId;
+      version: OfferingWithVersion['version'];
+      order: readonly string[];
+      steps: ReadonlyMap<string, Step>;
+      refusedOffers: ReadonlySet<string>;
+      quoteId: string;
+    },
+  ): Promise<{ chosen: Map<string, PlannedStep>; dueBy: Map<string, number> }> {
+    const { customerId, version, order, steps } = plan;
+    const nowMs = ctx.now.getTime();
     const scheduled = version.steps.map((step) => ({ key: step.key, after: step.after, leadTimeHours: 0 }));
     const latestStart = new Map<string, number>();
     const dueBy = new Map<string, number>();
+    const chosen = new Map<string, PlannedStep>();
     for (const key of [...order].reverse()) {
       const step = steps.get(key) as Step;
       const dueByMs = dueByOf(key, scheduled, latestStart, request.deadline.getTime());
@@ -278,23 +495,19 @@ export function createFulfilment(deps: FulfilmentDeps) {
           request.region,
         );
       }
-      try {
-        const outcome = await matching.allocate(ctx, {
-          capability: step.capability,
-          region: request.region,
-          quantity,
-          neededBy: new Date(dueByMs),
-          customerId,
-          constraints: step.constraints as Record<string, AttributeConstraint>,
-          holdMinutes: version.quoteValidityMinutes,
-          reference: `${quoteId}:${key}`,
-          currency: version.currency,
-        });
-        chosen.set(key, { result: outcome.result, quantity });
-        planned.set(key, { reservationId: outcome.reservation.id, allocationId: outcome.allocation.id });
-        latestStart.set(key, outcome.result.startMs);
-      } catch (error) {
-        if (!isDomainError(error) || error.code !== 'matching.no_candidate') throw error;
+      const demand: AllocationRequest = {
+        capability: step.capability,
+        region: request.region,
+        quantity,
+        neededBy: new Date(dueByMs),
+        customerId,
+        constraints: step.constraints as Record<string, AttributeConstraint>,
+        holdMinutes: version.quoteValidityMinutes,
+        reference: `${plan.quoteId}:${key}`,
+        currency: version.currency,
+      };
+      const [best] = await matching.candidates(ctx, { ...demand, excludeOfferIds: plan.refusedOffers });
+      if (!best) {
         infeasible(
           await diagnose(ctx, step, {
             region: request.region,
@@ -305,96 +518,19 @@ export function createFulfilment(deps: FulfilmentDeps) {
           request.region,
         );
       }
+      chosen.set(key, { request: demand, result: best, quantity });
+      latestStart.set(key, best.startMs);
     }
+    return { chosen, dueBy };
+  }
 
-    const grosses = order.map((key) => {
-      const { result, quantity } = chosen.get(key) as { result: MatchResult; quantity: number };
-      return BigInt(result.unitPriceMinor) * BigInt(quantity);
-    });
-    const price = priceOrder(version.pricing, grosses, request.quantity);
-    if (!price) {
-      infeasible(
-        { step: null, capability: null, reason: 'price_below_cost', exclusions: {}, offers: 0, dueBy: null },
-        request.region,
-      );
-    }
-    const feeVersion = await fees.versionInForce(ctx, ctx.now, version.currency);
-    const expected = expectedTimes(
-      order.map((key) => {
-        const step = steps.get(key) as Step;
-        return { key, after: step.after, leadTimeHours: chosen.get(key)?.result.leadTimeHours ?? 0 };
-      }),
-      order,
-      nowMs,
-    );
-    const legs: QuoteLeg[] = [];
-    let commissionMinor = 0n;
-    for (const [position, key] of order.entries()) {
-      const step = steps.get(key) as Step;
-      const { result, quantity } = chosen.get(key) as { result: MatchResult; quantity: number };
-      const grossMinor = grosses[position] as bigint;
-      const commission = feeVersion
-        ? (
-            await fees.commission(ctx, {
-              versionId: feeVersion.id,
-              capability: step.capability,
-              partnerId: result.partnerId as PartnerId,
-              region: request.region,
-              amountMinor: grossMinor,
-              currency: version.currency,
-            })
-          ).commissionMinor
-        : 0n;
-      commissionMinor += commission;
-      const times = expected.get(key) as { startMs: number; finishMs: number };
-      const hold = planned.get(key) as { reservationId: ReservationId; allocationId: string };
-      const json = matchResultJson(result);
-      legs.push({
-        stepKey: key,
-        position,
-        name: step.name,
-        capability: step.capability,
-        constraints: step.constraints as Record<string, unknown>,
-        after: step.after,
-        partnerId: result.partnerId as PartnerId,
-        offerId: result.offerId as QuoteLeg['offerId'],
-        reservationId: hold.reservationId,
-        allocationId: hold.allocationId,
-        quantity,
-        unitPriceMinor: BigInt(result.unitPriceMinor),
-        grossMinor,
-        marginMinor: price.legMarginsMinor[position] as bigint,
-        commissionMinor: commission,
-        leadTimeHours: result.leadTimeHours,
-        earliestStart: new Date(times.startMs),
-        earliestFinish: new Date(times.finishMs),
-        latestStart: new Date(result.startMs),
-        dueBy: new Date(dueBy.get(key) as number),
-        score: result.score,
-        breakdown: { rank: json.rank, score: json.score, ...json.breakdown },
-      });
-    }
-    const earliestFinishMs = Math.max(...legs.map((leg) => leg.earliestFinish.getTime()));
-    const stored: Quote = {
-      id: quoteId,
-      customerId,
-      offeringKey: offering.key,
-      offeringVersionId: version.id,
-      quantity: request.quantity,
-      region: request.region,
-      deadline: request.deadline,
-      currency: version.currency,
-      pricingKind: version.pricing.kind,
-      costMinor: price.costMinor,
-      marginMinor: price.marginMinor,
-      totalMinor: price.totalMinor,
-      commissionMinor,
-      feeVersionId: feeVersion?.id ?? null,
-      earliestFinish: new Date(earliestFinishMs),
-      validUntil: new Date(nowMs + version.quoteValidityMinutes * MINUTE_MS),
-      orderId: null,
-      createdAt: ctx.now,
-    };
+  /** Writes a quote and its legs, and announces it. */
+  async function storeQuote(
+    ctx: Context,
+    stored: Quote,
+    legs: readonly QuoteLeg[],
+    offeringVersion: number,
+  ): Promise<void> {
     await insertQuote(
       ctx.db,
       {
@@ -418,7 +554,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         created_at: stored.createdAt,
       },
       legs.map((leg) => ({
-        quote_id: quoteId,
+        quote_id: stored.id,
         step_key: leg.stepKey,
         position: leg.position,
         name: leg.name,
@@ -445,23 +581,26 @@ export function createFulfilment(deps: FulfilmentDeps) {
     );
     await appendEvent(ctx, {
       type: 'quote.created',
-      subjectId: quoteId,
+      subjectId: stored.id,
       data: {
-        id: quoteId,
-        offering: offering.key,
-        offering_version: version.version,
-        customer_id: customerId,
+        id: stored.id,
+        offering: stored.offeringKey,
+        offering_version: offeringVersion,
+        customer_id: stored.customerId,
         total: formatAmount(stored.totalMinor, parseCurrency(stored.currency)),
         currency: stored.currency,
         valid_until: stored.validUntil.toISOString(),
       },
-      audience: [customerId],
+      audience: [stored.customerId],
     });
-    return { quote: stored, legs };
   }
 
   async function visibleQuote(ctx: Context, id: string, options: { lock?: boolean } = {}): Promise<Quote> {
-    const found = await findQuote(ctx.db, id, options);
+    return quoteVisibleTo(ctx, await findQuote(ctx.db, id, options), id);
+  }
+
+  /** The quote found, if the actor may see it: another customer's is as absent as a missing one. */
+  function quoteVisibleTo(ctx: Context, found: Quote | null | undefined, id: string): Quote {
     if (!found) throw ordersErrors.quoteNotFound(id);
     if (ctx.actor.kind === 'customer' && found.customerId !== ctx.actor.customerId)
       throw ordersErrors.quoteNotFound(id);
@@ -519,22 +658,34 @@ export function createFulfilment(deps: FulfilmentDeps) {
     input: { quoteId: QuoteId; paymentMethod: string },
   ): Promise<OrderView> {
     requireTransaction(ctx.db);
-    const quoted = await visibleQuote(ctx, input.quoteId, { lock: true });
+    // The quote (locked: one order per quote) and its legs in one query.
+    const found = await findQuoteWithLegs(ctx.db, input.quoteId, { lock: true });
+    const quoted = quoteVisibleTo(ctx, found?.quote, input.quoteId);
+    const legs = (found as { legs: QuoteLeg[] }).legs;
     if (quoted.orderId) throw ordersErrors.quoteAlreadyOrdered(quoted.id, quoted.orderId);
     if (quoted.validUntil <= ctx.now) throw ordersErrors.quoteExpired(quoted.id, quoted.validUntil);
     const version = await offerings.getVersion(ctx.db, quoted.offeringVersionId);
-    const legs = await quoteLegs(ctx.db, quoted.id);
-    for (const leg of legs) {
-      try {
-        await catalog.confirmReservation(ctx, leg.reservationId);
-      } catch (error) {
-        if (isDomainError(error) && error.code.startsWith('catalog.'))
-          throw ordersErrors.capacityLost(quoted.id, leg.stepKey);
-        throw error;
-      }
+    const confirmed = await catalog.confirmReservations(
+      ctx,
+      legs.map((leg) => leg.reservationId),
+    );
+    for (const [position, result] of confirmed.entries()) {
+      if (!('error' in result)) continue;
+      if (result.error.code.startsWith('catalog.'))
+        throw ordersErrors.capacityLost(quoted.id, (legs[position] as QuoteLeg).stepKey);
+      throw result.error;
     }
     const orderId = newId('ord');
-    await insertOrder(
+    // The payment is recorded first, so that the order is written once, with it.
+    const payment = await payments.recordIntent(ctx, {
+      orderRef: orderId,
+      customerId: quoted.customerId,
+      paymentMethod: input.paymentMethod,
+      amountMinor: quoted.totalMinor,
+      currency: quoted.currency,
+      reference: `order:${orderId}`,
+    });
+    const placed = await placeOrderRows(
       ctx.db,
       {
         id: orderId,
@@ -553,7 +704,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         acceptance_window_minutes: version.acceptanceWindowMinutes,
         auto_confirm_hours: version.autoConfirmHours,
         status: 'awaiting_payment',
-        payment_id: null,
+        payment_id: payment.id,
         refunded_minor: 0n,
         refunds: 0,
         failure_code: null,
@@ -568,7 +719,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         position: leg.position,
         name: leg.name,
         capability: leg.capability,
-        constraints: JSON.stringify(leg.constraints),
+        constraints: leg.constraints,
         after: [...leg.after],
         quantity: leg.quantity,
         budget_minor: leg.grossMinor + leg.marginMinor,
@@ -591,40 +742,34 @@ export function createFulfilment(deps: FulfilmentDeps) {
         updated_at: ctx.now,
       })),
     );
-    await markQuoteOrdered(ctx.db, quoted.id, orderId);
-    const payment = await payments.recordIntent(ctx, {
-      orderRef: orderId,
-      customerId: quoted.customerId,
-      paymentMethod: input.paymentMethod,
-      amountMinor: quoted.totalMinor,
-      currency: quoted.currency,
-      reference: `order:${orderId}`,
-    });
-    const placed = await updateOrder(ctx.db, orderId, { payment_id: payment.id });
     await jobs.enqueue(ctx, RESUME_PAYMENT_JOB, { paymentId: payment.id });
-    await orderEvent(ctx, placed, 'order.placed', {
+    await orderEvent(ctx, placed.order, 'order.placed', {
       quote_id: quoted.id,
-      total: formatAmount(placed.totalMinor, parseCurrency(placed.currency)),
-      currency: placed.currency,
+      total: formatAmount(placed.order.totalMinor, parseCurrency(placed.order.currency)),
+      currency: placed.order.currency,
       payment_id: payment.id,
     });
-    return { order: placed, legs: await orderLegs(ctx.db, orderId), workOrders: [] };
+    return { order: placed.order, legs: placed.legs, workOrders: [] };
   }
 
   /** The payment of an order settled: start the order, or cancel it and give its capacity back. */
   async function paymentSettled(ctx: Context, payment: Payment): Promise<void> {
-    const order = await findOrderByPayment(ctx.db, payment.id, { lock: true });
-    if (order?.status !== 'awaiting_payment') return;
+    // The order and its legs, locked, in one query.
+    const locked = await lockOrder(ctx.db, { paymentId: payment.id });
+    const order = locked?.order;
+    if (!locked || order?.status !== 'awaiting_payment') return;
     if (payment.status === 'captured') {
       const started = await updateOrder(ctx.db, order.id, { status: 'in_progress', updated_at: ctx.now });
       await orderEvent(ctx, started, 'order.paid', { payment_id: payment.id });
-      await dispatchReady(ctx, started);
+      await dispatchReady(ctx, started, { legs: locked.legs, changed: [] });
       return;
     }
-    for (const leg of await orderLegs(ctx.db, order.id, { lock: true })) {
-      await catalog.releaseReservation(ctx, leg.reservationId);
-      await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'cancelled', updated_at: ctx.now });
-    }
+    for (const leg of locked.legs) await catalog.releaseReservation(ctx, leg.reservationId);
+    await saveLegs(
+      ctx.db,
+      order.id,
+      locked.legs.map((leg) => ({ ...leg, status: 'cancelled' as const, updatedAt: ctx.now })),
+    );
     const cancelled = await updateOrder(ctx.db, order.id, {
       status: 'cancelled',
       failure_code: `payment_${payment.status}`,
@@ -635,72 +780,114 @@ export function createFulfilment(deps: FulfilmentDeps) {
     await orderEvent(ctx, cancelled, 'order.cancelled', { reason: `payment_${payment.status}` });
   }
 
-  /** Sends out a work order for every planned leg whose predecessors are finished. */
-  async function dispatchReady(ctx: Context, order: Order): Promise<OrderLeg[]> {
-    const legs = await orderLegs(ctx.db, order.id, { lock: true });
-    if (order.status !== 'in_progress') return legs;
-    const finished = new Set(
-      legs.filter((leg) => FINISHED_LEGS.includes(leg.status)).map((leg) => leg.stepKey),
-    );
-    const ready = new Set(
-      readySteps(
-        legs.map((leg) => ({ key: leg.stepKey, after: leg.after, leadTimeHours: leg.leadTimeHours })),
-        finished,
-      ).map((step) => step.key),
-    );
-    const current: OrderLeg[] = [];
-    for (const leg of legs) {
-      current.push(
-        leg.status === 'planned' && ready.has(leg.stepKey) ? await offerWork(ctx, order, leg) : leg,
+  /**
+   * Sends out a work order for every planned leg whose predecessors are finished, moves the
+   * expected times of the legs that wait, and writes every changed leg in one statement.
+   *
+   * `known` are the order's legs as the caller holds them under the order's lock, with the
+   * legs it changed and has not written yet; without it they are read (and locked) first.
+   */
+  async function dispatchReady(
+    ctx: Context,
+    order: Order,
+    known?: { legs: readonly OrderLeg[]; changed: readonly OrderLeg[] },
+  ): Promise<OrderLeg[]> {
+    let legs = known ? [...known.legs] : await orderLegs(ctx.db, order.id, { lock: true });
+    const changed = new Map((known?.changed ?? []).map((leg) => [leg.stepKey, leg]));
+    const offered: WorkOrder[] = [];
+    if (order.status === 'in_progress') {
+      const finished = new Set(
+        legs.filter((leg) => FINISHED_LEGS.includes(leg.status)).map((leg) => leg.stepKey),
       );
+      const ready = new Set(
+        readySteps(
+          legs.map((leg) => ({ key: leg.stepKey, after: leg.after, leadTimeHours: leg.leadTimeHours })),
+          finished,
+        ).map((step) => step.key),
+      );
+      const { legs: dispatched, workOrders } = await offerWork(
+        ctx,
+        order,
+        legs.filter((leg) => leg.status === 'planned' && ready.has(leg.stepKey)),
+      );
+      offered.push(...workOrders);
+      for (const leg of [
+        ...dispatched,
+        ...rescheduled(
+          ctx,
+          legs.map((leg) => offeredLeg(dispatched, leg)),
+        ),
+      ]) {
+        changed.set(leg.stepKey, leg);
+      }
+      legs = legs.map((leg) => changed.get(leg.stepKey) ?? leg);
     }
-    await reschedule(ctx, order, current);
-    return current;
+    await saveLegs(ctx.db, order.id, [...changed.values()], offered);
+    return legs;
   }
 
-  /** Offers a leg to its planned partner as a new work order. */
-  async function offerWork(ctx: Context, order: Order, leg: OrderLeg): Promise<OrderLeg> {
-    const attempt = leg.attempts + 1;
-    const workOrder = await insertWorkOrder(ctx.db, {
-      id: newId('wko'),
-      order_id: order.id,
-      step_key: leg.stepKey,
-      attempt,
-      partner_id: leg.partnerId,
-      offer_id: leg.offerId,
-      reservation_id: leg.reservationId,
-      capability: leg.capability,
-      region: order.region,
-      quantity: leg.quantity,
-      currency: order.currency,
-      unit_price_minor: leg.unitPriceMinor,
-      gross_minor: leg.grossMinor,
-      status: 'offered',
-      accept_by: new Date(ctx.now.getTime() + order.acceptanceWindowMinutes * MINUTE_MS),
-      due_by: leg.dueBy,
-      confirm_by: null,
-      late: false,
-      reason: null,
-      offered_at: ctx.now,
-      accepted_at: null,
-      started_at: null,
-      delivered_at: null,
-      closed_at: null,
-      updated_at: ctx.now,
-    });
-    const dispatched = await updateLeg(ctx.db, order.id, leg.stepKey, {
-      status: 'dispatched',
-      work_order_id: workOrder.id,
-      attempts: attempt,
-      updated_at: ctx.now,
-    });
-    await workOrderEvent(ctx, workOrder, 'work_order.offered', order.customerId);
-    return dispatched;
+  /** The leg as `offerWork` left it, if it went out. */
+  function offeredLeg(offered: readonly OrderLeg[], leg: OrderLeg): OrderLeg {
+    return offered.find((candidate) => candidate.stepKey === leg.stepKey) ?? leg;
   }
 
-  /** Moves the expected times of the legs not finished: each starts when its predecessors are done. */
-  async function reschedule(ctx: Context, order: Order, known?: readonly OrderLeg[]): Promise<void> {
-    const legs = known ?? (await orderLegs(ctx.db, order.id));
+  /**
+   * Offers legs to their planned partners as new work orders, with an event each. Returns the
+   * legs as dispatched and their work orders; the caller writes both (`saveLegs`).
+   */
+  async function offerWork(
+    ctx: Context,
+    order: Order,
+    legs: readonly OrderLeg[],
+  ): Promise<{ legs: OrderLeg[]; workOrders: WorkOrder[] }> {
+    const dispatched: OrderLeg[] = [];
+    const workOrders: WorkOrder[] = [];
+    for (const leg of legs) {
+      const workOrder: WorkOrder = {
+        id: newId('wko'),
+        orderId: order.id,
+        stepKey: leg.stepKey,
+        attempt: leg.attempts + 1,
+        partnerId: leg.partnerId,
+        offerId: leg.offerId,
+        reservationId: leg.reservationId,
+        capability: leg.capability,
+        region: order.region,
+        quantity: leg.quantity,
+        currency: order.currency,
+        unitPriceMinor: leg.unitPriceMinor,
+        grossMinor: leg.grossMinor,
+        status: 'offered',
+        acceptBy: new Date(ctx.now.getTime() + order.acceptanceWindowMinutes * MINUTE_MS),
+        dueBy: leg.dueBy,
+        confirmBy: null,
+        late: false,
+        reason: null,
+        offeredAt: ctx.now,
+        acceptedAt: null,
+        startedAt: null,
+        deliveredAt: null,
+        closedAt: null,
+        updatedAt: ctx.now,
+      };
+      workOrders.push(workOrder);
+      dispatched.push({
+        ...leg,
+        status: 'dispatched',
+        workOrderId: workOrder.id,
+        attempts: workOrder.attempt,
+        updatedAt: ctx.now,
+      });
+      await workOrderEvent(ctx, workOrder, 'work_order.offered', order.customerId);
+    }
+    return { legs: dispatched, workOrders };
+  }
+
+  /**
+   * Pure: the legs not under way whose expected times move, each starting when its predecessors
+   * are done, with their new times.
+   */
+  function rescheduled(ctx: Context, legs: readonly OrderLeg[]): OrderLeg[] {
     const fixed = new Map<string, { startMs: number; finishMs: number }>();
     for (const leg of legs) {
       if (CLOSED_LEGS.includes(leg.status) || leg.status === 'dispatched')
@@ -720,18 +907,21 @@ export function createFulfilment(deps: FulfilmentDeps) {
       ctx.now.getTime(),
       fixed,
     );
+    const moved: OrderLeg[] = [];
     for (const leg of legs) {
       if (fixed.has(leg.stepKey)) continue;
       const next = times.get(leg.stepKey);
       if (!next) continue;
       if (next.startMs === leg.expectedStart.getTime() && next.finishMs === leg.expectedFinish.getTime())
         continue;
-      await updateLeg(ctx.db, order.id, leg.stepKey, {
-        expected_start: new Date(next.startMs),
-        expected_finish: new Date(next.finishMs),
-        updated_at: ctx.now,
+      moved.push({
+        ...leg,
+        expectedStart: new Date(next.startMs),
+        expectedFinish: new Date(next.finishMs),
+        updatedAt: ctx.now,
       });
     }
+    return moved;
   }
 
   /** A transition the state machine allows, with its timestamps, written under the row's lock. */
@@ -743,28 +933,58 @@ export function createFulfilment(deps: FulfilmentDeps) {
   ): Promise<WorkOrder> {
     if (!canTransition(workOrder.status, to))
       throw ordersErrors.transitionNotAllowed(workOrder.id, workOrder.status, to);
-    const closing = ['declined', 'expired', 'confirmed', 'rejected', 'cancelled'].includes(to);
     return updateWorkOrder(ctx.db, workOrder.id, {
       status: to,
-      updated_at: ctx.now,
-      ...(to === 'accepted' ? { accepted_at: ctx.now } : {}),
-      ...(to === 'in_progress' ? { started_at: ctx.now } : {}),
-      ...(to === 'delivered' ? { delivered_at: ctx.now, confirm_by: extra.confirmBy ?? null } : {}),
-      ...(closing ? { closed_at: ctx.now } : {}),
-      ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
+      ...transitionStamps(ctx, to, extra),
+      ...(to === 'delivered' ? { confirm_by: extra.confirmBy ?? null } : {}),
     });
   }
 
-  /** Locks an order, then its leg and the leg's current work order, in that order (no deadlocks). */
-  async function lockLeg(ctx: Context, orderId: string, stepKey: string) {
+  /** What a transition to `to` writes besides the status: when it happened, and why. */
+  function transitionStamps(ctx: Context, to: WorkOrderStatus, extra: { reason?: string | null } = {}) {
+    const closing = ['declined', 'expired', 'confirmed', 'rejected', 'cancelled'].includes(to);
+    return {
+      updated_at: ctx.now,
+      ...(to === 'accepted' ? { accepted_at: ctx.now } : {}),
+      ...(to === 'in_progress' ? { started_at: ctx.now } : {}),
+      ...(to === 'delivered' ? { delivered_at: ctx.now } : {}),
+      ...(closing ? { closed_at: ctx.now } : {}),
+      ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
+    };
+  }
+
+  /** A transition to `to` as `lockOrder` makes it, in the statement that locks the work order. */
+  function moveTo(ctx: Context, to: WorkOrderStatus, extra: { reason?: string | null } = {}): WorkOrderMove {
+    return { to, from: statusesBefore(to), set: transitionStamps(ctx, to, extra) };
+  }
+
+  /**
+   * Locks an order, all its legs and one leg's current work order, in that order (no deadlocks):
+   * in one statement, or step by step when that cannot tell (a leg without a work order, or
+   * one whose work order changed while the statement waited for the order).
+   */
+  async function lockLeg(ctx: Context, orderId: string, stepKey: string): Promise<LockedLeg> {
+    return (await lockLegAtOnce(ctx, { orderId, stepKey })) ?? lockLegStepwise(ctx, orderId, stepKey);
+  }
+
+  async function lockLegAtOnce(
+    ctx: Context,
+    target: { orderId: string; stepKey: string; customerId?: string | undefined },
+  ): Promise<LockedLeg | undefined> {
+    const locked = await lockOrder(ctx.db, target);
+    const leg = locked?.legs.find((candidate) => candidate.stepKey === target.stepKey);
+    if (!locked || !leg || leg.workOrderId !== locked.workOrder?.id) return undefined;
+    return { order: locked.order, legs: locked.legs, leg, workOrder: locked.workOrder };
+  }
+
+  async function lockLegStepwise(ctx: Context, orderId: string, stepKey: string): Promise<LockedLeg> {
     const order = await findOrder(ctx.db, orderId, { lock: true });
     assert(order, `order ${orderId} vanished`);
-    const leg = (await orderLegs(ctx.db, orderId, { lock: true })).find(
-      (candidate) => candidate.stepKey === stepKey,
-    );
+    const legs = await orderLegs(ctx.db, orderId, { lock: true });
+    const leg = legs.find((candidate) => candidate.stepKey === stepKey);
     if (!leg) throw ordersErrors.legNotFound(orderId, stepKey);
     const workOrder = leg.workOrderId ? await findWorkOrder(ctx.db, leg.workOrderId, { lock: true }) : null;
-    return { order, leg, workOrder };
+    return { order, legs, leg, workOrder };
   }
 
   /**
@@ -781,32 +1001,43 @@ export function createFulfilment(deps: FulfilmentDeps) {
     reason: string | null = null,
   ): Promise<WorkOrder> {
     requireTransaction(ctx.db);
-    const seen = await findWorkOrder(ctx.db, id);
-    if (!seen || (ctx.actor.kind === 'partner' && seen.partnerId !== ctx.actor.partnerId))
-      throw ordersErrors.workOrderNotFound(id);
     if (ctx.actor.kind === 'customer') throw ordersErrors.workOrderNotFound(id);
-    const { order, leg, workOrder } = await lockLeg(ctx, seen.orderId, seen.stepKey);
-    const current =
-      workOrder && workOrder.id === id ? workOrder : await findWorkOrder(ctx.db, id, { lock: true });
-    assert(current, `work order ${id} vanished`);
     const to = PARTNER_ACTIONS[action];
-    if (!canTransition(current.status, to)) throw ordersErrors.transitionNotAllowed(id, current.status, to);
-    if (action === 'accept' && current.acceptBy <= ctx.now)
-      throw ordersErrors.acceptanceWindowClosed(id, current.acceptBy);
-    const updated = await transition(ctx, current, to, {
-      ...(action === 'decline' ? { reason } : {}),
-      ...(action === 'deliver'
-        ? { confirmBy: new Date(ctx.now.getTime() + order.autoConfirmHours * HOUR_MS) }
-        : {}),
-    });
+    // The work order's order, its legs and the work order, locked, and the work order moved if
+    // it may be, in one statement; a partner reaches only its own work orders (and locks
+    // nothing of another partner's).
+    const locked = await lockOrder(
+      ctx.db,
+      { workOrderId: id, partnerId: ctx.actor.kind === 'partner' ? ctx.actor.partnerId : undefined },
+      {
+        ...moveTo(ctx, to, action === 'decline' ? { reason } : {}),
+        ...(action === 'accept' ? { openAt: ctx.now } : {}),
+        ...(action === 'deliver' ? { confirmHoursFrom: ctx.now } : {}),
+      },
+    );
+    if (!locked?.workOrder) throw ordersErrors.workOrderNotFound(id);
+    const { order, legs } = locked;
+    const current = locked.workOrder;
+    const leg = legs.find((candidate) => candidate.stepKey === current.stepKey);
+    if (!leg) throw ordersErrors.legNotFound(order.id, current.stepKey);
+    const updated = locked.moved;
+    if (!updated) {
+      if (!canTransition(current.status, to)) throw ordersErrors.transitionNotAllowed(id, current.status, to);
+      if (action === 'accept' && current.acceptBy <= ctx.now)
+        throw ordersErrors.acceptanceWindowClosed(id, current.acceptBy);
+      assert(false, `work order ${id} may move to ${to} but was not moved`);
+    }
     await workOrderEvent(ctx, updated, `work_order.${to}`, order.customerId);
     if (action === 'start') {
-      await updateLeg(ctx.db, order.id, leg.stepKey, {
-        expected_start: ctx.now,
-        expected_finish: new Date(ctx.now.getTime() + leg.leadTimeHours * HOUR_MS),
-        updated_at: ctx.now,
-      });
-      await reschedule(ctx, order);
+      const started: OrderLeg = {
+        ...leg,
+        expectedStart: ctx.now,
+        expectedFinish: new Date(ctx.now.getTime() + leg.leadTimeHours * HOUR_MS),
+        updatedAt: ctx.now,
+      };
+      const next = legs.map((candidate) => (candidate.stepKey === leg.stepKey ? started : candidate));
+      const waiting = rescheduled(ctx, next).filter((candidate) => candidate.stepKey !== leg.stepKey);
+      await saveLegs(ctx.db, order.id, [started, ...waiting]);
     }
     if (action === 'decline') await repair(asBaton(ctx), order, leg, 'declined');
     return updated;
@@ -827,22 +1058,52 @@ export function createFulfilment(deps: FulfilmentDeps) {
     reason: string | null = null,
   ): Promise<OrderView> {
     requireTransaction(ctx.db);
-    await visibleOrder(ctx, orderId);
-    const { order, leg, workOrder } = await lockLeg(ctx, orderId, stepKey);
-    if (workOrder?.status !== 'delivered') throw ordersErrors.legNotDelivered(orderId, stepKey);
-    if (action === 'confirm') await confirmLeg(ctx, order, leg, workOrder);
-    else await rejectLeg(ctx, order, leg, workOrder, reason);
+    if (ctx.actor.kind === 'partner') throw ordersErrors.orderNotFound(orderId);
+    const to = CUSTOMER_ACTIONS[action];
+    // The order, its legs and the leg's work order, locked, and the work order moved if it was
+    // delivered, in one statement. A customer reaches only its own orders, and locks nothing
+    // of another's.
+    const fast = await lockOrder(
+      ctx.db,
+      { orderId, stepKey, customerId: ctx.actor.kind === 'customer' ? ctx.actor.customerId : undefined },
+      moveTo(ctx, to, action === 'reject' ? { reason } : {}),
+    );
+    const fastLeg = fast?.legs.find((candidate) => candidate.stepKey === stepKey);
+    let locked: LockedLeg & { workOrder: WorkOrder };
+    let moved: WorkOrder;
+    if (fast?.workOrder && fastLeg && fastLeg.workOrderId === fast.workOrder.id) {
+      if (!fast.moved) throw ordersErrors.legNotDelivered(orderId, stepKey);
+      locked = { order: fast.order, legs: fast.legs, leg: fastLeg, workOrder: fast.workOrder };
+      moved = fast.moved;
+    } else {
+      // A leg without a work order, or one whose work order changed meanwhile: step by step.
+      await visibleOrder(ctx, orderId);
+      const stepwise = await lockLegStepwise(ctx, orderId, stepKey);
+      const { workOrder } = stepwise;
+      if (workOrder?.status !== 'delivered') throw ordersErrors.legNotDelivered(orderId, stepKey);
+      locked = { ...stepwise, workOrder };
+      moved = await transition(ctx, workOrder, to, action === 'reject' ? { reason } : {});
+    }
+    if (action === 'confirm') await confirmLeg(ctx, locked, moved);
+    else await rejectLeg(ctx, locked.order, locked.leg, moved);
     return view(ctx, orderId);
   }
 
-  async function confirmLeg(ctx: Context, order: Order, leg: OrderLeg, workOrder: WorkOrder): Promise<void> {
-    const confirmed = await transition(ctx, workOrder, CUSTOMER_ACTIONS.confirm);
+  /**
+   * Closes a confirmed leg, locked with its order and the order's other legs: `confirmed` is its
+   * work order, just moved to `confirmed`.
+   */
+  async function confirmLeg(
+    ctx: Context,
+    { order, legs, leg }: LockedLeg,
+    confirmed: WorkOrder,
+  ): Promise<void> {
     await workOrderEvent(ctx, confirmed, 'work_order.confirmed', order.customerId);
     const baton = asBaton(ctx);
     await releaseLeg(baton, settlement, {
       orderRef: order.id,
-      legRef: workOrder.id,
-      partnerId: workOrder.partnerId,
+      legRef: confirmed.id,
+      partnerId: confirmed.partnerId,
       capability: leg.capability,
       region: order.region,
       grossMinor: leg.grossMinor,
@@ -850,28 +1111,22 @@ export function createFulfilment(deps: FulfilmentDeps) {
       currency: order.currency,
       feeVersionId: order.feeVersionId,
     });
-    await updateLeg(ctx.db, order.id, leg.stepKey, {
-      status: 'done',
-      expected_finish: ctx.now,
-      updated_at: ctx.now,
+    const done: OrderLeg = { ...leg, status: 'done', expectedFinish: ctx.now, updatedAt: ctx.now };
+    // Nothing above changes the order or its legs: what was locked is current, with this leg done.
+    await afterLegClosed(baton, order, {
+      legs: legs.map((candidate) => (candidate.stepKey === leg.stepKey ? done : candidate)),
+      changed: [done],
     });
-    await afterLegClosed(baton, order);
   }
 
-  async function rejectLeg(
-    ctx: Context,
-    order: Order,
-    leg: OrderLeg,
-    workOrder: WorkOrder,
-    reason: string | null,
-  ): Promise<void> {
-    const rejected = await transition(ctx, workOrder, CUSTOMER_ACTIONS.reject, { reason });
+  /** Closes or redoes a rejected leg: `rejected` is its work order, just moved to `rejected`. */
+  async function rejectLeg(ctx: Context, order: Order, leg: OrderLeg, rejected: WorkOrder): Promise<void> {
     await workOrderEvent(ctx, rejected, 'work_order.rejected', order.customerId);
     const baton = asBaton(ctx);
     if (order.rejectionPolicy === 'redo' && order.status === 'in_progress') {
       // The same partner does the work again, for the same money; the first attempt is not paid.
-      await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'planned', updated_at: ctx.now });
-      await offerWork(baton, order, { ...leg, status: 'planned' });
+      const redone = await offerWork(baton, order, [{ ...leg, status: 'planned' }]);
+      await saveLegs(ctx.db, order.id, redone.legs, redone.workOrders);
       return;
     }
     await refund(baton, order, leg.budgetMinor, `rejected ${leg.stepKey}`);
@@ -880,10 +1135,18 @@ export function createFulfilment(deps: FulfilmentDeps) {
     await afterLegClosed(baton, order);
   }
 
-  /** After a leg closed: send out what waited for it, and close the order when nothing is left. */
-  async function afterLegClosed(ctx: Context, order: Order): Promise<void> {
-    const current = (await findOrder(ctx.db, order.id)) as Order;
-    const legs = await dispatchReady(ctx, current);
+  /**
+   * After a leg closed: send out what waited for it, and close the order when nothing is left.
+   * `known` is the order's legs as the caller holds them (with the legs it changed and has not
+   * written), when `order` is current too; without it both are read again.
+   */
+  async function afterLegClosed(
+    ctx: Context,
+    order: Order,
+    known?: { legs: readonly OrderLeg[]; changed: readonly OrderLeg[] },
+  ): Promise<void> {
+    const current = known ? order : ((await findOrder(ctx.db, order.id)) as Order);
+    const legs = await dispatchReady(ctx, current, known);
     if (!legs.every((leg) => CLOSED_LEGS.includes(leg.status))) return;
     const status: OrderStatus = current.status === 'compensating' ? 'failed' : 'completed';
     const closed = await updateOrder(ctx.db, order.id, { status, updated_at: ctx.now, closed_at: ctx.now });
@@ -1032,9 +1295,13 @@ export function createFulfilment(deps: FulfilmentDeps) {
     await afterLegClosed(ctx, compensating);
   }
 
+  /** An order with its legs and their work orders, read in one query. */
   async function view(ctx: Context, orderId: string): Promise<OrderView> {
-    const order = await visibleOrder(ctx, orderId);
-    return { order, legs: await orderLegs(ctx.db, orderId), workOrders: await workOrdersOf(ctx.db, orderId) };
+    if (ctx.actor.kind === 'partner') throw ordersErrors.orderNotFound(orderId);
+    const found = await orderWithLegs(ctx.db, orderId);
+    if (!found || (ctx.actor.kind === 'customer' && found.order.customerId !== ctx.actor.customerId))
+      throw ordersErrors.orderNotFound(orderId);
+    return found;
   }
 
   // -----------------------------------------------------------------------------------------------
@@ -1078,9 +1345,10 @@ export function createFulfilment(deps: FulfilmentDeps) {
     }
     for (const due of await timedOut(db, 'confirmation', now, SWEEP_BATCH_MAX)) {
       await inOwnTransaction(db, now, async (ctx) => {
-        const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
+        const locked = await lockLeg(ctx, due.orderId, due.stepKey);
+        const { workOrder } = locked;
         if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'delivered') return;
-        await confirmLeg(ctx, order, leg, workOrder);
+        await confirmLeg(ctx, locked, await transition(ctx, workOrder, CUSTOMER_ACTIONS.confirm));
         autoConfirmed += 1;
       });
     }

@@ -7,7 +7,7 @@ import type { Tx } from '../../kernel/database/database.js';
 import { runInTransaction } from '../../kernel/database/transaction.js';
 import { isDomainError } from '../../kernel/errors.js';
 import type { Problem } from '../../kernel/http/problem.js';
-import type { OfferId, PartnerId, ReservationId } from '../../kernel/ids.js';
+import { newId, type OfferId, type PartnerId, type ReservationId } from '../../kernel/ids.js';
 import { type ApiResponse, createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import type { ReservationJson } from './http/json.js';
@@ -325,6 +325,193 @@ describe(`capacity reservations (${TEST_DATABASE_KIND})`, async () => {
     ok(await app.request('POST', `/v1/offers/${ranged}/status`, { body: { status: 'paused' } }));
     expectProblem(await reserveOverHttp(ranged, 5), 409, 'catalog.offer_not_available');
     expect(await counter(ranged)).toEqual([]);
+  });
+
+  /** Holds several reservations at once in a transaction of its own, with ids of the caller's. */
+  function reserveAll(holds: { offerId: OfferId; quantity: number; at?: Date; holdMinutes?: number }[]) {
+    return runInTransaction(db, (tx) =>
+      catalog.reserveAll(
+        context(tx),
+        holds.map((hold) => ({
+          id: newId('rsv'),
+          offerId: hold.offerId,
+          quantity: BigInt(hold.quantity),
+          at: hold.at ?? app.clock.now(),
+          holdMinutes: hold.holdMinutes ?? 30,
+        })),
+      ),
+    );
+  }
+
+  async function reservedEvents(offerId: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom('events')
+      .select(['type', 'data'])
+      .where('type', 'like', 'capacity.%')
+      .orderBy('seq')
+      .execute();
+    return rows
+      .filter((row) => row.data.offer_id === offerId)
+      .map((row) => `${row.type} ${String(row.data.quantity)} → ${String(row.data.reserved)}`);
+  }
+
+  it('holds several reservations at once, all or none, counting holds of one offer-period together', async () => {
+    const roomy = await offer(partner, { capacity: 10, period: 'day' });
+    const tight = await offer(partner, { capacity: 3, period: 'day' });
+    const first = await reserveAll([
+      { offerId: roomy, quantity: 4 },
+      { offerId: tight, quantity: 2 },
+    ]);
+    expect(first.held).toBe(true);
+    if (!first.held) return;
+    expect(
+      first.holds.map(({ reservation, reserved }) => [reservation.status, reservation.quantity, reserved]),
+    ).toEqual([
+      ['held', 4n, 4n],
+      ['held', 2n, 2n],
+    ]);
+
+    // The second hold of `tight` does not fit: nothing of the batch is held.
+    const refused = await reserveAll([
+      { offerId: roomy, quantity: 4 },
+      { offerId: tight, quantity: 2 },
+    ]);
+    expect(refused.held).toBe(false);
+    if (refused.held) return;
+    expect(refused.refusals.map(({ index, error }) => [index, error.code, error.details.free])).toEqual([
+      [1, 'catalog.capacity_exceeded', '1'],
+    ]);
+    expect(await counter(roomy)).toEqual([4n]);
+    expect(await counter(tight)).toEqual([2n]);
+    expect(await liveTotal(roomy)).toBe(4n);
+
+    // Two holds of one offer-period fit together, and are announced with the running total.
+    const together = await reserveAll([
+      { offerId: roomy, quantity: 3 },
+      { offerId: roomy, quantity: 3 },
+    ]);
+    expect(together.held).toBe(true);
+    expect(await counter(roomy)).toEqual([10n]);
+    expect(await reservedEvents(roomy)).toEqual([
+      'capacity.reserved 4 → 4',
+      'capacity.reserved 3 → 7',
+      'capacity.reserved 3 → 10',
+    ]);
+    const overfull = await reserveAll([
+      { offerId: tight, quantity: 1 },
+      { offerId: tight, quantity: 1 },
+    ]);
+    expect(overfull.held).toBe(false);
+    expect(await counter(tight)).toEqual([2n]);
+  });
+
+  it('never overbooks the last unit under 50 concurrent batches, and a refused batch holds nothing', async () => {
+    const scarce = await offer(partner, { capacity: 7, period: 'day' });
+    const plenty = await offer(partner, { capacity: 1000, period: 'day' });
+    await reserveAll([{ offerId: scarce, quantity: 6 }]);
+    const outcomes = await Promise.all(
+      Array.from({ length: CONCURRENT_RESERVATIONS }, () =>
+        reserveAll([
+          { offerId: plenty, quantity: 1 },
+          { offerId: scarce, quantity: 1 },
+        ]).then((outcome) =>
+          outcome.held ? 'held' : outcome.refusals.map((refusal) => refusal.error.code).join(),
+        ),
+      ),
+    );
+    expect(outcomes.filter((outcome) => outcome === 'held')).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome === 'catalog.capacity_exceeded')).toHaveLength(
+      CONCURRENT_RESERVATIONS - 1,
+    );
+    expect(await counter(scarce)).toEqual([7n]);
+    expect(await counter(plenty)).toEqual([1n]);
+    expect(await liveTotal(scarce)).toBe(7n);
+    expect(await liveTotal(plenty)).toBe(1n);
+  });
+
+  it('gives the holds of the period that ran out back first, whether or not the batch is held', async () => {
+    const small = await offer(partner, { capacity: 5, period: 'day', max: 10 });
+    const lapsing = await reserveAll([{ offerId: small, quantity: 5, holdMinutes: 15 }]);
+    const lapsed = lapsing.held ? lapsing.holds[0]?.reservation.id : undefined;
+    app.clock.advance(15 * MINUTE_MS);
+    // Too much even for the freed capacity: refused, but what ran out is expired and given back.
+    const refused = await reserveAll([{ offerId: small, quantity: 6 }]);
+    expect(refused.held).toBe(false);
+    expect(await counter(small)).toEqual([0n]);
+    const status = await db
+      .selectFrom('reservations')
+      .select('status')
+      .where('id', '=', lapsed as string)
+      .executeTakeFirstOrThrow();
+    expect(status.status).toBe('expired');
+
+    const renewed = await reserveAll([{ offerId: small, quantity: 4, holdMinutes: 15 }]);
+    expect(renewed.held).toBe(true);
+    app.clock.advance(15 * MINUTE_MS);
+    const next = await reserveAll([{ offerId: small, quantity: 5 }]);
+    expect(next.held).toBe(true);
+    expect(await counter(small)).toEqual([5n]);
+    expect(await reservedEvents(small)).toEqual([
+      'capacity.reserved 5 → 5',
+      'capacity.expired 5 → 0',
+      'capacity.reserved 4 → 4',
+      'capacity.expired 4 → 0',
+      'capacity.reserved 5 → 5',
+    ]);
+  });
+
+  it('refuses in a batch what reserve refuses, saying which hold and why', async () => {
+    const draft = await offer(partner, { capacity: 10, status: 'draft' });
+    const ranged = await offer(partner, { capacity: 100, min: 5, max: 20 });
+    const lastWeek = new Date(app.clock.now().getTime() - 7 * DAY_MS);
+    const outcome = await reserveAll([
+      { offerId: ranged, quantity: 5 },
+      { offerId: draft, quantity: 1 },
+      { offerId: ranged, quantity: 4 },
+      { offerId: ranged, quantity: 5, at: lastWeek },
+      { offerId: 'off_missing' as OfferId, quantity: 1 },
+    ]);
+    expect(outcome.held).toBe(false);
+    if (outcome.held) return;
+    expect(outcome.refusals.map(({ index, error }) => [index, error.code])).toEqual([
+      [1, 'catalog.offer_not_available'],
+      [2, 'catalog.quantity_out_of_range'],
+      [3, 'catalog.period_ended'],
+      [4, 'catalog.offer_not_found'],
+    ]);
+    // The hold that could be made was counted, then given back.
+    expect(await counter(ranged)).toEqual([0n]);
+    expect(await liveTotal(ranged)).toBe(0n);
+  });
+
+  it('confirms several holds at once, telling each one that cannot be confirmed why', async () => {
+    const offerId = await offer(partner, { capacity: 10, period: 'month' });
+    const held = await reserveAll([
+      { offerId, quantity: 1 },
+      { offerId, quantity: 2 },
+      { offerId, quantity: 3, holdMinutes: 5 },
+    ]);
+    if (!held.held) throw new Error('the holds were refused');
+    const [one, two, brief] = held.holds.map(({ reservation }) => reservation.id) as ReservationId[];
+    await runInTransaction(db, (tx) => catalog.confirmReservations(context(tx), [two as ReservationId]));
+    app.clock.advance(5 * MINUTE_MS);
+    const results = await runInTransaction(db, (tx) =>
+      catalog.confirmReservations(context(tx), [one, two, brief, 'rsv_missing'] as ReservationId[]),
+    );
+    expect(
+      results.map((result) => ('error' in result ? result.error.code : result.reservation.status)),
+    ).toEqual(['confirmed', 'confirmed', 'catalog.reservation_expired', 'catalog.reservation_not_found']);
+    const confirmed = await db
+      .selectFrom('events')
+      .select('data')
+      .where('type', '=', 'capacity.confirmed')
+      .where('subject_id', 'in', [one, two] as string[])
+      .orderBy('seq')
+      .execute();
+    expect(confirmed.map((event) => [event.data.reservation_id, event.data.reserved])).toEqual([
+      [two, '6'],
+      [one, '6'],
+    ]);
   });
 
   it('shows a reservation to operators and to the partner whose offer it holds, to no other partner', async () => {

@@ -24,6 +24,8 @@ export {
   type CatalogService,
   createCatalogService,
   EXPIRE_HOLDS_JOB,
+  type HoldInput,
+  type HoldsOutcome,
   type ImportResult,
   type OfferChanges,
   type OfferFilter,

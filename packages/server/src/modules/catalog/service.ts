@@ -27,10 +27,15 @@ import { catalogErrors } from './errors.js';
 import { offerJson } from './http/json.js';
 import {
   adjustCounter,
+  adjustCounters,
   catchingUniqueViolation,
+  confirmHeld,
+  counterKey,
   findOffer,
   findOfferByExternalRef,
   findReservation,
+  type HoldRow,
+  holdAll,
   type Offer,
   type Reservation,
   reservedIn,
@@ -88,6 +93,25 @@ export interface ReserveInput {
   readonly reference?: string | undefined;
 }
 
+/** One hold of `reserveAll`: a reservation as `reserve` takes it, with the id it is to have. */
+export interface HoldInput extends ReserveInput {
+  /** Chosen by the caller, so that what it writes before the hold can already name it. */
+  readonly id: ReservationId;
+}
+
+/** Every hold of a `reserveAll`, or why some could not be made (and then none was). */
+export type HoldsOutcome =
+  | {
+      readonly held: true;
+      /** Each reservation, in the order asked, with its offer-period's total right after it. */
+      readonly holds: readonly { readonly reservation: Reservation; readonly reserved: bigint }[];
+    }
+  | {
+      readonly held: false;
+      /** The holds refused, by their position in the request. */
+      readonly refusals: readonly { readonly index: number; readonly error: DomainError }[];
+    };
+
 export interface CapacityUsage {
   readonly offerId: OfferId;
   readonly periodStart: Date;
@@ -139,6 +163,16 @@ function termsOf(offer: Offer): OfferInput {
     capacityPeriod: offer.capacityPeriod,
   };
 }
+
+/** Whether one hold of a batch can be made: why not, or its offer, period and counter's new total. */
+type HoldVerdict =
+  | { readonly error: DomainError }
+  | {
+      readonly offer: { readonly partnerId: PartnerId; readonly capacityPerPeriod: bigint };
+      readonly start: Date;
+      /** The counter's total after the batch, when it took the batch's holds. */
+      readonly counted: bigint | undefined;
+    };
 
 /** Offer, then period, then id: the one order counters are locked in. */
 function counterOrder(a: Reservation, b: Reservation): number {
@@ -424,6 +458,165 @@ export function createCatalogService({
     return expired;
   }
 
+  /** The service's `reserveAll`, which `reserve` is made of too. */
+  async function reserveAll(ctx: Context, inputs: readonly HoldInput[]): Promise<HoldsOutcome> {
+    requireTransaction(ctx.db);
+    const tx = ctx.db;
+    if (inputs.length === 0) return { held: true, holds: [] };
+    for (const input of inputs) {
+      assert(input.quantity > 0n, 'a reservation needs a positive quantity');
+      assert(
+        Number.isInteger(input.holdMinutes) &&
+          input.holdMinutes >= 1 &&
+          input.holdMinutes <= HOLD_MINUTES_MAX,
+        'hold minutes out of range',
+      );
+    }
+    const startIn = (period: CapacityPeriod, at: Date): Date | null => {
+      const start = periodStart(period, at);
+      return periodEnd(period, start) <= ctx.now ? null : start;
+    };
+    const rows: HoldRow[] = inputs.map((input) => ({
+      id: input.id,
+      offerId: input.offerId,
+      quantity: input.quantity,
+      periodStarts: {
+        day: startIn('day', input.at),
+        week: startIn('week', input.at),
+        month: startIn('month', input.at),
+      },
+      expiresAt: new Date(ctx.now.getTime() + input.holdMinutes * MINUTE_MS),
+      reference: input.reference ?? null,
+    }));
+    const found = await holdAll(tx, rows, ctx.now);
+
+    // Each hold's offer-period, and why it was refused (if it was), as `reserve` would say it.
+    const judged = inputs.map((input, index): HoldVerdict => {
+      const offer = found.offers.get(input.offerId);
+      const visible =
+        offer !== undefined && (offer.status === 'active' || canWrite(ctx.actor, offer.partnerId));
+      if (!offer || !visible) return { error: catalogErrors.offerNotFound(input.offerId) };
+      if (offer.status !== 'active')
+        return { error: catalogErrors.offerNotAvailable(input.offerId, offer.status) };
+      if (input.quantity < offer.minQuantity || input.quantity > offer.maxQuantity)
+        return { error: catalogErrors.quantityOutOfRange(offer.minQuantity, offer.maxQuantity) };
+      const start = (rows[index] as HoldRow).periodStarts[offer.capacityPeriod];
+      if (start === null) return { error: catalogErrors.periodEnded() };
+      return { offer, start, counted: found.counted.get(counterKey(input.offerId, start)) };
+    });
+
+    const freed = new Map<string, bigint>();
+    for (const lapsed of found.lapsed) {
+      const key = counterKey(lapsed.offerId, lapsed.periodStart);
+      freed.set(key, (freed.get(key) ?? 0n) + lapsed.quantity);
+    }
+    const wanted = new Map<string, { offerId: string; periodStart: Date; quantity: bigint }>();
+    for (const [index, verdict] of judged.entries()) {
+      if (!('start' in verdict)) continue;
+      const input = inputs[index] as HoldInput;
+      const key = counterKey(input.offerId, verdict.start);
+      const entry = wanted.get(key) ?? { offerId: input.offerId, periodStart: verdict.start, quantity: 0n };
+      wanted.set(key, { ...entry, quantity: entry.quantity + input.quantity });
+    }
+
+    if (found.written) {
+      // Announced as `reserve` would have: the expiries first, then each hold, with the
+      // running total of its counter after it.
+      const running = new Map<string, bigint>();
+      for (const [key, reserved] of found.counted) {
+        running.set(key, reserved + (freed.get(key) ?? 0n) - (wanted.get(key)?.quantity ?? 0n));
+      }
+      await announceLapsed(ctx, found.lapsed, running);
+      const holds: { reservation: Reservation; reserved: bigint }[] = [];
+      for (const [index, input] of inputs.entries()) {
+        const verdict = judged[index] as Extract<HoldVerdict, { start: Date }>;
+        const key = counterKey(input.offerId, verdict.start);
+        const reserved = (running.get(key) ?? 0n) + input.quantity;
+        running.set(key, reserved);
+        const reservation: Reservation = {
+          id: input.id,
+          offerId: input.offerId,
+          partnerId: verdict.offer.partnerId,
+          periodStart: verdict.start,
+          quantity: input.quantity,
+          status: 'held',
+          expiresAt: (rows[index] as HoldRow).expiresAt,
+          reference: input.reference ?? null,
+          createdAt: ctx.now,
+        };
+        holds.push({ reservation, reserved });
+        await capacityEvent(ctx, 'capacity.reserved', reservation, reserved);
+      }
+      return { held: true, holds };
+    }
+
+    // Not every hold could be made: give back what was counted, keep the expiries.
+    const deltas = [...wanted.entries()].flatMap(([key, entry]) => {
+      const counted = found.counted.has(key);
+      const delta = counted ? -entry.quantity : -(freed.get(key) ?? 0n);
+      return delta === 0n ? [] : [{ offerId: entry.offerId, periodStart: entry.periodStart, delta }];
+    });
+    const totals = await adjustCounters(tx, deltas);
+    // Every offer-period with expiries was adjusted: its total before them is known.
+    const running = new Map<string, bigint>();
+    for (const [key, reserved] of totals) running.set(key, reserved + (freed.get(key) ?? 0n));
+    await announceLapsed(ctx, found.lapsed, running);
+    const refusals: { index: number; error: DomainError }[] = [];
+    for (const [index, verdict] of judged.entries()) {
+      if ('error' in verdict) {
+        refusals.push({ index, error: verdict.error });
+      } else if (verdict.counted === undefined) {
+        const input = inputs[index] as HoldInput;
+        const reserved = await reservedIn(tx, input.offerId, verdict.start);
+        const free = verdict.offer.capacityPerPeriod - reserved;
+        refusals.push({
+          index,
+          error: catalogErrors.capacityExceeded(input.quantity, free > 0n ? free : 0n, verdict.start),
+        });
+      }
+    }
+    assert(refusals.length > 0, 'holds that were not written have a refusal');
+    return { held: false, refusals };
+  }
+
+  /** The service's `confirmReservation`, which `confirmReservations` falls back on. */
+  async function confirmReservation(ctx: Context, id: ReservationId): Promise<Reservation> {
+    requireTransaction(ctx.db);
+    const partnerId = ctx.actor.kind === 'partner' ? ctx.actor.partnerId : null;
+    // The common case, a live hold, in one statement; the others are told apart after.
+    const [done] = await confirmHeld(ctx.db, [id], ctx.now, partnerId);
+    if (done) {
+      await capacityEvent(ctx, 'capacity.confirmed', done.reservation, done.reserved);
+      return done.reservation;
+    }
+    const current = await visibleReservation(ctx, id);
+    if (current.status === 'confirmed') return current;
+    if (current.status === 'held') throw catalogErrors.reservationExpired(id);
+    throw catalogErrors.reservationNotHeld(id, current.status);
+  }
+
+  /**
+   * Announces holds that lapsed on the way to a new hold, each with its counter's total after
+   * it: `before` holds each counter's total before the first of them expired, and is updated.
+   */
+  async function announceLapsed(
+    ctx: Context,
+    lapsed: readonly Omit<Reservation, 'status' | 'expiresAt' | 'reference' | 'createdAt'>[],
+    before: Map<string, bigint>,
+  ): Promise<void> {
+    for (const entry of lapsed) {
+      const key = counterKey(entry.offerId, entry.periodStart);
+      const reserved = (before.get(key) ?? entry.quantity) - entry.quantity;
+      before.set(key, reserved);
+      await capacityEvent(
+        ctx,
+        'capacity.expired',
+        { ...entry, status: 'expired', expiresAt: null, reference: null, createdAt: ctx.now },
+        reserved,
+      );
+    }
+  }
+
   async function capacityEvent(
     ctx: Context,
     type: string,
@@ -695,77 +888,25 @@ export function createCatalogService({
      *   `catalog.quantity_out_of_range`, `catalog.period_ended`, `catalog.capacity_exceeded`
      */
     async reserve(ctx: Context, input: ReserveInput): Promise<Reservation> {
-      requireTransaction(ctx.db);
-      const tx = ctx.db;
-      assert(input.quantity > 0n, 'a reservation needs a positive quantity');
-      assert(
-        Number.isInteger(input.holdMinutes) &&
-          input.holdMinutes >= 1 &&
-          input.holdMinutes <= HOLD_MINUTES_MAX,
-        'hold minutes out of range',
-      );
-      // A share lock keeps the capacity and status fixed until commit without serialising reservations.
-      const offer = await visibleOffer(ctx, input.offerId, 'read', 'share');
-      if (offer.status !== 'active') throw catalogErrors.offerNotAvailable(offer.id, offer.status);
-      if (input.quantity < offer.minQuantity || input.quantity > offer.maxQuantity) {
-        throw catalogErrors.quantityOutOfRange(offer.minQuantity, offer.maxQuantity);
-      }
-      const start = periodStart(offer.capacityPeriod, input.at);
-      if (periodEnd(offer.capacityPeriod, start) <= ctx.now) throw catalogErrors.periodEnded();
-
-      await tx
-        .insertInto('capacity_counters')
-        .values({ offer_id: offer.id, period_start: start, reserved: 0n })
-        .onConflict((oc) => oc.columns(['offer_id', 'period_start']).doNothing())
-        .execute();
-      // Holds expire by themselves: those of this period that ran out give their capacity back now.
-      const lapsed = await tx
-        .selectFrom('reservations')
-        .select('id')
-        .where('offer_id', '=', offer.id)
-        .where('period_start', '=', start)
-        .where('status', '=', 'held')
-        .where('expires_at', '<=', ctx.now)
-        .orderBy('id')
-        .forUpdate()
-        .execute();
-      await expireLocked(
-        ctx,
-        lapsed.map((row) => row.id),
-      );
-      const counted = await tx
-        .updateTable('capacity_counters')
-        .set({ reserved: sql<bigint>`reserved + ${input.quantity}::int8` })
-        .where('offer_id', '=', offer.id)
-        .where('period_start', '=', start)
-        .where(sql<boolean>`reserved + ${input.quantity}::int8 <= ${offer.capacityPerPeriod}::int8`)
-        .returning('reserved')
-        .executeTakeFirst();
-      if (!counted) {
-        const reserved = await reservedIn(tx, offer.id, start);
-        const free = offer.capacityPerPeriod - reserved;
-        throw catalogErrors.capacityExceeded(input.quantity, free > 0n ? free : 0n, start);
-      }
-      const row = await tx
-        .insertInto('reservations')
-        .values({
-          id: newId('rsv'),
-          offer_id: offer.id,
-          partner_id: offer.partnerId,
-          period_start: start,
-          quantity: input.quantity,
-          status: 'held',
-          expires_at: new Date(ctx.now.getTime() + input.holdMinutes * MINUTE_MS),
-          reference: input.reference ?? null,
-          created_at: ctx.now,
-          settled_at: null,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      const reservation = toReservation(row);
-      await capacityEvent(ctx, 'capacity.reserved', reservation, counted.reserved);
-      return reservation;
+      // One hold is a batch of one: the same statement, the same guarantees.
+      const outcome = await reserveAll(ctx, [{ ...input, id: newId('rsv') }]);
+      if (!outcome.held) throw (outcome.refusals[0] as { error: DomainError }).error;
+      return (outcome.holds[0] as { reservation: Reservation }).reservation;
     },
+
+    /**
+     * Holds capacity for several reservations at once, all or none, in one statement, with the
+     * guarantees of `reserve` for each: active offers only, quantities within range, periods not
+     * over, lapsed holds of the period given back first, and never more than an offer-period's
+     * capacity (holds of one offer-period count together). Counters are locked for the shortest
+     * time the caller allows: call it last before the transaction commits.
+     *
+     * @returns the reservations, in the order asked; or, when any hold is refused, each refusal
+     *   with its error (`catalog.offer_not_found`, `catalog.offer_not_available`,
+     *   `catalog.quantity_out_of_range`, `catalog.period_ended`, `catalog.capacity_exceeded`),
+     *   and nothing held.
+     */
+    reserveAll,
 
     /**
      * Confirms a hold that has not expired: its capacity stays reserved until released, and it
@@ -775,27 +916,42 @@ export function createCatalogService({
      * @throws DomainError `catalog.reservation_not_found`, `catalog.reservation_expired`,
      *   `catalog.reservation_not_held` (released or expired)
      */
-    async confirmReservation(ctx: Context, id: ReservationId): Promise<Reservation> {
+    confirmReservation,
+
+    /**
+     * Confirms several holds as `confirmReservation` does each, the common case (held, not
+     * expired) in one statement.
+     *
+     * @returns one result per id, in order: the confirmed reservation, or the error
+     *   `confirmReservation` gives for it (`catalog.reservation_not_found`,
+     *   `catalog.reservation_expired`, `catalog.reservation_not_held`).
+     */
+    async confirmReservations(
+      ctx: Context,
+      ids: readonly ReservationId[],
+    ): Promise<({ reservation: Reservation } | { error: DomainError })[]> {
       requireTransaction(ctx.db);
-      const found = await visibleReservation(ctx, id);
-      const row = await ctx.db
-        .updateTable('reservations')
-        .set({ status: 'confirmed', expires_at: null, settled_at: ctx.now })
-        .where('id', '=', id)
-        .where('status', '=', 'held')
-        .where('expires_at', '>', ctx.now)
-        .returningAll()
-        .executeTakeFirst();
-      if (!row) {
-        const current = (await findReservation(ctx.db, id)) ?? found;
-        if (current.status === 'confirmed') return current;
-        if (current.status === 'held') throw catalogErrors.reservationExpired(id);
-        throw catalogErrors.reservationNotHeld(id, current.status);
+      const partnerId = ctx.actor.kind === 'partner' ? ctx.actor.partnerId : null;
+      const confirmed = new Map(
+        (await confirmHeld(ctx.db, ids, ctx.now, partnerId)).map((entry) => [entry.reservation.id, entry]),
+      );
+      const results: ({ reservation: Reservation } | { error: DomainError })[] = [];
+      for (const id of ids) {
+        const done = confirmed.get(id);
+        if (done) {
+          await capacityEvent(ctx, 'capacity.confirmed', done.reservation, done.reserved);
+          results.push({ reservation: done.reservation });
+          continue;
+        }
+        // Not a live hold of the caller's: the single path tells which (or finds it confirmed).
+        try {
+          results.push({ reservation: await confirmReservation(ctx, id) });
+        } catch (error) {
+          if (!isDomainError(error)) throw error;
+          results.push({ error });
+        }
       }
-      const reservation = toReservation(row);
-      const reserved = await reservedIn(ctx.db, reservation.offerId, reservation.periodStart);
-      await capacityEvent(ctx, 'capacity.confirmed', reservation, reserved);
-      return reservation;
+      return results;
     },
 
     /**

@@ -1,5 +1,4 @@
 import { sql } from 'kysely';
-import { systemActor } from '../../kernel/actor.js';
 import { recordAudit } from '../../kernel/audit/audit-log.js';
 import type { Context } from '../../kernel/context.js';
 import { requireTransaction, type Tx } from '../../kernel/database/database.js';
@@ -27,7 +26,7 @@ import {
   type ChargeSplit,
   type FeeScheduleVersion,
   findVersion,
-  findVersionInForce,
+  findVersionIdInForce,
   listVersions,
   type ServiceCharge,
   type Subscription,
@@ -47,6 +46,8 @@ export const BILL_SUBSCRIPTIONS_JOB = 'fees.bill-subscriptions';
 export const BILL_BATCH_MAX = 200;
 /** Periods one subscription catches up on in one call, so that a long outage cannot stall a batch. */
 const CATCH_UP_PERIODS_MAX = 24;
+/** Fee schedule versions one process keeps; past it, the oldest are forgotten first. */
+const VERSIONS_CACHED_MAX = 1_000;
 /** SQLSTATE of a unique violation. */
 const UNIQUE_VIOLATION = '23505';
 
@@ -205,13 +206,9 @@ export function createFeesService({
 }) {
   /** The partner's type, looked up as Baton itself: fees apply whoever places the order. */
   async function partnerTypeOf(ctx: Context, partnerId: PartnerId): Promise<string> {
-    try {
-      const partner = await participants.getPartner({ ...ctx, actor: systemActor('fees') }, partnerId);
-      return partner.type;
-    } catch (error) {
-      if (isDomainError(error) && error.kind === 'not_found') throw feesErrors.partnerNotFound(partnerId);
-      throw error;
-    }
+    const type = await participants.partnerTypeOf(ctx.db, partnerId);
+    if (type === undefined) throw feesErrors.partnerNotFound(partnerId);
+    return type;
   }
 
   /** Operators reach every partner; a partner only itself; others none, as if it did not exist. */
@@ -306,10 +303,34 @@ export function createFeesService({
     return parsed;
   }
 
+  /**
+   * Versions already read, by id. A version and its rules never change once created, and an id
+   * names one version only, so a version read once (even by a transaction that then rolled
+   * back, whose id nobody else can know) is kept without ever being read again.
+   */
+  const versions = new Map<string, FeeScheduleVersion>();
+
   async function loadVersion(ctx: Context, id: string): Promise<FeeScheduleVersion> {
+    const known = versions.get(id);
+    if (known) return known;
     const version = await findVersion(ctx.db, id);
     if (!version) throw feesErrors.versionNotFound(id);
+    if (versions.size >= VERSIONS_CACHED_MAX) {
+      const oldest = versions.keys().next();
+      if (!oldest.done) versions.delete(oldest.value);
+    }
+    versions.set(id, version);
     return version;
+  }
+
+  /** The version of `currency` in force at `at`: which one is read each time, its rules are kept. */
+  async function versionInForce(
+    ctx: Context,
+    currency: string,
+    at: Date,
+  ): Promise<FeeScheduleVersion | null> {
+    const id = await findVersionIdInForce(ctx.db, currency, at);
+    return id === undefined ? null : loadVersion(ctx, id);
   }
 
   async function findPlanByKey(ctx: Context, key: string): Promise<SubscriptionPlan> {
@@ -517,7 +538,7 @@ export function createFeesService({
      * placed at `at` keeps it (store its id with the order) whatever versions follow.
      */
     async versionInForce(ctx: Context, at: Date, currency: string): Promise<FeeScheduleVersion | null> {
-      return (await findVersionInForce(ctx.db, currency, at)) ?? null;
+      return versionInForce(ctx, currency, at);
     },
 
     /**
@@ -561,7 +582,7 @@ export function createFeesService({
       if (amountMinor < 0n) throw feesErrors.amountNegative();
       const partnerType = await partnerTypeOf(ctx, input.partnerId);
       const at = input.at ?? ctx.now;
-      const version = await findVersionInForce(ctx.db, currency, at);
+      const version = await versionInForce(ctx, currency, at);
       if (!version) throw feesErrors.noScheduleInForce(currency, at);
       const tier = input.tier ?? DEFAULT_TIER;
       const result = feeFor(version, {

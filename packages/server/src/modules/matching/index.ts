@@ -31,12 +31,15 @@ export { matchingRoutes } from './http/routes.js';
 export {
   ALLOCATION_CANDIDATES_MAX,
   type AllocationOutcome,
+  type AllocationPick,
   type AllocationRequest,
+  type AllocationsOutcome,
   createMatchingService,
   type ExplainRequest,
   type MatchingDeps,
   type MatchingService,
   type MatchRequest,
+  type PlannedAllocation,
 } from './service.js';
 export type { Allocation } from './store/matching-store.js';
 export { matchingMigrations } from './store/migrations.js';

@@ -5,11 +5,13 @@ import { systemActor } from '../../kernel/actor.js';
 import type { Context } from '../../kernel/context.js';
 import { runInTransaction } from '../../kernel/database/transaction.js';
 import { type DomainError, isDomainError } from '../../kernel/errors.js';
+import { appendEvent } from '../../kernel/events/event-log.js';
 import type { Problem } from '../../kernel/http/problem.js';
 import type { OfferId } from '../../kernel/ids.js';
 import { newId } from '../../kernel/ids.js';
 import { type ApiResponse, createTestApp } from '../../testing/test-app.js';
 import type { AllocationJson, ExplanationJson, MatchJson, SettingsJson } from './http/json.js';
+import type { MatchResult } from './index.js';
 import { createMatchingService } from './service.js';
 
 type MatchBody = z.output<typeof MatchJson>;
@@ -573,6 +575,119 @@ describe('matching through the HTTP API', async () => {
       .where('capability', '=', 'cutting')
       .executeTakeFirstOrThrow();
     expect(Number(count.count)).toBe(1);
+  });
+
+  it('allocates several pieces of demand at once, all or none, and learns from a refused hold', async () => {
+    await defineCapability('bundling');
+    const first = await activePartner();
+    const second = await activePartner();
+    const best = await createOffer(first, { capability: 'bundling', price: '5.00', capacity: 20 });
+    const next = await createOffer(second, { capability: 'bundling', price: '9.00', capacity: 20 });
+    const db = app.baton.database.db;
+    const stale = createMatchingService({
+      db,
+      clock: app.clock,
+      logger: pino({ level: 'silent' }),
+      catalog: app.baton.services.catalog,
+      standards: app.baton.services.standards,
+      participants: app.baton.services.participants,
+    });
+    await stale.start();
+    await stale.stop();
+    await runInTransaction(db, (tx) =>
+      app.baton.services.catalog.reserve(systemContext(tx), {
+        offerId: best as OfferId,
+        quantity: 20n,
+        at: new Date(inHours(48)),
+        holdMinutes: 60,
+      }),
+    );
+    const request = {
+      capability: 'bundling',
+      region: 'eu-west',
+      quantity: 5,
+      neededBy: new Date(inHours(72)),
+      holdMinutes: 30,
+      reference: 'batch-1',
+    };
+    const [top, runnerUp] = await stale.candidates(systemContext(db), request);
+    expect([top?.offerId, runnerUp?.offerId]).toEqual([best, next]);
+
+    // The first hold is refused: nothing of the batch stays, not even what the caller wrote meanwhile.
+    let planned: readonly { reservationId: string }[] = [];
+    const refused = await runInTransaction(db, (tx) =>
+      stale.allocateAll(
+        systemContext(tx),
+        [
+          { request, result: top as MatchResult },
+          { request, result: runnerUp as MatchResult },
+        ],
+        async (ids) => {
+          planned = ids;
+          await appendEvent(systemContext(tx), {
+            type: 'test.written',
+            subjectId: 'batch-1',
+            data: {},
+            audience: [],
+          });
+        },
+      ),
+    );
+    expect(refused).toEqual({
+      allocated: false,
+      refused: [{ index: 0, offerId: best, code: 'catalog.capacity_exceeded' }],
+    });
+    expect(planned).toHaveLength(2);
+    const written = async () => ({
+      allocations: await db
+        .selectFrom('allocations')
+        .select('offer_id')
+        .where('reference', '=', 'batch-1')
+        .execute(),
+      events: await db.selectFrom('events').select('type').where('subject_id', '=', 'batch-1').execute(),
+      held: await db
+        .selectFrom('reservations')
+        .select('offer_id')
+        .where(
+          'id',
+          'in',
+          planned.map((entry) => entry.reservationId),
+        )
+        .execute(),
+    });
+    expect(await written()).toEqual({ allocations: [], events: [], held: [] });
+    // The refusal taught the index that the first offer is full.
+    expect((await stale.candidates(systemContext(db), request)).map((result) => result.offerId)).toEqual([
+      next,
+    ]);
+
+    const [only] = await stale.candidates(systemContext(db), request);
+    const allocated = await runInTransaction(db, (tx) =>
+      stale.allocateAll(systemContext(tx), [
+        {
+          request,
+          result: only as MatchResult,
+          skipped: [{ offerId: best, code: 'catalog.capacity_exceeded' }],
+        },
+      ]),
+    );
+    expect(allocated.allocated).toBe(true);
+    if (!allocated.allocated) return;
+    const [outcome] = allocated.outcomes;
+    expect(outcome?.allocation).toMatchObject({ offerId: next, reservationId: outcome?.reservation.id });
+    expect(outcome?.reservation).toMatchObject({ offerId: next, quantity: 5n, status: 'held' });
+    const stored = await db
+      .selectFrom('allocations')
+      .select(['offer_id', 'reservation_id', 'skipped'])
+      .where('reference', '=', 'batch-1')
+      .execute();
+    expect(stored).toEqual([
+      {
+        offer_id: next,
+        reservation_id: outcome?.reservation.id,
+        skipped: [{ offer_id: best, code: 'catalog.capacity_exceeded' }],
+      },
+    ]);
   });
 
   it("keeps an offer's booked capacity through changes of its terms, as the database does", async () => {

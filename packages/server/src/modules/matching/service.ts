@@ -9,7 +9,14 @@ import type { Tables } from '../../kernel/database/tables.js';
 import { type FieldError, isDomainError } from '../../kernel/errors.js';
 import { appendEvent, type LoggedEvent } from '../../kernel/events/event-log.js';
 import { createEventTail } from '../../kernel/events/event-tail.js';
-import { type AllocationId, type CustomerId, newId, type OfferId, type PartnerId } from '../../kernel/ids.js';
+import {
+  type AllocationId,
+  type CustomerId,
+  newId,
+  type OfferId,
+  type PartnerId,
+  type ReservationId,
+} from '../../kernel/ids.js';
 import { parseAmount, parseCurrency } from '../../kernel/money.js';
 import type { CatalogService, Reservation } from '../catalog/index.js';
 import { ENGAGED_STATES, type ParticipantsService, type PartnerView } from '../participants/index.js';
@@ -31,7 +38,7 @@ import { matchingErrors } from './errors.js';
 import {
   type Allocation,
   findSettings,
-  insertAllocation,
+  insertAllocations,
   listAllocationsSince,
   listSettings,
   type StoredSettings,
@@ -83,6 +90,34 @@ export interface AllocationOutcome {
   readonly reservation: Reservation;
   readonly result: MatchResult;
 }
+
+/** A candidate chosen for a piece of demand, to be allocated with others at once (`allocateAll`). */
+export interface AllocationPick {
+  readonly request: AllocationRequest;
+  /** One of the results `candidates` gave for the request. */
+  readonly result: MatchResult;
+  /** Candidates tried for the request before this one and refused, recorded with the allocation. */
+  readonly skipped?: readonly { readonly offerId: string; readonly code: string }[] | undefined;
+}
+
+/** The ids an allocation of `allocateAll` will have, known before its capacity is held. */
+export interface PlannedAllocation {
+  readonly allocationId: AllocationId;
+  readonly reservationId: ReservationId;
+}
+
+/** Every allocation of an `allocateAll`, or the candidates the catalog refused (and nothing was allocated). */
+export type AllocationsOutcome =
+  | { readonly allocated: true; readonly outcomes: readonly AllocationOutcome[] }
+  | {
+      readonly allocated: false;
+      /** The picks refused, by their position, with the catalog's error code. */
+      readonly refused: readonly {
+        readonly index: number;
+        readonly offerId: OfferId;
+        readonly code: string;
+      }[];
+    };
 
 /** Results an allocation tries, best first, before it gives up. */
 export const ALLOCATION_CANDIDATES_MAX = 20;
@@ -312,6 +347,69 @@ export function createMatchingService(deps: MatchingDeps) {
     }
   }
 
+  /**
+   * The acceptable results for a prepared request, best first: ranked by the index, then
+   * narrowed by currency, price, partners and offers to leave out.
+   */
+  function rankedCandidates(
+    ctx: Context,
+    prepared: Omit<MatchRequest, 'limit'>,
+    request: AllocationRequest,
+    excludeOfferIds?: ReadonlySet<string>,
+  ): MatchResult[] {
+    const narrowed =
+      request.excludePartnerIds !== undefined ||
+      request.currency !== undefined ||
+      request.maxUnitPriceMinor !== undefined ||
+      (excludeOfferIds !== undefined && excludeOfferIds.size > 0);
+    // Narrowing happens after ranking: read deeper, so that excluded offers do not use up the tries.
+    const answer = index.query(
+      { ...toQuery(prepared), limit: narrowed ? QUERY_LIMIT_MAX : ALLOCATION_CANDIDATES_MAX },
+      ctx.now.getTime(),
+    );
+    const excluded = new Set(request.excludePartnerIds ?? []);
+    return answer.results
+      .filter(
+        (result) =>
+          !excluded.has(result.partnerId) &&
+          !excludeOfferIds?.has(result.offerId) &&
+          (request.currency === undefined || result.currency === request.currency) &&
+          (request.maxUnitPriceMinor === undefined || result.unitPriceMinor <= request.maxUnitPriceMinor),
+      )
+      .slice(0, ALLOCATION_CANDIDATES_MAX);
+  }
+
+  /** The audit record and event of an allocation. */
+  async function announceAllocation(ctx: Context, allocation: Allocation): Promise<void> {
+    await recordAudit(ctx, {
+      action: 'matching.allocation.create',
+      targetId: allocation.id,
+      outcome: 'succeeded',
+      details: {
+        offer_id: allocation.offerId,
+        reservation_id: allocation.reservationId,
+        skipped: allocation.skipped.length,
+      },
+    });
+    await appendEvent(ctx, {
+      type: 'matching.allocated',
+      subjectId: allocation.id,
+      data: {
+        id: allocation.id,
+        capability: allocation.capability,
+        region: allocation.region,
+        partner_id: allocation.partnerId,
+        offer_id: allocation.offerId,
+        reservation_id: allocation.reservationId,
+        quantity: Number(allocation.quantity),
+        customer_id: allocation.customerId,
+        reference: allocation.reference,
+        allocated_at: allocation.allocatedAt.toISOString(),
+      },
+      audience: [allocation.partnerId, ...(allocation.customerId ? [allocation.customerId] : [])],
+    });
+  }
+
   // -----------------------------------------------------------------------------------------------
   // Checking requests.
 
@@ -444,29 +542,11 @@ export function createMatchingService(deps: MatchingDeps) {
     async allocate(ctx: Context, request: AllocationRequest): Promise<AllocationOutcome> {
       requireTransaction(ctx.db);
       const prepared = await prepare(ctx, request);
-      const narrowed =
-        request.excludePartnerIds !== undefined ||
-        request.currency !== undefined ||
-        request.maxUnitPriceMinor !== undefined;
-      // Narrowing happens after ranking: read deeper, so that excluded offers do not use up the tries.
-      const answer = index.query(
-        { ...toQuery(prepared), limit: narrowed ? QUERY_LIMIT_MAX : ALLOCATION_CANDIDATES_MAX },
-        ctx.now.getTime(),
-      );
       const skipped: { offerId: string; code: string }[] = [];
-      const excluded = new Set(request.excludePartnerIds ?? []);
-      const acceptable = answer.results
-        .filter(
-          (result) =>
-            !excluded.has(result.partnerId) &&
-            (request.currency === undefined || result.currency === request.currency) &&
-            (request.maxUnitPriceMinor === undefined || result.unitPriceMinor <= request.maxUnitPriceMinor),
-        )
-        .slice(0, ALLOCATION_CANDIDATES_MAX);
-      for (const result of acceptable) {
+      for (const result of rankedCandidates(ctx, prepared, request)) {
         let reservation: Reservation;
-        await sql`savepoint matching_reserve`.execute(ctx.db);
         try {
+          // A refused hold leaves nothing behind to undo (only lapsed holds it gave back).
           reservation = await catalog.reserve(ctx, {
             offerId: result.offerId as OfferId,
             quantity: BigInt(request.quantity),
@@ -474,10 +554,8 @@ export function createMatchingService(deps: MatchingDeps) {
             holdMinutes: request.holdMinutes,
             ...(request.reference !== undefined ? { reference: request.reference } : {}),
           });
-          await sql`release savepoint matching_reserve`.execute(ctx.db);
         } catch (error) {
           if (!isDomainError(error)) throw error;
-          await sql`rollback to savepoint matching_reserve`.execute(ctx.db);
           skipped.push({ offerId: result.offerId, code: error.code });
           await refreshOffer(ctx, result.offerId as OfferId, result.startMs);
           continue;
@@ -497,35 +575,117 @@ export function createMatchingService(deps: MatchingDeps) {
           allocatedAt: ctx.now,
           skipped,
         };
-        await insertAllocation(ctx.db, allocation, actorRef(ctx.actor).id);
-        await recordAudit(ctx, {
-          action: 'matching.allocation.create',
-          targetId: allocation.id,
-          outcome: 'succeeded',
-          details: { offer_id: allocation.offerId, reservation_id: reservation.id, skipped: skipped.length },
-        });
-        await appendEvent(ctx, {
-          type: 'matching.allocated',
-          subjectId: allocation.id,
-          data: {
-            id: allocation.id,
-            capability: allocation.capability,
-            region: allocation.region,
-            partner_id: allocation.partnerId,
-            offer_id: allocation.offerId,
-            reservation_id: reservation.id,
-            quantity: request.quantity,
-            customer_id: allocation.customerId,
-            reference: allocation.reference,
-            allocated_at: allocation.allocatedAt.toISOString(),
-          },
-          audience: [allocation.partnerId, ...(allocation.customerId ? [allocation.customerId] : [])],
-        });
+        await insertAllocations(ctx.db, [allocation], actorRef(ctx.actor).id);
+        await announceAllocation(ctx, allocation);
         return { allocation, reservation, result };
       }
       throw matchingErrors.noCandidate(
         skipped.map((entry) => ({ offer_id: entry.offerId, code: entry.code })),
       );
+    },
+
+    /**
+     * The offers that could take a piece of demand, best first, from the index alone: nothing is
+     * reserved. `allocateAll` then holds the chosen ones, and the database decides.
+     *
+     * @returns at most `ALLOCATION_CANDIDATES_MAX` results, after the request's narrowing and
+     *   without `excludeOfferIds`.
+     * @throws DomainError `standards.capability_not_found`, `participants.customer_not_found`,
+     *   `matching.constraints_invalid`
+     */
+    async candidates(
+      ctx: Context,
+      request: AllocationRequest & { readonly excludeOfferIds?: ReadonlySet<string> | undefined },
+    ): Promise<MatchResult[]> {
+      const prepared = await prepare(ctx, request);
+      return rankedCandidates(ctx, prepared, request, request.excludeOfferIds);
+    },
+
+    /**
+     * Allocates several pieces of demand at once to the candidates chosen for them (from
+     * `candidates`): records the allocations, with their events and audit records, runs
+     * `beforeHold` (the caller's own writes, which may name the allocations and reservations to
+     * be), and holds every allocation's capacity through the catalog in one statement, last, so
+     * that the offers' counters stay locked only until the transaction commits. All or none:
+     * when the catalog refuses any hold, everything written since the call is undone, the index
+     * learns what the database says about the refused offers, and the refusals are returned for
+     * the caller to choose again.
+     *
+     * @throws DomainError `standards.capability_not_found`, `participants.customer_not_found`,
+     *   `matching.constraints_invalid`, and whatever `beforeHold` throws
+     */
+    async allocateAll(
+      ctx: Context,
+      picks: readonly AllocationPick[],
+      beforeHold?: (planned: readonly PlannedAllocation[]) => Promise<void>,
+    ): Promise<AllocationsOutcome> {
+      requireTransaction(ctx.db);
+      const allocations: Allocation[] = [];
+      for (const pick of picks) {
+        const { request, result } = pick;
+        const customerId =
+          request.customerId ?? (ctx.actor.kind === 'customer' ? ctx.actor.customerId : undefined);
+        allocations.push({
+          id: newId('alc') as AllocationId,
+          capability: request.capability,
+          region: request.region,
+          partnerId: result.partnerId as PartnerId,
+          offerId: result.offerId as OfferId,
+          reservationId: newId('rsv') as ReservationId,
+          quantity: BigInt(request.quantity),
+          customerId: customerId ?? null,
+          reference: request.reference ?? null,
+          rank: result.rank,
+          score: result.score,
+          allocatedAt: ctx.now,
+          skipped: pick.skipped ?? [],
+        });
+      }
+      // Everything before the hold can be undone at once if the catalog refuses a hold.
+      await sql`savepoint matching_allocate_all`.execute(ctx.db);
+      await insertAllocations(ctx.db, allocations, actorRef(ctx.actor).id);
+      for (const allocation of allocations) await announceAllocation(ctx, allocation);
+      await beforeHold?.(
+        allocations.map((allocation) => ({
+          allocationId: allocation.id,
+          reservationId: allocation.reservationId,
+        })),
+      );
+      const holds = await catalog.reserveAll(
+        ctx,
+        picks.map((pick, index) => ({
+          id: (allocations[index] as Allocation).reservationId,
+          offerId: pick.result.offerId as OfferId,
+          quantity: BigInt(pick.request.quantity),
+          at: new Date(pick.result.startMs),
+          holdMinutes: pick.request.holdMinutes,
+          ...(pick.request.reference !== undefined ? { reference: pick.request.reference } : {}),
+        })),
+      );
+      if (holds.held) {
+        // The index learns the new totals now rather than a poll later; the events confirm them.
+        for (const { reservation, reserved } of holds.holds) {
+          index.setReserved(reservation.offerId, reservation.periodStart.getTime(), Number(reserved));
+        }
+        return {
+          allocated: true,
+          outcomes: holds.holds.map(({ reservation }, position) => ({
+            allocation: allocations[position] as Allocation,
+            reservation,
+            result: (picks[position] as AllocationPick).result,
+          })),
+        };
+      }
+      await sql`rollback to savepoint matching_allocate_all`.execute(ctx.db);
+      const refused = holds.refusals.map(({ index: position, error }) => ({
+        index: position,
+        offerId: (picks[position] as AllocationPick).result.offerId as OfferId,
+        code: error.code,
+      }));
+      for (const { index: position, offerId } of refused) {
+        await refreshOffer(ctx, offerId, (picks[position] as AllocationPick).result.startMs);
+      }
+      return { allocated: false, refused };
     },
 
     /**

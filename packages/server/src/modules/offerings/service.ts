@@ -20,6 +20,7 @@ import type { OfferingStatus, OfferingVersion, StepDefinition } from './domain/o
 import { offeringsErrors } from './errors.js';
 import { offeringJson } from './http/json.js';
 import {
+  findCurrent,
   findOffering,
   findVersion,
   findVersionById,
@@ -46,6 +47,9 @@ export type OfferingsService = ReturnType<typeof createOfferingsService>;
 
 /** The operator's staff and Baton itself see every offering; partners and customers the active ones. */
 const seesEverything = (actor: Actor) => actor.kind === 'operator' || actor.kind === 'system';
+
+/** Offering versions one process keeps; past it, the oldest are forgotten first. */
+const VERSIONS_CACHED_MAX = 1_000;
 
 /** Actions recorded in the audit log. */
 const PUBLISH_ACTION = 'offerings.offering.publish';
@@ -92,6 +96,13 @@ export function createOfferingsService({
     }
     return errors;
   }
+
+  /**
+   * Versions already read, by id. A published version never changes and its id names no other,
+   * so one read once (even by a transaction that then rolled back: nobody else knows its id)
+   * is kept without being read again.
+   */
+  const versions = new Map<string, OfferingVersion>();
 
   function requireOperator(ctx: Context): void {
     if (!seesEverything(ctx.actor)) throw offeringsErrors.operatorsOnly();
@@ -209,8 +220,12 @@ export function createOfferingsService({
      *   partners and customers)
      */
     async getOffering(ctx: Context, key: string): Promise<OfferingWithVersion> {
-      const offering = await visibleOffering(ctx, key);
-      return { offering, version: await currentVersionOf(ctx.db, key, offering.currentVersion) };
+      // The offering with its current version in one query: quotes read it on every request.
+      const found = await findCurrent(ctx.db, key);
+      if (!found || (found.offering.status !== 'active' && !seesEverything(ctx.actor))) {
+        throw offeringsErrors.offeringNotFound(key);
+      }
+      return found;
     },
 
     /**
@@ -219,8 +234,15 @@ export function createOfferingsService({
      * @throws DomainError `offerings.version_not_found`
      */
     async getVersion(db: Executor, id: OfferingVersionId): Promise<OfferingVersion> {
+      const known = versions.get(id);
+      if (known) return known;
       const version = await findVersionById(db, id);
       if (!version) throw offeringsErrors.versionIdNotFound(id);
+      if (versions.size >= VERSIONS_CACHED_MAX) {
+        const oldest = versions.keys().next();
+        if (!oldest.done) versions.delete(oldest.value);
+      }
+      versions.set(id, version);
       return version;
     },
 

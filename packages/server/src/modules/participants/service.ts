@@ -25,6 +25,7 @@ import {
   findCustomer,
   findPartner,
   findPartnerType,
+  findPartnerWithRules,
   findRules,
   type Invitation,
   type Partner,
@@ -36,6 +37,7 @@ import {
   toPartnerType,
   toRules,
   toTransition,
+  typeOfPartner,
 } from './store/participants-store.js';
 
 /** The job that announces, when a grace period ends, which partners let their rules lapse. */
@@ -43,6 +45,8 @@ export const RULES_GRACE_ENDED_JOB = 'participants.rules-grace-ended';
 const INVITATION_TOKEN_PREFIX = 'baton_inv_';
 export const INVITATION_VALIDITY_DAYS_MAX = 90;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Partners whose type one process remembers; past it, the oldest are forgotten first. */
+const PARTNER_TYPES_CACHED_MAX = 100_000;
 
 /** A partner with where it stands: what the API shows. */
 export interface PartnerView extends Partner {
@@ -88,6 +92,12 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
     return partner;
   }
 
+  /**
+   * Each partner's type, by id. A partner's type is set when it applies and never changes, and
+   * an id is never given to another partner, so what was read once stays true in every process.
+   */
+  const partnerTypes = new Map<PartnerId, string>();
+
   async function requirePartnerType(db: Executor, key: string, forUpdate = false): Promise<PartnerType> {
     const type = await findPartnerType(db, key, forUpdate);
     if (!type) throw participantsErrors.partnerTypeNotFound(key);
@@ -100,15 +110,12 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       const type = await findPartnerType(db, key);
       rulesByType.set(key, type ? await currentRules(db, type) : null);
     }
-    return partners.map((partner) => {
-      const rules = rulesStanding(
-        partner.state,
-        rulesByType.get(partner.type) ?? null,
-        partner.acceptedRulesVersion,
-        now,
-      );
-      return { ...partner, rules, canTakeWork: canTakeWork(partner.state, rules) };
-    });
+    return partners.map((partner) => withStanding(partner, rulesByType.get(partner.type) ?? null, now));
+  }
+
+  function withStanding(partner: Partner, current: RulesVersion | null, now: Date): PartnerView {
+    const rules = rulesStanding(partner.state, current, partner.acceptedRulesVersion, now);
+    return { ...partner, rules, canTakeWork: canTakeWork(partner.state, rules) };
   }
 
   async function viewOne(db: Executor, partner: Partner, now: Date): Promise<PartnerView> {
@@ -631,7 +638,31 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
 
     /** @throws DomainError `participants.partner_not_found` */
     async getPartner(ctx: Context, id: PartnerId): Promise<PartnerView> {
-      return viewOne(ctx.db, await visiblePartner(ctx, id), ctx.now);
+      const allowed =
+        ctx.actor.kind === 'operator' ||
+        ctx.actor.kind === 'system' ||
+        (ctx.actor.kind === 'partner' && ctx.actor.partnerId === id);
+      // The partner and its type's rules in one query: callers read partners on hot paths.
+      const found = allowed ? await findPartnerWithRules(ctx.db, id) : undefined;
+      if (!found) throw participantsErrors.partnerNotFound(id);
+      return withStanding(found.partner, found.rules, ctx.now);
+    },
+
+    /**
+     * A partner's type, whoever asks (it is no secret, and fees and subsidies need it for any
+     * partner); undefined when there is no such partner. Remembered once read: it never changes.
+     */
+    async partnerTypeOf(db: Executor, id: PartnerId): Promise<string | undefined> {
+      const known = partnerTypes.get(id);
+      if (known !== undefined) return known;
+      const type = await typeOfPartner(db, id);
+      if (type === undefined) return undefined;
+      if (partnerTypes.size >= PARTNER_TYPES_CACHED_MAX) {
+        const oldest = partnerTypes.keys().next();
+        if (!oldest.done) partnerTypes.delete(oldest.value);
+      }
+      partnerTypes.set(id, type);
+      return type;
     },
 
     /** Operators' search of partners by state, type, region and name. */

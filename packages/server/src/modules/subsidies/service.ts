@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql, type UpdateObject } from 'kysely';
+import { type Selectable, sql, type UpdateObject } from 'kysely';
 import { assert } from '../../kernel/assert.js';
 import { recordAudit } from '../../kernel/audit/audit-log.js';
 import type { Context } from '../../kernel/context.js';
@@ -42,6 +42,7 @@ import {
   participantSpent,
   toProgramme,
 } from './store/subsidies-store.js';
+import type { SubsidyProgrammesTable } from './store/tables.js';
 
 /** The job that ends the programmes whose window is over and returns their leftover budget. */
 export const END_PROGRAMMES_JOB = 'subsidies.end-programmes';
@@ -556,29 +557,46 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
       const participantId = (input.side === 'partner' ? input.partnerId : input.customerId) as string;
 
       // Claim the key first: a concurrent request with the same key waits here for this one,
-      // then reads its answer.
-      const claimed = await ctx.db
-        .insertInto('subsidy_applications')
-        .values({
-          id: newId('sba'),
-          idempotency_key: input.idempotencyKey,
-          fingerprint,
-          programme_id: null,
-          participant_id: null,
-          cause_kind: input.cause.kind,
-          cause_id: input.cause.id,
-          fee_minor: input.feeMinor,
-          currency: input.currency,
-          amount_minor: 0n,
-          refunded_minor: 0n,
-          beneficiary_account_id: null,
-          transaction_id: null,
-          created_at: ctx.now,
-        })
-        .onConflict((oc) => oc.column('idempotency_key').doNothing())
-        .returning('id')
-        .executeTakeFirst();
-      if (!claimed) {
+      // then reads its answer. The programmes that could pay are read in the same statement
+      // (each is locked and judged again before it pays).
+      const rows = await ctx.db
+        .with('claimed', (creator) =>
+          creator
+            .insertInto('subsidy_applications')
+            .values({
+              id: newId('sba'),
+              idempotency_key: input.idempotencyKey,
+              fingerprint,
+              programme_id: null,
+              participant_id: null,
+              cause_kind: input.cause.kind,
+              cause_id: input.cause.id,
+              fee_minor: input.feeMinor,
+              currency: input.currency,
+              amount_minor: 0n,
+              refunded_minor: 0n,
+              beneficiary_account_id: null,
+              transaction_id: null,
+              created_at: ctx.now,
+            })
+            .onConflict((oc) => oc.column('idempotency_key').doNothing())
+            .returning('id'),
+        )
+        .selectFrom(sql<{ one: number }>`(select 1)`.as('one'))
+        .leftJoin('subsidy_programmes as p', (join) =>
+          join
+            .on(sql<boolean>`${input.feeMinor > 0n}`)
+            .on('p.status', '=', 'active')
+            .on('p.side', '=', input.side)
+            .on('p.currency', '=', input.currency)
+            .on('p.starts_at', '<=', ctx.now)
+            .on('p.ends_at', '>', ctx.now),
+        )
+        .selectAll('p')
+        .select((eb) => eb.selectFrom('claimed').select('claimed.id').as('claimed_id'))
+        .execute();
+      const claimedId = rows[0]?.claimed_id;
+      if (!claimedId) {
         const existing = await findApplicationByKey(ctx.db, input.idempotencyKey);
         assert(existing !== undefined, 'a claimed key has its application');
         return replayOf(existing, fingerprint);
@@ -593,18 +611,9 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
         capability: input.capability,
         currency: input.currency,
       };
-      const candidates = (
-        await ctx.db
-          .selectFrom('subsidy_programmes')
-          .selectAll()
-          .where('status', '=', 'active')
-          .where('side', '=', input.side)
-          .where('currency', '=', input.currency)
-          .where('starts_at', '<=', ctx.now)
-          .where('ends_at', '>', ctx.now)
-          .execute()
-      )
-        .map(toProgramme)
+      const candidates = rows
+        .filter((row) => row.id !== null)
+        .map((row) => toProgramme(row as unknown as Selectable<SubsidyProgrammesTable>))
         .filter((programme) => isEligible(programme, occasion, ctx.now))
         .sort(byPreference);
 
@@ -670,13 +679,13 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
             beneficiary_account_id: beneficiaryAccountId,
             transaction_id: transaction.id,
           })
-          .where('id', '=', claimed.id)
+          .where('id', '=', claimedId)
           .execute();
         await appendEvent(ctx, {
           type: 'subsidy.applied',
-          subjectId: claimed.id,
+          subjectId: claimedId,
           data: {
-            application_id: claimed.id,
+            application_id: claimedId,
             programme_id: programme.id,
             subsidy_kind: programme.kind,
             participant_id: participantId,

@@ -223,6 +223,23 @@ export async function findVersionInForce(
   return row ? (await withRules(db, [row]))[0] : undefined;
 }
 
+/** The id of the version of `currency` in force at `at`, without its rules: for callers that keep versions. */
+export async function findVersionIdInForce(
+  db: Executor,
+  currency: string,
+  at: Date,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('fee_schedule_versions')
+    .select('id')
+    .where('currency', '=', currency)
+    .where('effective_from', '<=', at)
+    .orderBy('effective_from', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.id;
+}
+
 export async function listVersions(
   db: Executor,
   filter: { currency?: string | undefined; after?: string | undefined; limit: number },

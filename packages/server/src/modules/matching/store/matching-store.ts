@@ -111,26 +111,38 @@ export async function saveSettings(
 }
 
 export async function insertAllocation(db: Executor, allocation: Allocation, allocatedBy: string | null) {
+  await insertAllocations(db, [allocation], allocatedBy);
+}
+
+/** Writes several allocations in one statement. */
+export async function insertAllocations(
+  db: Executor,
+  allocations: readonly Allocation[],
+  allocatedBy: string | null,
+): Promise<void> {
+  if (allocations.length === 0) return;
   await db
     .insertInto('allocations')
-    .values({
-      id: allocation.id,
-      capability: allocation.capability,
-      region: allocation.region,
-      partner_id: allocation.partnerId,
-      offer_id: allocation.offerId,
-      reservation_id: allocation.reservationId,
-      quantity: allocation.quantity,
-      customer_id: allocation.customerId,
-      reference: allocation.reference,
-      rank: allocation.rank,
-      score: allocation.score,
-      allocated_at: allocation.allocatedAt,
-      allocated_by: allocatedBy,
-      skipped: JSON.stringify(
-        allocation.skipped.map((entry) => ({ offer_id: entry.offerId, code: entry.code })),
-      ),
-    })
+    .values(
+      allocations.map((allocation) => ({
+        id: allocation.id,
+        capability: allocation.capability,
+        region: allocation.region,
+        partner_id: allocation.partnerId,
+        offer_id: allocation.offerId,
+        reservation_id: allocation.reservationId,
+        quantity: allocation.quantity,
+        customer_id: allocation.customerId,
+        reference: allocation.reference,
+        rank: allocation.rank,
+        score: allocation.score,
+        allocated_at: allocation.allocatedAt,
+        allocated_by: allocatedBy,
+        skipped: JSON.stringify(
+          allocation.skipped.map((entry) => ({ offer_id: entry.offerId, code: entry.code })),
+        ),
+      })),
+    )
     .execute();
 }
 

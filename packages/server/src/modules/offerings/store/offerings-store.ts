@@ -160,6 +160,12 @@ export async function findVersionById(db: Executor, id: string): Promise<Offerin
   return row ? toVersion(row) : undefined;
 }
 
+/** An offering with the version it is sold on now, in one query. */
+export async function findCurrent(db: Executor, key: string): Promise<OfferingWithVersion | undefined> {
+  const row = await currentQuery(db).where('o.key', '=', key).executeTakeFirst();
+  return row ? withVersion(row) : undefined;
+}
+
 export interface CurrentFilter {
   readonly region?: string | undefined;
   readonly status?: OfferingStatus | undefined;
@@ -170,7 +176,19 @@ export interface CurrentFilter {
 
 /** Offerings by key, each with its current version, in one query. */
 export async function listCurrent(db: Executor, filter: CurrentFilter): Promise<Page<OfferingWithVersion>> {
-  let query = db
+  let query = currentQuery(db)
+    .orderBy('o.key')
+    .limit(filter.limit + 1);
+  if (filter.status) query = query.where('o.status', '=', filter.status);
+  if (filter.after !== undefined) query = query.where('o.key', '>', filter.after);
+  if (filter.region) query = query.where(sql<boolean>`${filter.region} = any(v.regions)`);
+  const rows = await query.execute();
+  return pageOf(rows, filter.limit, withVersion);
+}
+
+/** Offerings joined with their current versions; the offering's columns carry an `o_` prefix. */
+function currentQuery(db: Executor) {
+  return db
     .selectFrom('offerings as o')
     .innerJoin('offering_versions as v', (join) =>
       join.onRef('v.offering_key', '=', 'o.key').onRef('v.version', '=', 'o.current_version'),
@@ -184,14 +202,13 @@ export async function listCurrent(db: Executor, filter: CurrentFilter): Promise<
       'o.created_at as o_created_at',
       'o.updated_at as o_updated_at',
       'o.retired_at as o_retired_at',
-    ])
-    .orderBy('o.key')
-    .limit(filter.limit + 1);
-  if (filter.status) query = query.where('o.status', '=', filter.status);
-  if (filter.after !== undefined) query = query.where('o.key', '>', filter.after);
-  if (filter.region) query = query.where(sql<boolean>`${filter.region} = any(v.regions)`);
-  const rows = await query.execute();
-  return pageOf(rows, filter.limit, (row) => ({
+    ]);
+}
+
+type CurrentRow = Awaited<ReturnType<ReturnType<typeof currentQuery>['executeTakeFirstOrThrow']>>;
+
+function withVersion(row: CurrentRow): OfferingWithVersion {
+  return {
     offering: toOffering({
       key: row.o_key,
       name: row.o_name,
@@ -202,5 +219,5 @@ export async function listCurrent(db: Executor, filter: CurrentFilter): Promise<
       retired_at: row.o_retired_at,
     }),
     version: toVersion(row),
-  }));
+  };
 }

@@ -38,6 +38,11 @@ export function canTransition(from: WorkOrderStatus, to: WorkOrderStatus): boole
   return TRANSITIONS[from].includes(to);
 }
 
+/** The statuses a work order may move to `to` from. */
+export function statusesBefore(to: WorkOrderStatus): WorkOrderStatus[] {
+  return WORK_ORDER_STATUSES.filter((from) => canTransition(from, to));
+}
+
 /** A work order the partner has not started: it can still be taken away and given to another. */
 export const NOT_STARTED: readonly WorkOrderStatus[] = ['offered', 'accepted'];
 /** Work orders whose partner still owes the work: these are flagged when late. */

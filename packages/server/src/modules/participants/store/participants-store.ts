@@ -175,6 +175,52 @@ export async function findPartner(db: Executor, id: PartnerId, forUpdate = false
   return row ? toPartner(row) : undefined;
 }
 
+/**
+ * A partner with the current rules of its type, in one query: the rules are null when the type
+ * has none (or, which never happens, when the type is missing).
+ */
+export async function findPartnerWithRules(
+  db: Executor,
+  id: PartnerId,
+): Promise<{ partner: Partner; rules: RulesVersion | null } | undefined> {
+  const row = await db
+    .selectFrom('partners as p')
+    .leftJoin('partner_types as t', 't.key', 'p.partner_type')
+    .leftJoin('engagement_rules as r', (join) =>
+      join.onRef('r.partner_type', '=', 't.key').onRef('r.version', '=', 't.current_rules_version'),
+    )
+    .selectAll('p')
+    .select([
+      'r.version as rules_version',
+      'r.title as rules_title',
+      'r.body as rules_body',
+      'r.grace_period_days as rules_grace_period_days',
+      'r.published_at as rules_published_at',
+    ])
+    .where('p.id', '=', id)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const rules =
+    row.rules_version === null
+      ? null
+      : toRules({
+          partner_type: row.partner_type,
+          version: row.rules_version,
+          title: row.rules_title as string,
+          body: row.rules_body as string,
+          grace_period_days: row.rules_grace_period_days as number,
+          published_at: row.rules_published_at as Date,
+          published_by: null,
+        });
+  return { partner: toPartner(row), rules };
+}
+
+/** The type of a partner, or undefined when there is no such partner. */
+export async function typeOfPartner(db: Executor, id: PartnerId): Promise<string | undefined> {
+  const row = await db.selectFrom('partners').select('partner_type').where('id', '=', id).executeTakeFirst();
+  return row?.partner_type;
+}
+
 export async function findCustomer(db: Executor, id: CustomerId, forUpdate = false) {
   let query = db.selectFrom('customers').selectAll().where('id', '=', id);
   if (forUpdate) query = query.forUpdate();

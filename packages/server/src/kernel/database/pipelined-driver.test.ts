@@ -6,7 +6,7 @@ import { recordAudit } from '../audit/audit-log.js';
 import type { Context } from '../context.js';
 import { appendEvent } from '../events/event-log.js';
 import type { Tx } from './database.js';
-import { executeTogether, executeUnawaited } from './pipelined-driver.js';
+import { afterCommit, executeTogether, executeUnawaited } from './pipelined-driver.js';
 import { runInTransaction } from './transaction.js';
 
 describe(`the pipelined driver (${TEST_DATABASE_KIND})`, async () => {
@@ -213,5 +213,55 @@ describe(`the pipelined driver (${TEST_DATABASE_KIND})`, async () => {
     }
     const { rows } = await sql<{ value: number }>`select 1 as value`.execute(db);
     expect(rows).toEqual([{ value: 1 }]);
+  });
+
+  it('calls back after commit, when the commit is visible to others, and never for a transaction that fails', async () => {
+    const subject = `subject_${++subjects}`;
+    const seen: number[] = [];
+    const visibleEvents = async () => (await eventsOf(subject)).length;
+    await runInTransaction(db, async (tx) => {
+      await appendEvent(ctxOf(tx), event('test.committed', subject));
+      await afterCommit(tx, () => {
+        // Another connection reads it from inside the callback: the commit is done.
+        void visibleEvents().then((count) => seen.push(count));
+      });
+      expect(seen).toEqual([]);
+    });
+    await expect.poll(() => seen).toEqual([1]);
+
+    let calledForFailure = false;
+    await expect(
+      runInTransaction(db, async (tx) => {
+        await afterCommit(tx, () => {
+          calledForFailure = true;
+        });
+        await executeUnawaited(tx, sql`select 1 / 0`.compile(tx));
+      }),
+    ).rejects.toThrow();
+    await expect(
+      runInTransaction(db, async (tx) => {
+        await afterCommit(tx, () => {
+          calledForFailure = true;
+        });
+        throw new Error('the work failed');
+      }),
+    ).rejects.toThrow('the work failed');
+    expect(calledForFailure).toBe(false);
+  });
+
+  it('still commits, and calls the other callbacks, when a callback throws', async () => {
+    const subject = `subject_${++subjects}`;
+    let second = false;
+    await runInTransaction(db, async (tx) => {
+      await appendEvent(ctxOf(tx), event('test.committed', subject));
+      await afterCommit(tx, () => {
+        throw new Error('a broken hint');
+      });
+      await afterCommit(tx, () => {
+        second = true;
+      });
+    });
+    expect(second).toBe(true);
+    expect(await eventsOf(subject)).toHaveLength(1);
   });
 });

@@ -119,6 +119,18 @@ export async function insertAtCommit<T extends keyof Tables & string>(
   await withConnection(executor, (connection) => connection.bufferRow(table, row as Row));
 }
 
+/**
+ * Calls `callback` once the caller's transaction has committed, and never if it does not: for
+ * telling the rest of this process what the transaction made visible (a job a worker here can
+ * take at once). Only a hint may be given this way: it runs after the commit, so it cannot undo
+ * it, and it also runs when a savepoint it was given after was rolled back. A callback that
+ * throws is not reported to the committer, whose transaction succeeded.
+ */
+export async function afterCommit(executor: Kysely<Tables>, callback: () => void): Promise<void> {
+  assert(executor.isTransaction, 'a callback after commit needs a transaction');
+  await withConnection(executor, (connection) => connection.onCommit(callback));
+}
+
 /** A statement not yet written to the connection. */
 interface Statement {
   readonly text: string;
@@ -145,6 +157,8 @@ class PipelinedConnection implements DatabaseConnection {
   readonly #buffered = new Map<string, Row[]>();
   /** Without pipeline mode, the statement each new one must wait for. */
   #tail: Promise<unknown> = Promise.resolve();
+  /** What to call once this transaction has committed. */
+  #committed: (() => void)[] = [];
 
   constructor(client: pg.PoolClient) {
     this.#client = client;
@@ -209,6 +223,11 @@ class PipelinedConnection implements DatabaseConnection {
     this.#enqueue(query.sql, query.parameters);
   }
 
+  onCommit(callback: () => void): void {
+    assert(this.#inTransaction, 'a callback after commit needs a transaction');
+    this.#committed.push(callback);
+  }
+
   bufferRow(table: string, row: Row): void {
     assert(this.#inTransaction, 'rows inserted at commit must belong to a transaction');
     assert(IDENTIFIER.test(table), `not a plain table name: ${table}`);
@@ -236,11 +255,14 @@ class PipelinedConnection implements DatabaseConnection {
   }
 
   async commit(): Promise<void> {
+    const committed = this.#committed;
+    this.#committed = [];
     try {
       this.#flushRows();
       if (!this.#begun && this.#outbox.length === 1) {
         // Nothing but `begin`: a transaction that did nothing needs no round trip.
         this.#outbox = [];
+        callAll(committed);
         return;
       }
       this.#enqueue('commit', []);
@@ -250,6 +272,7 @@ class PipelinedConnection implements DatabaseConnection {
       // A failure is always reported before (by the statement that failed); this is the last guard
       // against ever reporting a write as done that was not.
       assert((await commit)?.command === 'COMMIT', 'the transaction failed and was rolled back at commit');
+      callAll(committed);
     } catch (error) {
       // Kysely rolls back after a failed commit; the transaction is already over.
       this.#buffered.clear();
@@ -265,6 +288,7 @@ class PipelinedConnection implements DatabaseConnection {
     // was are reported already, or moot.
     this.#buffered.clear();
     this.#outbox = [];
+    this.#committed = [];
     this.#inTransaction = false;
     if (!this.#begun) return;
     this.#enqueue('rollback', []);
@@ -341,6 +365,17 @@ class PipelinedConnection implements DatabaseConnection {
     const answers = this.#unchecked;
     this.#unchecked = [];
     for (const answer of answers) await answer;
+  }
+}
+
+/** Calls each callback given to `afterCommit`; one that throws does not stop the others. */
+function callAll(callbacks: readonly (() => void)[]): void {
+  for (const callback of callbacks) {
+    try {
+      callback();
+    } catch {
+      // A hint that failed changes nothing that was committed.
+    }
   }
 }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { assert } from '../assert.js';
 import type { Context } from '../context.js';
 import { requireTransaction } from '../database/database.js';
+import { afterCommit } from '../database/pipelined-driver.js';
 
 /** A background job's handler; it receives the data the job was enqueued with. */
 export type JobHandler<T> = (data: T) => Promise<void>;
@@ -21,6 +22,12 @@ export interface JobDefinition<T> {
    * a payment) want less than the default.
    */
   readonly pollingIntervalSeconds?: number;
+  /**
+   * Jobs of this name a process runs at once, 1 by default. More suits jobs that wait on
+   * others (a payment provider) and never on each other: each holds a database connection
+   * while it runs, so keep it well below the pool's size.
+   */
+  readonly concurrency?: number;
 }
 
 export interface EnqueueOptions {
@@ -37,7 +44,11 @@ export interface EnqueueOptions {
 export interface Jobs {
   /** Declares a job; call before `start`. */
   define<T extends object>(definition: JobDefinition<T>): void;
-  /** Enqueues a job in the caller's transaction: it exists if and only if the caller commits. */
+  /**
+   * Enqueues a job in the caller's transaction: it exists if and only if the caller commits. A
+   * job due at once wakes this process's worker for it when the caller commits, so it starts
+   * then rather than at the worker's next poll (other processes find it at their next poll).
+   */
   enqueue<T extends object>(ctx: Context, name: string, data: T, options?: EnqueueOptions): Promise<void>;
   /** Prepares the queues, and when `work` is set, starts working them and the cron schedules. */
   start(options: { work: boolean }): Promise<void>;
@@ -63,6 +74,8 @@ const FETCH_BATCH_SIZE = 20;
 export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }): Jobs {
   const definitions = new Map<string, JobDefinition<object>>();
   let boss: PgBoss | null = null;
+  /** This process's worker of each job it works. */
+  const workers = new Map<string, string>();
 
   /** Runs one job; a job that throws is failed (to be retried as defined) and false returned. */
   async function runJob(
@@ -86,6 +99,11 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
     define(definition) {
       assert(boss === null, 'jobs must be defined before start');
       assert(!definitions.has(definition.name), `job ${definition.name} is defined twice`);
+      assert(
+        definition.concurrency === undefined ||
+          (Number.isInteger(definition.concurrency) && definition.concurrency >= 1),
+        `job ${definition.name} needs a concurrency of at least 1`,
+      );
       definitions.set(definition.name, definition as JobDefinition<object>);
     },
 
@@ -103,6 +121,10 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
           executeSql: (text: string, values: unknown[]) => tx.executeQuery(CompiledQuery.raw(text, values)),
         },
       });
+      const worker = workers.get(name);
+      if (worker && (!options.startAfter || options.startAfter <= ctx.now)) {
+        await afterCommit(tx, () => boss?.notifyWorker(worker));
+      }
     },
 
     async start({ work }) {
@@ -119,7 +141,7 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
         await boss.createQueue(definition.name);
         if (!work) continue;
         if (definition.cron) await boss.schedule(definition.name, definition.cron, {}, { tz: 'UTC' });
-        await boss.work<object>(
+        const worker = await boss.work<object>(
           definition.name,
           {
             pollingIntervalSeconds: definition.pollingIntervalSeconds ?? POLLING_INTERVAL_SECONDS,
@@ -128,9 +150,16 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
           async (jobs) => {
             // One failing job fails alone: the others of its batch complete when this returns
             // (pg-boss completes only jobs still active).
-            for (const job of jobs) await runJob(definition, job);
+            let next = 0;
+            const lane = async () => {
+              for (let job = jobs[next++]; job; job = jobs[next++]) await runJob(definition, job);
+            };
+            await Promise.all(
+              Array.from({ length: Math.min(definition.concurrency ?? 1, jobs.length) }, lane),
+            );
           },
         );
+        workers.set(definition.name, worker);
       }
     },
 
@@ -150,6 +179,7 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
 
     async stop() {
       if (!boss) return;
+      workers.clear();
       await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
       boss = null;
     },

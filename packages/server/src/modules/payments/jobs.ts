@@ -44,8 +44,9 @@ export function paymentsJobs({
     },
     {
       name: RESUME_PAYMENT_JOB,
-      // A customer's order waits for its charge.
+      // A customer's order waits for its charge; charges wait on the provider, not on each other.
       pollingIntervalSeconds: 0.5,
+      concurrency: 4,
       handler: async (data) => {
         await payments.resume(db, systemActor('payments'), (data as { paymentId: string }).paymentId);
       },

@@ -1,3 +1,5 @@
+import { sql } from 'kysely';
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { systemActor } from '../../kernel/actor.js';
 import { ManualClock } from '../../kernel/clock.js';
@@ -47,6 +49,30 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
       });
     return { clock, provider, payments, ctx, balance, postings, charge };
   }
+  // Every statement sent on any of the pool's clients, in order.
+  const sent: string[] = [];
+  const watched = new WeakSet<pg.PoolClient>();
+  app.baton.database.pool.on('acquire', (client) => {
+    if (watched.has(client)) return;
+    watched.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+      if (typeof args[0] === 'string') sent.push(args[0].replace(/\s+/g, ' ').trim());
+      return query(...args);
+    };
+  });
+  const statementsOf = async (work: () => Promise<unknown>) => {
+    sent.length = 0;
+    await work();
+    return [...sent];
+  };
+  const paymentCapturedEvents = (paymentId: string) =>
+    db
+      .selectFrom('events')
+      .select('id')
+      .where('type', '=', 'payment.captured')
+      .where('subject_id', '=', paymentId)
+      .execute();
   const escrow = (orderRef: string): AccountKey => ({
     purpose: 'customer_escrow',
     ownerId: orderRef,
@@ -145,6 +171,102 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
       .execute();
     expect(captured).toHaveLength(1);
   });
+
+  it('applies an authorization and a capture in one transaction each, and answers their callbacks with one read', async () => {
+    const { payments, provider } = setup();
+    const payment = await runInTransaction(db, (tx) =>
+      payments.recordIntent(
+        { db: tx, actor, now: new Date(), requestId: null, ip: null },
+        {
+          orderRef: newId('alc'),
+          customerId: null,
+          paymentMethod: TEST_CARDS.ok,
+          amountMinor: 2_500n,
+          currency: 'EUR',
+          reference: `budget-${newId('alc')}`,
+        },
+      ),
+    );
+    let resumed: Awaited<ReturnType<typeof payments.resume>> | undefined;
+    const job = await statementsOf(async () => {
+      resumed = await payments.resume(db, actor, payment.id);
+    });
+    expect(resumed).toMatchObject({ id: payment.id, status: 'captured', capturedMinor: 2_500n });
+    // The payment is read once; the authorization's answer and the capture's request share a
+    // transaction, and the capture's answer has the other; rows are changed without being read first.
+    expect(job.filter((text) => text === 'begin')).toHaveLength(2);
+    expect(job.filter((text) => /^select \* from "payments"/.test(text))).toHaveLength(1);
+    expect(job.filter((text) => /from "payment(s|_operations)" .*for update/.test(text))).toEqual([]);
+    const callbacks = await statementsOf(() => provider.deliverPending({ duplicate: true }));
+    expect(callbacks).toEqual(
+      Array.from({ length: 4 }, () => 'select * from "payment_operations" where "reference" = $1'),
+    );
+  });
+
+  it('applies every answer once when callbacks race the calls that caused them', async () => {
+    const { provider, postings, charge } = setup({ autoDeliver: true });
+    const orders = Array.from({ length: 6 }, () => newId('alc'));
+    const charged = await Promise.all(orders.map((order) => charge(order, 1_000n)));
+    await provider.flush();
+    for (const payment of charged) {
+      expect(payment.status).toBe('captured');
+      expect(await postings('payment', payment.id)).toHaveLength(1);
+      expect(await paymentCapturedEvents(payment.id)).toHaveLength(1);
+    }
+    expect(provider.deliveryErrors).toEqual([]);
+  });
+
+  it.runIf(TEST_DATABASE_KIND === 'postgres')(
+    'answers a callback with news already applied while another transaction holds its operation',
+    async () => {
+      const { provider, charge } = setup();
+      const order = newId('alc');
+      await charge(order);
+      let delivered = false;
+      await runInTransaction(db, async (tx) => {
+        await sql`select 1 from payment_operations where reference = ${`charge-${order}:capture`} for update`.execute(
+          tx,
+        );
+        await provider.deliverPending({ duplicate: true });
+        delivered = true;
+      });
+      expect(delivered).toBe(true);
+    },
+  );
+
+  it.runIf(TEST_DATABASE_KIND === 'postgres')(
+    'does not queue a callback with news on a lock another transaction holds, and applies it once that ends',
+    async () => {
+      const { provider, payments, postings, charge, ctx } = setup({ settlement: { capture: 'pending' } });
+      const order = newId('alc');
+      const payment = await charge(order);
+      expect(payment.status).toBe('authorized');
+      provider.settle();
+      let delivery: Promise<void> | undefined;
+      let waitersWhileHeld = -1;
+      await runInTransaction(db, async (tx) => {
+        await sql`select 1 from payment_operations where reference = ${`charge-${order}:capture`} for update`.execute(
+          tx,
+        );
+        delivery = provider.deliverPending({ duplicate: true });
+        await new Promise((resolve) => setTimeout(resolve, 40));
+        // Nobody waits for a lock: the callback looks again later instead of holding a connection.
+        const waiting = await sql<{ count: string }>`
+          select count(*)::text as count from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
+        waitersWhileHeld = Number(waiting.rows[0]?.count);
+      });
+      await delivery;
+      expect(waitersWhileHeld).toBe(0);
+      expect((await payments.getPayment(ctx(db), payment.id)).payment).toMatchObject({
+        status: 'captured',
+        capturedMinor: 10_000n,
+      });
+      expect(await postings('payment', payment.id)).toHaveLength(1);
+      expect(await paymentCapturedEvents(payment.id)).toHaveLength(1);
+      expect(provider.deliveryErrors).toEqual([]);
+    },
+  );
 
   it('refunds within the capture and refuses more, settling through refunds in transit', async () => {
     const { payments, provider, ctx, charge, postings, balance } = setup();

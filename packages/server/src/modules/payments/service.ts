@@ -16,6 +16,7 @@ import {
   type ChargebackStatus,
   captureReferenceOf,
   collectShare,
+  OPEN_PAYMENT_STATUSES,
 } from './domain/payment.js';
 import type { Discrepancy } from './domain/reconciliation.js';
 import { paymentsErrors } from './errors.js';
@@ -27,7 +28,9 @@ import {
   ProviderTimeoutError,
 } from './provider/port.js';
 import {
+  advanceOperation,
   type Chargeback,
+  changePayment,
   chargebacksOf,
   decideChargebackRow,
   findChargeback,
@@ -45,11 +48,13 @@ import {
   listChargebacks,
   listPayments,
   listReports,
+  markOperationUnknown,
   operationsOf,
   operationsSince,
   type Payment,
   type PaymentFilter,
   type PaymentOperation,
+  queueOperationInsert,
   type ReconciliationReport,
   type Refund,
   recordProviderEvent,
@@ -67,6 +72,12 @@ export const PROVIDER_ATTEMPTS_MAX = 2;
 export const RETRY_BATCH_MAX = 100;
 /** Operations reconciliation reads from the provider per call. */
 export const RECONCILE_PAGE_MAX = 200;
+/**
+ * Tries of a callback to lock an operation another transaction holds, before it waits for the
+ * lock. Between tries it holds no connection: the holder is usually applying the same news.
+ */
+export const CALLBACK_LOCK_ATTEMPTS_MAX = 6;
+const CALLBACK_RETRY_BASE_DELAY_MS = 4;
 export const ORDER_REF_LENGTH_MAX = 100;
 export const REFERENCE_LENGTH_MAX = 100;
 
@@ -160,7 +171,10 @@ export interface PaymentsService {
   refund(db: Executor, actor: Actor, input: RefundInput): Promise<Refund>;
   /**
    * Applies a provider callback once per event id and in any order: a stale state after a final
-   * one changes nothing. Payout events go to the listeners registered with `onOperation`.
+   * one changes nothing. News already applied (usually by the call's own answer) is answered
+   * from one read, without a lock; news for an operation another transaction is changing is
+   * looked at again once that has ended, rather than waited for on the row's lock. Payout events
+   * go to the listeners registered with `onOperation`.
    */
   handleEvent(db: Executor, event: ProviderEvent): Promise<void>;
   /** Registers a listener for provider events of operations this module does not own (payouts). */
@@ -211,14 +225,36 @@ type CallResult =
 
 const PROVIDER_ACTOR = systemActor('payment-provider');
 
+/** What applying a callback came to: `busy` when the operation was locked and the callback did not wait. */
+type CallbackOutcome = 'applied' | 'stale' | 'busy';
+
+const isOpen = (status: Payment['status']) => (OPEN_PAYMENT_STATUSES as readonly string[]).includes(status);
+const ignore = () => {};
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
   const { provider, ledger, clock } = deps;
   const listeners = new Map<string, OperationListener[]>();
   const settlementListeners: SettlementListener[] = [];
-  async function settled(ctx: Context, paymentId: string): Promise<void> {
-    if (settlementListeners.length === 0) return;
-    const payment = (await findPayment(ctx.db, paymentId)) as Payment;
+  async function settled(ctx: Context, payment: Payment): Promise<void> {
     for (const listener of settlementListeners) await listener(ctx, payment);
+  }
+
+  /*
+   * Transactions of this process that apply a provider's news about an operation, by reference,
+   * until they end. The provider's callback for an answer usually arrives while the caller is
+   * still applying that answer: it waits for that here, holding no connection, and then finds
+   * its news applied with one read instead of queueing on the operation's row lock. This only
+   * spares waiting; the database alone decides what is applied.
+   */
+  const applying = new Map<string, Promise<void>>();
+  function whileApplying<T>(reference: string, work: Promise<T>): Promise<T> {
+    const done = work.then(ignore, ignore);
+    applying.set(reference, done);
+    void done.then(() => {
+      if (applying.get(reference) === done) applying.delete(reference);
+    });
+    return work;
   }
 
   const contextOf = (db: Executor, actor: Actor): Context => ({
@@ -304,7 +340,8 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       if (!existing || !sameRequest(existing)) throw paymentsErrors.referenceReused(reference);
       return existing;
     }
-    await insertOperation(ctx.db, {
+    // Nothing is read back from it: it travels with the transaction's next statement.
+    await queueOperationInsert(ctx.db, {
       id: newId('pop'),
       payment_id: id,
       reference,
@@ -324,7 +361,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       data: { id, order_ref: input.orderRef, amount: formatAmount(input.amountMinor, currency), currency },
       audience: input.customerId ? [input.customerId] : [],
     });
-    return (await findPayment(ctx.db, id)) as Payment;
+    return inserted;
   }
 
   async function loadPayment(db: Executor, id: string): Promise<Payment> {
@@ -333,19 +370,17 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     return payment;
   }
 
-  /** Marks an operation and its payment as in doubt after a call that never answered. */
-  async function markUnknown(db: Executor, payment: Payment, reference: string): Promise<void> {
-    await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
-      const op = await findOperation(ctx.db, reference, { lock: true });
-      if (op && (op.status === 'requested' || op.status === 'unknown'))
-        await updateOperation(ctx.db, reference, { status: 'unknown', updated_at: ctx.now });
-      const current = await findPayment(ctx.db, payment.id, { lock: true });
-      if (current && (current.status === 'pending' || current.status === 'authorized'))
-        await updatePayment(ctx.db, payment.id, {
-          status: 'unknown',
-          attempts: current.attempts + 1,
-          updated_at: ctx.now,
-        });
+  /** Marks an operation and its payment as in doubt after a call that never answered; returns the payment. */
+  function markUnknown(db: Executor, payment: Payment, reference: string): Promise<Payment> {
+    return inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+      await markOperationUnknown(ctx.db, reference, ctx.now);
+      const marked = await changePayment(
+        ctx.db,
+        payment.id,
+        { status: 'unknown', addAttempt: true, updated_at: ctx.now },
+        { onlyIf: ['pending', 'authorized'] },
+      );
+      return marked ?? loadPayment(ctx.db, payment.id);
     });
   }
 
@@ -357,25 +392,30 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         failure_code: error.code,
         updated_at: ctx.now,
       });
-      await updatePayment(ctx.db, payment.id, {
+      const failed = (await changePayment(ctx.db, payment.id, {
         status: 'failed',
         failure_code: error.code,
         updated_at: ctx.now,
-      });
+      })) as Payment;
       await appendEvent(ctx, {
         type: 'payment.failed',
         subjectId: payment.id,
         data: { id: payment.id, failure_code: error.code },
         audience: payment.customerId ? [payment.customerId] : [],
       });
-      await settled(ctx, payment.id);
+      await settled(ctx, failed);
     });
     throw paymentsErrors.providerRejected(error.code, error.message);
   }
 
+  /**
+   * Authorizes, then captures, each call followed by one transaction that applies its answer:
+   * the authorization's also records the capture about to be requested, so that a callback for
+   * it always finds its operation. Returns the payment as the last transaction left it.
+   */
   async function resume(db: Executor, _actor: Actor, paymentId: string): Promise<Payment> {
-    let payment = await loadPayment(db, paymentId);
-    if (!['pending', 'authorized', 'unknown'].includes(payment.status)) return payment;
+    const payment = await loadPayment(db, paymentId);
+    if (!isOpen(payment.status)) return payment;
 
     const authorization = await callProvider(payment.reference, () =>
       provider.authorize({
@@ -385,137 +425,171 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         currency: payment.currency,
       }),
     );
-    if (authorization.outcome === 'unknown') {
-      await markUnknown(db, payment, payment.reference);
-      return loadPayment(db, paymentId);
-    }
+    if (authorization.outcome === 'unknown') return markUnknown(db, payment, payment.reference);
     if (authorization.outcome === 'rejected') return markRejected(db, payment, authorization.error);
-    await applyOperation(db, authorization.operation, null);
-    payment = await loadPayment(db, paymentId);
-    if (payment.status !== 'authorized' && payment.status !== 'unknown') return payment;
-
     const captureReference = captureReferenceOf(payment.reference);
-    await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
-      await insertOperation(ctx.db, {
-        id: newId('pop'),
-        payment_id: payment.id,
-        reference: captureReference,
-        kind: 'capture',
-        status: 'requested',
-        amount_minor: payment.amountMinor,
-        currency: payment.currency,
-        provider_id: null,
-        parent_reference: payment.reference,
-        failure_code: null,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-      });
-    });
+    const authorized = await whileApplying(
+      payment.reference,
+      inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+        const current =
+          (await applyAnswer(ctx, authorization.operation)) ?? (await loadPayment(ctx.db, paymentId));
+        if (current.status === 'authorized' || current.status === 'unknown')
+          await queueOperationInsert(ctx.db, {
+            id: newId('pop'),
+            payment_id: current.id,
+            reference: captureReference,
+            kind: 'capture',
+            status: 'requested',
+            amount_minor: current.amountMinor,
+            currency: current.currency,
+            provider_id: null,
+            parent_reference: current.reference,
+            failure_code: null,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+          });
+        return current;
+      }),
+    );
+    if (authorized.status !== 'authorized' && authorized.status !== 'unknown') return authorized;
+
     const capture = await callProvider(captureReference, () =>
       provider.capture({
         reference: captureReference,
-        authorizationReference: payment.reference,
-        amountMinor: payment.amountMinor,
+        authorizationReference: authorized.reference,
+        amountMinor: authorized.amountMinor,
       }),
     );
-    if (capture.outcome === 'unknown') {
-      await markUnknown(db, payment, captureReference);
-      return loadPayment(db, paymentId);
-    }
-    if (capture.outcome === 'rejected') return markRejected(db, payment, capture.error);
-    await applyOperation(db, capture.operation, null);
-    return loadPayment(db, paymentId);
+    if (capture.outcome === 'unknown') return markUnknown(db, authorized, captureReference);
+    if (capture.outcome === 'rejected') return markRejected(db, authorized, capture.error);
+    return whileApplying(
+      captureReference,
+      inTransaction(
+        db,
+        PROVIDER_ACTOR,
+        async (ctx) => (await applyAnswer(ctx, capture.operation)) ?? loadPayment(ctx.db, paymentId),
+      ),
+    );
   }
 
   /**
-   * Applies what the provider says about one operation, once: in one transaction with the
-   * operation's row locked, so a callback and the caller's own result racing each other apply
-   * it exactly once. Returns false for an event already seen or an operation that is not ours.
+   * Applies the provider's answer to one of Baton's calls, in the caller's transaction, if it is
+   * news: the operation's row is changed and locked by one conditional update, so a callback with
+   * the same news, racing, applies it exactly once with this. Returns the payment when its effects
+   * changed it, null when they did not touch it (a stale answer, a refund, a chargeback).
    */
-  async function applyOperation(
-    db: Executor,
-    op: ProviderOperation,
-    eventId: string | null,
-  ): Promise<boolean> {
-    return inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
-      if (
-        eventId !== null &&
-        !(await recordProviderEvent(ctx.db, {
-          eventId,
-          reference: op.reference,
-          status: op.status,
-          receivedAt: ctx.now,
-        }))
-      )
-        return false;
-      let row = await findOperation(ctx.db, op.reference, { lock: true });
-      if (!row) {
-        // An operation Baton did not start (a chargeback), or whose request row was lost: it
-        // belongs to the payment of its parent.
-        const parent = op.parentReference ? await findOperation(ctx.db, op.parentReference) : null;
-        if (!parent || op.kind === 'authorization' || op.kind === 'payout') return false;
-        await insertOperation(ctx.db, {
-          id: newId('pop'),
-          payment_id: parent.paymentId,
-          reference: op.reference,
-          kind: op.kind,
-          status: 'requested',
-          amount_minor: op.amountMinor,
-          currency: op.currency,
-          provider_id: op.providerId,
-          parent_reference: op.parentReference,
-          failure_code: null,
-          created_at: ctx.now,
-          updated_at: ctx.now,
-        });
-        row = await findOperation(ctx.db, op.reference, { lock: true });
-        if (!row) return false;
-      }
-      if (!advances(row.status, op.status)) return false;
-      await updateOperation(ctx.db, op.reference, {
-        status: op.status,
-        provider_id: op.providerId,
-        failure_code: op.failureCode,
-        updated_at: ctx.now,
-      });
-      const payment = (await findPayment(ctx.db, row.paymentId, { lock: true })) as Payment;
-      await applyEffects(ctx, payment, row, op);
-      return true;
-    });
+  async function applyAnswer(ctx: Context, op: ProviderOperation): Promise<Payment | null> {
+    const row = (await advanceOperation(ctx.db, op, ctx.now)) ?? (await adoptOperation(ctx, op));
+    return row ? applyEffects(ctx, row, op) : null;
   }
 
-  async function applyEffects(ctx: Context, payment: Payment, row: PaymentOperation, op: ProviderOperation) {
-    const audience = payment.customerId ? [payment.customerId] : [];
-    const open =
-      payment.status === 'pending' || payment.status === 'unknown' || payment.status === 'authorized';
+  /**
+   * Records an operation Baton did not start (a chargeback), or whose request row was lost, under
+   * the payment of its parent, and advances it. Null when the operation is already known (the
+   * news was stale) or belongs to no payment.
+   */
+  async function adoptOperation(ctx: Context, op: ProviderOperation): Promise<PaymentOperation | null> {
+    if (op.kind === 'authorization' || op.kind === 'payout' || op.parentReference === null) return null;
+    if (await findOperation(ctx.db, op.reference)) return null;
+    const parent = await findOperation(ctx.db, op.parentReference);
+    if (!parent) return null;
+    await insertOperation(ctx.db, {
+      id: newId('pop'),
+      payment_id: parent.paymentId,
+      reference: op.reference,
+      kind: op.kind,
+      status: 'requested',
+      amount_minor: op.amountMinor,
+      currency: op.currency,
+      provider_id: op.providerId,
+      parent_reference: op.parentReference,
+      failure_code: null,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+    });
+    return advanceOperation(ctx.db, op, ctx.now);
+  }
+
+  /**
+   * Applies a callback once per event id. With `skip_locked`, a callback whose operation another
+   * transaction holds does not wait for it (`busy`): the caller tries again later.
+   */
+  async function applyCallback(
+    ctx: Context,
+    event: ProviderEvent,
+    lock: true | 'skip_locked',
+  ): Promise<CallbackOutcome> {
+    const op = event.operation;
+    if (lock === 'skip_locked') {
+      const row = await findOperation(ctx.db, op.reference, { lock });
+      if (!row) return 'busy';
+      if (!advances(row.status, op.status)) return 'stale';
+    }
+    const recorded = await recordProviderEvent(ctx.db, {
+      eventId: event.eventId,
+      reference: op.reference,
+      status: op.status,
+      receivedAt: ctx.now,
+    });
+    if (!recorded) return 'stale';
+    const row = (await advanceOperation(ctx.db, op, ctx.now)) ?? (await adoptOperation(ctx, op));
+    if (!row) return 'stale';
+    await applyEffects(ctx, row, op);
+    return 'applied';
+  }
+
+  /** What an operation's new state does to its payment, refund or chargeback, and to the ledger. */
+  async function applyEffects(
+    ctx: Context,
+    row: PaymentOperation,
+    op: ProviderOperation,
+  ): Promise<Payment | null> {
+    const audienceOf = (payment: Payment) => (payment.customerId ? [payment.customerId] : []);
     switch (row.kind) {
-      case 'authorization':
-        if (!open) return;
+      case 'authorization': {
+        if (op.status === 'succeeded')
+          return changePayment(
+            ctx.db,
+            row.paymentId,
+            { status: 'authorized', updated_at: ctx.now },
+            { onlyIf: OPEN_PAYMENT_STATUSES },
+          );
+        if (op.status !== 'failed') return null;
+        const declined = await changePayment(
+          ctx.db,
+          row.paymentId,
+          { status: 'declined', failure_code: op.failureCode, updated_at: ctx.now },
+          { onlyIf: OPEN_PAYMENT_STATUSES },
+        );
+        if (!declined) return null;
+        await appendEvent(ctx, {
+          type: 'payment.declined',
+          subjectId: declined.id,
+          data: { id: declined.id, order_ref: declined.orderRef, failure_code: op.failureCode },
+          audience: audienceOf(declined),
+        });
+        await settled(ctx, declined);
+        return declined;
+      }
+      case 'capture': {
+        if (op.status === 'pending')
+          return changePayment(
+            ctx.db,
+            row.paymentId,
+            { status: 'authorized', updated_at: ctx.now },
+            { onlyIf: OPEN_PAYMENT_STATUSES },
+          );
         if (op.status === 'succeeded') {
-          await updatePayment(ctx.db, payment.id, { status: 'authorized', updated_at: ctx.now });
-        } else if (op.status === 'failed') {
-          await updatePayment(ctx.db, payment.id, {
-            status: 'declined',
-            failure_code: op.failureCode,
+          const captured = (await changePayment(ctx.db, row.paymentId, {
+            status: 'captured',
+            failure_code: null,
+            addCapturedMinor: row.amountMinor,
             updated_at: ctx.now,
-          });
-          await appendEvent(ctx, {
-            type: 'payment.declined',
-            subjectId: payment.id,
-            data: { id: payment.id, order_ref: payment.orderRef, failure_code: op.failureCode },
-            audience,
-          });
-          await settled(ctx, payment.id);
-        }
-        return;
-      case 'capture':
-        if (op.status === 'pending') {
-          if (open) await updatePayment(ctx.db, payment.id, { status: 'authorized', updated_at: ctx.now });
-        } else if (op.status === 'succeeded') {
+          })) as Payment;
           await ledger.post(ctx, {
-            idempotencyKey: `payment:${payment.id}:capture`,
-            description: `Payment ${payment.id} captured for order ${payment.orderRef}`,
-            cause: { kind: 'payment', id: payment.id },
+            idempotencyKey: `payment:${captured.id}:capture`,
+            description: `Payment ${captured.id} captured for order ${captured.orderRef}`,
+            cause: { kind: 'payment', id: captured.id },
             entries: [
               {
                 account: { purpose: 'provider_clearing', ownerId: PLATFORM_OWNER, currency: row.currency },
@@ -523,49 +597,46 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
                 amountMinor: row.amountMinor,
               },
               {
-                account: { purpose: 'customer_escrow', ownerId: payment.orderRef, currency: row.currency },
+                account: { purpose: 'customer_escrow', ownerId: captured.orderRef, currency: row.currency },
                 direction: 'credit',
                 amountMinor: row.amountMinor,
               },
             ],
-            metadata: { order_ref: payment.orderRef, reference: row.reference },
-          });
-          await updatePayment(ctx.db, payment.id, {
-            status: 'captured',
-            failure_code: null,
-            captured_minor: payment.capturedMinor + row.amountMinor,
-            updated_at: ctx.now,
+            metadata: { order_ref: captured.orderRef, reference: row.reference },
           });
           await appendEvent(ctx, {
             type: 'payment.captured',
-            subjectId: payment.id,
+            subjectId: captured.id,
             data: {
-              id: payment.id,
-              order_ref: payment.orderRef,
+              id: captured.id,
+              order_ref: captured.orderRef,
               amount: formatAmount(row.amountMinor, row.currency as Currency),
               currency: row.currency,
             },
-            audience,
+            audience: audienceOf(captured),
           });
-          await settled(ctx, payment.id);
-        } else {
-          await updatePayment(ctx.db, payment.id, {
-            status: 'failed',
-            failure_code: op.failureCode,
-            updated_at: ctx.now,
-          });
-          await appendEvent(ctx, {
-            type: 'payment.failed',
-            subjectId: payment.id,
-            data: { id: payment.id, order_ref: payment.orderRef, failure_code: op.failureCode },
-            audience,
-          });
-          await settled(ctx, payment.id);
+          await settled(ctx, captured);
+          return captured;
         }
-        return;
+        const failed = (await changePayment(ctx.db, row.paymentId, {
+          status: 'failed',
+          failure_code: op.failureCode,
+          updated_at: ctx.now,
+        })) as Payment;
+        await appendEvent(ctx, {
+          type: 'payment.failed',
+          subjectId: failed.id,
+          data: { id: failed.id, order_ref: failed.orderRef, failure_code: op.failureCode },
+          audience: audienceOf(failed),
+        });
+        await settled(ctx, failed);
+        return failed;
+      }
       case 'refund': {
         const refund = await findRefundByReference(ctx.db, row.reference);
-        if (!refund) return;
+        if (!refund) return null;
+        const payment = (await findPayment(ctx.db, row.paymentId, { lock: true })) as Payment;
+        const audience = audienceOf(payment);
         if (op.status === 'pending') {
           await updateRefund(ctx.db, row.reference, { status: 'pending', updated_at: ctx.now });
         } else if (op.status === 'succeeded') {
@@ -621,10 +692,12 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
             audience,
           });
         }
-        return;
+        return null;
       }
       case 'chargeback': {
-        if (op.status !== 'succeeded' || (await findChargebackByReference(ctx.db, row.reference))) return;
+        if (op.status !== 'succeeded' || (await findChargebackByReference(ctx.db, row.reference)))
+          return null;
+        const payment = (await findPayment(ctx.db, row.paymentId, { lock: true })) as Payment;
         const id = newId('cbk');
         await insertChargeback(ctx.db, {
           id,
@@ -672,10 +745,10 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
           },
           audience: [],
         });
-        return;
+        return null;
       }
       case 'payout':
-        return;
+        return null;
     }
   }
 
@@ -764,25 +837,26 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         await updateRefund(ctx.db, recorded.reference, { status: 'unknown', updated_at: ctx.now });
         await updateOperation(ctx.db, recorded.reference, { status: 'unknown', updated_at: ctx.now });
       });
-    } else if (result.outcome === 'rejected') {
-      await applyOperation(
-        db,
-        {
-          reference: recorded.reference,
-          providerId: '',
-          kind: 'refund',
-          status: 'failed',
-          amountMinor: recorded.amountMinor,
-          currency: recorded.currency,
-          failureCode: result.error.code,
-          parentReference: operation?.parentReference ?? null,
-          createdAt: clock.now(),
-          updatedAt: clock.now(),
-        },
-        null,
-      );
     } else {
-      await applyOperation(db, result.operation, null);
+      const answer: ProviderOperation =
+        result.outcome === 'answered'
+          ? result.operation
+          : {
+              reference: recorded.reference,
+              providerId: '',
+              kind: 'refund',
+              status: 'failed',
+              amountMinor: recorded.amountMinor,
+              currency: recorded.currency,
+              failureCode: result.error.code,
+              parentReference: operation?.parentReference ?? null,
+              createdAt: clock.now(),
+              updatedAt: clock.now(),
+            };
+      await whileApplying(
+        recorded.reference,
+        inTransaction(db, PROVIDER_ACTOR, (ctx) => applyAnswer(ctx, answer)),
+      );
     }
     return (await findRefundByReference(db, recorded.reference)) as Refund;
   }
@@ -792,7 +866,24 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       for (const listener of listeners.get('payout') ?? []) await listener(db, event);
       return;
     }
-    await applyOperation(db, event.operation, event.eventId);
+    const reference = event.operation.reference;
+    for (let attempt = 1; ; attempt++) {
+      // Read first: news already applied (the usual case, as the call's own answer came first)
+      // costs one read and no lock.
+      await applying.get(reference);
+      const known = await findOperation(db, reference);
+      if (known && !advances(known.status, event.operation.status)) return;
+      // An operation Baton has no row for yet waits for the lock: its row is about to be inserted.
+      const lock = known && attempt < CALLBACK_LOCK_ATTEMPTS_MAX ? 'skip_locked' : true;
+      const outcome = await whileApplying(
+        reference,
+        inTransaction(db, PROVIDER_ACTOR, (ctx) => applyCallback(ctx, event, lock)),
+      );
+      if (outcome !== 'busy') return;
+      // Another transaction is changing the operation, most likely with this very news: look
+      // again once it has ended, rather than hold a connection waiting for its lock.
+      await delay(CALLBACK_RETRY_BASE_DELAY_MS * 2 ** attempt * (0.5 + Math.random() / 2));
+    }
   }
 
   async function ledgerAmountOf(

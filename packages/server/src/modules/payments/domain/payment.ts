@@ -27,8 +27,16 @@ export type ChargebackStatus = (typeof CHARGEBACK_STATUSES)[number];
 export const CHARGEBACK_LIABILITIES = ['platform', 'partner', 'split'] as const;
 export type ChargebackLiability = (typeof CHARGEBACK_LIABILITIES)[number];
 
+/** Payments whose outcome is still open: the provider may yet authorize, capture or decline them. */
+export const OPEN_PAYMENT_STATUSES = [
+  'pending',
+  'authorized',
+  'unknown',
+] as const satisfies readonly PaymentStatus[];
+
 /** How Baton knows an operation: asked for but unanswered, unknown after a timeout, or the provider's state. */
-export type KnownStatus = OperationStatus | 'requested' | 'unknown';
+export const KNOWN_STATUSES = ['requested', 'unknown', 'pending', 'succeeded', 'failed'] as const;
+export type KnownStatus = (typeof KNOWN_STATUSES)[number];
 
 export const isFinal = (status: KnownStatus): status is 'succeeded' | 'failed' =>
   status === 'succeeded' || status === 'failed';
@@ -45,6 +53,13 @@ export function advances(current: KnownStatus, reported: OperationStatus): boole
   if (reported === 'pending') return current !== 'pending';
   return true;
 }
+
+/**
+ * The states a reported state moves an operation on from (see `advances`), so that a store can
+ * apply it with one conditional update instead of reading the row first.
+ */
+export const advancesFrom = (reported: OperationStatus): readonly KnownStatus[] =>
+  KNOWN_STATUSES.filter((current) => advances(current, reported));
 
 /** What is left of a capture to refund: refunds never exceed the captured amount. */
 export const refundableMinor = (payment: { capturedMinor: bigint; refundedMinor: bigint }): bigint =>

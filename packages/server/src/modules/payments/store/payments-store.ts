@@ -1,14 +1,16 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Executor } from '../../../kernel/database/database.js';
-import type {
-  ChargebackLiability,
-  ChargebackStatus,
-  KnownStatus,
-  PaymentStatus,
-  RefundStatus,
+import { executeUnawaited } from '../../../kernel/database/pipelined-driver.js';
+import {
+  advancesFrom,
+  type ChargebackLiability,
+  type ChargebackStatus,
+  type KnownStatus,
+  type PaymentStatus,
+  type RefundStatus,
 } from '../domain/payment.js';
 import type { Discrepancy } from '../domain/reconciliation.js';
-import type { OperationKind } from '../provider/port.js';
+import type { OperationKind, ProviderOperation } from '../provider/port.js';
 import type {
   PaymentChargebacksTable,
   PaymentOperationsTable,
@@ -158,15 +160,15 @@ const toReport = (row: Selectable<ReconciliationReportsTable>): ReconciliationRe
 
 // --- payments ----------------------------------------------------------------------------------
 
-/** Inserts a payment unless its reference is taken; says whether it was inserted. */
-export async function insertPayment(db: Executor, row: PaymentsTable): Promise<boolean> {
+/** Inserts a payment unless its reference is taken; returns it as inserted, or null when the reference was taken. */
+export async function insertPayment(db: Executor, row: PaymentsTable): Promise<Payment | null> {
   const inserted = await db
     .insertInto('payments')
     .values(row)
     .onConflict((oc) => oc.column('reference').doNothing())
-    .returning('id')
+    .returningAll()
     .executeTakeFirst();
-  return inserted !== undefined;
+  return inserted ? toPayment(inserted) : null;
 }
 
 export async function findPayment(
@@ -223,6 +225,37 @@ export async function updatePayment(
   await db.updateTable('payments').set(changes).where('id', '=', id).execute();
 }
 
+/**
+ * Changes a payment and returns it as changed, in one statement that also locks it; with
+ * `onlyIf`, only a payment in one of those states is changed, and null is returned otherwise.
+ * `addCapturedMinor` adds to what was captured, and `addAttempt` counts a provider call.
+ */
+export async function changePayment(
+  db: Executor,
+  id: string,
+  changes: Partial<Pick<PaymentsTable, 'status' | 'failure_code' | 'refunded_minor'>> & {
+    updated_at: Date;
+    addCapturedMinor?: bigint;
+    addAttempt?: boolean;
+  },
+  options: { onlyIf?: readonly PaymentStatus[] } = {},
+): Promise<Payment | null> {
+  const { addCapturedMinor, addAttempt, ...columns } = changes;
+  let query = db
+    .updateTable('payments')
+    .set({
+      ...columns,
+      ...(addCapturedMinor !== undefined
+        ? { captured_minor: sql<bigint>`captured_minor + ${addCapturedMinor}` }
+        : {}),
+      ...(addAttempt ? { attempts: sql<number>`attempts + 1` } : {}),
+    })
+    .where('id', '=', id);
+  if (options.onlyIf) query = query.where('status', 'in', [...options.onlyIf]);
+  const row = await query.returningAll().executeTakeFirst();
+  return row ? toPayment(row) : null;
+}
+
 /** Payments not settled since `before`, oldest first: what the retry job drives on. */
 export async function unsettledPayments(db: Executor, before: Date, limit: number): Promise<Payment[]> {
   return (
@@ -247,15 +280,70 @@ export async function insertOperation(db: Executor, row: PaymentOperationsTable)
     .execute();
 }
 
+/**
+ * Queues the insert of an operation Baton is about to request in the caller's transaction,
+ * without waiting for it: it is written with the transaction's next statement or its commit.
+ */
+export async function queueOperationInsert(db: Executor, row: PaymentOperationsTable): Promise<void> {
+  await executeUnawaited(
+    db,
+    db
+      .insertInto('payment_operations')
+      .values(row)
+      .onConflict((oc) => oc.column('reference').doNothing()),
+  );
+}
+
+/**
+ * An operation by reference. `lock: true` waits for the row's lock; `lock: 'skip_locked'` takes
+ * it only if nobody holds it, and otherwise finds nothing.
+ */
 export async function findOperation(
   db: Executor,
   reference: string,
-  options: { lock?: boolean } = {},
+  options: { lock?: boolean | 'skip_locked' } = {},
 ): Promise<PaymentOperation | null> {
   let query = db.selectFrom('payment_operations').selectAll().where('reference', '=', reference);
-  if (options.lock) query = query.forUpdate();
+  if (options.lock === 'skip_locked') query = query.forUpdate().skipLocked();
+  else if (options.lock) query = query.forUpdate();
   const row = await query.executeTakeFirst();
   return row ? toOperation(row) : null;
+}
+
+/**
+ * Records the provider's state of an operation if it is news (see `advances`), and returns the
+ * operation as changed; null when the operation is unknown or already at or past that state.
+ * One statement: the row is locked and checked by the update itself, so callers racing with the
+ * same news change it once.
+ */
+export async function advanceOperation(
+  db: Executor,
+  reported: Pick<ProviderOperation, 'reference' | 'status' | 'providerId' | 'failureCode'>,
+  now: Date,
+): Promise<PaymentOperation | null> {
+  const row = await db
+    .updateTable('payment_operations')
+    .set({
+      status: reported.status,
+      provider_id: reported.providerId,
+      failure_code: reported.failureCode,
+      updated_at: now,
+    })
+    .where('reference', '=', reported.reference)
+    .where('status', 'in', [...advancesFrom(reported.status)])
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toOperation(row) : null;
+}
+
+/** Marks an operation in doubt after a call that never answered, unless the provider's state is known. */
+export async function markOperationUnknown(db: Executor, reference: string, now: Date): Promise<void> {
+  await db
+    .updateTable('payment_operations')
+    .set({ status: 'unknown', updated_at: now })
+    .where('reference', '=', reference)
+    .where('status', 'in', ['requested', 'unknown'])
+    .execute();
 }
 
 export async function updateOperation(

@@ -7,6 +7,7 @@ import type { PartnerId } from '../kernel/ids.js';
 import type { AccountKey } from '../modules/ledger/index.js';
 import { type ApiResponse, createTestApp } from '../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../testing/test-database.js';
+import { partnerTypes } from './settlement.js';
 
 type Money = { amount: string; currency: string; amount_minor: string };
 
@@ -184,6 +185,26 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
       422,
       'settlement.refund_exceeds_order',
     );
+  });
+
+  it('answers a replay of a release with the first release, even when the replay states other amounts', async () => {
+    const order = await paidOrder(12_000n);
+    const released = ok<{ commission: Money; transaction: { id: string } }>(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '100.00', '20.00')),
+    );
+    const again = ok<{ commission: Money; transaction: { id: string } }>(
+      await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '50.00', '10.00')),
+    );
+    expect(again).toEqual(released);
+    expect(await balance(eur('customer_escrow', order))).toBe(0n);
+  });
+
+  it('knows a partner’s type without reading the partner again, and refuses an unknown partner', async () => {
+    const types = partnerTypes(app.baton.services.participants);
+    expect(await runInTransaction(db, (tx) => types.typeOf(ctx(tx), partner))).toBe('mill');
+    await expect(
+      runInTransaction(db, (tx) => types.typeOf(ctx(tx), 'ptn_0000000000000000000000000' as PartnerId)),
+    ).rejects.toMatchObject({ code: 'participants.partner_not_found' });
   });
 
   it('refuses bad input with stable codes, and callers without the role', async () => {

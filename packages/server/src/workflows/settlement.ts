@@ -1,7 +1,6 @@
-import { systemActor } from '../kernel/actor.js';
 import type { Context } from '../kernel/context.js';
-import { requireTransaction } from '../kernel/database/database.js';
-import { unprocessable } from '../kernel/errors.js';
+import { type Executor, requireTransaction } from '../kernel/database/database.js';
+import { isDomainError, notFound, unprocessable } from '../kernel/errors.js';
 import type { PartnerId } from '../kernel/ids.js';
 import { allocate } from '../kernel/money.js';
 import type { AccountKey, EntryInput, LedgerService, LedgerTransaction } from '../modules/ledger/index.js';
@@ -73,13 +72,20 @@ export interface SettlementDeps {
   readonly partners: PartnerTypePort;
 }
 
-/** The partner-type port over the participants module, reading as Baton (any partner). */
+/**
+ * The partner-type port over the participants module. A partner's type never changes, so the
+ * participants module remembers it once read: a leg's release costs no statement for it.
+ *
+ * @throws DomainError `participants.partner_not_found` (as reading the partner would)
+ */
 export function partnerTypes(participants: {
-  getPartner(ctx: Context, id: PartnerId): Promise<{ readonly type: string }>;
+  partnerTypeOf(db: Executor, id: PartnerId): Promise<string | undefined>;
 }): PartnerTypePort {
   return {
     async typeOf(ctx, partnerId) {
-      return (await participants.getPartner({ ...ctx, actor: systemActor('settlement') }, partnerId)).type;
+      const type = await participants.partnerTypeOf(ctx.db, partnerId);
+      if (type === undefined) throw notFound('participants.partner_not_found', `No partner ${partnerId}.`);
+      return type;
     },
   };
 }
@@ -157,7 +163,15 @@ const lines = (entries: readonly EntryInput[]): EntryInput[] =>
  * payable, the commission and the margin to the platform, and a subsidy (if a programme covers
  * the partner) from its budget to the partner. Running it again returns the first release.
  *
- * @throws DomainError `ledger.insufficient_funds` (escrow short), `settlement.amount_invalid`
+ * A leg is released once, when it is confirmed, so the books are not read first: the release is
+ * posted, and only when its key turns out to be taken already (a replay) is the first release
+ * read back, with the refunds made since. The fee and the subsidy of a replay are those of the
+ * first release (the fee schedule version and the partner's type never change, and the
+ * subsidy's application is replayed by its own key), so its posting is the same; should it
+ * differ all the same, the first release is still what is returned.
+ *
+ * @throws DomainError `ledger.insufficient_funds` (escrow short), `settlement.amount_invalid`,
+ *   `participants.partner_not_found`
  */
 export async function releaseLeg(
   ctx: Context,
@@ -165,9 +179,58 @@ export async function releaseLeg(
   input: LegRelease,
 ): Promise<ReleasedLeg> {
   requireTransaction(ctx.db);
-  const existing = await releasedLeg(ctx, deps, input.legRef);
-  if (existing) return existing;
-  if (input.grossMinor <= 0n || input.marginMinor < 0n) throw settlementErrors.amountInvalid();
+  if (input.grossMinor <= 0n || input.marginMinor < 0n) {
+    const existing = await releasedLeg(ctx, deps, input.legRef);
+    if (existing) return existing;
+    throw settlementErrors.amountInvalid();
+  }
+  let posted: Awaited<ReturnType<typeof postRelease>>;
+  try {
+    posted = await postRelease(ctx, deps, input);
+  } catch (error) {
+    // A replay whose fee or subsidy came out differently: the first release stands.
+    const replayed =
+      isDomainError(error) &&
+      (error.code === 'ledger.exists_with_different_content' || error.code === 'subsidies.key_reused');
+    const existing = replayed ? await releasedLeg(ctx, deps, input.legRef) : null;
+    if (existing) return existing;
+    throw error;
+  }
+  if (posted.replayed) {
+    const released = await releasedLeg(ctx, deps, input.legRef);
+    if (!released || released.transaction.id !== posted.transaction.id)
+      throw new Error(`leg ${input.legRef} was released by another transaction`);
+    return released;
+  }
+  // Just posted: nothing of it can have been refunded yet.
+  return {
+    transaction: posted.transaction,
+    orderRef: input.orderRef,
+    partnerId: input.partnerId,
+    currency: posted.transaction.entries[0]?.currency ?? input.currency,
+    grossMinor: input.grossMinor,
+    marginMinor: input.marginMinor,
+    commissionMinor: posted.commissionMinor,
+    subsidyMinor: posted.subsidyMinor,
+    refundedMinor: 0n,
+    refundedCommissionMinor: 0n,
+    returnedSubsidyMinor: 0n,
+  };
+}
+
+const releaseKey = (legRef: string) => `leg:${legRef}:release`;
+
+/** Computes a leg's commission and subsidy and posts its release (or finds it posted). */
+async function postRelease(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: LegRelease,
+): Promise<{
+  transaction: LedgerTransaction;
+  replayed: boolean;
+  commissionMinor: bigint;
+  subsidyMinor: bigint;
+}> {
   const fee = input.feeVersionId
     ? await deps.fees.commission(ctx, {
         versionId: input.feeVersionId,
@@ -198,8 +261,8 @@ export async function releaseLeg(
         })
       : null;
   const subsidyMinor = subsidy?.amountMinor ?? 0n;
-  const { transaction } = await deps.ledger.post(ctx, {
-    idempotencyKey: `leg:${input.legRef}:release`,
+  const { transaction, replayed } = await deps.ledger.post(ctx, {
+    idempotencyKey: releaseKey(input.legRef),
     description: `Release of leg ${input.legRef} of order ${input.orderRef}`,
     cause: { kind: 'leg', id: input.legRef },
     metadata: {
@@ -233,10 +296,7 @@ export async function releaseLeg(
       },
     ]),
   });
-  const released = await releasedLeg(ctx, deps, input.legRef);
-  if (!released || released.transaction.id !== transaction.id)
-    throw new Error(`leg ${input.legRef} was just released`);
-  return released;
+  return { transaction, replayed, commissionMinor, subsidyMinor };
 }
 
 /** What a leg's release and refunds moved so far, read from the books; null before its release. */

@@ -1,5 +1,6 @@
 import { type Insertable, type RawBuilder, type Selectable, sql, type Updateable } from 'kysely';
 import type { Executor } from '../../../kernel/database/database.js';
+import { executeUnawaited } from '../../../kernel/database/pipelined-driver.js';
 import type {
   CustomerId,
   OfferId,
@@ -549,7 +550,9 @@ export async function quoteLegs(db: Executor, quoteId: string): Promise<QuoteLeg
 
 /**
  * Writes an order placed from a quote, its legs, and the quote's mark that it was ordered, in
- * one statement. The order and legs are returned as written.
+ * one statement. The order and legs are returned as written. Nothing is read back, so the
+ * statement is not waited for: it travels with the transaction's next statement, which (or the
+ * commit) reports its failure. Must run inside a transaction.
  */
 export async function placeOrderRows(
   db: Executor,
@@ -566,7 +569,10 @@ export async function placeOrderRows(
       creator.insertInto('order_legs').values(legs.map(legRow)).returning('order_id'),
     ) as unknown as typeof query;
   }
-  await query.updateTable('quotes').set({ order_id: order.id }).where('id', '=', order.quote_id).execute();
+  await executeUnawaited(
+    db,
+    query.updateTable('quotes').set({ order_id: order.id }).where('id', '=', order.quote_id),
+  );
   return { order: toOrder(order), legs: legs.map(toLeg) };
 }
 
@@ -634,6 +640,8 @@ export async function updateLeg(
  * Writes each leg's changeable fields (status, partner and price, times, work order, counts,
  * flags) as `legs` has them, and the new work orders `offered`, in one statement. Callers pass
  * legs read under the order's lock and changed since, so that nothing written in between is lost.
+ * Nothing is read back, so the statement is not waited for: it travels with the transaction's
+ * next statement, which (or the commit) reports its failure. Must run inside a transaction.
  */
 export async function saveLegs(
   db: Executor,
@@ -652,7 +660,7 @@ export async function saveLegs(
           }),
         )}`;
   if (legs.length === 0) {
-    if (inserting) await inserting.execute(db);
+    if (inserting) await executeUnawaited(db, inserting.compile(db));
     return;
   }
   const values = legs.map(
@@ -665,7 +673,7 @@ export async function saveLegs(
       ${leg.updatedAt}::timestamptz
     )`,
   );
-  await sql`
+  const saving = sql`
     ${inserting ? sql`with offered as (${inserting})` : sql``}
     update order_legs as l set
       status = v.status, partner_id = v.partner_id, offer_id = v.offer_id,
@@ -680,7 +688,8 @@ export async function saveLegs(
       replans, failed_partner_ids, late, updated_at
     )
     where l.order_id = ${orderId} and l.step_key = v.step_key
-  `.execute(db);
+  `;
+  await executeUnawaited(db, saving.compile(db));
 }
 
 /** What `lockOrder` finds by. */

@@ -20,11 +20,29 @@ export function pgbenchBinary(): string {
 
 const run = promisify(execFile);
 
-/** The `tps = …` pgbench prints at the end of a run. */
-function tpsOf(stdout: string): number {
-  const tps = /tps = ([\d.]+)/.exec(stdout)?.[1];
-  if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
-  return Number(tps);
+/**
+ * Runs pgbench with `workload` (its options naming what to run) against `url` for each number
+ * of clients (on at most 2 threads) for `seconds`, and returns the transactions per second it
+ * reports, by clients.
+ */
+async function tpsByClients(
+  url: string,
+  workload: readonly string[],
+  clients: readonly number[],
+  seconds: number,
+): Promise<Map<number, number>> {
+  const result = new Map<number, number>();
+  for (const count of clients) {
+    const { stdout } = await run(
+      pgbenchBinary(),
+      [...workload, '-c', String(count), '-j', String(Math.min(count, 2)), '-T', String(seconds), url],
+      { maxBuffer: 1 << 24 },
+    );
+    const tps = /tps = ([\d.]+)/.exec(stdout)?.[1];
+    if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
+    result.set(count, Number(tps));
+  }
+  return result;
 }
 
 /**
@@ -39,29 +57,11 @@ export async function pgbenchTps(options: {
   readonly clients: readonly number[];
 }): Promise<Map<number, number>> {
   const database = await createBenchDatabase(options.serverUrl, 1);
-  const binary = pgbenchBinary();
   try {
-    await run(binary, ['-i', '-q', '-s', String(options.scale), database.url], { maxBuffer: 1 << 24 });
-    const result = new Map<number, number>();
-    for (const clients of options.clients) {
-      const { stdout } = await run(
-        binary,
-        [
-          '-b',
-          'tpcb-like',
-          '-c',
-          String(clients),
-          '-j',
-          String(Math.min(clients, 2)),
-          '-T',
-          String(options.seconds),
-          database.url,
-        ],
-        { maxBuffer: 1 << 24 },
-      );
-      result.set(clients, tpsOf(stdout));
-    }
-    return result;
+    await run(pgbenchBinary(), ['-i', '-q', '-s', String(options.scale), database.url], {
+      maxBuffer: 1 << 24,
+    });
+    return await tpsByClients(database.url, ['-b', 'tpcb-like'], options.clients, options.seconds);
   } finally {
     await database.drop();
   }
@@ -82,29 +82,12 @@ export async function pgbenchScriptTps(options: {
   const file = path.join(folder, 'script.sql');
   writeFileSync(file, options.script);
   try {
-    const result = new Map<number, number>();
-    for (const clients of options.clients) {
-      const { stdout } = await run(
-        pgbenchBinary(),
-        [
-          '-n',
-          '-M',
-          'prepared',
-          '-f',
-          file,
-          '-c',
-          String(clients),
-          '-j',
-          String(Math.min(clients, 2)),
-          '-T',
-          String(options.seconds),
-          options.url,
-        ],
-        { maxBuffer: 1 << 24 },
-      );
-      result.set(clients, tpsOf(stdout));
-    }
-    return result;
+    return await tpsByClients(
+      options.url,
+      ['-n', '-M', 'prepared', '-f', file],
+      options.clients,
+      options.seconds,
+    );
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }

@@ -1,41 +1,12 @@
+import { SeededRandom } from '../../packages/server/src/demo/seeded-random.js';
+
 /**
  * Seeded randomness for benchmarks: the same seed gives the same data set and the same
  * queries on every machine, so two runs differ only in how fast they answer.
  */
 
-/** A small, fast pseudo-random generator (mulberry32); not for anything secret. */
-export class Random {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A float in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** An integer in [min, max], both included. */
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1));
-  }
-
-  /** True with probability `p`. */
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    const item = items[Math.floor(this.next() * items.length)];
-    if (item === undefined) throw new Error('pick from an empty list');
-    return item;
-  }
-
+/** The demo's generator (mulberry32, the same sequence for a seed), with what data sets need besides. */
+export class Random extends SeededRandom {
   /** A log-normal value around `median`: prices and sizes are skewed, never negative. */
   logNormal(median: number, sigma: number): number {
     // Box–Muller; 1 - next() keeps the logarithm finite.

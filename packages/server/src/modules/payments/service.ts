@@ -545,6 +545,17 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     op: ProviderOperation,
   ): Promise<Payment | null> {
     const audienceOf = (payment: Payment) => (payment.customerId ? [payment.customerId] : []);
+    /** Announces a payment that ended unpaid (`declined` or `failed`) and tells the listeners. */
+    const endedUnpaid = async (payment: Payment, type: string, failureCode: string | null) => {
+      await appendEvent(ctx, {
+        type,
+        subjectId: payment.id,
+        data: { id: payment.id, order_ref: payment.orderRef, failure_code: failureCode },
+        audience: audienceOf(payment),
+      });
+      await settled(ctx, payment);
+      return payment;
+    };
     switch (row.kind) {
       case 'authorization': {
         if (op.status === 'succeeded')
@@ -562,14 +573,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
           { onlyIf: OPEN_PAYMENT_STATUSES },
         );
         if (!declined) return null;
-        await appendEvent(ctx, {
-          type: 'payment.declined',
-          subjectId: declined.id,
-          data: { id: declined.id, order_ref: declined.orderRef, failure_code: op.failureCode },
-          audience: audienceOf(declined),
-        });
-        await settled(ctx, declined);
-        return declined;
+        return endedUnpaid(declined, 'payment.declined', op.failureCode);
       }
       case 'capture': {
         if (op.status === 'pending')
@@ -623,14 +627,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
           failure_code: op.failureCode,
           updated_at: ctx.now,
         })) as Payment;
-        await appendEvent(ctx, {
-          type: 'payment.failed',
-          subjectId: failed.id,
-          data: { id: failed.id, order_ref: failed.orderRef, failure_code: op.failureCode },
-          audience: audienceOf(failed),
-        });
-        await settled(ctx, failed);
-        return failed;
+        return endedUnpaid(failed, 'payment.failed', op.failureCode);
       }
       case 'refund': {
         const refund = await findRefundByReference(ctx.db, row.reference);

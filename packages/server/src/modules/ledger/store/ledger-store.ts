@@ -213,6 +213,41 @@ export interface PostingRow {
 }
 
 /**
+ * The postings' columns as array parameters, in the order both posting statements take them:
+ * ids, keys, descriptions, cause kinds, cause ids, metadata, fingerprints, content hashes.
+ */
+function postingArrays(postings: readonly PostingRow[]) {
+  return sql.join([
+    sql`${postings.map((p) => p.id)}::text[]`,
+    sql`${postings.map((p) => p.idempotencyKey)}::text[]`,
+    sql`${postings.map((p) => p.description)}::text[]`,
+    sql`${postings.map((p) => p.cause.kind)}::text[]`,
+    sql`${postings.map((p) => p.cause.id)}::text[]`,
+    sql`${postings.map((p) => JSON.stringify(p.metadata))}::jsonb[]`,
+    sql`${postings.map((p) => p.fingerprint)}::bytea[]`,
+    sql`${postings.map((p) => p.contentHash)}::bytea[]`,
+  ]);
+}
+
+/**
+ * The postings' entries as array parameters, in the order both posting statements take them:
+ * transaction ids, positions, accounts, currencies, signed amounts (debits positive), slots.
+ */
+function entryArrays(postings: readonly PostingRow[]) {
+  const entries = postings.flatMap((posting) =>
+    posting.entries.map((entry, position) => ({ transactionId: posting.id, position, ...entry })),
+  );
+  return sql.join([
+    sql`${entries.map((e) => e.transactionId)}::text[]`,
+    sql`${entries.map((e) => e.position)}::int2[]`,
+    sql`${entries.map((e) => e.accountId)}::text[]`,
+    sql`${entries.map((e) => e.currency)}::text[]`,
+    sql`${entries.map((e) => (e.direction === 'debit' ? e.amountMinor : -e.amountMinor).toString())}::int8[]`,
+    sql`${entries.map((e) => e.slot)}::int2[]`,
+  ]);
+}
+
+/**
  * Writes transactions, entries and balance changes in one statement. A transaction whose key
  * another transaction took meanwhile is skipped with its entries and balance changes; the
  * ids of the transactions written are returned.
@@ -222,35 +257,20 @@ export async function insertPostings(
   postedAt: Date,
   postings: readonly PostingRow[],
 ): Promise<Set<string>> {
-  const entries = postings.flatMap((posting) =>
-    posting.entries.map((entry, position) => ({ transactionId: posting.id, position, ...entry })),
-  );
   const { rows } = await sql<{ id: string }>`
     with t as (
       insert into ledger_transactions
         (id, idempotency_key, description, cause_kind, cause_id, metadata, posted_at, fingerprint, content_hash)
       select id, idempotency_key, description, cause_kind, cause_id, metadata, ${postedAt}::timestamptz, fingerprint, content_hash
       from unnest(
-        ${postings.map((p) => p.id)}::text[],
-        ${postings.map((p) => p.idempotencyKey)}::text[],
-        ${postings.map((p) => p.description)}::text[],
-        ${postings.map((p) => p.cause.kind)}::text[],
-        ${postings.map((p) => p.cause.id)}::text[],
-        ${postings.map((p) => JSON.stringify(p.metadata))}::jsonb[],
-        ${postings.map((p) => p.fingerprint)}::bytea[],
-        ${postings.map((p) => p.contentHash)}::bytea[]
+        ${postingArrays(postings)}
       ) as p(id, idempotency_key, description, cause_kind, cause_id, metadata, fingerprint, content_hash)
       order by id
       on conflict (idempotency_key) do nothing
       returning id
     ), d as (
       select * from unnest(
-        ${entries.map((e) => e.transactionId)}::text[],
-        ${entries.map((e) => e.position)}::int2[],
-        ${entries.map((e) => e.accountId)}::text[],
-        ${entries.map((e) => e.currency)}::text[],
-        ${entries.map((e) => (e.direction === 'debit' ? e.amountMinor : -e.amountMinor).toString())}::int8[],
-        ${entries.map((e) => e.slot)}::int2[]
+        ${entryArrays(postings)}
       ) as d(transaction_id, position, account_id, currency, amount_minor, slot)
       where d.transaction_id in (select id from t)
     ), e as (
@@ -298,9 +318,6 @@ export async function postTransactions(
   postings: readonly PostingRow[],
   options: { atomic: boolean },
 ): Promise<PostOutcome> {
-  const entries = postings.flatMap((posting) =>
-    posting.entries.map((entry, position) => ({ transactionId: posting.id, position, ...entry })),
-  );
   const { rows } = await sql<{
     kind: 'written' | 'taken' | 'locked' | 'outcome';
     id: string | null;
@@ -310,20 +327,8 @@ export async function postTransactions(
     balance_minor: bigint | null;
   }>`
     select * from ledger_post(
-      ${postings.map((p) => p.id)}::text[],
-      ${postings.map((p) => p.idempotencyKey)}::text[],
-      ${postings.map((p) => p.description)}::text[],
-      ${postings.map((p) => p.cause.kind)}::text[],
-      ${postings.map((p) => p.cause.id)}::text[],
-      ${postings.map((p) => JSON.stringify(p.metadata))}::jsonb[],
-      ${postings.map((p) => p.fingerprint)}::bytea[],
-      ${postings.map((p) => p.contentHash)}::bytea[],
-      ${entries.map((e) => e.transactionId)}::text[],
-      ${entries.map((e) => e.position)}::int2[],
-      ${entries.map((e) => e.accountId)}::text[],
-      ${entries.map((e) => e.currency)}::text[],
-      ${entries.map((e) => (e.direction === 'debit' ? e.amountMinor : -e.amountMinor).toString())}::int8[],
-      ${entries.map((e) => e.slot)}::int2[],
+      ${postingArrays(postings)},
+      ${entryArrays(postings)},
       ${postedAt}::timestamptz,
       ${options.atomic}::boolean
     )`.execute(db);

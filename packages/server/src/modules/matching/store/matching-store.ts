@@ -110,10 +110,6 @@ export async function saveSettings(
   return toStoredSettings(row);
 }
 
-export async function insertAllocation(db: Executor, allocation: Allocation, allocatedBy: string | null) {
-  await insertAllocations(db, [allocation], allocatedBy);
-}
-
 /** Writes several allocations in one statement. */
 export async function insertAllocations(
   db: Executor,

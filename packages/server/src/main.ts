@@ -322,9 +322,11 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       fulfilment,
     },
     async close() {
-      await matching.stop();
+      // Requests first, then the jobs under way (which may still match and post), then what
+      // keeps the matcher's index current.
       await http.close();
       await jobs.stop();
+      await matching.stop();
     },
   };
 }

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-database.js';
@@ -76,5 +77,52 @@ describe(`jobs (${TEST_DATABASE_KIND})`, async () => {
     });
     await expect.poll(() => mostAtOnce, { timeout: 15_000 }).toBe(3);
     await expect.poll(() => running, { timeout: 5_000 }).toBe(0);
+  }, 30_000);
+
+  it('lets a job fetched while stopping run to the end before stop returns', async () => {
+    // A second process's jobs on the same database, whose fetches take a while when told to.
+    let slowFetches = false;
+    const slowPool = {
+      query: async (text: string, values: unknown[]) => {
+        if (slowFetches && /skip locked/i.test(text))
+          await new Promise((resolve) => setTimeout(resolve, 400));
+        return database.pool.query(text, values);
+      },
+    } as unknown as pg.Pool;
+    const stopping = createJobs({ pool: slowPool, logger: pino({ level: 'silent' }) });
+    const handled: { startedAtMs: number; endedAtMs: number }[] = [];
+    stopping.define<{ n: number }>({
+      name: 'test.stop',
+      pollingIntervalSeconds: 60,
+      handler: async () => {
+        const startedAtMs = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        handled.push({ startedAtMs, endedAtMs: Date.now() });
+      },
+    });
+    await stopping.start({ work: true });
+    // The worker's first fetch finds nothing; it then waits out its minute.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    slowFetches = true;
+    await runInTransaction(database.db, (tx) =>
+      stopping.enqueue(
+        { db: tx, actor: { kind: 'system', name: 'test' }, now: new Date(), requestId: null, ip: null },
+        'test.stop',
+        { n: 1 },
+      ),
+    );
+    // The commit woke the worker, whose fetch is now under way: stop while it is.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await stopping.stop();
+    const stoppedAtMs = Date.now();
+    expect(handled).toHaveLength(1);
+    expect((handled[0] as { endedAtMs: number }).endedAtMs).toBeLessThanOrEqual(stoppedAtMs);
+    const { rows } = await database.pool.query<{ state: string }>(
+      "select state from pgboss.job where name = 'test.stop'",
+    );
+    expect(rows.map((row) => row.state)).toEqual(['completed']);
+    // Nothing runs after stop returned.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(handled).toHaveLength(1);
   }, 30_000);
 });

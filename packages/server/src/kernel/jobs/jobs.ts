@@ -70,12 +70,42 @@ const POLLING_INTERVAL_SECONDS = 2;
  * one that found work, so one job per fetch would cap each queue at one job per interval.
  */
 const FETCH_BATCH_SIZE = 20;
+/** How long `stop` waits for jobs under way to finish before it gives up on them. */
+const STOP_WAIT_MS = 10_000;
+const STOP_POLL_MS = 20;
 
 export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }): Jobs {
   const definitions = new Map<string, JobDefinition<object>>();
   let boss: PgBoss | null = null;
   /** This process's worker of each job it works. */
   const workers = new Map<string, string>();
+  /*
+   * What is under way, for `stop` to wait for: pg-boss's own statements (a worker's fetch among
+   * them, which may yet bring jobs) and the handlers of fetched jobs.
+   */
+  let statementsUnderWay = 0;
+  let handlersUnderWay = 0;
+  const executeSql = async (text: string, values: unknown[]) => {
+    statementsUnderWay += 1;
+    try {
+      return await pool.query(text, values);
+    } finally {
+      statementsUnderWay -= 1;
+    }
+  };
+  /**
+   * Resolves once nothing is under way, or false after `STOP_WAIT_MS`. A fetch that returns jobs
+   * hands them to their handler in the same chain of promise callbacks, so a check between two
+   * timer ticks never falls in the gap between the two.
+   */
+  async function quiet(): Promise<boolean> {
+    const until = Date.now() + STOP_WAIT_MS;
+    while (statementsUnderWay > 0 || handlersUnderWay > 0) {
+      if (Date.now() >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, STOP_POLL_MS));
+    }
+    return true;
+  }
 
   /** Runs one job; a job that throws is failed (to be retried as defined) and false returned. */
   async function runJob(
@@ -93,6 +123,22 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
       });
       return false;
     }
+  }
+
+  /** The stop under way, which every caller of `stop` waits for. */
+  let stopping: Promise<void> | null = null;
+
+  async function drainAndStop(running: PgBoss): Promise<void> {
+    // 1. No worker fetches again. A fetch under way may still bring jobs: they run to the end
+    // (enqueueing and failing as usual) and pg-boss completes them, before the caller closes
+    // the pool under them.
+    const names = [...workers.keys()];
+    workers.clear();
+    for (const name of names) await running.offWork(name);
+    if (!(await quiet())) logger.warn('jobs still running at shutdown; they run again once they expire');
+    // 2. pg-boss's timers (schedules, maintenance), then the statements they had under way.
+    await running.stop({ graceful: false });
+    await quiet();
   }
 
   return {
@@ -130,7 +176,7 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
     async start({ work }) {
       assert(boss === null, 'jobs are already started');
       boss = new PgBoss({
-        db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
+        db: { executeSql },
         supervise: work,
         schedule: work,
         migrate: true,
@@ -149,14 +195,20 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
           },
           async (jobs) => {
             // One failing job fails alone: the others of its batch complete when this returns
-            // (pg-boss completes only jobs still active).
-            let next = 0;
-            const lane = async () => {
-              for (let job = jobs[next++]; job; job = jobs[next++]) await runJob(definition, job);
-            };
-            await Promise.all(
-              Array.from({ length: Math.min(definition.concurrency ?? 1, jobs.length) }, lane),
-            );
+            // (pg-boss completes only jobs still active). Jobs fetched while stopping still run:
+            // they are claimed, and `stop` waits for them.
+            handlersUnderWay += 1;
+            try {
+              let next = 0;
+              const lane = async () => {
+                for (let job = jobs[next++]; job; job = jobs[next++]) await runJob(definition, job);
+              };
+              await Promise.all(
+                Array.from({ length: Math.min(definition.concurrency ?? 1, jobs.length) }, lane),
+              );
+            } finally {
+              handlersUnderWay -= 1;
+            }
           },
         );
         workers.set(definition.name, worker);
@@ -179,9 +231,11 @@ export function createJobs({ pool, logger }: { pool: pg.Pool; logger: Logger }):
 
     async stop() {
       if (!boss) return;
-      workers.clear();
-      await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
-      boss = null;
+      stopping ??= drainAndStop(boss).finally(() => {
+        boss = null;
+        stopping = null;
+      });
+      await stopping;
     },
   };
 }

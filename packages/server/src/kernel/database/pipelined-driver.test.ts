@@ -22,7 +22,8 @@ describe(`the pipelined driver (${TEST_DATABASE_KIND})`, async () => {
     watched.add(client);
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-      if (typeof args[0] === 'string') sent.push(args[0]);
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+      if (text !== undefined) sent.push(text);
       return query(...args);
     };
   });
@@ -263,5 +264,38 @@ describe(`the pipelined driver (${TEST_DATABASE_KIND})`, async () => {
     });
     expect(second).toBe(true);
     expect(await eventsOf(subject)).toHaveLength(1);
+  });
+
+  it('prepares a statement sent again and again, once on the connection, and answers as before', async () => {
+    const values = await runInTransaction(db, async (tx) => {
+      const answers: number[] = [];
+      for (let n = 0; n < 6; n++) {
+        const { rows } = await sql<{
+          value: number;
+        }>`select ${n}::int + 1 as value /* prepare_probe */`.execute(tx);
+        answers.push((rows[0] as { value: number }).value);
+      }
+      const { rows } = await sql<{ count: number }>`
+        select count(*)::int as count from pg_prepared_statements
+        where statement like '%prepare\_probe%' and statement not like '%pg\_prepared\_statements%'`.execute(
+        tx,
+      );
+      return { answers, prepared: (rows[0] as { count: number }).count };
+    });
+    expect(values).toEqual({ answers: [1, 2, 3, 4, 5, 6], prepared: 1 });
+  });
+
+  it('prepares a statement afresh once a change of the schema made it stale', async () => {
+    await db.connection().execute(async (connection) => {
+      await sql`create table stale_probe (a int)`.execute(connection);
+      await sql`insert into stale_probe values (1)`.execute(connection);
+      const read = () =>
+        sql<Record<string, unknown>>`select * from stale_probe where a = ${1}`.execute(connection);
+      for (let n = 0; n < 4; n++) expect((await read()).rows).toEqual([{ a: 1 }]);
+      await sql`alter table stale_probe add column b int default 2`.execute(connection);
+      // PostgreSQL refuses to run the prepared statement once; the next call prepares it again.
+      expect(await codeOf(read())).toBe('0A000');
+      expect((await read()).rows).toEqual([{ a: 1, b: 2 }]);
+    });
   });
 });

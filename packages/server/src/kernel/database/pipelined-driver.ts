@@ -32,6 +32,10 @@ import type { Tables } from './tables.js';
  * Errors keep their meaning: a statement's failure is reported by the next statement that is
  * waited for (or by `commit`), before any failure of its own, so callers see the error that
  * broke the transaction, not the "current transaction is aborted" that follows it.
+ *
+ * Statements the process sends again and again are prepared once per connection (see
+ * `PreparedNames`): the database then parses them once, and plans them once when a generic plan
+ * serves as well as one made for the values, instead of at every call.
  */
 
 /** Rows of one table written by one insert when buffered rows are flushed (9 columns: 9,000 parameters). */
@@ -39,6 +43,52 @@ const BUFFERED_ROWS_PER_INSERT_MAX = 1_000;
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const SAVEPOINT = /^\s*savepoint\b/i;
 const ROLLBACK_TO_SAVEPOINT = /^\s*rollback\s+to\b/i;
+
+/** Uses of a statement's text in this process before it is prepared on the connections that run it. */
+const PREPARE_AFTER_USES = 3;
+/** Statements prepared on one connection at most; later ones are sent unprepared. */
+const PREPARED_PER_CONNECTION_MAX = 400;
+/** Statements given a name in this process at most. */
+const NAMES_MAX = 2_000;
+/** Texts whose uses are counted at once; the count starts over beyond it. */
+const TEXTS_COUNTED_MAX = 10_000;
+/** Longer texts (inserts of many rows) are never prepared: they are seldom sent twice alike. */
+const PREPARED_TEXT_LENGTH_MAX = 16_384;
+/** PostgreSQL's refusal to run a prepared statement whose result's columns changed since it was prepared. */
+const STALE_PREPARED_STATEMENT = /cached plan must not change result type/;
+
+/**
+ * The names under which statements are prepared, one per text for the whole process, so that a
+ * name means the same statement on every connection. A text earns one by being sent
+ * `PREPARE_AFTER_USES` times; statements without parameters (`begin`, `commit`, savepoints,
+ * schema changes) never do. A name whose statement became stale (a migration changed the
+ * columns it returns) is dropped: that call fails once, and the next prepares the text afresh
+ * under a new name.
+ */
+class PreparedNames {
+  readonly #uses = new Map<string, number>();
+  readonly #names = new Map<string, string>();
+  #issued = 0;
+
+  nameOf(text: string, parameterCount: number): string | undefined {
+    const name = this.#names.get(text);
+    if (name !== undefined || parameterCount === 0 || text.length > PREPARED_TEXT_LENGTH_MAX) return name;
+    const uses = (this.#uses.get(text) ?? 0) + 1;
+    if (uses < PREPARE_AFTER_USES || this.#names.size >= NAMES_MAX) {
+      if (this.#uses.size >= TEXTS_COUNTED_MAX) this.#uses.clear();
+      this.#uses.set(text, uses);
+      return undefined;
+    }
+    this.#uses.delete(text);
+    const named = `baton_${++this.#issued}`;
+    this.#names.set(text, named);
+    return named;
+  }
+
+  forget(text: string): void {
+    this.#names.delete(text);
+  }
+}
 
 type Row = Readonly<Record<string, unknown>>;
 type ConnectionUse = (connection: PipelinedConnection) => Promise<void>;
@@ -159,9 +209,13 @@ class PipelinedConnection implements DatabaseConnection {
   #tail: Promise<unknown> = Promise.resolve();
   /** What to call once this transaction has committed. */
   #committed: (() => void)[] = [];
+  readonly #names: PreparedNames;
+  /** Names of the statements prepared on this connection (or being prepared). */
+  readonly #prepared = new Set<string>();
 
-  constructor(client: pg.PoolClient) {
+  constructor(client: pg.PoolClient, names: PreparedNames) {
     this.#client = client;
+    this.#names = names;
   }
 
   get broken(): boolean {
@@ -347,15 +401,27 @@ class PipelinedConnection implements DatabaseConnection {
   }
 
   #submit({ text, parameters }: Statement): Promise<pg.QueryResult> {
+    const query: pg.QueryConfig = { text, values: [...parameters] };
+    const name = this.#names.nameOf(text, parameters.length);
+    if (
+      name !== undefined &&
+      (this.#prepared.has(name) || this.#prepared.size < PREPARED_PER_CONNECTION_MAX)
+    ) {
+      this.#prepared.add(name);
+      query.name = name;
+    }
     let answer: Promise<pg.QueryResult>;
     if (this.#client.pipeline) {
-      answer = this.#client.query(text, [...parameters]);
+      answer = this.#client.query(query);
     } else {
-      answer = this.#tail.then(() => this.#client.query(text, [...parameters]));
+      answer = this.#tail.then(() => this.#client.query(query));
       this.#tail = answer.catch(ignore);
     }
     // Checked in order by `#checkAnswers`; a failure nobody waits for must not crash the process.
-    answer.catch(ignore);
+    answer.catch((error: unknown) => {
+      if (query.name !== undefined && error instanceof Error && STALE_PREPARED_STATEMENT.test(error.message))
+        this.#names.forget(text);
+    });
     this.#unchecked.push(answer);
     return answer;
   }
@@ -424,6 +490,7 @@ function toQueryResult(result: pg.QueryResult): QueryResult<unknown> {
 class PipelinedPostgresDriver implements Driver {
   readonly #pool: pg.Pool;
   readonly #connections = new WeakMap<pg.PoolClient, PipelinedConnection>();
+  readonly #names = new PreparedNames();
 
   constructor(pool: pg.Pool) {
     this.#pool = pool;
@@ -435,7 +502,7 @@ class PipelinedPostgresDriver implements Driver {
     const client = await this.#pool.connect();
     let connection = this.#connections.get(client);
     if (!connection) {
-      connection = new PipelinedConnection(client);
+      connection = new PipelinedConnection(client, this.#names);
       this.#connections.set(client, connection);
     }
     return connection;

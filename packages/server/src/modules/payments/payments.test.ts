@@ -57,7 +57,8 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
     watched.add(client);
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-      if (typeof args[0] === 'string') sent.push(args[0].replace(/\s+/g, ' ').trim());
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+      if (text !== undefined) sent.push(text.replace(/\s+/g, ' ').trim());
       return query(...args);
     };
   });

@@ -15,8 +15,11 @@ import { TEST_DATABASE_KIND } from '../testing/test-database.js';
  * them is a decision, not an accident.
  */
 
-/** Statements of one `POST /v1/orders`, in a warm process, without the job queue's. */
-const ORDER_STATEMENTS_MAX = 12;
+/**
+ * Statements of one `POST /v1/orders`, in a warm process, without the job queue's (one of them
+ * reads which fee schedule version is in force: the order keeps that one).
+ */
+const ORDER_STATEMENTS_MAX = 13;
 /**
  * Statements of the first confirm of an order's leg, in a warm process (the
  * order's escrow account is read once, then remembered).

@@ -564,4 +564,50 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     expect(captures).toHaveLength(1);
     expect(await f.balance('customer_escrow', placed.id)).toBe(BigInt(order.total.amount_minor));
   });
+
+  it('keeps the fee schedule in force when the order is placed, also one that took effect after the quote', async () => {
+    const quoted = ok<QuoteBody & { fee_schedule_version_id: string | null }>(
+      await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(120) }),
+      201,
+    );
+    // A schedule of 20 % takes effect between the quote and the order.
+    f.advance(1000);
+    const higher = ok<{ id: string }>(
+      await app.request('POST', '/v1/fee-schedule-versions', {
+        body: { currency: 'EUR', note: 'Higher', rules: [{ commission_bps: 2000 }] },
+      }),
+      201,
+    );
+    try {
+      const placed = ok<OrderBody & { fee_schedule_version_id: string | null }>(
+        await f.order(buyer.key, quoted.id),
+        201,
+      );
+      // Customers do not see which schedule their order keeps; operators do.
+      expect(placed.fee_schedule_version_id).toBeNull();
+      const operatorView = ok<{ fee_schedule_version_id: string | null }>(
+        await app.request('GET', `/v1/orders/${placed.id}`),
+      );
+      expect(quoted.fee_schedule_version_id).toBeNull();
+      expect(operatorView.fee_schedule_version_id).toBe(higher.id);
+      await f.runJobs();
+      const order = await f.readOrder(app.adminKey, placed.id);
+      const stay = order.legs.find((leg) => leg.step === 'stay');
+      const payable = () => f.balance('partner_payable', stay?.partner_id as string);
+      const before = await payable();
+      await deliverAndConfirm(placed.id, 'stay');
+      // The host got its price less 20 %, not the quote's 10 %.
+      const priceMinor = BigInt(stay?.price?.amount_minor as string);
+      expect((await payable()) - before).toBe(priceMinor - priceMinor / 5n);
+    } finally {
+      // Later tests count on 10 %.
+      f.advance(1000);
+      ok(
+        await app.request('POST', '/v1/fee-schedule-versions', {
+          body: { currency: 'EUR', note: 'Back to launch terms', rules: [{ commission_bps: 1000 }] },
+        }),
+        201,
+      );
+    }
+  });
 });

@@ -665,6 +665,10 @@ export function createFulfilment(deps: FulfilmentDeps) {
     if (quoted.orderId) throw ordersErrors.quoteAlreadyOrdered(quoted.id, quoted.orderId);
     if (quoted.validUntil <= ctx.now) throw ordersErrors.quoteExpired(quoted.id, quoted.validUntil);
     const version = await offerings.getVersion(ctx.db, quoted.offeringVersionId);
+    // The order keeps the fee schedule in force when it is placed: the quote's, unless a newer
+    // version took effect since (the quote's commission was a preview; the customer's price
+    // does not depend on it).
+    const feeVersion = await fees.versionInForce(ctx, ctx.now, quoted.currency);
     const confirmed = await catalog.confirmReservations(
       ctx,
       legs.map((leg) => leg.reservationId),
@@ -699,7 +703,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         currency: quoted.currency,
         pricing_kind: quoted.pricingKind,
         total_minor: quoted.totalMinor,
-        fee_version_id: quoted.feeVersionId,
+        fee_version_id: feeVersion?.id ?? null,
         rejection_policy: version.rejectionPolicy,
         acceptance_window_minutes: version.acceptanceWindowMinutes,
         auto_confirm_hours: version.autoConfirmHours,

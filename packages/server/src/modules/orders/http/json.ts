@@ -47,7 +47,9 @@ export const QuoteJson = z
       'The partners’ prices summed; null for customers under a fixed price.',
     ),
     margin: MoneyJson.nullable().describe('The platform’s margin; operators only.'),
-    commission: MoneyJson.nullable().describe('Commission under the fee schedule in force; operators only.'),
+    commission: MoneyJson.nullable().describe(
+      'Commission under the fee schedule in force now; an order placed from the quote keeps the schedule in force when it is placed. Operators only.',
+    ),
     platform_revenue: MoneyJson.nullable().describe('Margin plus commission; operators only.'),
     fee_schedule_version_id: z.string().nullable(),
     expected_finish: timestamp.describe('When the whole offering is expected done, along the critical path.'),
@@ -95,6 +97,12 @@ export const OrderJson = z
     total: MoneyJson,
     refunded: MoneyJson,
     payment_id: z.string().nullable(),
+    fee_schedule_version_id: z
+      .string()
+      .nullable()
+      .describe(
+        'The fee schedule version the order keeps, the one in force when it was placed (null when none was); operators only.',
+      ),
     failure_code: z.string().nullable(),
     failure_detail: z.string().nullable(),
     created_at: timestamp,
@@ -205,6 +213,7 @@ export function orderSummaryJson(actor: Actor, order: Order): z.input<typeof Ord
     total: moneyJson(order.totalMinor, order.currency),
     refunded: moneyJson(order.refundedMinor, order.currency),
     payment_id: order.paymentId,
+    fee_schedule_version_id: actor.kind === 'operator' || actor.kind === 'system' ? order.feeVersionId : null,
     failure_code: order.failureCode,
     failure_detail: actor.kind === 'customer' ? null : order.failureDetail,
     created_at: iso(order.createdAt),

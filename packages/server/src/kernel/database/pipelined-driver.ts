@@ -33,7 +33,7 @@ import type { Tables } from './tables.js';
  * waited for (or by `commit`), before any failure of its own, so callers see the error that
  * broke the transaction, not the "current transaction is aborted" that follows it.
  *
- * Statements the process sends again and again are prepared once per connection (see
+ * Statements sent again and again are prepared once per connection (see
  * `PreparedNames`): the database then parses them once, and plans them once when a generic plan
  * serves as well as one made for the values, instead of at every call.
  */
@@ -44,11 +44,11 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const SAVEPOINT = /^\s*savepoint\b/i;
 const ROLLBACK_TO_SAVEPOINT = /^\s*rollback\s+to\b/i;
 
-/** Uses of a statement's text in this process before it is prepared on the connections that run it. */
+/** Uses of a statement's text through one pool before it is prepared on the connections that run it. */
 const PREPARE_AFTER_USES = 3;
 /** Statements prepared on one connection at most; later ones are sent unprepared. */
 const PREPARED_PER_CONNECTION_MAX = 400;
-/** Statements given a name in this process at most. */
+/** Statements given a name through one pool at most. */
 const NAMES_MAX = 2_000;
 /** Texts whose uses are counted at once; the count starts over beyond it. */
 const TEXTS_COUNTED_MAX = 10_000;
@@ -58,8 +58,8 @@ const PREPARED_TEXT_LENGTH_MAX = 16_384;
 const STALE_PREPARED_STATEMENT = /cached plan must not change result type/;
 
 /**
- * The names under which statements are prepared, one per text for the whole process, so that a
- * name means the same statement on every connection. A text earns one by being sent
+ * The names under which a pool's statements are prepared, one per text for all its connections,
+ * so that a name means the same statement on every connection. A text earns one by being sent
  * `PREPARE_AFTER_USES` times; statements without parameters (`begin`, `commit`, savepoints,
  * schema changes) never do. A name whose statement became stale (a migration changed the
  * columns it returns) is dropped: that call fails once, and the next prepares the text afresh

@@ -281,7 +281,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...paymentsRoutes(payments, { jobs }),
       ...payoutsRoutes(payouts),
       ...subsidiesRoutes(subsidies),
-      ...workflowRoutes({ standards, catalog }),
+      ...workflowRoutes({ standards, catalog, offerings }),
       ...fulfilmentRoutes(fulfilment),
       ...settlementRoutes({
         ...settlement,

@@ -58,6 +58,7 @@ export interface OrderBody {
   refunded: Money;
   payment_id: string | null;
   failure_code: string | null;
+  failure_detail: string | null;
   legs: {
     step: string;
     status: string;
@@ -227,11 +228,16 @@ export async function createFulfilmentFixture(options: { poolSize?: number } = {
     return { ...partner, offerId: offer.id };
   }
 
-  async function publishOffering(key: string, definition: Record<string, unknown>): Promise<void> {
+  /** Publishes version 1 of a new offering, or with `nextVersion` the next version of one. */
+  async function publishOffering(
+    key: string,
+    definition: Record<string, unknown>,
+    { nextVersion = false } = {},
+  ): Promise<void> {
     ok(
-      await app.request('POST', '/v1/offerings', {
+      await app.request('POST', nextVersion ? `/v1/offerings/${key}/versions` : '/v1/offerings', {
         body: {
-          key,
+          ...(nextVersion ? {} : { key }),
           unit: 'unit',
           description: '',
           currency: 'EUR',

@@ -456,6 +456,22 @@ export function createFulfilment(deps: FulfilmentDeps) {
   }
 
   /**
+   * Refuses a quote with `orders.offering_out_of_date` when a step's constraints no longer fit
+   * its capability (a new version of the capability changed what offers describe): the
+   * operator must publish the offering anew, which no partner can fix. Else returns.
+   */
+  async function refuseOutOfDate(
+    ctx: Context,
+    offeringKey: string,
+    stepKey: string,
+    step: Step,
+  ): Promise<void> {
+    const errors = await offerings.stepErrors(ctx, step);
+    if (errors.length > 0)
+      throw ordersErrors.offeringOutOfDate(offeringKey, stepKey, step.capability, errors);
+  }
+
+  /**
    * Chooses the best candidate for every step from the matcher's index, from the last steps
    * back: each is planned for the time the steps after it must start. Nothing is reserved.
    */
@@ -506,8 +522,16 @@ export function createFulfilment(deps: FulfilmentDeps) {
         reference: `${plan.quoteId}:${key}`,
         currency: version.currency,
       };
-      const [best] = await matching.candidates(ctx, { ...demand, excludeOfferIds: plan.refusedOffers });
+      const [best] = await matching
+        .candidates(ctx, { ...demand, excludeOfferIds: plan.refusedOffers })
+        .catch(async (error: unknown) => {
+          if (isDomainError(error) && error.code === 'matching.constraints_invalid')
+            await refuseOutOfDate(ctx, version.offeringKey, key, step);
+          throw error;
+        });
       if (!best) {
+        // No partner can do it: because no offer fits, or because the step itself no longer does.
+        await refuseOutOfDate(ctx, version.offeringKey, key, step);
         infeasible(
           await diagnose(ctx, step, {
             region: request.region,
@@ -1258,9 +1282,25 @@ export function createFulfilment(deps: FulfilmentDeps) {
       });
       if (order.status === 'in_progress') await dispatchReady(ctx, order);
     } catch (error) {
-      if (!isDomainError(error) || error.code !== 'matching.no_candidate') throw error;
+      // No partner can take the leg over; nor can any when the leg's constraints no longer fit
+      // its capability (a new version of it changed the attributes offers describe).
+      if (!isDomainError(error)) throw error;
+      if (error.code !== 'matching.no_candidate' && error.code !== 'matching.constraints_invalid')
+        throw error;
       await sql`rollback to savepoint orders_replan`.execute(ctx.db);
-      await compensate(ctx, order, leg, cause);
+      const outOfDate = await offerings.stepErrors(ctx, {
+        capability: leg.capability,
+        constraints: leg.constraints as Record<string, AttributeConstraint>,
+      });
+      await compensate(
+        ctx,
+        order,
+        leg,
+        cause,
+        outOfDate.length > 0
+          ? `Step ${leg.stepKey} cannot be given to another partner (${cause}): its constraints no longer fit the capability ${leg.capability}.`
+          : undefined,
+      );
     }
   }
 
@@ -1269,11 +1309,17 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * cancelled and its capacity released, and the customer is refunded what they paid for them;
    * legs under way finish and are paid as usual, and the order ends `failed`.
    */
-  async function compensate(ctx: Context, order: Order, failedLeg: OrderLeg, cause: string): Promise<void> {
+  async function compensate(
+    ctx: Context,
+    order: Order,
+    failedLeg: OrderLeg,
+    cause: string,
+    detail = `No partner can do step ${failedLeg.stepKey} by ${failedLeg.dueBy.toISOString()} (${cause}).`,
+  ): Promise<void> {
     const compensating = await updateOrder(ctx.db, order.id, {
       status: 'compensating',
       failure_code: 'leg_unrepairable',
-      failure_detail: `No partner can do step ${failedLeg.stepKey} by ${failedLeg.dueBy.toISOString()} (${cause}).`,
+      failure_detail: detail,
       updated_at: ctx.now,
     });
     await orderEvent(ctx, compensating, 'order.compensating', { step: failedLeg.stepKey, cause });

@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { FieldErrorJson } from '../kernel/http/problem.js';
 import { defineRoute, type Route } from '../kernel/http/route.js';
 import { name } from '../kernel/http/schemas.js';
 import type { CatalogService } from '../modules/catalog/index.js';
+import type { OfferingsService } from '../modules/offerings/index.js';
 import {
   CapabilityJson,
   capabilityJson,
@@ -16,7 +18,11 @@ const capabilityKey = z
 const hours = z.number().int().min(1);
 
 /** Routes whose use cases span modules, each run as one transaction across them. */
-export function workflowRoutes(deps: { standards: StandardsService; catalog: CatalogService }): Route[] {
+export function workflowRoutes(deps: {
+  standards: StandardsService;
+  catalog: CatalogService;
+  offerings: OfferingsService;
+}): Route[] {
   return [
     defineRoute({
       method: 'POST',
@@ -26,7 +32,10 @@ export function workflowRoutes(deps: { standards: StandardsService; catalog: Cat
         'The fields left out are carried over from the current version (each service level on its own). Every ' +
         'offer of the capability is re-checked against the new version in the same transaction: offers that ' +
         'no longer conform become `non_compliant` with the reason per field, `non_compliant` offers that ' +
-        'conform again become `paused`, and each offer’s partner gets an `offer.status_changed` event.',
+        'conform again become `paused`, and each offer’s partner gets an `offer.status_changed` event. The ' +
+        'offerings on sale are checked too: a step whose constraints the new version no longer allows is listed in ' +
+        '`offerings_out_of_date` and announced with an `offering.out_of_date` event; such an offering answers quotes ' +
+        'with `409 orders.offering_out_of_date` until a new version of it is published.',
       tags: ['Standards'],
       access: { operator: ['admin'] },
       audit: { action: 'standards.capability.publish', targetParam: 'key' },
@@ -53,6 +62,14 @@ export function workflowRoutes(deps: { standards: StandardsService; catalog: Cat
           non_compliant: z.array(z.string()).describe('Offers that do not conform to the new version.'),
           restored: z.array(z.string()).describe('Offers that conform again, now `paused`.'),
         }),
+        offerings_out_of_date: z.array(
+          z.object({
+            offering: z.string(),
+            version: z.number().int(),
+            step: z.string(),
+            errors: z.array(FieldErrorJson),
+          }),
+        ),
       }),
       handler: async (ctx, { params, body }) => {
         let serviceLevels: ServiceLevels | undefined;
@@ -78,6 +95,12 @@ export function workflowRoutes(deps: { standards: StandardsService; catalog: Cat
         return {
           capability: capabilityJson(published.capability),
           revalidated: { non_compliant: [...published.nonCompliant], restored: [...published.restored] },
+          offerings_out_of_date: published.stepsOutOfDate.map((step) => ({
+            offering: step.offeringKey,
+            version: step.version,
+            step: step.stepKey,
+            errors: [...step.errors],
+          })),
         };
       },
     }),

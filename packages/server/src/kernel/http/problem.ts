@@ -4,6 +4,9 @@ import type { DomainError, ErrorKind } from '../errors.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
+/** What is wrong with one field: where (a JSON pointer), which rule, and a message for people. */
+export const FieldErrorJson = z.object({ path: z.string(), rule: z.string(), message: z.string() });
+
 /** An RFC 9457 problem document, with Baton's stable `code` and the request id. */
 export const Problem = z
   .object({
@@ -14,7 +17,7 @@ export const Problem = z
     detail: z.string().optional(),
     request_id: z.string(),
     errors: z
-      .array(z.object({ path: z.string(), rule: z.string(), message: z.string() }))
+      .array(FieldErrorJson)
       .optional()
       .describe('One entry per rejected field, for validation failures.'),
   })

@@ -42,6 +42,7 @@ export {
   type OfferingFilter,
   type OfferingsService,
   type PublishMode,
+  type StepOutOfDate,
 } from './service.js';
 export { offeringsMigrations } from './store/migrations.js';
 export type { OfferingWithVersion } from './store/offerings-store.js';

@@ -24,6 +24,7 @@ import {
   findOffering,
   findVersion,
   findVersionById,
+  listActiveNeeding,
   listCurrent,
   type OfferingWithVersion,
   toOffering,
@@ -44,6 +45,21 @@ export interface OfferingFilter extends PageRequest {
 }
 
 export type OfferingsService = ReturnType<typeof createOfferingsService>;
+
+/** What `capability`'s attribute schema says of constraints on its attributes, per field. */
+function constraintErrors(capability: Capability, constraints: StepDefinition['constraints']): FieldError[] {
+  const schema: CapabilitySchema = { key: capability.key, attributeSchema: capability.attributeSchema };
+  return constraintSchemaErrors('/constraints', schema, constraints);
+}
+
+/** A step of an offering on sale whose constraints its capability's current version does not allow. */
+export interface StepOutOfDate {
+  readonly offeringKey: string;
+  readonly version: number;
+  readonly stepKey: string;
+  /** What the capability's attribute schema says of the step's constraints, per field. */
+  readonly errors: readonly FieldError[];
+}
 
 /** The operator's staff and Baton itself see every offering; partners and customers the active ones. */
 const seesEverything = (actor: Actor) => actor.kind === 'operator' || actor.kind === 'system';
@@ -254,6 +270,63 @@ export function createOfferingsService({
     async getVersionByNumber(ctx: Context, key: string, version: number): Promise<OfferingVersion> {
       await visibleOffering(ctx, key);
       return currentVersionOf(ctx.db, key, version);
+    },
+
+    /**
+     * What the capability's current version says of a step's constraints (of an offering
+     * version, or of an order's leg, which keeps them): nothing while they still fit, else an
+     * error per field; a capability that no longer exists is an error at `/capability`. For
+     * telling why a step cannot be planned when no partner can do it.
+     */
+    async stepErrors(
+      ctx: Context,
+      step: Pick<StepDefinition, 'capability' | 'constraints'>,
+    ): Promise<FieldError[]> {
+      const capability = await standards.getCapability(ctx.db, step.capability).catch((error: unknown) => {
+        if (isDomainError(error) && error.code === 'standards.capability_not_found') return null;
+        throw error;
+      });
+      if (!capability)
+        return [{ path: '/capability', rule: 'exists', message: `no capability ${step.capability}` }];
+      return constraintErrors(capability, step.constraints);
+    },
+
+    /**
+     * The steps of the offerings on sale (active, in their current version) that need
+     * `capability` and whose constraints its attribute schema no longer allows: after a new
+     * version of the capability, what the operator must publish anew before those offerings
+     * can be quoted. Each such offering gets an `offering.out_of_date` event naming its steps.
+     */
+    async checkSteps(ctx: Context, capability: Capability): Promise<StepOutOfDate[]> {
+      const outOfDate: StepOutOfDate[] = [];
+      for (const current of await listActiveNeeding(ctx.db, capability.key)) {
+        const steps: StepOutOfDate[] = [];
+        for (const step of current.version.steps) {
+          if (step.capability !== capability.key) continue;
+          const errors = constraintErrors(capability, step.constraints);
+          if (errors.length > 0)
+            steps.push({
+              offeringKey: current.offering.key,
+              version: current.version.version,
+              stepKey: step.key,
+              errors,
+            });
+        }
+        if (steps.length === 0) continue;
+        outOfDate.push(...steps);
+        await appendEvent(ctx, {
+          type: 'offering.out_of_date',
+          subjectId: current.offering.key,
+          data: {
+            offering: current.offering.key,
+            version: current.version.version,
+            capability: capability.key,
+            steps: steps.map((step) => ({ step: step.stepKey, errors: step.errors })),
+          },
+          audience: [],
+        });
+      }
+      return outOfDate;
     },
 
     /**

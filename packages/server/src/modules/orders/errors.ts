@@ -1,4 +1,4 @@
-import { conflict, notFound, unprocessable } from '../../kernel/errors.js';
+import { conflict, type FieldError, notFound, unprocessable } from '../../kernel/errors.js';
 import type { WorkOrderStatus } from './domain/work-order.js';
 
 /** Why a step of a quote could not be planned. */
@@ -28,6 +28,16 @@ export const ordersErrors = {
     notFound('orders.leg_not_found', `Order ${orderId} has no step ${step}.`),
   offeringNotAvailable: (key: string) =>
     unprocessable('orders.offering_not_available', `The offering ${key} is retired and takes no new quotes.`),
+  /**
+   * A step's constraints no longer fit its capability, whose attribute schema changed since the
+   * offering's version was published: the operator must publish the offering anew.
+   */
+  offeringOutOfDate: (key: string, step: string, capability: string, errors: readonly FieldError[]) =>
+    conflict(
+      'orders.offering_out_of_date',
+      `Step ${step} of the offering ${key} asks for what the capability ${capability} no longer describes; the offering needs a new version.`,
+      { step, capability, errors },
+    ),
   regionNotOffered: (key: string, region: string, regions: readonly string[]) =>
     unprocessable('orders.region_not_offered', `The offering ${key} is not sold in ${region}.`, {
       regions: [...regions],

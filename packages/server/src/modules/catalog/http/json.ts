@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FieldErrorJson } from '../../../kernel/http/problem.js';
 import { iso, isoOrNull, timestamp } from '../../../kernel/http/schemas.js';
 import { formatAmount } from '../../../kernel/money.js';
 import { CAPACITY_PERIODS, RESERVATION_STATUSES } from '../domain/capacity.js';
@@ -9,8 +10,6 @@ export const PriceJson = z.object({
   amount: z.string().describe('A decimal string with the currency\'s decimal places, such as "12.50".'),
   currency: z.string().describe('An ISO 4217 code.'),
 });
-
-export const FieldErrorJson = z.object({ path: z.string(), rule: z.string(), message: z.string() });
 
 export const OfferJson = z
   .object({

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { FieldError } from '../../../kernel/errors.js';
 import { ALL_OPERATOR_ROLES, ALL_PARTNER_ROLES } from '../../../kernel/http/access.js';
+import { FieldErrorJson } from '../../../kernel/http/problem.js';
 import { defineRoute, type Route } from '../../../kernel/http/route.js';
 import { idSchema, page, pageQuery, timestamp, toPage } from '../../../kernel/http/schemas.js';
 import { CAPACITY_PERIODS, HOLD_MINUTES_MAX } from '../domain/capacity.js';
@@ -16,7 +17,7 @@ import {
   SETTABLE_OFFER_STATUSES,
 } from '../domain/offer.js';
 import type { CatalogService, ImportResult, OfferChanges, OfferInput } from '../service.js';
-import { FieldErrorJson, OfferJson, offerJson, ReservationJson, reservationJson } from './json.js';
+import { OfferJson, offerJson, ReservationJson, reservationJson } from './json.js';
 
 /** Largest bulk import body: 1,000 offers with generous attributes. */
 const IMPORT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;

@@ -186,6 +186,16 @@ export async function listCurrent(db: Executor, filter: CurrentFilter): Promise<
   return pageOf(rows, filter.limit, withVersion);
 }
 
+/** The active offerings whose current version has a step needing `capability`, by key. */
+export async function listActiveNeeding(db: Executor, capability: string): Promise<OfferingWithVersion[]> {
+  const rows = await currentQuery(db)
+    .where('o.status', '=', 'active')
+    .where(sql<boolean>`v.steps @> ${JSON.stringify([{ capability }])}::jsonb`)
+    .orderBy('o.key')
+    .execute();
+  return rows.map(withVersion);
+}
+
 /** Offerings joined with their current versions; the offering's columns carry an `o_` prefix. */
 function currentQuery(db: Executor) {
   return db

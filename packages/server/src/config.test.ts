@@ -9,6 +9,11 @@ describe('configuration', () => {
     expect(config.dataDir).toBe(path.resolve('.baton/data'));
     expect(config.port).toBe(8080);
     expect(config.demo).toBe(true);
+    expect(config.databasePrepare).toBe(true);
+  });
+
+  it('turns prepared statements off with BATON_DATABASE_PREPARE=false', () => {
+    expect(loadConfig({}, { BATON_DATABASE_PREPARE: 'false' }).databasePrepare).toBe(false);
   });
 
   it('turns the demo of a new embedded database off with BATON_DEMO=off', () => {
@@ -33,6 +38,7 @@ describe('configuration', () => {
     ['BATON_LOG_LEVEL', 'loud'],
     ['BATON_TRUST_PROXY', 'maybe'],
     ['BATON_DATABASE_POOL_SIZE', '0'],
+    ['BATON_DATABASE_PREPARE', 'sometimes'],
     ['BATON_DEMO', 'maybe'],
   ])('stops on a bad %s with a message naming the variable', (variable, value) => {
     const attempt = () => loadConfig({}, { [variable]: value });

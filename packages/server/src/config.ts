@@ -15,6 +15,12 @@ export interface Config {
   /** Folder of the embedded database (ignored when `databaseUrl` is set). */
   readonly dataDir: string;
   readonly databasePoolSize: number;
+  /**
+   * Whether statements sent again and again are prepared on each PostgreSQL connection. Off
+   * behind a connection pooler that hands one client's statements to several server
+   * connections and cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+   */
+  readonly databasePrepare: boolean;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Requests per minute allowed to one API key (or one address when unauthenticated). */
   readonly rateLimitPerMinute: number;
@@ -68,6 +74,7 @@ const VARIABLES = {
   },
   BATON_DATA_DIR: { key: 'dataDir', schema: z.string().min(1), fallback: './.baton/data' },
   BATON_DATABASE_POOL_SIZE: { key: 'databasePoolSize', schema: integer(1, 200), fallback: '10' },
+  BATON_DATABASE_PREPARE: { key: 'databasePrepare', schema: boolean, fallback: 'true' },
   BATON_LOG_LEVEL: {
     key: 'logLevel',
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

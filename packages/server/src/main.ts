@@ -177,7 +177,7 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 /** Opens the database the configuration names: PostgreSQL with a URL, the embedded one otherwise. */
 export async function openDatabase(config: Config, logger?: Logger): Promise<Database> {
   return config.databaseUrl
-    ? openPostgres(config.databaseUrl, config.databasePoolSize, logger)
+    ? openPostgres(config.databaseUrl, config.databasePoolSize, logger, { prepare: config.databasePrepare })
     : openEmbedded({ dataDir: config.dataDir });
 }
 

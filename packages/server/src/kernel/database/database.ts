@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { assert } from '../assert.js';
 import { lockDataDir } from './data-dir-lock.js';
-import { PipelinedPostgresDialect } from './pipelined-driver.js';
+import { type DriverOptions, PipelinedPostgresDialect } from './pipelined-driver.js';
 import type { Tables } from './tables.js';
 
 /** Runs queries; either the pool or a transaction. */
@@ -39,8 +39,13 @@ function parseTypes(): pg.CustomTypesConfig {
  * (`pipeline: true`): the driver then sends the statements of a transaction that need no
  * answer yet together with the next one (see `pipelined-driver.ts`).
  */
-export function databaseFromPool(kind: DatabaseKind, pool: pg.Pool, onClose: () => Promise<void>): Database {
-  const db = new Kysely<Tables>({ dialect: new PipelinedPostgresDialect(pool) });
+export function databaseFromPool(
+  kind: DatabaseKind,
+  pool: pg.Pool,
+  onClose: () => Promise<void>,
+  options: DriverOptions = {},
+): Database {
+  const db = new Kysely<Tables>({ dialect: new PipelinedPostgresDialect(pool, options) });
   let closed = false;
   return {
     kind,
@@ -56,11 +61,16 @@ export function databaseFromPool(kind: DatabaseKind, pool: pg.Pool, onClose: () 
 }
 
 /** Connects to PostgreSQL. */
-export function openPostgres(connectionString: string, poolSize: number, logger?: Logger): Database {
+export function openPostgres(
+  connectionString: string,
+  poolSize: number,
+  logger?: Logger,
+  options: DriverOptions = {},
+): Database {
   const pool = new pg.Pool({ connectionString, max: poolSize, types: parseTypes(), pipeline: true });
   // An idle client that loses its connection (a database restart) must not crash the process.
   pool.on('error', (error) => logger?.warn({ err: error }, 'idle database connection failed'));
-  return databaseFromPool('postgres', pool, async () => {});
+  return databaseFromPool('postgres', pool, async () => {}, options);
 }
 
 export interface EmbeddedOptions {

@@ -5,7 +5,7 @@ import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-datab
 import { recordAudit } from '../audit/audit-log.js';
 import type { Context } from '../context.js';
 import { appendEvent } from '../events/event-log.js';
-import type { Tx } from './database.js';
+import { databaseFromPool, type Tx } from './database.js';
 import { afterCommit, executeTogether, executeUnawaited } from './pipelined-driver.js';
 import { runInTransaction } from './transaction.js';
 
@@ -283,6 +283,20 @@ describe(`the pipelined driver (${TEST_DATABASE_KIND})`, async () => {
       return { answers, prepared: (rows[0] as { count: number }).count };
     });
     expect(values).toEqual({ answers: [1, 2, 3, 4, 5, 6], prepared: 1 });
+  });
+
+  it('prepares nothing when told not to (behind a pooler that cannot keep prepared statements)', async () => {
+    const unprepared = databaseFromPool(database.kind, database.pool, async () => {}, { prepare: false });
+    const prepared = await runInTransaction(unprepared.db, async (tx) => {
+      for (let n = 0; n < 6; n++) await sql`select ${n}::int as value /* unprepared_probe */`.execute(tx);
+      const { rows } = await sql<{ count: number }>`
+        select count(*)::int as count from pg_prepared_statements
+        where statement like '%unprepared\_probe%' and statement not like '%pg\_prepared\_statements%'`.execute(
+        tx,
+      );
+      return (rows[0] as { count: number }).count;
+    });
+    expect(prepared).toBe(0);
   });
 
   it('prepares a statement afresh once a change of the schema made it stale', async () => {

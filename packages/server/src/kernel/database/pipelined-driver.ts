@@ -68,9 +68,15 @@ const STALE_PREPARED_STATEMENT = /cached plan must not change result type/;
 class PreparedNames {
   readonly #uses = new Map<string, number>();
   readonly #names = new Map<string, string>();
+  readonly #enabled: boolean;
   #issued = 0;
 
+  constructor(enabled: boolean) {
+    this.#enabled = enabled;
+  }
+
   nameOf(text: string, parameterCount: number): string | undefined {
+    if (!this.#enabled) return undefined;
     const name = this.#names.get(text);
     if (name !== undefined || parameterCount === 0 || text.length > PREPARED_TEXT_LENGTH_MAX) return name;
     const uses = (this.#uses.get(text) ?? 0) + 1;
@@ -487,13 +493,19 @@ function toQueryResult(result: pg.QueryResult): QueryResult<unknown> {
   };
 }
 
+export interface DriverOptions {
+  /** Whether statements sent again and again are prepared on each connection (default true). */
+  readonly prepare?: boolean;
+}
+
 class PipelinedPostgresDriver implements Driver {
   readonly #pool: pg.Pool;
   readonly #connections = new WeakMap<pg.PoolClient, PipelinedConnection>();
-  readonly #names = new PreparedNames();
+  readonly #names: PreparedNames;
 
-  constructor(pool: pg.Pool) {
+  constructor(pool: pg.Pool, options: DriverOptions) {
     this.#pool = pool;
+    this.#names = new PreparedNames(options.prepare ?? true);
   }
 
   async init(): Promise<void> {}
@@ -553,13 +565,15 @@ function quoteIdentifier(name: string): string {
 /** PostgreSQL through a pool of pipelined clients (`pipeline: true`), with the driver above. */
 export class PipelinedPostgresDialect extends PostgresDialect {
   readonly #pool: pg.Pool;
+  readonly #options: DriverOptions;
 
-  constructor(pool: pg.Pool) {
+  constructor(pool: pg.Pool, options: DriverOptions = {}) {
     super({ pool });
     this.#pool = pool;
+    this.#options = options;
   }
 
   override createDriver(): Driver {
-    return new PipelinedPostgresDriver(this.#pool);
+    return new PipelinedPostgresDriver(this.#pool, this.#options);
   }
 }

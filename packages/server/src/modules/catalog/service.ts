@@ -1060,6 +1060,22 @@ export function createCatalogService({
       return pageOf(await query.execute(), page.limit, toOffer);
     },
 
+    /**
+     * Of some reservations, those whose capacity was given back (released, or lapsed holds
+     * expired): the matcher counts an allocation towards its partner's exposure only while its
+     * reservation holds or used capacity.
+     */
+    async reservationsGivenBack(db: Executor, ids: readonly ReservationId[]): Promise<Set<ReservationId>> {
+      if (ids.length === 0) return new Set();
+      const rows = await db
+        .selectFrom('reservations')
+        .select('id')
+        .where('id', 'in', [...ids])
+        .where('status', 'in', ['released', 'expired'])
+        .execute();
+      return new Set(rows.map((row) => row.id as ReservationId));
+    },
+
     /** The held and confirmed total of every offer-period that has not ended by `from`, where it is not 0. */
     async listCapacityUsage(db: Executor, { from }: { from: Date }): Promise<CapacityUsage[]> {
       const rows = await db

@@ -1028,4 +1028,67 @@ describe('matching through the HTTP API', async () => {
     await matching.sync();
     expect(offerIds(await match('steaming'))).toEqual([offer]);
   });
+
+  it('counts an allocation towards the exposure cap only while its capacity is held or used, also after a restart', async () => {
+    await defineCapability('crochet');
+    const dominant = await activePartner();
+    const rival = await activePartner();
+    const best = await createOffer(dominant, { capability: 'crochet', price: '5.00' });
+    const second = await createOffer(rival, { capability: 'crochet', price: '9.00' });
+    await matching.sync();
+    // Two quotes' holds on the cheapest offer, made while the cap was off.
+    await putSettings('crochet', { exposure_cap: { share: 1, window_days: 30, min_allocations: 1 } });
+    const released = ok<AllocationBody>(await allocate('crochet', { quantity: 1, hold_minutes: 30 }), 201);
+    const lapsing = ok<AllocationBody>(await allocate('crochet', { quantity: 1, hold_minutes: 5 }), 201);
+    expect([released.offer_id, lapsing.offer_id]).toEqual([best, best]);
+    await putSettings('crochet', { exposure_cap: { share: 0.5, window_days: 30, min_allocations: 1 } });
+    const capOf = (answer: MatchBody) =>
+      answer.data
+        .find((result) => result.offer_id === best)
+        ?.breakdown.adjustments.find((adjustment) => adjustment.kind === 'exposure_cap');
+    await matching.sync();
+    expect(capOf(await match('crochet'))).toMatchObject({ partner_allocations: 2, window_allocations: 2 });
+
+    // The first quote is never ordered: its hold is released, and its allocation stops counting.
+    const db = app.baton.database.db;
+    await runInTransaction(db, (tx) =>
+      app.baton.services.catalog.releaseReservation(systemContext(tx), released.reservation.id as never),
+    );
+    await matching.sync();
+    expect(capOf(await match('crochet'))).toMatchObject({ partner_allocations: 1, window_allocations: 1 });
+
+    // A new process counts the same from the database.
+    const fresh = createMatchingService({
+      db,
+      clock: app.clock,
+      logger: pino({ level: 'silent' }),
+      catalog: app.baton.services.catalog,
+      standards: app.baton.services.standards,
+      participants: app.baton.services.participants,
+    });
+    await fresh.start();
+    try {
+      const request = {
+        capability: 'crochet',
+        region: 'eu-west',
+        quantity: 1,
+        neededBy: new Date(inHours(72)),
+      };
+      const { results } = await fresh.query(systemContext(db), { ...request, limit: 10 });
+      expect(results.map((result) => result.offerId)).toEqual([second, best]);
+      expect(results[1]?.breakdown.adjustments).toContainEqual(
+        expect.objectContaining({ kind: 'exposure_cap', partnerAllocations: 1, windowAllocations: 1 }),
+      );
+    } finally {
+      await fresh.stop();
+    }
+
+    // The second lapses: nothing counts, and the cheapest offer leads again.
+    app.clock.advance(10 * 60 * 1000);
+    await runInTransaction(db, (tx) => app.baton.services.catalog.expireHolds(systemContext(tx)));
+    await matching.sync();
+    const answer = await match('crochet', { needed_by: inHours(72) });
+    expect(offerIds(answer)).toEqual([best, second]);
+    expect(capOf(answer)).toBeUndefined();
+  });
 });

@@ -232,13 +232,21 @@ export function createMatchingService(deps: MatchingDeps) {
     const since = new Date(ctx.now.getTime() - EXPOSURE_WINDOW_DAYS_MAX * DAY_MS);
     for (;;) {
       const allocations = await listAllocationsSince(db, since, { afterSeq, limit: LOAD_PAGE_SIZE });
+      // An allocation whose capacity was given back (a quote never ordered, a declined leg)
+      // no longer counts towards its partner's exposure.
+      const givenBack = await catalog.reservationsGivenBack(
+        db,
+        allocations.map((allocation) => allocation.reservationId),
+      );
       for (const allocation of allocations) {
+        if (givenBack.has(allocation.reservationId)) continue;
         index.recordAllocation({
           id: allocation.id,
           capability: allocation.capability,
           region: allocation.region,
           partnerId: allocation.partnerId,
           atMs: allocation.allocatedAt.getTime(),
+          reservationId: allocation.reservationId,
         });
       }
       if (allocations.length < LOAD_PAGE_SIZE) break;
@@ -276,6 +284,8 @@ export function createMatchingService(deps: MatchingDeps) {
             Date.parse(String(data.period_start)),
             Number(String(data.reserved)),
           );
+          if (event.type === 'capacity.released' || event.type === 'capacity.expired')
+            index.withdrawAllocation(String(data.reservation_id));
         } else if (event.type === 'certification.granted') {
           if (data.valid_from && data.valid_until) {
             index.grantCertification({
@@ -301,6 +311,7 @@ export function createMatchingService(deps: MatchingDeps) {
             region: String(data.region),
             partnerId: String(data.partner_id),
             atMs: Date.parse(String(data.allocated_at)),
+            reservationId: typeof data.reservation_id === 'string' ? data.reservation_id : null,
           });
         } else if (event.type === 'matching.settings_updated') {
           index.setSettings(event.subjectId, settingsFromJson(data.settings as SettingsJsonShape));

@@ -32,6 +32,31 @@ export class ExposureWindow {
     else this.#head++;
   }
 
+  /**
+   * Forgets the allocation `id`, made at `atMs`, which no longer counts (its capacity was given
+   * back). Returns whether it was here.
+   */
+  remove(id: string, atMs: number): boolean {
+    // Entries are in time order: the first at `atMs` or later, then those made at the same time.
+    let low = 0;
+    let high = this.#length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#times[middle]! < atMs) low = middle + 1;
+      else high = middle;
+    }
+    let at = low;
+    while (at < this.#length && this.#times[at] === atMs && this.#ids[at] !== id) at++;
+    if (at === this.#length || this.#ids[at] !== id) return false;
+    if (at >= this.#head) this.#uncount(this.#partners[at]!);
+    else this.#head--;
+    this.#times.copyWithin(at, at + 1, this.#length);
+    this.#partners.copyWithin(at, at + 1, this.#length);
+    this.#ids.splice(at, 1);
+    this.#length--;
+    return true;
+  }
+
   /** Moves the window to start at `windowStartMs` and returns how many allocations it holds. */
   total(windowStartMs: number): number {
     if (windowStartMs >= this.#windowStartMs) {

@@ -45,6 +45,7 @@ interface Allocation {
   readonly region: string;
   readonly partnerId: string;
   readonly atMs: number;
+  readonly reservationId?: string;
 }
 
 interface World {
@@ -692,6 +693,8 @@ const stepArb = fc.oneof(
       hoursAgo: fc.integer({ min: 0, max: 24 * 20 }),
     }),
   },
+  // The capacity of an allocation's reservation given back: it no longer counts.
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('unallocate' as const), pick: fc.nat() }) },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -897,8 +900,19 @@ function applyStep(
         region: step.region,
         partnerId: step.partnerId,
         atMs: now - step.hoursAgo * HOUR_MS,
+        reservationId: `res_${n}`,
       };
       model.allocationsById.set(allocation.id, allocation);
+      index.recordAllocation(allocation);
+      return;
+    }
+    case 'unallocate': {
+      const allocations = model.allocations;
+      if (allocations.length === 0) return;
+      const allocation = allocations[step.pick % allocations.length]!;
+      model.allocationsById.delete(allocation.id);
+      index.withdrawAllocation(allocation.reservationId as string);
+      // Hearing of it again (events are delivered at least once) does not count it again.
       index.recordAllocation(allocation);
       return;
     }

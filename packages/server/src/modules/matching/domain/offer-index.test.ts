@@ -422,6 +422,7 @@ describe('the fairness controls', () => {
         region: 'eu-west',
         partnerId,
         atMs,
+        reservationId: `res_${partnerId}_${atMs}_${k}`,
       });
     }
   };
@@ -491,6 +492,51 @@ describe('the fairness controls', () => {
       rival.id,
       dominant.id,
     ]);
+  });
+
+  it('stops counting an allocation whose capacity was given back, in or before the window', () => {
+    const dominant = offer({ partnerId: 'ptn_a', unitPriceMinor: 500n });
+    const rival = offer({ partnerId: 'ptn_b', unitPriceMinor: 1500n });
+    const index = indexWith([dominant, rival], {
+      settings: { exposureCapShare: 0.5, exposureMinAllocations: 2, exposureWindowDays: 7 },
+    });
+    allocate(index, 'ptn_a', NOW - 10 * DAY_MS, 1);
+    allocate(index, 'ptn_a', NOW - DAY_MS, 3);
+    allocate(index, 'ptn_b', NOW - 2 * DAY_MS, 1);
+    // 3 of 4 in the window: capped.
+    expect(ids(index)).toEqual([rival.id, dominant.id]);
+    // Two of its quotes lapsed: 1 of 2, at the cap still.
+    index.withdrawAllocation(`res_ptn_a_${NOW - DAY_MS}_0`);
+    index.withdrawAllocation(`res_ptn_a_${NOW - DAY_MS}_1`);
+    expect(index.query(query(), NOW).results[1]?.breakdown.adjustments[0]).toMatchObject({
+      partnerAllocations: 1,
+      windowAllocations: 2,
+    });
+    // Another partner's allocation, and an older one given back outside the window (and a
+    // reservation of no allocation), change the counts only where they belong.
+    allocate(index, 'ptn_c', NOW - DAY_MS, 1);
+    index.withdrawAllocation(`res_ptn_a_${NOW - 10 * DAY_MS}_0`);
+    index.withdrawAllocation('res_unknown');
+    expect(ids(index)).toEqual([dominant.id, rival.id]);
+    index.setSettings('dyeing', {
+      ...DEFAULT_SETTINGS,
+      exposureCapShare: 0.3,
+      exposureMinAllocations: 2,
+      exposureWindowDays: 7,
+    });
+    const capped = index.query(query(), NOW).results.find((result) => result.offerId === dominant.id);
+    expect(capped?.breakdown.adjustments[0]).toMatchObject({ partnerAllocations: 1, windowAllocations: 3 });
+    // A longer window does not count the one given back either: 1 of 3.
+    index.setSettings('dyeing', {
+      ...DEFAULT_SETTINGS,
+      exposureCapShare: 0.4,
+      exposureMinAllocations: 2,
+      exposureWindowDays: 30,
+    });
+    expect(ids(index)).toEqual([dominant.id, rival.id]);
+    // Hearing of a withdrawn allocation again does not count it again.
+    allocate(index, 'ptn_a', NOW - DAY_MS, 2);
+    expect(ids(index)).toEqual([dominant.id, rival.id]);
   });
 
   it('boosts a new entrant for the configured number of days after it became active', () => {

@@ -667,6 +667,15 @@ export class OfferIndex {
   readonly #settings = new Map<string, MatchingSettings>();
   readonly #exposure = new Map<string, ExposureWindow>();
   readonly #allocationIds = new Set<string>();
+  /** The allocation of each reservation whose capacity is held or used: it counts towards exposure. */
+  readonly #allocationOfReservation = new Map<string, { id: string; key: string; atMs: number }>();
+  readonly #reservationOfAllocation = new Map<string, string>();
+  /**
+   * Allocations withdrawn (their capacity given back), in the order they were (close to the
+   * order they were made in), whose ids stay known so that hearing of them again does not count
+   * them again, until they fall out of every window.
+   */
+  readonly #withdrawn: { id: string; atMs: number }[] = [];
   /** Allocations in the exposure window of the query being answered. */
   #windowTotal = 0;
   /**
@@ -989,13 +998,18 @@ export class OfferIndex {
     return this.#settings.get(capability) ?? DEFAULT_SETTINGS;
   }
 
-  /** Counts an allocation towards the partner's exposure; counting the same id again changes nothing. */
+  /**
+   * Counts an allocation towards the partner's exposure; counting the same id again changes
+   * nothing. With its reservation, it stops counting when `withdrawAllocation` is told that
+   * reservation's capacity was given back.
+   */
   recordAllocation(allocation: {
     id: string;
     capability: string;
     region: string;
     partnerId: string;
     atMs: number;
+    reservationId?: string | null;
   }): void {
     if (this.#allocationIds.has(allocation.id)) return;
     this.#allocationIds.add(allocation.id);
@@ -1006,9 +1020,40 @@ export class OfferIndex {
       this.#exposure.set(key, window);
     }
     window.add(allocation.id, allocation.atMs, this.#partnerNumber(allocation.partnerId));
-    for (const id of window.prune(allocation.atMs - EXPOSURE_WINDOW_DAYS_MAX * DAY_MS)) {
-      this.#allocationIds.delete(id);
+    if (allocation.reservationId) {
+      this.#allocationOfReservation.set(allocation.reservationId, {
+        id: allocation.id,
+        key,
+        atMs: allocation.atMs,
+      });
+      this.#reservationOfAllocation.set(allocation.id, allocation.reservationId);
     }
+    const retainFromMs = allocation.atMs - EXPOSURE_WINDOW_DAYS_MAX * DAY_MS;
+    for (const id of window.prune(retainFromMs)) {
+      this.#allocationIds.delete(id);
+      const reservationId = this.#reservationOfAllocation.get(id);
+      if (reservationId !== undefined) {
+        this.#reservationOfAllocation.delete(id);
+        this.#allocationOfReservation.delete(reservationId);
+      }
+    }
+    while (this.#withdrawn.length > 0 && (this.#withdrawn[0] as { atMs: number }).atMs < retainFromMs) {
+      this.#allocationIds.delete((this.#withdrawn.shift() as { id: string }).id);
+    }
+  }
+
+  /**
+   * The capacity a reservation held was given back (its quote lapsed, its order was cancelled,
+   * its partner declined the work): the allocation that made it no longer counts towards its
+   * partner's exposure. A reservation of no allocation known here changes nothing.
+   */
+  withdrawAllocation(reservationId: string): void {
+    const allocation = this.#allocationOfReservation.get(reservationId);
+    if (!allocation) return;
+    this.#allocationOfReservation.delete(reservationId);
+    this.#reservationOfAllocation.delete(allocation.id);
+    this.#exposure.get(allocation.key)?.remove(allocation.id, allocation.atMs);
+    this.#withdrawn.push({ id: allocation.id, atMs: allocation.atMs });
   }
 
   // ---------------------------------------------------------------------------------------------

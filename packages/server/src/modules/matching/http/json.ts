@@ -161,7 +161,9 @@ export const SettingsJson = z
     exposure_cap: z.object({
       share: z
         .number()
-        .describe('The largest share of allocations one partner may hold; 1 turns the cap off.'),
+        .describe(
+          'The largest share of allocations one partner may hold; 1 turns the cap off. Allocations count while their capacity is held or used.',
+        ),
       window_days: z.number().int(),
       min_allocations: z
         .number()

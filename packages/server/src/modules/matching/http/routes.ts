@@ -234,7 +234,8 @@ export function matchingRoutes(matching: MatchingService): Route[] {
         'Ranks the candidates as a query does, then holds capacity on the best one through the catalog. When ' +
         'the catalog refuses (the capacity was taken since the index last heard), it tries the next one, and ' +
         'answers 409 `matching.no_candidate` when none can take it. The hold expires after `hold_minutes` ' +
-        'unless confirmed. Allocations count towards the exposure cap.',
+        'unless confirmed. An allocation counts towards the exposure cap while its capacity is held or used: ' +
+        'not once its hold lapses or its reservation is released (a quote never ordered, a declined leg).',
       tags: TAGS,
       access: { operator: ['admin', 'ops'] },
       audit: { action: 'matching.allocation.create' },

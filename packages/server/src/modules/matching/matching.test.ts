@@ -229,6 +229,20 @@ describe('matching through the HTTP API', async () => {
     return ok<SettingsBody>(await app.request('PUT', `/v1/matching/settings/${capability}`, { body }));
   }
 
+  /** Another process's matcher on the same database, its index built from it. */
+  async function startAnotherMatcher() {
+    const other = createMatchingService({
+      db: app.baton.database.db,
+      clock: app.clock,
+      logger: pino({ level: 'silent' }),
+      catalog: app.baton.services.catalog,
+      standards: app.baton.services.standards,
+      participants: app.baton.services.participants,
+    });
+    await other.start();
+    return other;
+  }
+
   const systemContext = (db: Context['db']): Context => ({
     db,
     actor: systemActor('test'),
@@ -456,15 +470,7 @@ describe('matching through the HTTP API', async () => {
     ]);
 
     // A new process rebuilds the same index from the database, allocations included.
-    const fresh = createMatchingService({
-      db,
-      clock: app.clock,
-      logger: pino({ level: 'silent' }),
-      catalog: app.baton.services.catalog,
-      standards: app.baton.services.standards,
-      participants: app.baton.services.participants,
-    });
-    await fresh.start();
+    const fresh = await startAnotherMatcher();
     try {
       await matching.sync();
       const request = {
@@ -493,15 +499,7 @@ describe('matching through the HTTP API', async () => {
     const next = await createOffer(second, { capability: 'cutting', price: '9.00', capacity: 20 });
     const db = app.baton.database.db;
     // A process whose index stopped following the log: everything after this is news to it.
-    const stale = createMatchingService({
-      db,
-      clock: app.clock,
-      logger: pino({ level: 'silent' }),
-      catalog: app.baton.services.catalog,
-      standards: app.baton.services.standards,
-      participants: app.baton.services.participants,
-    });
-    await stale.start();
+    const stale = await startAnotherMatcher();
     await stale.stop();
 
     const takeAll = (offerId: string) =>
@@ -584,15 +582,7 @@ describe('matching through the HTTP API', async () => {
     const best = await createOffer(first, { capability: 'bundling', price: '5.00', capacity: 20 });
     const next = await createOffer(second, { capability: 'bundling', price: '9.00', capacity: 20 });
     const db = app.baton.database.db;
-    const stale = createMatchingService({
-      db,
-      clock: app.clock,
-      logger: pino({ level: 'silent' }),
-      catalog: app.baton.services.catalog,
-      standards: app.baton.services.standards,
-      participants: app.baton.services.participants,
-    });
-    await stale.start();
+    const stale = await startAnotherMatcher();
     await stale.stop();
     await runInTransaction(db, (tx) =>
       app.baton.services.catalog.reserve(systemContext(tx), {
@@ -1058,15 +1048,7 @@ describe('matching through the HTTP API', async () => {
     expect(capOf(await match('crochet'))).toMatchObject({ partner_allocations: 1, window_allocations: 1 });
 
     // A new process counts the same from the database.
-    const fresh = createMatchingService({
-      db,
-      clock: app.clock,
-      logger: pino({ level: 'silent' }),
-      catalog: app.baton.services.catalog,
-      standards: app.baton.services.standards,
-      participants: app.baton.services.participants,
-    });
-    await fresh.start();
+    const fresh = await startAnotherMatcher();
     try {
       const request = {
         capability: 'crochet',

@@ -213,7 +213,7 @@ export function orderSummaryJson(actor: Actor, order: Order): z.input<typeof Ord
     total: moneyJson(order.totalMinor, order.currency),
     refunded: moneyJson(order.refundedMinor, order.currency),
     payment_id: order.paymentId,
-    fee_schedule_version_id: actor.kind === 'operator' || actor.kind === 'system' ? order.feeVersionId : null,
+    fee_schedule_version_id: sight(actor, order.pricingKind).operator ? order.feeVersionId : null,
     failure_code: order.failureCode,
     failure_detail: actor.kind === 'customer' ? null : order.failureDetail,
     created_at: iso(order.createdAt),

@@ -34,8 +34,9 @@ export function workflowRoutes(deps: {
         'no longer conform become `non_compliant` with the reason per field, `non_compliant` offers that ' +
         'conform again become `paused`, and each offer’s partner gets an `offer.status_changed` event. The ' +
         'offerings on sale are checked too: a step whose constraints the new version no longer allows is listed in ' +
-        '`offerings_out_of_date` and announced with an `offering.out_of_date` event; such an offering answers quotes ' +
-        'with `409 orders.offering_out_of_date` until a new version of it is published.',
+        '`offerings_out_of_date` and announced with an `offering.out_of_date` event. A quote whose step no partner ' +
+        'can then take answers `409 orders.offering_out_of_date` naming the step (not `422 orders.quote_infeasible`), ' +
+        'until a new version of the offering is published.',
       tags: ['Standards'],
       access: { operator: ['admin'] },
       audit: { action: 'standards.capability.publish', targetParam: 'key' },

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import type { Context } from '../context.js';
+import type { Tx } from '../database/database.js';
 import { runInTransaction } from '../database/transaction.js';
 import { createJobs } from './jobs.js';
 
@@ -43,17 +44,15 @@ describe(`jobs (${TEST_DATABASE_KIND})`, async () => {
     await database.close();
   });
 
+  const ctxOf = (tx: Tx): Context => ({
+    db: tx,
+    actor: { kind: 'system', name: 'test' },
+    now: new Date(),
+    requestId: null,
+    ip: null,
+  });
   const enqueue = (n: number) =>
-    runInTransaction(database.db, async (tx) => {
-      const ctx: Context = {
-        db: tx,
-        actor: { kind: 'system', name: 'test' },
-        now: new Date(),
-        requestId: null,
-        ip: null,
-      };
-      await jobs.enqueue(ctx, 'test.wake', { n });
-    });
+    runInTransaction(database.db, (tx) => jobs.enqueue(ctxOf(tx), 'test.wake', { n }));
 
   it('starts a job due at once when the enqueuing transaction commits, not at the next poll', async () => {
     // Let the worker's first fetch find nothing, so that it is waiting out its minute.
@@ -66,14 +65,7 @@ describe(`jobs (${TEST_DATABASE_KIND})`, async () => {
 
   it('runs up to its concurrency of jobs at once', async () => {
     await runInTransaction(database.db, async (tx) => {
-      const ctx: Context = {
-        db: tx,
-        actor: { kind: 'system', name: 'test' },
-        now: new Date(),
-        requestId: null,
-        ip: null,
-      };
-      for (let n = 0; n < 3; n++) await jobs.enqueue(ctx, 'test.parallel', { n });
+      for (let n = 0; n < 3; n++) await jobs.enqueue(ctxOf(tx), 'test.parallel', { n });
     });
     await expect.poll(() => mostAtOnce, { timeout: 15_000 }).toBe(3);
     await expect.poll(() => running, { timeout: 5_000 }).toBe(0);
@@ -104,13 +96,7 @@ describe(`jobs (${TEST_DATABASE_KIND})`, async () => {
     // The worker's first fetch finds nothing; it then waits out its minute.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     slowFetches = true;
-    await runInTransaction(database.db, (tx) =>
-      stopping.enqueue(
-        { db: tx, actor: { kind: 'system', name: 'test' }, now: new Date(), requestId: null, ip: null },
-        'test.stop',
-        { n: 1 },
-      ),
-    );
+    await runInTransaction(database.db, (tx) => stopping.enqueue(ctxOf(tx), 'test.stop', { n: 1 }));
     // The commit woke the worker, whose fetch is now under way: stop while it is.
     await new Promise((resolve) => setTimeout(resolve, 50));
     await stopping.stop();

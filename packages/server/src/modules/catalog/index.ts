@@ -27,6 +27,7 @@ export {
   type HoldInput,
   type HoldsOutcome,
   type ImportResult,
+  type LiveHold,
   type OfferChanges,
   type OfferFilter,
   type OfferInput,

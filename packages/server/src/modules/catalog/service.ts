@@ -118,6 +118,15 @@ export interface CapacityUsage {
   readonly reserved: bigint;
 }
 
+/** A hold not yet confirmed, released or expired, and when it lapses. */
+export interface LiveHold {
+  readonly id: ReservationId;
+  readonly offerId: OfferId;
+  readonly periodStart: Date;
+  readonly quantity: bigint;
+  readonly expiresAt: Date;
+}
+
 export type CatalogService = ReturnType<typeof createCatalogService>;
 
 /** Capabilities already read in this transaction, by key; null for a key that names none. */
@@ -632,6 +641,10 @@ export function createCatalogService({
         period_start: reservation.periodStart.toISOString(),
         quantity: reservation.quantity.toString(),
         reserved: reserved.toString(),
+        // A hold says when it lapses, so that a reader can stop counting it then.
+        ...(reservation.status === 'held' && reservation.expiresAt
+          ? { expires_at: reservation.expiresAt.toISOString() }
+          : {}),
       },
       audience: [reservation.partnerId],
     });
@@ -1074,6 +1087,24 @@ export function createCatalogService({
         .where('status', 'in', ['released', 'expired'])
         .execute();
       return new Set(rows.map((row) => row.id as ReservationId));
+    },
+
+    /** Every hold not yet settled (some may have lapsed, awaiting the sweep), by id. */
+    async listLiveHolds(db: Executor): Promise<LiveHold[]> {
+      const rows = await db
+        .selectFrom('reservations')
+        .select(['id', 'offer_id', 'period_start', 'quantity', 'expires_at'])
+        .where('status', '=', 'held')
+        .where('expires_at', 'is not', null)
+        .orderBy('id')
+        .execute();
+      return rows.map((row) => ({
+        id: row.id as ReservationId,
+        offerId: row.offer_id as OfferId,
+        periodStart: row.period_start,
+        quantity: row.quantity,
+        expiresAt: row.expires_at as Date,
+      }));
     },
 
     /** The held and confirmed total of every offer-period that has not ended by `from`, where it is not 0. */

@@ -1065,12 +1065,79 @@ describe('matching through the HTTP API', async () => {
       await fresh.stop();
     }
 
-    // The second lapses: nothing counts, and the cheapest offer leads again.
+    // The second lapses: nothing counts, and the cheapest offer leads again, from the moment its
+    // time runs out and once the sweep has expired it.
     app.clock.advance(10 * 60 * 1000);
+    const lapsed = await match('crochet', { needed_by: inHours(72) });
+    expect(offerIds(lapsed)).toEqual([best, second]);
+    expect(capOf(lapsed)).toBeUndefined();
     await runInTransaction(db, (tx) => app.baton.services.catalog.expireHolds(systemContext(tx)));
     await matching.sync();
     const answer = await match('crochet', { needed_by: inHours(72) });
     expect(offerIds(answer)).toEqual([best, second]);
     expect(capOf(answer)).toBeUndefined();
+  });
+
+  it('stops counting a hold the moment it lapses, before the sweep expires it, also after a restart', async () => {
+    await defineCapability('quilting');
+    const small = await createOffer(await activePartner(), {
+      capability: 'quilting',
+      price: '5.00',
+      capacity: 10,
+    });
+    const roomy = await createOffer(await activePartner(), { capability: 'quilting', price: '9.00' });
+    await matching.sync();
+    // A quote holds the cheaper offer's whole week for five minutes.
+    const quoted = ok<AllocationBody>(await allocate('quilting', { hold_minutes: 5 }), 201);
+    expect(quoted.offer_id).toBe(small);
+    await matching.sync();
+    expect(offerIds(await match('quilting'))).toEqual([roomy]);
+    expect(await exclusionsOf('quilting', small)).toEqual(['capacity_exhausted']);
+
+    // Its time runs out. The sweep has not run, so the database still counts the hold...
+    app.clock.advance(5 * 60 * 1000);
+    const db = app.baton.database.db;
+    const counted = () =>
+      db
+        .selectFrom('capacity_counters')
+        .select('reserved')
+        .where('offer_id', '=', small as OfferId)
+        .execute()
+        .then((rows) => rows.map((row) => row.reserved));
+    expect(await counted()).toEqual([10n]);
+    // ...but the index no longer does, in this process and in one that starts now.
+    expect(offerIds(await match('quilting'))).toEqual([small, roomy]);
+    expect(await exclusionsOf('quilting', small)).toEqual([]);
+    const fresh = await startAnotherMatcher();
+    try {
+      const { results } = await fresh.query(systemContext(db), {
+        capability: 'quilting',
+        region: 'eu-west',
+        quantity: 10,
+        neededBy: new Date(inHours(72)),
+        limit: 10,
+      });
+      expect(results.map((result) => result.offerId)).toEqual([small, roomy]);
+    } finally {
+      await fresh.stop();
+    }
+
+    // The database agrees: the next hold on that offer expires the lapsed one on its way.
+    const next = ok<AllocationBody>(await allocate('quilting', { hold_minutes: 5 }), 201);
+    expect(next.offer_id).toBe(small);
+    expect(await counted()).toEqual([10n]);
+    const statuses = await db
+      .selectFrom('reservations')
+      .select(['id', 'status'])
+      .where('offer_id', '=', small as OfferId)
+      .execute();
+    expect(new Map(statuses.map((row) => [row.id, row.status]))).toEqual(
+      new Map([
+        [quoted.reservation.id, 'expired'],
+        [next.reservation.id, 'held'],
+      ]),
+    );
+    await matching.sync();
+    expect(offerIds(await match('quilting'))).toEqual([roomy]);
   });
 });

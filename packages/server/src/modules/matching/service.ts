@@ -21,6 +21,7 @@ import { parseAmount, parseCurrency } from '../../kernel/money.js';
 import type { CatalogService, Reservation } from '../catalog/index.js';
 import { ENGAGED_STATES, type ParticipantsService, type PartnerView } from '../participants/index.js';
 import type { Capability, StandardsService } from '../standards/index.js';
+import { LapsingHolds } from './domain/lapsing-holds.js';
 import {
   type AttributeConstraint,
   type ExplainAnswer,
@@ -164,6 +165,8 @@ export type MatchingService = ReturnType<typeof createMatchingService>;
 export function createMatchingService(deps: MatchingDeps) {
   const { db, clock, logger, catalog, standards, participants } = deps;
   const index = new OfferIndex();
+  /** Holds whose time runs out: the index stops counting each the moment it lapses. */
+  const holds = new LapsingHolds();
   /** The current version of each capability, for checking constraints against its attributes. */
   const capabilities = new Map<string, Capability>();
   const tail = createEventTail({ db, logger, types: INDEXED_EVENT_TYPES });
@@ -224,8 +227,17 @@ export function createMatchingService(deps: MatchingDeps) {
       if (!page.hasMore) break;
       after = page.items.at(-1)?.id;
     }
+    for (const hold of await catalog.listLiveHolds(db)) {
+      holds.hold({
+        reservationId: hold.id,
+        offerId: hold.offerId,
+        periodStartMs: hold.periodStart.getTime(),
+        quantity: Number(hold.quantity),
+        expiresAtMs: hold.expiresAt.getTime(),
+      });
+    }
     for (const usage of await catalog.listCapacityUsage(db, { from: ctx.now })) {
-      index.setReserved(usage.offerId, usage.periodStart.getTime(), Number(usage.reserved));
+      setReserved(usage.offerId, usage.periodStart.getTime(), Number(usage.reserved));
     }
     index.compact();
     let afterSeq = 0n;
@@ -252,6 +264,24 @@ export function createMatchingService(deps: MatchingDeps) {
       if (allocations.length < LOAD_PAGE_SIZE) break;
       afterSeq = allocations.at(-1)?.seq ?? afterSeq;
     }
+    catchUpLapses(ctx.now.getTime());
+  }
+
+  /** Tells the index an offer-period's counter total, less the holds of it that lapsed. */
+  function setReserved(offerId: string, periodStartMs: number, reserved: number): void {
+    index.setReserved(offerId, periodStartMs, holds.count(offerId, periodStartMs, reserved));
+  }
+
+  /**
+   * Stops counting the holds whose time ran out by `nowMs`, before the sweep expires them in the
+   * database: their capacity is free (a new hold in that period expires them on its way) and
+   * their allocations no longer count towards their partners' exposure.
+   */
+  function catchUpLapses(nowMs: number): void {
+    const lapsed = holds.lapse(nowMs);
+    for (const period of lapsed.counts)
+      index.setReserved(period.offerId, period.periodStartMs, period.reserved);
+    for (const reservationId of lapsed.reservationIds) index.withdrawAllocation(reservationId);
   }
 
   function learnCapability(capability: Capability): void {
@@ -268,6 +298,9 @@ export function createMatchingService(deps: MatchingDeps) {
     const nowMs = clock.now().getTime();
     if (nowMs - lastPrunedMs >= PRUNE_INTERVAL_MS) {
       index.forgetReservationsBefore(nowMs);
+      for (const period of holds.forgetLapsedBefore(nowMs - PRUNE_INTERVAL_MS)) {
+        index.setReserved(period.offerId, period.periodStartMs, period.reserved);
+      }
       lastPrunedMs = nowMs;
     }
     const partners = new Set<PartnerId>();
@@ -279,13 +312,23 @@ export function createMatchingService(deps: MatchingDeps) {
         if (event.type.startsWith('offer.')) {
           index.upsertOffer(offerFromJson(data.offer as Record<string, unknown>));
         } else if (event.type.startsWith('capacity.')) {
-          index.setReserved(
-            String(data.offer_id),
-            Date.parse(String(data.period_start)),
-            Number(String(data.reserved)),
-          );
+          const reservationId = String(data.reservation_id);
+          const offerId = String(data.offer_id);
+          const periodStart = Date.parse(String(data.period_start));
+          if (event.type === 'capacity.reserved' && typeof data.expires_at === 'string') {
+            holds.hold({
+              reservationId,
+              offerId,
+              periodStartMs: periodStart,
+              quantity: Number(String(data.quantity)),
+              expiresAtMs: Date.parse(data.expires_at),
+            });
+          } else if (event.type !== 'capacity.reserved') {
+            holds.settle(reservationId);
+          }
+          setReserved(offerId, periodStart, Number(String(data.reserved)));
           if (event.type === 'capacity.released' || event.type === 'capacity.expired')
-            index.withdrawAllocation(String(data.reservation_id));
+            index.withdrawAllocation(reservationId);
         } else if (event.type === 'certification.granted') {
           if (data.valid_from && data.valid_until) {
             index.grantCertification({
@@ -321,6 +364,7 @@ export function createMatchingService(deps: MatchingDeps) {
         logger.error({ err: error, event: event.id, type: event.type }, 'matching could not apply an event');
       }
     }
+    catchUpLapses(nowMs);
     const ctx = systemContext();
     for (const key of changedCapabilities) learnCapability(await standards.getCapability(db, key));
     for (const partnerType of partnerTypes) {
@@ -351,7 +395,7 @@ export function createMatchingService(deps: MatchingDeps) {
       index.upsertOffer(indexedOffer(offer));
       const free = await catalog.freeCapacity(ctx.db, offerId, new Date(atMs));
       const periodStart = periodStartMs(PERIOD_CODES[offer.capacityPeriod], atMs);
-      index.setReserved(offerId, periodStart, Number(offer.capacityPerPeriod - free));
+      setReserved(offerId, periodStart, Number(offer.capacityPerPeriod - free));
     } catch (error) {
       if (!isDomainError(error) || error.kind !== 'not_found') throw error;
       index.removeOffer(offerId);
@@ -374,6 +418,7 @@ export function createMatchingService(deps: MatchingDeps) {
       request.maxUnitPriceMinor !== undefined ||
       (excludeOfferIds !== undefined && excludeOfferIds.size > 0);
     // Narrowing happens after ranking: read deeper, so that excluded offers do not use up the tries.
+    catchUpLapses(ctx.now.getTime());
     const answer = index.query(
       { ...toQuery(prepared), limit: narrowed ? QUERY_LIMIT_MAX : ALLOCATION_CANDIDATES_MAX },
       ctx.now.getTime(),
@@ -512,6 +557,7 @@ export function createMatchingService(deps: MatchingDeps) {
      */
     async query(ctx: Context, request: MatchRequest): Promise<MatchAnswer> {
       const prepared = await prepare(ctx, request);
+      catchUpLapses(ctx.now.getTime());
       return index.query({ ...toQuery(prepared), limit: request.limit }, ctx.now.getTime());
     },
 
@@ -537,6 +583,7 @@ export function createMatchingService(deps: MatchingDeps) {
           throw matchingErrors.offerNotFound(request.offerId);
         }
       }
+      catchUpLapses(ctx.now.getTime());
       return index.explain(toQuery(prepared), ctx.now.getTime(), { offerId: request.offerId, partnerId });
     },
 
@@ -662,7 +709,7 @@ export function createMatchingService(deps: MatchingDeps) {
           reservationId: allocation.reservationId,
         })),
       );
-      const holds = await catalog.reserveAll(
+      const held = await catalog.reserveAll(
         ctx,
         picks.map((pick, index) => ({
           id: (allocations[index] as Allocation).reservationId,
@@ -673,14 +720,14 @@ export function createMatchingService(deps: MatchingDeps) {
           ...(pick.request.reference !== undefined ? { reference: pick.request.reference } : {}),
         })),
       );
-      if (holds.held) {
+      if (held.held) {
         // The index learns the new totals now rather than a poll later; the events confirm them.
-        for (const { reservation, reserved } of holds.holds) {
-          index.setReserved(reservation.offerId, reservation.periodStart.getTime(), Number(reserved));
+        for (const { reservation, reserved } of held.holds) {
+          setReserved(reservation.offerId, reservation.periodStart.getTime(), Number(reserved));
         }
         return {
           allocated: true,
-          outcomes: holds.holds.map(({ reservation }, position) => ({
+          outcomes: held.holds.map(({ reservation }, position) => ({
             allocation: allocations[position] as Allocation,
             reservation,
             result: (picks[position] as AllocationPick).result,
@@ -688,7 +735,7 @@ export function createMatchingService(deps: MatchingDeps) {
         };
       }
       await sql`rollback to savepoint matching_allocate_all`.execute(ctx.db);
-      const refused = holds.refusals.map(({ index: position, error }) => ({
+      const refused = held.refusals.map(({ index: position, error }) => ({
         index: position,
         offerId: (picks[position] as AllocationPick).result.offerId as OfferId,
         code: error.code,

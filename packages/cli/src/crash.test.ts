@@ -1,0 +1,253 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/*
+ * Kill -9 under load (F1): the built server on PostgreSQL takes money postings from concurrent
+ * clients while it is killed without warning, again and again, and started again. Clients do
+ * what a careful integrator does: a request that got no answer is sent again, with the same
+ * keys, until it gets one. Afterwards every acknowledged posting is in the books exactly once,
+ * nothing else is, each has exactly one audit record, and `baton ledger verify` finds the books
+ * balanced. The embedded database is for trying Baton out on one machine; this is about the
+ * server a deployment runs.
+ */
+const BATON = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const run = promisify(execFile);
+
+const OPERATIONS = 10_000;
+const CLIENTS = 8;
+const PARTNERS = 20;
+const KILLS_MIN = 50;
+/** Acknowledged operations between two kills, at random in this range: 52 to 66 kills in all. */
+const OPERATIONS_BETWEEN_KILLS: readonly [number, number] = [150, 190];
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const { DATABASE_URL: _ignored, ...rest } = process.env;
+  return {
+    ...rest,
+    BATON_LOG_LEVEL: 'warn',
+    BATON_DEMO: 'off',
+    BATON_RATE_LIMIT_PER_MINUTE: '1000000',
+  };
+}
+
+const baton = (...args: string[]) => run(process.execPath, [BATON, ...args], { env: cleanEnv() });
+
+/** Starts `baton serve` and resolves with its address once it prints it. */
+function serve(url: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [BATON, 'serve', '--port', '0', '--database-url', url], {
+    env: cleanEnv(),
+  });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const address = /serving (http:\/\/\S+) /.exec(output)?.[1];
+      if (address) resolve({ child, url: address });
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('exit', (code, signal) =>
+      reject(new Error(`baton serve exited (${code ?? signal}): ${output}`)),
+    );
+  });
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGKILL');
+  return exited;
+}
+
+interface Operation {
+  readonly key: string;
+  readonly partner: string;
+  /** Earnings credit the partner's payable; takings debit it, and may find too little there. */
+  readonly kind: 'earn' | 'take';
+  readonly amountMinor: number;
+}
+
+type Answer = { status: 201; transactionId: string } | { status: 409; code: string };
+
+describe.runIf(process.env.BATON_TEST_DATABASE === 'postgres')('kill -9 under load (F1)', () => {
+  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://unused';
+  const name = `baton_crash_${process.pid}`;
+  const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+  const admin = async (text: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    await client.query(text).finally(() => client.end());
+  };
+  afterAll(() => admin(`drop database if exists ${name} with (force)`));
+
+  it(`loses no acknowledged posting and duplicates none through ${KILLS_MIN}+ kills`, {
+    timeout: 600_000,
+  }, async () => {
+    await admin(`drop database if exists ${name} with (force)`);
+    await admin(`create database ${name}`);
+    await baton('migrate', '--database-url', url);
+    const created = await baton('keys', 'create', '--role', 'finance', '--database-url', url);
+    const secret = /(baton_sk_\S+)/.exec(created.stdout)?.[1] as string;
+    expect(secret).toBeDefined();
+
+    // The server, and a promise of it for clients to wait on while it is down.
+    let server = await serve(url);
+    let up: Promise<{ url: string }> = Promise.resolve(server);
+    let kills = 0;
+
+    // Partners' ids (the ledger needs only their form: a partner's payable opens on first use).
+    const partners = Array.from({ length: PARTNERS }, (_, n) => `ptn_${String(n).padStart(26, '0')}`);
+    const operations: Operation[] = Array.from({ length: OPERATIONS }, (_, n) => ({
+      key: `f1-${n}`,
+      partner: partners[n % PARTNERS] as string,
+      kind: Math.floor(n / PARTNERS) % 10 < 7 ? 'earn' : 'take',
+      amountMinor: 1 + ((n * 7919) % 5000),
+    }));
+    const answers = new Map<string, Answer>();
+    let retries = 0;
+
+    async function send(operation: Operation): Promise<Answer> {
+      const payable = { purpose: 'partner_payable', owner_id: operation.partner };
+      const adjustments = { purpose: 'operator_adjustments', owner_id: 'platform' };
+      const amount = { amount: (operation.amountMinor / 100).toFixed(2), currency: 'EUR' };
+      const body = JSON.stringify({
+        idempotency_key: operation.key,
+        cause: { kind: 'adjustment', id: operation.key },
+        entries: [
+          { account: operation.kind === 'earn' ? adjustments : payable, direction: 'debit', amount },
+          { account: operation.kind === 'earn' ? payable : adjustments, direction: 'credit', amount },
+        ],
+      });
+      for (;;) {
+        const { url: base } = await up;
+        let response: Response;
+        try {
+          response = await fetch(`${base}/v1/ledger/transactions`, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${secret}`,
+              'content-type': 'application/json',
+              'idempotency-key': operation.key,
+            },
+            body,
+          });
+        } catch {
+          // No answer: the server died under the request. Send it again once it is back.
+          retries++;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          continue;
+        }
+        const json = (await response.json().catch(() => null)) as { id?: string; code?: string } | null;
+        if (response.status === 201 && json?.id) return { status: 201, transactionId: json.id };
+        if (response.status === 409 && json?.code) return { status: 409, code: json.code };
+        throw new Error(`${operation.key}: ${response.status} ${JSON.stringify(json)}`);
+      }
+    }
+
+    // The killer: after a random number of acknowledged operations, kill -9 and start again.
+    let nextKillAt = OPERATIONS_BETWEEN_KILLS[0];
+    const between = () =>
+      OPERATIONS_BETWEEN_KILLS[0] +
+      Math.floor(Math.random() * (OPERATIONS_BETWEEN_KILLS[1] - OPERATIONS_BETWEEN_KILLS[0]));
+    let killing: Promise<void> = Promise.resolve();
+    const maybeKill = () => {
+      if (answers.size < nextKillAt || answers.size >= OPERATIONS) return;
+      nextKillAt = answers.size + between();
+      const dying = server;
+      killing = killing.then(async () => {
+        let restarted!: (value: { url: string }) => void;
+        up = new Promise((resolve) => {
+          restarted = resolve;
+        });
+        await kill(dying.child);
+        kills++;
+        server = await serve(url);
+        restarted(server);
+      });
+    };
+
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        for (let n = next++; n < OPERATIONS; n = next++) {
+          const operation = operations[n] as Operation;
+          answers.set(operation.key, await send(operation));
+          maybeKill();
+        }
+      }),
+    );
+    await killing;
+    await kill(server.child);
+    expect(kills).toBeGreaterThanOrEqual(KILLS_MIN);
+    expect(retries).toBeGreaterThan(0);
+
+    // What the books hold, read directly.
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { rows: written } = await client.query<{ id: string; idempotency_key: string }>(
+        `select id, idempotency_key from ledger_transactions where idempotency_key like 'f1-%'`,
+      );
+      const byKey = new Map<string, string[]>();
+      for (const row of written)
+        byKey.set(row.idempotency_key, [...(byKey.get(row.idempotency_key) ?? []), row.id]);
+      const refusals: string[] = [];
+      for (const operation of operations) {
+        const answer = answers.get(operation.key);
+        const ids = byKey.get(operation.key) ?? [];
+        if (answer?.status === 201) {
+          // Acknowledged: in the books, once, as the answer said.
+          expect(ids, operation.key).toEqual([answer.transactionId]);
+        } else {
+          // Refused (only takings, for want of funds): not in the books at all.
+          expect(answer?.status, operation.key).toBe(409);
+          expect(operation.kind, operation.key).toBe('take');
+          if (answer?.status === 409) refusals.push(answer.code);
+          expect(ids, operation.key).toEqual([]);
+        }
+      }
+      expect(refusals.filter((code) => code !== 'ledger.insufficient_funds')).toEqual([]);
+      expect(written).toHaveLength([...answers.values()].filter((answer) => answer.status === 201).length);
+
+      // Exactly one audit record per committed posting, and one per refusal (kept with its key,
+      // so that a retry is answered the same and audited no more).
+      const { rows: audits } = await client.query<{ target_id: string; n: string }>(
+        `select target_id, count(*)::text as n from audit_records
+          where action = 'ledger.transaction.post' and outcome = 'succeeded' group by target_id`,
+      );
+      expect(audits.filter((audit) => audit.n !== '1')).toEqual([]);
+      expect(new Set(audits.map((audit) => audit.target_id))).toEqual(new Set(written.map((row) => row.id)));
+      const { rows: failed } = await client.query<{ n: string }>(
+        `select count(*)::text as n from audit_records
+          where action = 'ledger.transaction.post' and outcome = 'failed'`,
+      );
+      expect(Number(failed[0]?.n)).toBe(refusals.length);
+
+      // Each payable holds what its acknowledged postings say, and none is below zero.
+      const expected = new Map<string, number>();
+      for (const operation of operations) {
+        if (answers.get(operation.key)?.status !== 201) continue;
+        const sign = operation.kind === 'earn' ? 1 : -1;
+        expected.set(
+          operation.partner,
+          (expected.get(operation.partner) ?? 0) + sign * operation.amountMinor,
+        );
+      }
+      const { rows: balances } = await client.query<{ owner_id: string; balance: string }>(
+        `select a.owner_id, coalesce(sum(b.balance_minor), 0)::text as balance
+           from ledger_accounts a left join ledger_balances b on b.account_id = a.id
+          where a.purpose = 'partner_payable' group by a.owner_id`,
+      );
+      expect(new Map(balances.map((row) => [row.owner_id, -Number(row.balance)]))).toEqual(expected);
+    } finally {
+      await client.end();
+    }
+
+    const verified = await baton('ledger', 'verify', '--database-url', url);
+    expect(verified.stdout).toContain('The books balance');
+  });
+});

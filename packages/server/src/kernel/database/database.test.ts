@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import { DataDirLockedError } from './data-dir-lock.js';
 import { openEmbedded } from './database.js';
-import { runInTransaction } from './transaction.js';
+import { isDatabaseUnavailable, runInTransaction } from './transaction.js';
 
 describe.runIf(TEST_DATABASE_KIND === 'embedded')('the embedded database', () => {
   it('refuses a second opener of the same data folder, and lets it in once the first closes', async () => {
@@ -81,5 +81,28 @@ describe(`the database (${TEST_DATABASE_KIND})`, async () => {
       }),
     ).rejects.toThrow('not retryable');
     expect(attempts).toBe(1);
+  });
+
+  it('tells a database out of reach from a statement that failed', async () => {
+    const failed = await sql`select 1 / 0`.execute(database.db).catch((error: unknown) => error);
+    expect(isDatabaseUnavailable(failed)).toBe(false);
+    const duplicate = Object.assign(new Error('duplicate key value'), { code: '23505' });
+    expect(isDatabaseUnavailable(duplicate)).toBe(false);
+    expect(isDatabaseUnavailable('Connection terminated unexpectedly')).toBe(false);
+    // What node-postgres and the server say when the connection is lost or cannot be made.
+    for (const lost of [
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      Object.assign(new Error('the database system is starting up'), { code: '57P03' }),
+      Object.assign(new Error('connection failure'), { code: '08006' }),
+      Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+      Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }),
+      new Error('Connection terminated unexpectedly'),
+      new Error('Client has encountered a connection error and is not queryable'),
+      new Error('timeout exceeded when trying to connect'),
+    ]) {
+      expect(isDatabaseUnavailable(lost), lost.message).toBe(true);
+    }
   });
 });

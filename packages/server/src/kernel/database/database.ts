@@ -70,6 +70,13 @@ export function openPostgres(
   const pool = new pg.Pool({ connectionString, max: poolSize, types: parseTypes(), pipeline: true });
   // An idle client that loses its connection (a database restart) must not crash the process.
   pool.on('error', (error) => logger?.warn({ err: error }, 'idle database connection failed'));
+  // Nor may one in use. The pool listens only while a client is idle, and a connection can be
+  // lost while it is checked out, even in the same read as its first answer (a backend
+  // terminated as it started): an error event nobody listens to would end the process. The
+  // statements under way fail by themselves, and the pool drops the client when it comes back.
+  pool.on('connect', (client) => {
+    client.on('error', ignoreLostConnection);
+  });
   return databaseFromPool('postgres', pool, async () => {}, options);
 }
 
@@ -117,3 +124,6 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Database &
 export function requireTransaction(executor: Executor): asserts executor is Tx {
   assert(executor.isTransaction, 'this write must run inside a transaction');
 }
+
+/** See `openPostgres`: a lost connection in use is reported by the statements it fails. */
+function ignoreLostConnection(): void {}

@@ -15,6 +15,29 @@ export function isRetryableTransactionError(error: unknown): boolean {
 }
 
 /**
+ * SQLSTATEs and socket errors that mean the database could not be reached or dropped the
+ * connection: connection exceptions (class 08), the server shutting down or starting
+ * (57P01–57P03), too many connections.
+ */
+const UNAVAILABLE_CODES = /^(08...|57P0[123]|53300|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH)$/;
+/** node-postgres reports a lost or unopened connection by message only. */
+const UNAVAILABLE_MESSAGES =
+  /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/;
+
+/**
+ * Whether a failure is the database being out of reach rather than anything the request did:
+ * the request may be sent again. A write cut off this way may have committed (the answer to
+ * its `commit` lost with the connection), which an idempotency key makes safe to find out.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return (
+    (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) || UNAVAILABLE_MESSAGES.test(error.message)
+  );
+}
+
+/**
  * Runs `work` in a transaction, running it again from the start (after a short jittered
  * pause) when the database reports a serialization failure or a deadlock. `work` must
  * therefore have no effects outside the transaction.

@@ -25,7 +25,7 @@ import type { Context } from '../context.js';
 import type { Executor } from '../database/database.js';
 import { executeUnawaited } from '../database/pipelined-driver.js';
 import type { Tables } from '../database/tables.js';
-import { runInTransaction } from '../database/transaction.js';
+import { isDatabaseUnavailable, runInTransaction } from '../database/transaction.js';
 import { DomainError, type FieldError, invalid, isDomainError, unauthenticated } from '../errors.js';
 import {
   claimIdempotencyKey,
@@ -228,7 +228,7 @@ function registerRoute(app: FastifyInstance, route: Route, deps: HttpDeps): void
       ...(route.params ? { params: route.params } : {}),
       ...(route.query ? { querystring: route.query } : {}),
       ...(route.body ? { body: route.body } : {}),
-      response: { [status]: route.response, '4XX': Problem },
+      response: { [status]: route.response, '4XX': Problem, '5XX': Problem },
     },
     handler: async (request, reply) => {
       const input = { params: request.params, query: request.query, body: request.body } as Parameters<
@@ -477,6 +477,21 @@ function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyR
     return sendProblem(
       reply,
       problem(error.statusCode, 'request.invalid', request.id, 'The request is not valid.'),
+    );
+  }
+  if (isDatabaseUnavailable(error)) {
+    // An outage, not a bug: the client can act on it. A write cut off here may have committed.
+    request.log.error({ err: error }, 'database unavailable');
+    reply.header('retry-after', '1');
+    return sendProblem(
+      reply,
+      problem(
+        503,
+        'database.unavailable',
+        request.id,
+        'The database could not be reached. Send the request again; a write cut off this way may have ' +
+          'taken effect, so send it with the same Idempotency-Key to get its original answer.',
+      ),
     );
   }
   // A bug or an outage: the log gets everything, the caller only the request id to quote.

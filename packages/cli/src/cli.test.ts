@@ -1,55 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { baton, runBaton, scratchPostgres, serve, stop } from './testing/baton-process.js';
 
-/*
- * The `baton` command as a user runs it: the built program in its own process. `npm test`
- * builds before it tests, so the program is current.
- */
-const BATON = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const run = promisify(execFile);
-const baton = (...args: string[]) => run(process.execPath, [BATON, ...args], { env: cleanEnv() });
-
-/** The environment of the tests: no database URL, and new embedded databases start empty unless a test asks. */
-function cleanEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const { DATABASE_URL: _ignored, ...rest } = process.env;
-  return { ...rest, BATON_LOG_LEVEL: 'warn', BATON_DEMO: 'off', ...overrides };
-}
-
-/** Starts `baton serve` and resolves once it prints its address. */
-function serve(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ child: ChildProcess; output: () => string; url: string }> {
-  const child = spawn(process.execPath, [BATON, 'serve', '--port', '0', ...args], { env: cleanEnv(env) });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /serving (http:\/\/\S+) /.exec(output);
-      if (match?.[1] && (!output.includes('new database') || /baton_sk_\S+\n/.test(output))) {
-        resolve({ child, output: () => output, url: match[1] });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('exit', (code) => reject(new Error(`baton serve exited with ${code}: ${output}`)));
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
+/* The `baton` command as a user runs it: the built program in its own process. */
 
 const onPostgres = process.env.BATON_TEST_DATABASE === 'postgres';
 
@@ -195,27 +150,20 @@ describe.runIf(!onPostgres)('the baton command on the embedded database', () => 
       code: 1,
       stderr: expect.stringContaining('Not a whole number from 11'),
     });
-    await expect(
-      run(process.execPath, [BATON, 'serve'], { env: cleanEnv({ BATON_DEMO: 'maybe' }) }),
-    ).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('BATON_DEMO: must be on or off') });
+    await expect(runBaton(['serve'], { BATON_DEMO: 'maybe' })).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('BATON_DEMO: must be on or off'),
+    });
   });
 });
 
 describe.runIf(onPostgres)('the baton command on PostgreSQL', () => {
-  // Read lazily: vitest collects this block even when it does not run it.
-  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://unused';
-  const name = `baton_cli_${process.pid}`;
-  const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
-  const admin = async (text: string) => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    await client.query(text).finally(() => client.end());
-  };
-  afterAll(() => admin(`drop database if exists ${name} with (force)`));
+  const database = scratchPostgres(`baton_cli_${process.pid}`);
+  const { url } = database;
+  afterAll(() => database.drop());
 
   it('migrates, creates a key and serves with --database-url', async () => {
-    await admin(`drop database if exists ${name} with (force)`);
-    await admin(`create database ${name}`);
+    await database.create();
     expect((await baton('migrate', '--database-url', url)).stdout).toContain(
       'kernel/0001_events_audit_idempotency',
     );

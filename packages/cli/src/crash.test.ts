@@ -1,8 +1,6 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { baton, scratchPostgres, serve, stop } from './testing/baton-process.js';
 
 /*
  * Kill -9 under load (F1): the built server on PostgreSQL takes money postings from concurrent
@@ -13,9 +11,6 @@ import { afterAll, describe, expect, it } from 'vitest';
  * balanced. The embedded database is for trying Baton out on one machine; this is about the
  * server a deployment runs.
  */
-const BATON = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const run = promisify(execFile);
-
 const OPERATIONS = 10_000;
 const CLIENTS = 8;
 const PARTNERS = 20;
@@ -23,45 +18,8 @@ const KILLS_MIN = 50;
 /** Acknowledged operations between two kills, at random in this range: 52 to 66 kills in all. */
 const OPERATIONS_BETWEEN_KILLS: readonly [number, number] = [150, 190];
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const { DATABASE_URL: _ignored, ...rest } = process.env;
-  return {
-    ...rest,
-    BATON_LOG_LEVEL: 'warn',
-    BATON_DEMO: 'off',
-    BATON_RATE_LIMIT_PER_MINUTE: '1000000',
-  };
-}
-
-const baton = (...args: string[]) => run(process.execPath, [BATON, ...args], { env: cleanEnv() });
-
-/** Starts `baton serve` and resolves with its address once it prints it. */
-function serve(url: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [BATON, 'serve', '--port', '0', '--database-url', url], {
-    env: cleanEnv(),
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const address = /serving (http:\/\/\S+) /.exec(output)?.[1];
-      if (address) resolve({ child, url: address });
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`baton serve exited (${code ?? signal}): ${output}`)),
-    );
-  });
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGKILL');
-  return exited;
-}
+/** The clients are one tenant sending many requests on purpose. */
+const SERVER_ENV = { BATON_RATE_LIMIT_PER_MINUTE: '1000000' };
 
 interface Operation {
   readonly key: string;
@@ -74,28 +32,21 @@ interface Operation {
 type Answer = { status: 201; transactionId: string } | { status: 409; code: string };
 
 describe.runIf(process.env.BATON_TEST_DATABASE === 'postgres')('kill -9 under load (F1)', () => {
-  const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://unused';
-  const name = `baton_crash_${process.pid}`;
-  const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
-  const admin = async (text: string) => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    await client.query(text).finally(() => client.end());
-  };
-  afterAll(() => admin(`drop database if exists ${name} with (force)`));
+  const database = scratchPostgres(`baton_crash_${process.pid}`);
+  const { url } = database;
+  afterAll(() => database.drop());
 
   it(`loses no acknowledged posting and duplicates none through ${KILLS_MIN}+ kills`, {
     timeout: 600_000,
   }, async () => {
-    await admin(`drop database if exists ${name} with (force)`);
-    await admin(`create database ${name}`);
+    await database.create();
     await baton('migrate', '--database-url', url);
     const created = await baton('keys', 'create', '--role', 'finance', '--database-url', url);
     const secret = /(baton_sk_\S+)/.exec(created.stdout)?.[1] as string;
     expect(secret).toBeDefined();
 
     // The server, and a promise of it for clients to wait on while it is down.
-    let server = await serve(url);
+    let server = await serve(['--database-url', url], SERVER_ENV);
     let up: Promise<{ url: string }> = Promise.resolve(server);
     let kills = 0;
 
@@ -163,9 +114,9 @@ describe.runIf(process.env.BATON_TEST_DATABASE === 'postgres')('kill -9 under lo
         up = new Promise((resolve) => {
           restarted = resolve;
         });
-        await kill(dying.child);
+        await stop(dying.child, 'SIGKILL');
         kills++;
-        server = await serve(url);
+        server = await serve(['--database-url', url], SERVER_ENV);
         restarted(server);
       });
     };
@@ -181,7 +132,7 @@ describe.runIf(process.env.BATON_TEST_DATABASE === 'postgres')('kill -9 under lo
       }),
     );
     await killing;
-    await kill(server.child);
+    await stop(server.child, 'SIGKILL');
     expect(kills).toBeGreaterThanOrEqual(KILLS_MIN);
     expect(retries).toBeGreaterThan(0);
 

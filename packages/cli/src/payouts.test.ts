@@ -1,49 +1,13 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { baton, serve, stop } from './testing/baton-process.js';
 
 /*
  * `baton payouts run` as an operator runs it: the built program in its own process, against a
  * database a running server prepared through the API.
  */
-const BATON = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const run = promisify(execFile);
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const { DATABASE_URL: _ignored, ...rest } = process.env;
-  return { ...rest, BATON_LOG_LEVEL: 'warn', BATON_DEMO: 'off' };
-}
-const baton = (...args: string[]) => run(process.execPath, [BATON, ...args], { env: cleanEnv() });
-
-function serve(dataDir: string): Promise<{ child: ChildProcess; url: string; secret: string }> {
-  const child = spawn(process.execPath, [BATON, 'serve', '--port', '0', '--data-dir', dataDir], {
-    env: cleanEnv(),
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const url = /serving (http:\/\/\S+) /.exec(output)?.[1];
-      const secret = /(baton_sk_\S+)\n/.exec(output)?.[1];
-      if (url && secret) resolve({ child, url, secret });
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('exit', (code) => reject(new Error(`baton serve exited with ${code}: ${output}`)));
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 describe.runIf(process.env.BATON_TEST_DATABASE !== 'postgres')('baton payouts run', () => {
   let dir = '';
@@ -54,7 +18,7 @@ describe.runIf(process.env.BATON_TEST_DATABASE !== 'postgres')('baton payouts ru
   it('pays the manual partners it is asked to, prints a table, and pays nothing twice', async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'baton-payouts-'));
     const dataDir = path.join(dir, 'data');
-    const server = await serve(dataDir);
+    const server = await serve(['--data-dir', dataDir]);
     let partnerId = '';
     try {
       const call = async (

@@ -349,6 +349,39 @@ describe(`ledger (${TEST_DATABASE_KIND})`, async () => {
     await clean();
   });
 
+  it('refuses for want of funds, and only so, while credits and debits of one account race', async () => {
+    // A platform account that may not go below zero, credited and debited from many clients at
+    // once, each call with another slot of a busy two-way account: the race in which a debit was
+    // once judged against the balance from before a credit that committed while it waited.
+    const transit = platform('refunds_in_transit', 'GBP');
+    const clearing = platform('provider_clearing', 'GBP');
+    let next = 0;
+    const outcomes: string[] = [];
+    const expected = { balance: 0n };
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < 2_000) {
+          const n = next++;
+          const amountMinor = BigInt(1 + (n % 97));
+          const credit = n % 2 === 0;
+          const input = credit
+            ? move(`race:${n}`, clearing, transit, amountMinor)
+            : move(`race:${n}`, transit, clearing, amountMinor);
+          try {
+            await inTx((c) => ledger.post(c, input));
+            expected.balance += credit ? amountMinor : -amountMinor;
+            outcomes.push('posted');
+          } catch (error) {
+            outcomes.push(codeOf(error) ?? String(error));
+          }
+        }
+      }),
+    );
+    expect(new Set(outcomes)).toEqual(new Set(['posted', 'ledger.insufficient_funds']));
+    expect(await balance(transit)).toBe(expected.balance);
+    await clean();
+  });
+
   describe('validation', () => {
     it('refuses unbalanced postings, bad amounts, unknown accounts and foreign currencies, writing nothing', async () => {
       const partner = newId('ptn');

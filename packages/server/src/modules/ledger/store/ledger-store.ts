@@ -300,11 +300,12 @@ export interface PostOutcome {
 }
 
 /**
- * Posts transactions in one round trip, a call of `ledger_post` (migration 0003), whose one
- * statement does this:
+ * Posts transactions in one round trip, a call of `ledger_post` (migrations 0003 and 0004),
+ * which locks the balance slots the postings change, in (account, slot) order, and then does
+ * this in one statement, with a snapshot in which those slots cannot change any more:
  *   1. postings whose idempotency key already names a transaction are set aside (returned in
  *      `taken`, with the stored fingerprint, to be told apart as replays or conflicts);
- *   2. the balance slots of the others are locked, in (account, slot) order;
+ *   2. the balance slots of the others are read (and locked again, which costs little);
  *   3. if every non-negative account stays at or above zero after each posting in turn (a running
  *      sum in posting order), and, when `atomic`, no key is taken by other content, all of them
  *      are written with their entries and balance changes. Otherwise nothing is written, and the

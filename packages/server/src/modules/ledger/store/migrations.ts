@@ -262,11 +262,51 @@ export const ledgerMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    /*
+     * The balance slots are locked by a statement of their own, before the posting's statement
+     * reads them. Locking them inside that statement left their balances to PostgreSQL's
+     * re-read of a row updated while the statement waited for its lock, which does not reach
+     * every use of the row in a statement like this one: with a credit and a debit of the same
+     * non-negative account racing, a debit could be admitted against the balance from before
+     * the credit that committed meanwhile, and fail on the balance's check constraint instead
+     * of being refused for want of funds (found by the bank workload test, reproduced with
+     * pgbench: 5 of 8 clients failed within 4,000 calls; none in 16,000 with this). Once the
+     * slots are locked, the posting's statement starts with a snapshot in which nobody else
+     * can change them. A replayed posting's slots are locked too, for the short rest of its
+     * transaction.
+     */
+    '0004_post_locks_first': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          create or replace function ledger_post(
+            p_id text[], p_key text[], p_description text[], p_cause_kind text[], p_cause_id text[],
+            p_metadata jsonb[], p_fingerprint bytea[], p_content_hash bytea[],
+            e_transaction text[], e_position int2[], e_account text[], e_currency text[], e_amount int8[], e_slot int2[],
+            p_posted_at timestamptz, p_atomic boolean
+          ) returns table (kind text, id text, key text, fingerprint bytea, slot int2, balance_minor int8)
+          language plpgsql as $$
+          #variable_conflict use_column
+          begin
+            perform 1 from ledger_balances b
+            where (b.account_id, b.slot) in (select * from unnest(e_account, e_slot))
+            order by b.account_id, b.slot
+            for update;
+            if cardinality(p_id) = 1 then
+              return query ${sql.raw(POST_STATEMENT)};
+            else
+              return query execute $statement$ ${sql.raw(POST_STATEMENT)} $statement$
+                using p_id, p_key, p_description, p_cause_kind, p_cause_id, p_metadata, p_fingerprint, p_content_hash,
+                  e_transaction, e_position, e_account, e_currency, e_amount, e_slot, p_posted_at, p_atomic;
+            end if;
+          end $$;
+        `.execute(db);
+      },
+    },
   },
 };
 
 /*
- * The statement of `ledger_post` (migration 0003), with the function's arguments as $1 … $16:
+ * The statement of `ledger_post` (migrations 0003 and 0004), with the function's arguments as $1 … $16:
  * postings ($1 ids, $2 keys, $3 descriptions, $4 cause kinds, $5 cause ids, $6 metadata,
  * $7 fingerprints, $8 content hashes), entries ($9 transaction ids, $10 positions, $11 accounts,
  * $12 currencies, $13 signed amounts, $14 slots), $15 the posting time, $16 atomic.

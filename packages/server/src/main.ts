@@ -14,6 +14,7 @@ import { systemActor } from './kernel/actor.js';
 import { type Clock, ManualClock, systemClock } from './kernel/clock.js';
 import { type Database, openEmbedded, openPostgres } from './kernel/database/database.js';
 import { migrateToLatest } from './kernel/database/migrations.js';
+import { realignTransactionPositions } from './kernel/database/positions.js';
 import { runInTransaction } from './kernel/database/transaction.js';
 import { createHttpApp } from './kernel/http/app.js';
 import { platformRoutes } from './kernel/http/platform-routes.js';
@@ -181,9 +182,25 @@ export async function openDatabase(config: Config, logger?: Logger): Promise<Dat
     : openEmbedded({ dataDir: config.dataDir });
 }
 
-/** Applies every pending migration; returns the names of those applied. */
-export function migrate(database: Database): Promise<string[]> {
-  return migrateToLatest(database.db as unknown as Kysely<unknown>, MIGRATIONS);
+/**
+ * Applies every pending migration, then moves transaction positions past those of a backup
+ * restored on a new server, if this database is one (`realignTransactionPositions`): every
+ * command that writes runs this first. Returns the names of the migrations applied.
+ */
+export async function migrate(database: Database, logger?: Logger): Promise<string[]> {
+  const applied = await migrateToLatest(database.db as unknown as Kysely<unknown>, MIGRATIONS);
+  await realignPositions(database, logger);
+  return applied;
+}
+
+async function realignPositions(database: Database, logger?: Logger): Promise<void> {
+  const moved = await realignTransactionPositions(database.db);
+  if (moved > 0n) {
+    logger?.warn(
+      { moved: moved.toString() },
+      'transaction positions moved past those stored: this database was restored on another server',
+    );
+  }
 }
 
 /** Wires Baton: services, jobs and the HTTP API over an open, migrated database. */
@@ -388,8 +405,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const database = await openDatabase(config, logger);
   try {
     if (config.migrateOnStart) {
-      const applied = await migrate(database);
+      const applied = await migrate(database, logger);
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+    } else {
+      await realignPositions(database, logger);
     }
     const fresh =
       database.kind === 'embedded' && !(await createAccessService().hasOperatorUsers(database.db));

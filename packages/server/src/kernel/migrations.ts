@@ -73,5 +73,25 @@ export const kernelMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0002_transaction_positions': {
+      // Rows that readers take in commit order (events, ledger transactions) are positioned by
+      // the id of the transaction that wrote them. A backup restored on a new server starts
+      // with that server's counter, far behind the positions restored: new rows would sort
+      // before old ones and below every reader's horizon. Positions are therefore the counter
+      // plus a shift, kept in a function of its own: 0 until `realignTransactionPositions` finds
+      // positions at or ahead of the counter and moves the shift past them.
+      //
+      // The shift is `stable`, not `immutable`, so that the planner inlines it, and records that
+      // a plan depends on it, instead of folding its value into cached plans for good.
+      async up(db: Kysely<unknown>) {
+        await sql`
+          create function baton_xact_shift() returns bigint
+            language sql stable parallel safe as 'select 0::bigint';
+          create function baton_xact_position() returns bigint
+            language sql volatile as 'select pg_current_xact_id()::text::bigint + baton_xact_shift()';
+          alter table events alter column tx_id set default baton_xact_position();
+        `.execute(db);
+      },
+    },
   },
 };

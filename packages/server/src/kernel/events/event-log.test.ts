@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import type { Context } from '../context.js';
+import { realignTransactionPositions } from '../database/positions.js';
 import { runInTransaction } from '../database/transaction.js';
 import type { EventId } from '../ids.js';
 import { appendEvent, readEvents } from './event-log.js';
@@ -110,4 +112,36 @@ describe(`the event log (${TEST_DATABASE_KIND})`, async () => {
       }
     },
   );
+
+  it('goes on after a restore on a server whose transaction counter is behind the positions restored', async () => {
+    // What a restore on a new server leaves: an event positioned far ahead of the counter.
+    await sql`
+      insert into events (id, tx_id, type, subject_id, data, actor_kind, occurred_at)
+      values ('evt_restored', pg_current_xact_id()::text::bigint + 1000000, 'test.restored', 'x', '{}', 'system', now())
+    `.execute(database.db);
+    const before = await append('test.restored', []);
+    const read = async () =>
+      (
+        await readEvents(database.db, { viewer: 'all', after: null, limit: 100, types: ['test.restored'] })
+      )?.items.map((event) => event.id);
+    // Unrealigned, the restored event is beyond the horizon and the new one sorts before it.
+    expect(await read()).toEqual([before]);
+
+    const moved = await realignTransactionPositions(database.db);
+    expect(moved).toBeGreaterThan(999_000n);
+    const after = await append('test.restored', []);
+    expect(await read()).toEqual([before, 'evt_restored', after]);
+    const resumed = await readEvents(database.db, {
+      viewer: 'all',
+      after: 'evt_restored' as EventId,
+      limit: 100,
+      types: ['test.restored'],
+    });
+    expect(resumed?.items.map((event) => event.id)).toEqual([after]);
+
+    // Realigned once: a second start finds nothing to move, and positions keep growing.
+    expect(await realignTransactionPositions(database.db)).toBe(0n);
+    const later = await append('test.restored', []);
+    expect(await read()).toEqual([before, 'evt_restored', after, later]);
+  });
 });

@@ -84,10 +84,12 @@ export async function appendEvent(ctx: Context, event: NewEvent): Promise<EventI
  * hold the feed back. The running transactions' ids are taken relative to the snapshot's xmax,
  * which errs low (safe). It must be read in its own statement before the events are selected
  * in a later one: a transaction that ends in between is then visible to that later statement.
+ * Like positions, it includes the shift of `realignTransactionPositions`.
  */
 export async function readHorizon(db: Executor): Promise<bigint> {
   const { rows } = await sql<{ horizon: bigint }>`
-    select pg_snapshot_xmax(pg_current_snapshot())::text::int8 - coalesce(max(age(backend_xid)), 0) as horizon
+    select pg_snapshot_xmax(pg_current_snapshot())::text::int8 + baton_xact_shift()
+      - coalesce(max(age(backend_xid)), 0) as horizon
     from pg_stat_activity
     where datname = current_database() and backend_xid is not null`.execute(db);
   const horizon = rows[0]?.horizon;

@@ -309,6 +309,18 @@ export const ledgerMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    /**
+     * A transaction's position in commit order, which the chain's sealer follows, is the
+     * kernel's transaction position (kernel migration 0002): the counter of the server plus a
+     * shift that moves past the positions of a backup restored on a new server.
+     */
+    '0005_transaction_positions': {
+      async up(db: Kysely<unknown>) {
+        await sql`alter table ledger_transactions alter column tx_id set default baton_xact_position()`.execute(
+          db,
+        );
+      },
+    },
   },
 };
 

@@ -158,6 +158,50 @@ describe('HTTP conventions', async () => {
       }
     });
 
+    it('refuses text the database cannot store (NUL, unpaired surrogates) with 400 naming where, and stores nothing', async () => {
+      // NUL in a value, in a nested key of a JSON document, and an unpaired surrogate.
+      const body = newPartnerType({
+        name: 'Fabric\u0000 mill',
+        profile_schema: { type: 'object', properties: { 'a\u0000b': { type: 'string' } } },
+        description: 'half a pair: \ud83d',
+      });
+      const response = await app.request('POST', '/v1/partner-types', { body });
+      expectProblem(response, 400, 'request.invalid');
+      expect(response.body.errors).toEqual([
+        { path: '/body/name', rule: 'text', message: expect.stringContaining('NUL') },
+        {
+          path: '/body/profile_schema/properties/a\u0000b',
+          rule: 'text',
+          message: expect.stringContaining('NUL'),
+        },
+        { path: '/body/description', rule: 'text', message: expect.stringContaining('unpaired surrogate') },
+      ]);
+      expect((await app.request('GET', `/v1/partner-types/${body.key}`)).status).toBe(404);
+      // A pair is a character like any other.
+      const paired = newPartnerType({ name: 'Fabric mill \ud83e\uddf5' });
+      expect((await app.request('POST', '/v1/partner-types', { body: paired })).status).toBe(201);
+
+      const query = await app.request('GET', '/v1/partners?q=mill%00');
+      expectProblem(query, 400, 'request.invalid');
+      expect(query.body.errors).toEqual([expect.objectContaining({ path: '/querystring/q', rule: 'text' })]);
+      const params = await app.request('GET', '/v1/partner-types/mill%00');
+      expectProblem(params, 400, 'request.invalid');
+      expect(params.body.errors).toEqual([expect.objectContaining({ path: '/params/key', rule: 'text' })]);
+      // Also where the caller may not go, whose refusal is audited with the path's id (found by the fuzz).
+      const denied = await app.request('POST', '/v1/partners/ptn%00x/rules-acceptances', {
+        body: { version: 1 },
+      });
+      expectProblem(denied, 400, 'request.invalid');
+    });
+
+    it('answers a URL the router cannot read with a problem too: bad percent-encoding, an overlong part', async () => {
+      const malformed = await app.request('GET', '/v1/partner-types/%ED%A0%BD');
+      expectProblem(malformed, 400, 'request.malformed_url');
+      expect(malformed.headers['x-request-id']).toBe(malformed.body.request_id);
+      const long = await app.request('GET', `/v1/partner-types/${'k'.repeat(201)}`);
+      expectProblem(long, 414, 'request.url_too_long');
+    });
+
     it('checks query strings and path parameters against their schemas too', async () => {
       const query = await app.request('GET', '/v1/operator-users?limit=1000');
       expectProblem(query, 400, 'request.invalid');

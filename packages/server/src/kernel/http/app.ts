@@ -38,6 +38,7 @@ import { newId } from '../ids.js';
 import { type Access, decideAccess } from './access.js';
 import { PROBLEM_CONTENT_TYPE, Problem, problem, problemFromDomainError } from './problem.js';
 import type { Route } from './route.js';
+import { unstorableText } from './text.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -93,7 +94,17 @@ export async function createHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     genReqId: () => newId('req'),
     requestIdHeader: false,
     return503OnClosing: true,
-    routerOptions: { maxParamLength: 200 },
+    routerOptions: { maxParamLength: PATH_PARAMETER_LENGTH_MAX },
+    // The router's own refusals, before any hook runs: problems like every other answer.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id);
+      const known = ROUTER_ERRORS[error.code] ?? {
+        status: 400,
+        code: 'request.invalid',
+        detail: 'The request is not valid.',
+      };
+      return sendProblem(reply, problem(known.status, known.code, request.id, known.detail));
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -144,6 +155,12 @@ export async function createHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       });
       throw request.authError;
     }
+    // Text the database cannot store, in the path or the query, is refused before anything
+    // reads it, an audit record of a refusal included (see `unstorableText`).
+    refuseUnstorableText([
+      ...unstorableText(request.params, '/params'),
+      ...unstorableText(request.query, '/querystring'),
+    ]);
     const access = request.routeOptions.config?.access;
     if (access === undefined) return; // no route matched: the not-found handler answers.
     const decision = decideAccess(access, request.actor);
@@ -155,6 +172,11 @@ export async function createHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     const audit = request.routeOptions.config?.audit;
     if (audit) await recordDenied(requestContext(request, db, clock), audit, request, error);
     throw error;
+  });
+
+  // The body's text, once parsed, before the schema sees it (the URL's is checked above).
+  app.addHook('preValidation', async (request) => {
+    refuseUnstorableText(unstorableText(request.body, '/body'));
   });
 
   await app.register(rateLimit, {
@@ -437,6 +459,27 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; detail: s
     status: 400,
     code: 'request.invalid_content_type',
     detail: 'The Content-Type header is invalid.',
+  },
+};
+
+function refuseUnstorableText(errors: FieldError[]): void {
+  if (errors.length > 0)
+    throw invalid('request.invalid', 'The request holds text that cannot be stored.', { errors });
+}
+
+/** Longest path parameter the router takes. */
+const PATH_PARAMETER_LENGTH_MAX = 200;
+
+const ROUTER_ERRORS: Record<string, { status: number; code: string; detail: string }> = {
+  FST_ERR_BAD_URL: {
+    status: 400,
+    code: 'request.malformed_url',
+    detail: 'The URL is not valid: a percent-encoded sequence is not UTF-8.',
+  },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    status: 414,
+    code: 'request.url_too_long',
+    detail: `A part of the path is longer than ${PATH_PARAMETER_LENGTH_MAX} characters.`,
   },
 };
 

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Clock } from '../../../kernel/clock.js';
 import type { Executor } from '../../../kernel/database/database.js';
+import { unstorableText } from '../../../kernel/http/text.js';
 import { paymentsErrors } from '../errors.js';
 import type { ProviderEvent } from '../provider/port.js';
 import type { PaymentsService } from '../service.js';
@@ -91,7 +92,8 @@ export function parseProviderEvent(body: string): ProviderEvent {
     throw paymentsErrors.eventInvalid('The body is not valid JSON.');
   }
   const parsed = ProviderEventBody.safeParse(json);
-  if (!parsed.success) throw paymentsErrors.eventInvalid('The body is not a provider event.');
+  if (!parsed.success || unstorableText(json, '').length > 0)
+    throw paymentsErrors.eventInvalid('The body is not a provider event.');
   const { id, operation } = parsed.data;
   return {
     eventId: id,

@@ -39,7 +39,12 @@ export interface TestApp {
  * its database dropped after the test file.
  */
 export async function createTestApp(
-  options: { config?: Parameters<typeof loadConfig>[0]; poolSize?: number; provider?: PaymentProvider } = {},
+  options: {
+    config?: Parameters<typeof loadConfig>[0];
+    poolSize?: number;
+    provider?: PaymentProvider;
+    paymentWebhookSecret?: string;
+  } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase({ ...(options.poolSize ? { poolSize: options.poolSize } : {}) });
   const config = loadConfig(
@@ -53,6 +58,7 @@ export async function createTestApp(
     clock,
     workJobs: false,
     ...(options.provider ? { provider: options.provider } : {}),
+    ...(options.paymentWebhookSecret ? { paymentWebhookSecret: options.paymentWebhookSecret } : {}),
   });
   afterAll(async () => {
     await baton.close();

@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { systemActor } from '../../kernel/actor.js';
 import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import { signProviderEvent, verifyProviderEvent } from './http/provider-events.js';
-import type { SimulatedProvider } from './index.js';
+import { createSimulatedProvider, type SimulatedProvider } from './index.js';
+import type { ProviderEvent } from './provider/port.js';
 
 describe(`payments over HTTP (${TEST_DATABASE_KIND})`, async () => {
   const app = await createTestApp();
@@ -118,5 +120,135 @@ describe('provider callback signatures', () => {
       ),
     );
     refuse(() => verifyProviderEvent(null, headers(signature), body, now));
+  });
+});
+
+describe('provider callback signature vectors', () => {
+  interface Vector {
+    readonly name: string;
+    readonly secret: string;
+    readonly id: string;
+    readonly timestamp: string;
+    readonly body: string;
+    readonly signature: string;
+    readonly now: number;
+    readonly valid: boolean;
+  }
+  const file = JSON.parse(
+    readFileSync(new URL('../../testing/standard-webhooks-vectors.json', import.meta.url), 'utf8'),
+  ) as {
+    defaults: Omit<Vector, 'name' | 'valid'>;
+    vectors: (Partial<Vector> & Pick<Vector, 'name' | 'valid'>)[];
+  };
+  const vectors: Vector[] = file.vectors.map((vector) => ({ ...file.defaults, ...vector }));
+
+  it.each(vectors)('$name: valid is $valid', (vector) => {
+    const verify = () =>
+      verifyProviderEvent(
+        vector.secret,
+        {
+          'webhook-id': vector.id,
+          'webhook-timestamp': vector.timestamp,
+          'webhook-signature': vector.signature,
+        },
+        vector.body,
+        new Date(vector.now * 1000),
+      );
+    if (vector.valid) expect(verify).not.toThrow();
+    else expect(verify).toThrow(expect.objectContaining({ code: 'payments.signature_invalid' }));
+  });
+
+  it('signs the reference vector as the file says', () => {
+    const [reference] = vectors;
+    expect(
+      signProviderEvent(file.defaults.secret, {
+        id: file.defaults.id,
+        timestamp: Number(file.defaults.timestamp),
+        body: file.defaults.body,
+      }),
+    ).toBe(reference?.signature);
+  });
+});
+
+describe(`provider callbacks over HTTP (${TEST_DATABASE_KIND})`, async () => {
+  const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+  const provider = createSimulatedProvider({ settlement: { capture: 'pending' }, autoDeliver: false });
+  const app = await createTestApp({ provider, paymentWebhookSecret: secret });
+  const db = app.baton.database.db;
+
+  /** An event as the provider sends it: its JSON, signed for a delivery id at a time. */
+  const deliver = (event: ProviderEvent, deliveryId: string) => {
+    const { operation } = event;
+    const body = JSON.stringify({
+      id: event.eventId,
+      operation: {
+        reference: operation.reference,
+        provider_id: operation.providerId,
+        kind: operation.kind,
+        status: operation.status,
+        amount_minor: operation.amountMinor.toString(),
+        currency: operation.currency,
+        failure_code: operation.failureCode,
+        parent_reference: operation.parentReference,
+        created_at: operation.createdAt.toISOString(),
+        updated_at: operation.updatedAt.toISOString(),
+      },
+    });
+    const timestamp = Math.floor(app.clock.now().getTime() / 1000);
+    return app.request('POST', '/v1/payments/provider-events', {
+      key: null,
+      body,
+      headers: {
+        'content-type': 'application/json',
+        'webhook-id': deliveryId,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signProviderEvent(secret, { id: deliveryId, timestamp, body }),
+      },
+    });
+  };
+
+  it('applies a signed event once, however often and under whatever delivery id it comes', async () => {
+    const created = await app.request<{ id: string }>('POST', '/v1/payments', {
+      body: {
+        order_ref: 'callback-order-1',
+        payment_method: 'pm_card_ok',
+        amount: { amount: '40.00', currency: 'EUR' },
+      },
+      headers: { 'idempotency-key': 'callback-payment-1' },
+    });
+    expect(created.status).toBe(202);
+    await app.baton.services.payments.resume(db, systemActor('test'), created.body.id);
+    const read = () => app.request<{ status: string }>('GET', `/v1/payments/${created.body.id}`);
+    expect((await read()).body.status).toBe('authorized');
+
+    provider.settle();
+    const event = provider
+      .undelivered()
+      .find((held) => held.operation.kind === 'capture' && held.operation.status === 'succeeded');
+    if (!event) throw new Error('the provider settled the capture');
+    // Delivered, delivered again (a retry after a lost answer), and again as a new delivery.
+    for (const deliveryId of ['msg_1', 'msg_1', 'msg_2']) {
+      const delivered = await deliver(event, deliveryId);
+      expect(delivered.status, `${deliveryId}: ${delivered.text}`).toBe(204);
+    }
+    expect((await read()).body.status).toBe('captured');
+    const postings = await db
+      .selectFrom('ledger_transactions')
+      .select('id')
+      .where('cause_kind', '=', 'payment')
+      .where('cause_id', '=', created.body.id)
+      .execute();
+    expect(postings).toHaveLength(1);
+    const captured = await db
+      .selectFrom('events')
+      .select('id')
+      .where('type', '=', 'payment.captured')
+      .where('subject_id', '=', created.body.id)
+      .execute();
+    expect(captured).toHaveLength(1);
+
+    // A signed event whose text cannot be stored is refused as not an event, changing nothing.
+    const garbled = await deliver({ ...event, eventId: 'evt_\u0000' }, 'msg_3');
+    expect(garbled).toMatchObject({ status: 400, body: { code: 'payments.event_invalid' } });
   });
 });

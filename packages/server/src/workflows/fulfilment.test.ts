@@ -465,6 +465,48 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     expectProblem(await f.order(buyer.key, quoted.id), 409, 'orders.quote_already_ordered');
   });
 
+  it('refuses an order whose quote lost a hold, charging nothing and keeping the other holds', async () => {
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(5 * 24) }),
+      201,
+    );
+    const db = app.baton.database.db;
+    const holds = () =>
+      db
+        .selectFrom('reservations')
+        .select(['id', 'reference', 'status'])
+        .where('reference', 'like', `${quoted.id}:%`)
+        .orderBy('reference')
+        .execute();
+    // An operator gives the transfer's capacity back while the quote is still valid.
+    const transfer = (await holds()).find((hold) => hold.reference?.endsWith(':transfer'));
+    ok(await app.request('POST', `/v1/reservations/${transfer?.id}/release`));
+
+    const payments = async () =>
+      Number(
+        (
+          await db
+            .selectFrom('payments')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirst()
+        )?.n,
+      );
+    const paymentsBefore = await payments();
+    const refused = await f.order(buyer.key, quoted.id);
+    expectProblem(refused, 409, 'orders.capacity_lost');
+    expect(refused.body).toMatchObject({ detail: expect.stringContaining('step transfer') });
+    expect(await payments()).toBe(paymentsBefore);
+    expect(await db.selectFrom('orders').select('id').where('quote_id', '=', quoted.id).execute()).toEqual(
+      [],
+    );
+    // Nothing of the refused order stayed: the other legs are held still, not confirmed.
+    expect((await holds()).map((hold) => [hold.reference?.split(':')[1], hold.status])).toEqual([
+      ['guide', 'held'],
+      ['stay', 'held'],
+      ['transfer', 'released'],
+    ]);
+  });
+
   it('keeps orders to their customer and work orders to their partner', async () => {
     const { order } = await placePaid('trip', 1, 5 * 24);
     expectProblem(

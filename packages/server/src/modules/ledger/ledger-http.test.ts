@@ -336,6 +336,18 @@ describe(`ledger over HTTP (${TEST_DATABASE_KIND})`, async () => {
     );
     expect(page2.data.map((l) => [l.transaction_id, l.balance_after.amount])).toEqual([[ids[2], '6.00']]);
     expect(page2.has_more).toBe(false);
+    // A cursor that is no line's id is refused as such, whatever its shape (found by the fuzz).
+    for (const after of ['bsxZdGIY', `${ids[0]}.`, `${ids[0]}.99999`, `${ids[0]}.1.2`, `${ids[0]}.7`]) {
+      const refused = await app.request<{ code: string }>(
+        'GET',
+        `/v1/ledger/accounts/${payable}/statement?after=${encodeURIComponent(after)}`,
+      );
+      expect({ after, status: refused.status, code: refused.body.code }).toEqual({
+        after,
+        status: 422,
+        code: 'ledger.cursor_invalid',
+      });
+    }
 
     app.clock.advance(3_600_000);
     const reversal = expectStatus(

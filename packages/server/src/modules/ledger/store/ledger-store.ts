@@ -516,12 +516,14 @@ export async function statementLines(
 ): Promise<StatementLine[] | null> {
   let start: { posted_at: Date; seq: bigint } | null = null;
   if (page.after !== undefined) {
-    const [transactionId, position] = page.after.split('.');
+    // A line's id is its transaction's id and its position there (`txn_….3`).
+    const cursor = /^(txn_[0-9a-z]{26})\.(\d{1,4})$/.exec(page.after);
+    if (!cursor) return null;
     const found = await db
       .selectFrom('ledger_entries')
       .select(['posted_at', 'seq'])
-      .where('transaction_id', '=', transactionId ?? '')
-      .where('position', '=', Number(position))
+      .where('transaction_id', '=', cursor[1] as string)
+      .where('position', '=', Number(cursor[2]))
       .where('account_id', '=', accountId)
       .executeTakeFirst();
     if (!found) return null;

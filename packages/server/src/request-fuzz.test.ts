@@ -4,13 +4,15 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { verifyLedger } from './modules/ledger/index.js';
 import { createFulfilmentFixture, type OrderBody, type QuoteBody } from './testing/fulfilment-fixture.js';
+import { servedRoutes } from './testing/served-routes.js';
 import { TEST_DATABASE_KIND } from './testing/test-database.js';
 
 /*
  * Schema fuzz (B1): every operation the OpenAPI document describes gets requests generated from
  * its own description (json-schema-faker, seeded by fast-check), sent as they are and broken the
  * ways clients break them: a field dropped, added, of another type, text the database cannot
- * store, extreme numbers, bodies that are not JSON or not objects, parameters of any shape. Not
+ * store, extreme numbers, bodies that are not JSON or not objects, parameters of any shape; ids
+ * in them name real objects at times, and the caller is one the operation lets in. Not
  * one may be answered with a 5xx (an answer that did not match its documented schema would be
  * one: the serializer checks), every refusal is a problem with a stable code, no answer carries
  * a stack trace or database text, and the books balance afterwards. `FUZZ_RUNS_PER_OPERATION`
@@ -159,6 +161,8 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
   const { app } = f;
   await f.capability('courier');
   const partner = await f.partnerOffering('courier', { price: '3.00', leadTimeHours: 1 });
+  // Another partner, for requests that change a partner's standing to name.
+  await f.partnerOffering('courier', { price: '4.00', leadTimeHours: 1 });
   await f.publishOffering('delivery', {
     name: 'Delivery',
     unit: 'parcel',
@@ -172,7 +176,7 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
   );
   f.ok<OrderBody>(await f.order(customer.key, quoted.id), 201);
   await f.runJobs();
-  /** Every id in the database's main tables, for parameters to name at times. */
+  /** Every id in the database's main tables, for parameters and bodies to name at times. */
   const ids: string[] = [];
   for (const table of [
     'partners',
@@ -185,16 +189,50 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
     'reservations',
     'ledger_accounts',
     'ledger_transactions',
-    'users',
-    'api_keys',
   ] as const) {
     const rows = await sql<{ id: string }>`select id from ${sql.table(table)} limit 50`.execute(
       app.baton.database.db,
     );
     ids.push(...rows.rows.map((row) => row.id));
   }
-  /** The callers: an operator admin, the partner's owner, the customer. */
-  const keys = [app.adminKey, partner.key, customer.key];
+  // The callers themselves stay out of reach (their users and keys are not named at all): a
+  // partner suspended or a key revoked early would leave the rest of the run at 401 and 403.
+  ids.splice(ids.indexOf(partner.id), 1);
+  ids.splice(ids.indexOf(customer.id), 1);
+  /** Ids by prefix (`ptn`, `ord`, …). */
+  const idsByPrefix = new Map<string, string[]>();
+  for (const id of ids) {
+    const prefix = id.slice(0, id.indexOf('_'));
+    idsByPrefix.set(prefix, [...(idsByPrefix.get(prefix) ?? []), id]);
+  }
+  /** A generated body whose ids name real objects of their kind, for the seeds that say so. */
+  const naming = (value: unknown, seed: number): unknown => {
+    if (seed % 4 === 0) return value;
+    if (typeof value === 'string') {
+      const known = idsByPrefix.get(/^([a-z]+)_[0-9a-z]{26}$/.exec(value)?.[1] ?? '');
+      return known ? known[seed % known.length] : value;
+    }
+    if (Array.isArray(value)) return value.map((item) => naming(item, seed));
+    if (value !== null && typeof value === 'object')
+      return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, naming(item, seed)]));
+    return value;
+  };
+  /**
+   * The callers an operation lets in, of an operator admin, the partner's owner and the
+   * customer (all three where it is public): who may call what is the access tests' subject.
+   */
+  const callers = (method: string, path: string): string[] => {
+    const url = path.replaceAll(/\{([^}]+)\}/g, ':$1');
+    const access = servedRoutes(app.baton.http).find(
+      (route) => route.method === method && route.url === url,
+    )?.access;
+    if (access === undefined || access === 'public') return [app.adminKey, partner.key, customer.key];
+    return [
+      ...(access.operator ? [app.adminKey] : []),
+      ...(access.partner ? [partner.key] : []),
+      ...(access.customer ? [customer.key] : []),
+    ];
+  };
   const document = (await app.request<OpenApi>('GET', '/openapi.json', { key: null })).body;
   /** A schema with the document's components beside it, so that its references resolve. */
   const rooted = (schema: JsonSchema): JsonSchema =>
@@ -215,6 +253,7 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
     async ({ path, method, operation }) => {
       const parameters = operation.parameters ?? [];
       const bodySchema = operation.requestBody?.content['application/json']?.schema;
+      const keys = callers(method, path);
       const request = fc.record({
         seed: fc.nat(),
         body: mutation,
@@ -248,7 +287,9 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
           });
           const search = query.toString();
           const target = `${url}${search ? `?${search}` : ''}`;
-          const body = bodySchema ? mutate(fake(bodySchema, input.seed), input.body) : undefined;
+          const body = bodySchema
+            ? mutate(naming(fake(bodySchema, input.seed), input.seed), input.body)
+            : undefined;
           const response = await app.baton.http.inject({
             method: method as 'POST',
             url: target,

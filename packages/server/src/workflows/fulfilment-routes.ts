@@ -18,6 +18,7 @@ import {
   WorkOrderJson,
   workOrderJson,
 } from '../modules/orders/index.js';
+import { PaymentMethodInput } from '../modules/payments/index.js';
 import type { Fulfilment } from './fulfilment.js';
 
 const QUOTES = ['Quotes'];
@@ -114,7 +115,7 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
       idempotencyKey: 'required',
       body: z.strictObject({
         quote_id: idSchema('quo'),
-        payment_method: z.string().min(1).max(200).describe('The provider’s token for the payment method.'),
+        payment_method: PaymentMethodInput,
       }),
       status: 201,
       response: OrderJson,

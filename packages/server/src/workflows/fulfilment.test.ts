@@ -465,6 +465,26 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     expectProblem(await f.order(buyer.key, quoted.id), 409, 'orders.quote_already_ordered');
   });
 
+  it('refuses a card number where the payment method belongs, and keeps the quote to order', async () => {
+    const quoted = ok<QuoteBody>(
+      await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(5 * 24) }),
+      201,
+    );
+    const refused = await f.order(buyer.key, quoted.id, '4111-1111-1111-1111');
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({
+      code: 'request.invalid',
+      errors: [{ path: '/body/payment_method' }],
+    });
+    const stored = await app.baton.database.db
+      .selectFrom('payments')
+      .select('id')
+      .where('payment_method', 'like', '%1111%')
+      .execute();
+    expect(stored).toEqual([]);
+    ok<OrderBody>(await f.order(buyer.key, quoted.id), 201);
+  });
+
   it('refuses an order whose quote lost a hold, charging nothing and keeping the other holds', async () => {
     const quoted = ok<QuoteBody>(
       await f.quote(buyer.key, { offering: 'trip', quantity: 1, deadline: f.inHours(5 * 24) }),

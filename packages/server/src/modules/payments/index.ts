@@ -9,7 +9,7 @@ export {
 } from './domain/payment.js';
 export { DISCREPANCY_TYPES, type Discrepancy, type DiscrepancyType } from './domain/reconciliation.js';
 export { paymentsErrors } from './errors.js';
-export { PaymentJson, paymentJson } from './http/json.js';
+export { PaymentJson, PaymentMethodInput, paymentJson } from './http/json.js';
 export {
   PROVIDER_EVENTS_URL,
   registerProviderEventsRoute,

@@ -25,6 +25,14 @@ describe(`payments over HTTP (${TEST_DATABASE_KIND})`, async () => {
       headers: { 'idempotency-key': 'http-bad-amount' },
     });
     expect(bad.status).toBe(422);
+    // A card number where the provider's token belongs is refused, and not repeated back.
+    const card = await app.request<{ code: string; errors: { path: string }[] }>('POST', '/v1/payments', {
+      body: { ...body, payment_method: '4242 4242 4242 4242' },
+      headers: { 'idempotency-key': 'http-card-number' },
+    });
+    expect(card.status).toBe(400);
+    expect(card.body).toMatchObject({ code: 'request.invalid', errors: [{ path: '/body/payment_method' }] });
+    expect(card.text).not.toMatch(/4242/);
     const list = await app.request<{ data: unknown[] }>('GET', '/v1/payments?order_ref=http-order-1');
     expect(list.body.data).toHaveLength(0);
   });

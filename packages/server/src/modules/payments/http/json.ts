@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { iso, isoOrNull, MoneyJson, moneyJson, timestamp } from '../../../kernel/http/schemas.js';
+import { looksLikeCardNumber } from '../domain/card-number.js';
 import {
   CHARGEBACK_LIABILITIES,
   CHARGEBACK_STATUSES,
@@ -15,6 +16,16 @@ import type {
   ReconciliationReport,
   Refund,
 } from '../store/payments-store.js';
+
+/** A payment method as requests name it: the provider's token, never the card's number. */
+export const PaymentMethodInput = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((value) => !looksLikeCardNumber(value), {
+    message: 'is a card number: send the payment provider’s token for the card, never its number',
+  })
+  .describe('The provider’s token for the payment method. A card number is refused.');
 
 export const PaymentJson = z
   .object({

@@ -14,6 +14,7 @@ import {
   chargebackJson,
   PaymentDetailJson,
   PaymentJson,
+  PaymentMethodInput,
   paymentDetailJson,
   paymentJson,
   ReconciliationReportJson,
@@ -31,7 +32,7 @@ const NewPayment = z
   .strictObject({
     order_ref: z.string().min(1).max(ORDER_REF_LENGTH_MAX).describe('The order the money is for.'),
     customer_id: idSchema('cus').optional(),
-    payment_method: z.string().min(1).max(200).describe('The provider’s token for the payment method.'),
+    payment_method: PaymentMethodInput,
     amount: MoneyInput,
     reference: z
       .string()

@@ -254,6 +254,11 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
       const parameters = operation.parameters ?? [];
       const bodySchema = operation.requestBody?.content['application/json']?.schema;
       const keys = callers(method, path);
+      /** The real ids each parameter's pattern admits. */
+      const known = parameters.map((parameter) => {
+        const pattern = (parameter.schema as { pattern?: string }).pattern;
+        return pattern ? ids.filter((id) => new RegExp(pattern).test(id)) : [];
+      });
       const request = fc.record({
         seed: fc.nat(),
         body: mutation,
@@ -273,13 +278,12 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
           parameters.forEach((parameter, index) => {
             const hostile = index === replaced ? input.parameter?.value : undefined;
             if (!parameter.required && (input.seed >> index) % 2 === 0 && hostile === undefined) return;
-            const pattern = (parameter.schema as { pattern?: string }).pattern;
-            const known = pattern ? ids.filter((id) => new RegExp(pattern).test(id)) : [];
+            const named = known[index] ?? [];
             const value =
               hostile !== undefined
                 ? hostile
-                : known.length > 0 && input.seed % 2 === 0
-                  ? known[(input.seed >> 1) % known.length]
+                : named.length > 0 && input.seed % 2 === 0
+                  ? named[(input.seed >> 1) % named.length]
                   : fake(parameter.schema, input.seed + index);
             const text = typeof value === 'string' ? value : JSON.stringify(value);
             if (parameter.in === 'path') url = url.replace(`{${parameter.name}}`, encodePath(text || 'x'));

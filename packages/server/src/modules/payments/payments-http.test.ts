@@ -240,12 +240,10 @@ describe(`provider callbacks over HTTP (${TEST_DATABASE_KIND})`, async () => {
       expect(delivered.status, `${deliveryId}: ${delivered.text}`).toBe(204);
     }
     expect((await read()).body.status).toBe('captured');
-    const postings = await db
-      .selectFrom('ledger_transactions')
-      .select('id')
-      .where('cause_kind', '=', 'payment')
-      .where('cause_id', '=', created.body.id)
-      .execute();
+    const postings = await app.baton.services.ledger.transactionsFor(
+      { db, actor: systemActor('test'), now: app.clock.now(), requestId: null, ip: null },
+      { kind: 'payment', id: created.body.id },
+    );
     expect(postings).toHaveLength(1);
     const captured = await db
       .selectFrom('events')

@@ -16,6 +16,8 @@ import { defineRoute, type Route } from './route.js';
 const REQUEST_ID = /^req_[0-9a-z]{26}$/;
 const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 const PROFILE_SCHEMA = { type: 'object', properties: { vat_number: { type: 'string' } } };
+/** Identical requests sent at once with one key (L1); `npm run soak -- stampede` sends 1,000. */
+const STAMPEDE_REQUESTS = Number(process.env.STAMPEDE_REQUESTS ?? 100);
 
 /** Asserts `response` is a problem document with `code`, carrying the request's own id. */
 function expectProblem(response: ApiResponse, status: number, code: string): void {
@@ -442,10 +444,10 @@ describe('idempotency', async () => {
     expect(second.text).toBe(first.text);
   });
 
-  it('answers 100 concurrent identical requests with one effect: the same response or 409 in progress, never a 5xx', async () => {
+  it(`answers ${STAMPEDE_REQUESTS} concurrent identical requests with one effect: the same response or 409 in progress, never a 5xx`, async () => {
     const caller = await newCaller();
     const responses = await Promise.all(
-      Array.from({ length: 100 }, () =>
+      Array.from({ length: STAMPEDE_REQUESTS }, () =>
         app.request('POST', '/v1/api-keys', {
           key: caller.key,
           body: { name: 'stampede' },

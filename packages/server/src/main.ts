@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
 import {
   DemoFailedError,
@@ -17,6 +17,7 @@ import { migrateToLatest } from './kernel/database/migrations.js';
 import { realignTransactionPositions } from './kernel/database/positions.js';
 import { runInTransaction } from './kernel/database/transaction.js';
 import { createHttpApp } from './kernel/http/app.js';
+import { requestForLog } from './kernel/http/log.js';
 import { platformRoutes } from './kernel/http/platform-routes.js';
 import { purgeExpiredIdempotencyKeys } from './kernel/idempotency/idempotency-store.js';
 import type { PartnerId } from './kernel/ids.js';
@@ -168,11 +169,16 @@ export interface BatonOptions {
 
 const IDEMPOTENCY_PURGE_JOB = 'kernel.purge-idempotency-keys';
 
-export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
-  return pino({
-    level: config.logLevel,
-    redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],
-  });
+/** Baton's logger: JSON lines to standard output, or to `destination`. */
+export function createLogger(config: Pick<Config, 'logLevel'>, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level: config.logLevel,
+      redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],
+      serializers: { req: requestForLog },
+    },
+    destination,
+  );
 }
 
 /** Opens the database the configuration names: PostgreSQL with a URL, the embedded one otherwise. */

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { verifyLedger } from './modules/ledger/index.js';
 import { createFulfilmentFixture, type OrderBody, type QuoteBody } from './testing/fulfilment-fixture.js';
 import { servedRoutes } from './testing/served-routes.js';
+import { storedCardNumbers } from './testing/stored-card-numbers.js';
 import { TEST_DATABASE_KIND } from './testing/test-database.js';
 
 /*
@@ -58,6 +59,8 @@ const HOSTILE_TEXT = [
   'NaN',
   '0x10',
   '2026-02-30T25:61:00Z',
+  'card 4111 1111 1111 1111',
+  '378282246310005',
 ] as const;
 const HOSTILE_VALUES: readonly unknown[] = [
   ...HOSTILE_TEXT,
@@ -67,6 +70,7 @@ const HOSTILE_VALUES: readonly unknown[] = [
   -1,
   1.5,
   2 ** 53 + 1,
+  4242424242424242,
   1e308,
   -1e308,
   [],
@@ -339,11 +343,56 @@ describe(`schema fuzz (B1, ${TEST_DATABASE_KIND})`, async () => {
     },
   );
 
+  // Card numbers never reach Baton (A4): every operation refuses one in its path, its query and
+  // its body, wherever the schema would have put it, before anything reads them.
+  it.each(operations)(
+    '$method $path: refuses a card number in any input',
+    async ({ path, method, operation }) => {
+      const card = 'card 4111 1111 1111 1111';
+      const pathParameters = (operation.parameters ?? []).filter((parameter) => parameter.in === 'path');
+      const send = (url: string, body?: unknown) =>
+        app.baton.http.inject({
+          method: method as 'POST',
+          url,
+          headers: {
+            authorization: `Bearer ${callers(method, path)[0]}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+        });
+      const plain = pathParameters.reduce((url, parameter) => url.replace(`{${parameter.name}}`, 'x'), path);
+      const attempts: [string, unknown, string][] = [
+        [`${plain}?note=${encodeURIComponent(card)}`, undefined, '/querystring/note'],
+      ];
+      for (const parameter of pathParameters) {
+        attempts.push([
+          path.replace(`{${parameter.name}}`, encodeURIComponent(card)).replaceAll(/\{[^}]+\}/g, 'x'),
+          undefined,
+          `/params/${parameter.name}`,
+        ]);
+      }
+      if (operation.requestBody) attempts.push([plain, { note: { deep: [card] } }, '/body/note/deep/0']);
+      for (const [url, body, where] of attempts) {
+        const response = await send(url, body);
+        expect(response.statusCode, `${url} → ${response.body}`).toBe(400);
+        expect(response.json()).toMatchObject({
+          code: 'request.invalid',
+          errors: expect.arrayContaining([expect.objectContaining({ path: where, rule: 'card_number' })]),
+        });
+        expect(response.body).not.toContain('1111');
+      }
+    },
+  );
+
   it('leaves the books balanced', async () => {
     const report = await app.baton.database.db
       .transaction()
       .setIsolationLevel('repeatable read')
       .execute((tx) => verifyLedger(tx));
     expect(report.problems).toEqual([]);
+  });
+
+  it('stores no card number anywhere (A4)', async () => {
+    expect(await storedCardNumbers(app.baton.database.db)).toEqual([]);
   });
 });

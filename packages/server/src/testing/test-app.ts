@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { afterAll } from 'vitest';
 import { loadConfig } from '../config.js';
 import type { OperatorRole } from '../kernel/actor.js';
@@ -44,6 +45,7 @@ export async function createTestApp(
     poolSize?: number;
     provider?: PaymentProvider;
     paymentWebhookSecret?: string;
+    logger?: Logger;
   } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase({ ...(options.poolSize ? { poolSize: options.poolSize } : {}) });
@@ -59,6 +61,7 @@ export async function createTestApp(
     workJobs: false,
     ...(options.provider ? { provider: options.provider } : {}),
     ...(options.paymentWebhookSecret ? { paymentWebhookSecret: options.paymentWebhookSecret } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   afterAll(async () => {
     await baton.close();

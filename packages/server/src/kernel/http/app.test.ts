@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadConfig } from '../../config.js';
 import { createLogger } from '../../main.js';
+import { storedCardNumbers } from '../../testing/stored-card-numbers.js';
 import { type ApiResponse, createTestApp } from '../../testing/test-app.js';
 import { createTestDatabase, TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import { recordAudit } from '../audit/audit-log.js';
@@ -299,6 +300,80 @@ describe('HTTP conventions', async () => {
       expect(response.status).toBe(200);
       expect(response.headers['content-type']).toMatch(/^text\/html/);
     });
+  });
+});
+
+describe('payment card numbers', async () => {
+  const logged: string[] = [];
+  const app = await createTestApp({
+    logger: createLogger({ logLevel: 'info' }, { write: (line: string) => void logged.push(line) }),
+  });
+  const cards = /4111\D?1111\D?1111\D?1111|4242\D?4242\D?4242\D?4242|3782\D?822463\D?10005/;
+
+  it('refuses a card number anywhere in a request with 400 naming where, never repeating it, and stores nothing', async () => {
+    const body = newPartnerType({
+      description: 'Paid with 4111 1111 1111 1111, thanks',
+      profile_schema: {
+        type: 'object',
+        properties: {
+          card: { type: 'string', default: '3782-822463-10005' },
+          n: { const: 4242424242424242 },
+        },
+      },
+    });
+    const response = await app.request('POST', '/v1/partner-types', { body });
+    expectProblem(response, 400, 'request.invalid');
+    const errors = response.body.errors as { path: string }[];
+    expect(errors.sort((a, b) => a.path.localeCompare(b.path))).toEqual([
+      { path: '/body/description', rule: 'card_number', message: expect.stringContaining('card number') },
+      {
+        path: '/body/profile_schema/properties/card/default',
+        rule: 'card_number',
+        message: expect.any(String),
+      },
+      { path: '/body/profile_schema/properties/n/const', rule: 'card_number', message: expect.any(String) },
+    ]);
+    expect(response.text).not.toMatch(cards);
+    expect((await app.request('GET', `/v1/partner-types/${body.key}`)).status).toBe(404);
+
+    const query = await app.request('GET', '/v1/partners?q=4111+1111+1111+1111');
+    expectProblem(query, 400, 'request.invalid');
+    expect(query.body.errors).toEqual([
+      expect.objectContaining({ path: '/querystring/q', rule: 'card_number' }),
+    ]);
+    const params = await app.request('GET', '/v1/partner-types/4242424242424242');
+    expectProblem(params, 400, 'request.invalid');
+    expect(params.body.errors).toEqual([
+      expect.objectContaining({ path: '/params/key', rule: 'card_number' }),
+    ]);
+    for (const refused of [query, params]) expect(refused.text).not.toMatch(cards);
+
+    // Idempotency keys are stored: one holding a card number is refused, and nothing is done.
+    const keyed = newPartnerType();
+    const withKey = await app.request('POST', '/v1/partner-types', {
+      body: keyed,
+      headers: { 'idempotency-key': 'order-4242-4242-4242-4242' },
+    });
+    expectProblem(withKey, 400, 'idempotency.invalid_key');
+    expect(withKey.text).not.toMatch(cards);
+    expect((await app.request('GET', `/v1/partner-types/${keyed.key}`)).status).toBe(404);
+    // Nor did the refusals' audit records or anything else keep one.
+    expect(await storedCardNumbers(app.baton.database.db)).toEqual([]);
+  });
+
+  it('takes numbers that only look like card numbers: a wrong check digit, ids, digests, phone numbers', async () => {
+    const body = newPartnerType({
+      description:
+        'Ref 4111 1111 1111 1112, digest e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4, call +4915112345678',
+    });
+    expect((await app.request('POST', '/v1/partner-types', { body })).status).toBe(201);
+  });
+
+  it('keeps card numbers out of the logs, also of requests it refuses', () => {
+    const log = logged.join('');
+    expect(log).toContain('[card number]');
+    expect(log).toContain('"url":"/v1/partner-types/[card number]"');
+    expect(log).not.toMatch(cards);
   });
 });
 

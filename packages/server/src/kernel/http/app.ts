@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import type { Actor, Principal } from '../actor.js';
 import { recordAudit } from '../audit/audit-log.js';
+import { containsCardNumber } from '../card-numbers.js';
 import type { Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import type { Executor } from '../database/database.js';
@@ -38,7 +39,7 @@ import { newId } from '../ids.js';
 import { type Access, decideAccess } from './access.js';
 import { PROBLEM_CONTENT_TYPE, Problem, problem, problemFromDomainError } from './problem.js';
 import type { Route } from './route.js';
-import { unstorableText } from './text.js';
+import { refusedText } from './text.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -155,12 +156,9 @@ export async function createHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       });
       throw request.authError;
     }
-    // Text the database cannot store, in the path or the query, is refused before anything
-    // reads it, an audit record of a refusal included (see `unstorableText`).
-    refuseUnstorableText([
-      ...unstorableText(request.params, '/params'),
-      ...unstorableText(request.query, '/querystring'),
-    ]);
+    // Text the database cannot store and card numbers, in the path or the query, are refused
+    // before anything reads them, an audit record of a refusal included (see `refusedText`).
+    refuseText([...refusedText(request.params, '/params'), ...refusedText(request.query, '/querystring')]);
     const access = request.routeOptions.config?.access;
     if (access === undefined) return; // no route matched: the not-found handler answers.
     const decision = decideAccess(access, request.actor);
@@ -176,7 +174,7 @@ export async function createHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
 
   // The body's text, once parsed, before the schema sees it (the URL's is checked above).
   app.addHook('preValidation', async (request) => {
-    refuseUnstorableText(unstorableText(request.body, '/body'));
+    refuseText(refusedText(request.body, '/body'));
   });
 
   await app.register(rateLimit, {
@@ -371,6 +369,13 @@ function idempotencyKeyOf(request: FastifyRequest, route: Route): string | null 
       `An Idempotency-Key is 1 to ${IDEMPOTENCY_KEY_LENGTH_MAX} printable ASCII characters.`,
     );
   }
+  // Keys are stored: one holding a card number would keep it (see `containsCardNumber`).
+  if (containsCardNumber(header)) {
+    throw invalid(
+      'idempotency.invalid_key',
+      'An Idempotency-Key may not hold a payment card number; Baton stores its keys.',
+    );
+  }
   return header;
 }
 
@@ -462,9 +467,9 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; detail: s
   },
 };
 
-function refuseUnstorableText(errors: FieldError[]): void {
+function refuseText(errors: FieldError[]): void {
   if (errors.length > 0)
-    throw invalid('request.invalid', 'The request holds text that cannot be stored.', { errors });
+    throw invalid('request.invalid', 'The request holds text that Baton does not take.', { errors });
 }
 
 /** Longest path parameter the router takes. */

@@ -1,33 +1,63 @@
+import { containsCardNumber } from '../card-numbers.js';
 import type { FieldError } from '../errors.js';
 
 /*
- * Text that PostgreSQL cannot store. JSON may carry the NUL character (`\u0000`) and unpaired
- * UTF-16 surrogates (`\ud800`), and a URL may carry `%00`; a `text` or `jsonb` column refuses
- * the first, and the second would be stored as U+FFFD, silently changed. Requests are checked
- * for both before anything else reads them, so that such text is a clear 400 wherever it hides,
- * never a failed statement.
+ * Text a request may not carry into Baton, wherever it hides in the body, the path or the
+ * query; requests are checked before anything else reads them, so that such text is a clear 400,
+ * never a failed statement nor a stored secret.
+ *
+ * - Text PostgreSQL cannot store. JSON may carry the NUL character (`\u0000`) and unpaired
+ *   UTF-16 surrogates (`\ud800`), and a URL may carry `%00`; a `text` or `jsonb` column refuses
+ *   the first, and the second would be stored as U+FFFD, silently changed.
+ * - Payment card numbers (see `containsCardNumber`): the payment provider holds them, Baton keeps
+ *   its tokens. The number is not repeated in the answer.
  */
 
 // In a `u` regular expression a surrogate pair is one code point: `\p{Cs}` finds only unpaired ones.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the NUL character is what it looks for.
 const UNSTORABLE = /[\u0000\p{Cs}]/u;
 
-/** Every string, object key included, of a parsed JSON value or query that cannot be stored, by JSON Pointer. */
-export function unstorableText(value: unknown, path: string, found: FieldError[] = []): FieldError[] {
-  if (typeof value === 'string') {
-    if (UNSTORABLE.test(value)) found.push({ path, rule: 'text', message: problemOf(value) });
-  } else if (Array.isArray(value)) {
+const CARD_NUMBER =
+  'holds what looks like a payment card number: send the payment provider’s token, never the number';
+
+/** Calls `visit` with every string, object key (`key` true) and whole number of a parsed JSON value or query, by JSON Pointer. */
+function eachText(
+  value: unknown,
+  path: string,
+  visit: (text: string, path: string, key: boolean) => void,
+): void {
+  if (typeof value === 'string') visit(value, path, false);
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) visit(String(value), path, false);
+  else if (Array.isArray(value)) {
     value.forEach((item, index) => {
-      unstorableText(item, `${path}/${index}`, found);
+      eachText(item, `${path}/${index}`, visit);
     });
   } else if (value !== null && typeof value === 'object') {
     for (const [key, item] of Object.entries(value)) {
       const child = `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-      if (UNSTORABLE.test(key))
-        found.push({ path: child, rule: 'text', message: `the name ${problemOf(key)}` });
-      unstorableText(item, child, found);
+      visit(key, child, true);
+      eachText(item, child, visit);
     }
   }
+}
+
+/** Every place in a parsed JSON value or query whose text PostgreSQL cannot store. */
+export function unstorableText(value: unknown, path: string): FieldError[] {
+  const found: FieldError[] = [];
+  eachText(value, path, (text, at, key) => {
+    if (UNSTORABLE.test(text))
+      found.push({ path: at, rule: 'text', message: `${key ? 'the name ' : ''}${problemOf(text)}` });
+  });
+  return found;
+}
+
+/** Every place in a parsed JSON value or query that Baton refuses to take: `unstorableText`, and card numbers. */
+export function refusedText(value: unknown, path: string): FieldError[] {
+  const found = unstorableText(value, path);
+  eachText(value, path, (text, at, key) => {
+    if (containsCardNumber(text))
+      found.push({ path: at, rule: 'card_number', message: `${key ? 'the name ' : ''}${CARD_NUMBER}` });
+  });
   return found;
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { containsCardNumber } from '../../../kernel/card-numbers.js';
 import { iso, isoOrNull, MoneyJson, moneyJson, timestamp } from '../../../kernel/http/schemas.js';
-import { looksLikeCardNumber } from '../domain/card-number.js';
 import {
   CHARGEBACK_LIABILITIES,
   CHARGEBACK_STATUSES,
@@ -22,7 +22,8 @@ export const PaymentMethodInput = z
   .string()
   .min(1)
   .max(200)
-  .refine((value) => !looksLikeCardNumber(value), {
+  // Requests are checked for card numbers everywhere (see `refusedText`); this says so here too.
+  .refine((value) => !containsCardNumber(value), {
     message: 'is a card number: send the payment provider’s token for the card, never its number',
   })
   .describe('The provider’s token for the payment method. A card number is refused.');

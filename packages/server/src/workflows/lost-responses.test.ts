@@ -90,6 +90,9 @@ async function lossyProxy(upstream: string) {
       outgoing.end(Buffer.concat(body));
     });
   });
+  // Idle connections stay open longer than the clients keep them, so that every connection
+  // closed under a client is one the proxy closed on purpose.
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('the proxy has no port');

@@ -1,17 +1,16 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { startServer, stopServer } from './lib/baton-server.js';
 import { describeMachine } from './lib/machine.js';
 import { pgbenchTps } from './lib/pgbench.js';
 import { createBenchDatabase, DEFAULT_BENCH_DATABASE_URL } from './lib/postgres.js';
 import { Random } from './lib/random.js';
 import { formatMs, Latencies } from './lib/stats.js';
 import { markdownTable } from './lib/table.js';
-import type { OrdersServerReady } from './orders/server.js';
 
 /**
  * The order lifecycle over HTTP against a real Baton server, against pgbench TPC-B on the same
@@ -470,30 +469,6 @@ async function load(
 }
 
 // -------------------------------------------------------------------------------------------------
-
-const SERVER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'orders', 'server.ts');
-
-/** Starts a Baton server process on `target`; the first one (`first`) also migrates and makes the operator key. */
-async function startServer(
-  target: string,
-  first: boolean,
-): Promise<{ child: ChildProcess; ready: OrdersServerReady }> {
-  const child = fork(SERVER_SCRIPT, first ? [target] : [target, '--joining'], {
-    execArgv: ['--import', 'tsx'],
-    stdio: 'inherit',
-  });
-  const ready = await new Promise<OrdersServerReady>((resolve, reject) => {
-    child.once('message', (message) => resolve(message as OrdersServerReady));
-    child.once('exit', (code) => reject(new Error(`the Baton server exited with ${code}`)));
-  });
-  return { child, ready };
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.send({ type: 'stop' });
-  await exited;
-}
 
 interface Measured {
   readonly label: string;

@@ -223,7 +223,7 @@ describe(`lost responses (F3, ${TEST_DATABASE_KIND})`, async () => {
   }
 
   it(`gives every retry the first answer and has every key act once, through ${ORDERS} orders`, {
-    timeout: 600_000,
+    timeout: 600_000 * Math.max(1, ORDERS / 500),
   }, async () => {
     const { rows: before } = await sql<{ seq: string }>`
       select coalesce(max(seq), 0)::text as seq from events`.execute(f.db);

@@ -56,6 +56,7 @@ describe('card numbers', () => {
       'my card is 4111 1111 1111 1111, expiring 12/28',
       'tok_4242424242424242',
       'card:5555555555554444.',
+      'cards 4111111111111111, 5555555555554444',
     ])
       expect(containsCardNumber(text), text).toBe(true);
   });
@@ -65,6 +66,8 @@ describe('card numbers', () => {
       'pm_card_ok',
       'tok_1N3T00LkdIwHu7ixt44h1F8k',
       'ord_01m7ze3tt2f6cb7w1cdxgvk6a9',
+      'b119f649-5994-4813-8983-f4ec2cb5be39', // UUIDs whose digit groups once passed for Maestro
+      '1efac7dc-1896-4bf3-b95e-575290113506',
       '4242424242424241', // the check digit is off
       '42424242424',
       '4242  4242 4242 4242', // two spaces are not a card's grouping
@@ -78,6 +81,10 @@ describe('card numbers', () => {
       '41111111111111111111', // twenty digits: no card number
       '2026-11-21T16:20:29.123Z',
       '99999999999999999999.999',
+      '0.4111111111111111', // a random number, printed
+      'carol-0.4242424242424242@customer.test',
+      '4111111111111111.25', // an amount
+      '4111111111111111,25',
       '1732200000000',
       'DE89 3704 0044 0532 0130 00',
       '',

@@ -5,19 +5,20 @@ import cardValidator from 'card-validator';
  * tokens. A card number sent by mistake, as a payment method, in a description or anywhere
  * else, is refused before anything stores or logs it, and one in a URL is masked in the logs.
  *
- * A card number here is what a data-loss scanner takes for one: 12 to 19 digits, written
+ * A card number here is what a data-loss scanner takes for one: 13 to 19 digits, written
  * together or in groups of 3 to 6 separated by one space or dash, that card-validator
  * recognises as a number of a card scheme (its prefix, its length, and the Luhn check digit,
  * UnionPay's included). A run of digits is taken whole: one longer than a card number holds
- * none, and one that touches a letter (an id, a hexadecimal digest) or follows a `+` (a phone
- * number) is left alone.
+ * none, and one that touches a letter (an id, a hexadecimal digest), follows a `+` (a phone
+ * number) or is a part of a decimal number (`0.4111…`) is left alone.
  */
 
-/** Digits in groups joined by one space or dash, not right after a letter, a digit or a `+`. */
-const DIGIT_RUNS = /(?<![\p{L}\p{N}+])\d+(?:[ -]\d+)*/gu;
-const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+/** Digits in groups joined by one space or dash, not right after a letter, a digit, a `+` or a decimal point. */
+const DIGIT_RUNS = /(?<![\p{L}\p{N}+]|\d[.,])\d+(?:[ -]\d+)*/gu;
+/** What may not follow a card number: a letter, a digit, or a decimal point and a digit. */
+const CONTINUED = /^(?:[\p{L}\p{N}]|[.,]\d)/u;
 const SEPARATORS = /[ -]/;
-const DIGITS_MIN = 12;
+const DIGITS_MIN = 13;
 const DIGITS_MAX = 19;
 const GROUP_MIN = 3;
 const GROUP_MAX = 6;
@@ -44,10 +45,10 @@ function cardInRun(run: string): boolean {
   return false;
 }
 
-/** Whether a run found at `index` of `text` is a card number: whole, and not followed by a letter. */
+/** Whether a run found at `index` of `text` is a card number: whole, and not continued by a letter or decimals. */
 function isCardRun(text: string, run: string, index: number): boolean {
-  const next = text[index + run.length];
-  return (next === undefined || !LETTER_OR_DIGIT.test(next)) && cardInRun(run);
+  const end = index + run.length;
+  return !CONTINUED.test(text.slice(end, end + 2)) && cardInRun(run);
 }
 
 /** Whether `text` holds a payment card number anywhere in it. */

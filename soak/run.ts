@@ -87,7 +87,7 @@ const SOAKS: Record<string, Soak> = {
   },
   fuzz: {
     id: 'B1',
-    what: 'schema fuzz',
+    what: 'schema fuzz, then no card number stored (A4)',
     files: [`${SERVER}/request-fuzz.test.ts`],
     size: { variable: 'FUZZ_RUNS_PER_FAMILY', full: 10_000, unit: 'requests per endpoint family' },
     seedVariable: 'FUZZ_SEED',
@@ -97,7 +97,7 @@ const SOAKS: Record<string, Soak> = {
     id: 'M1',
     what: 'model-based money test',
     files: [`${SERVER}/workflows/money.model.test.ts`],
-    size: { variable: 'MONEY_MODEL_RUNS', full: 10_000, unit: 'runs' },
+    size: { variable: 'MONEY_MODEL_RUNS', full: 5_000, unit: 'runs' },
     databases: BOTH,
   },
   'write-skew': {

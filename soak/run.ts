@@ -65,9 +65,10 @@ const SOAKS: Record<string, Soak> = {
     id: 'F1',
     what: 'kill -9 under load',
     files: ['packages/cli/src/crash.test.ts'],
+    // A kill every 150 to 190 postings: 50 or more in 10,000.
+    size: { variable: 'CRASH_OPERATIONS', full: 10_000, unit: 'postings, a kill per 150–190' },
     databases: ['postgres'],
     built: true,
-    fixed: '10,000 postings, 50+ kills',
   },
   'database-faults': {
     id: 'F2',

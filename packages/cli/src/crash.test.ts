@@ -11,10 +11,12 @@ import { baton, scratchPostgres, serve, stop } from './testing/baton-process.js'
  * balanced. The embedded database is for trying Baton out on one machine; this is about the
  * server a deployment runs.
  */
-const OPERATIONS = 10_000;
+/** 2,500 in `npm test`; `npm run soak -- crash` runs RELIABILITY.md's 10,000, with 50 kills or more. */
+const OPERATIONS = Number(process.env.CRASH_OPERATIONS ?? 2_500);
 const CLIENTS = 8;
 const PARTNERS = 20;
-const KILLS_MIN = 50;
+/** A kill every 150 to 190 acknowledged operations: at least one per 200. */
+const KILLS_MIN = Math.floor(OPERATIONS / 200);
 /** Acknowledged operations between two kills, at random in this range: 52 to 66 kills in all. */
 const OPERATIONS_BETWEEN_KILLS: readonly [number, number] = [150, 190];
 

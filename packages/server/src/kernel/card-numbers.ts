@@ -8,9 +8,10 @@ import cardValidator from 'card-validator';
  * A card number here is what a data-loss scanner takes for one: 13 to 19 digits, written
  * together or in groups of 3 to 6 separated by one space or dash, that card-validator
  * recognises as a number of a card scheme (its prefix, its length, and the Luhn check digit,
- * UnionPay's included). A run of digits is taken whole: one longer than a card number holds
- * none, and one that touches a letter (an id, a hexadecimal digest), follows a `+` (a phone
- * number) or is a part of a decimal number (`0.4111…`) is left alone.
+ * UnionPay's included). Digits written together are taken whole (a longer number holds no card
+ * number); of groups, any run of consecutive ones may make one. Digits that touch a letter (an
+ * id, a hexadecimal digest), follow a `+` (a phone number) or are a part of a decimal number
+ * (`0.4111…`) are left alone.
  */
 
 /** Digits in groups joined by one space or dash, not right after a letter, a digit, a `+` or a decimal point. */

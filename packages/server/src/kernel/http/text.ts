@@ -53,10 +53,12 @@ export function unstorableText(value: unknown, path: string): FieldError[] {
 
 /** Every place in a parsed JSON value or query that Baton refuses to take: `unstorableText`, and card numbers. */
 export function refusedText(value: unknown, path: string): FieldError[] {
-  const found = unstorableText(value, path);
+  const found: FieldError[] = [];
   eachText(value, path, (text, at, key) => {
+    const name = key ? 'the name ' : '';
+    if (UNSTORABLE.test(text)) found.push({ path: at, rule: 'text', message: `${name}${problemOf(text)}` });
     if (containsCardNumber(text))
-      found.push({ path: at, rule: 'card_number', message: `${key ? 'the name ' : ''}${CARD_NUMBER}` });
+      found.push({ path: at, rule: 'card_number', message: `${name}${CARD_NUMBER}` });
   });
   return found;
 }

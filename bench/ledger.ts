@@ -146,11 +146,14 @@ async function openBooks(database: Database, partnersCount: number): Promise<Boo
   return { ledger, db: database.db, orders, partners, sequence: 0 };
 }
 
-/** An escrow release: 10.00 from an order's escrow to a partner, the platform's commission and margin. */
-function release(books: Books): PostingInput {
+/**
+ * An escrow release: 10.00 from an order's escrow to a partner, the platform's commission and
+ * margin. The partner is one at random, or `partner`.
+ */
+function release(books: Books, partner?: string): PostingInput {
   const n = books.sequence++;
   const order = books.orders[Math.floor(Math.random() * books.orders.length)] as string;
-  const partner = books.partners[Math.floor(Math.random() * books.partners.length)] as string;
+  partner ??= books.partners[Math.floor(Math.random() * books.partners.length)] as string;
   return {
     idempotencyKey: `release:${order}:${n}:${process.pid}`,
     cause: { kind: 'leg', id: `${order}:${n}` },
@@ -183,8 +186,11 @@ async function rated(work: () => Promise<{ count: number; seconds: number }>): P
   return { tps: count / seconds, cpuPercent: ((used.user + used.system) / 1e6 / wall) * 100 };
 }
 
-/** Postings per second with `clients` concurrent posters, one posting per database transaction. */
-function singlePostings(books: Books, clients: number, seconds: number): Promise<Rate> {
+/**
+ * Postings per second with `clients` concurrent posters, one posting per database transaction;
+ * each to a partner at random, or all to `partner`.
+ */
+function singlePostings(books: Books, clients: number, seconds: number, partner?: string): Promise<Rate> {
   return rated(async () => {
     // A short warm-up fills the server's buffers. Accounts are looked up on first use, as an
     // escrow released once or twice in its life would be.
@@ -194,7 +200,7 @@ function singlePostings(books: Books, clients: number, seconds: number): Promise
     await Promise.all(
       Array.from({ length: clients }, async () => {
         while (Date.now() < until) {
-          const input = release(books);
+          const input = release(books, partner);
           await runInTransaction(books.db, (tx) => books.ledger.post(ctxOf(tx), input));
           if (Date.now() > warmUntil) counted++;
         }
@@ -228,6 +234,25 @@ function batchedPostings(books: Books, atomic: boolean, batches: number, callers
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
     };
   });
+}
+
+/**
+ * A partner whose payable every posting of a run credits, as a busy partner's confirmed legs do.
+ * With `oneRow`, its payable is opened as payables were before ledger migration 0007, with one
+ * balance row, which every posting locks until it commits: the same run without the slots.
+ */
+async function busyPartner(books: Books, oneRow: boolean): Promise<string> {
+  const partner = newId('ptn');
+  if (oneRow) {
+    const account = newId('acc');
+    await sql`insert into ledger_accounts (id, purpose, owner_kind, owner_id, currency, normal_side, non_negative, slots, created_at)
+      values (${account}, 'partner_payable', 'partner', ${partner}, 'EUR', 'credit', true, 1, now())`.execute(
+      books.db,
+    );
+    await sql`insert into ledger_balances (account_id, slot, balance_minor, normal_sign, non_negative)
+      values (${account}, 0, 0, -1, true)`.execute(books.db);
+  }
+  return partner;
 }
 
 async function verified(books: Books): Promise<string> {
@@ -293,7 +318,7 @@ select r.* from v, ledger_post(
   array[1000, -850, -100, -50]::int8[],
   array[floor(random() * v.escrow_slots), floor(random() * v.partner_slots),
     floor(random() * ${commission.slots}), floor(random() * ${margin.slots})]::int2[],
-  now(), true) r;
+  now(), true, '{}'::text[]) r;
 END;
 \\endpipeline
 `;
@@ -320,6 +345,8 @@ from generate_series(1, ${BATCH_SIZE}) g, generate_series(0, 3) p;
 
 interface Measured {
   readonly single: Map<number, Rate>;
+  /** 8 clients, every posting to one partner: its payable in slots, and in one row; only with several connections. */
+  readonly busy: { readonly slots: Rate; readonly oneRow: Rate } | null;
   readonly atomic: Rate;
   readonly perItem: Rate;
   /** Atomic batches from two concurrent callers; only where the database takes several connections. */
@@ -342,13 +369,19 @@ async function measure(
   const books = await openBooks(database, options.partners);
   const single = new Map<number, Rate>();
   for (const count of clients) single.set(count, await singlePostings(books, count, options.seconds));
+  const busy = concurrentBatches
+    ? {
+        slots: await singlePostings(books, 8, options.seconds, await busyPartner(books, false)),
+        oneRow: await singlePostings(books, 8, options.seconds, await busyPartner(books, true)),
+      }
+    : null;
   const atomic = await batchedPostings(books, true, options.batches);
   const perItem = await batchedPostings(books, false, options.batches);
   const atomicTwoCallers = concurrentBatches ? await batchedPostings(books, true, options.batches, 2) : null;
   const verify = await verified(books);
   const statementAlone = serverUrl ? await postingStatementAlone(books, serverUrl, options.seconds) : null;
   const entries = serverUrl ? await entriesAlone(books, serverUrl, options.seconds) : null;
-  return { single, atomic, perItem, atomicTwoCallers, verify, statementAlone, entriesAlone: entries };
+  return { single, busy, atomic, perItem, atomicTwoCallers, verify, statementAlone, entriesAlone: entries };
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -394,6 +427,20 @@ export async function main(args: string[]): Promise<void> {
         ? `${ratio(rate.tps, pgbench.get(1) ?? Number.NaN)} of TPC-B at 1`
         : ratio(rate.tps, base8),
       cpu(rate),
+    ]);
+  }
+  if (onPostgres.busy) {
+    rows.push([
+      'Baton posting, 8 clients, all to one partner (its payable in 16 slots)',
+      onPostgres.busy.slots.tps.toFixed(0),
+      ratio(onPostgres.busy.slots.tps, base8),
+      cpu(onPostgres.busy.slots),
+    ]);
+    rows.push([
+      'the same, its payable in one balance row (as before migration 0007)',
+      onPostgres.busy.oneRow.tps.toFixed(0),
+      ratio(onPostgres.busy.oneRow.tps, base8),
+      cpu(onPostgres.busy.oneRow),
     ]);
   }
   for (const [clients, tps] of onPostgres.statementAlone ?? []) {

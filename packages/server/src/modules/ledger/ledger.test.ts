@@ -8,7 +8,8 @@ import { DomainError } from '../../kernel/errors.js';
 import { type AccountId, newId } from '../../kernel/ids.js';
 import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
-import { type AccountKey, type PostingInput, sealChain, verifyLedger } from './index.js';
+import { type AccountKey, createLedgerService, type PostingInput, sealChain, verifyLedger } from './index.js';
+import { ledgerMigrations } from './store/migrations.js';
 
 /*
  * The ledger through its service and straight against its tables: the database's own guards
@@ -380,6 +381,163 @@ describe(`ledger (${TEST_DATABASE_KIND})`, async () => {
     expect(new Set(outcomes)).toEqual(new Set(['posted', 'ledger.insufficient_funds']));
     expect(await balance(transit)).toBe(expected.balance);
     await clean();
+  });
+
+  describe('busy accounts that may not go below zero (a partner payable)', () => {
+    /** The account's balance slots, on its normal side (a payable's credits positive). */
+    const slots = async (account: string) =>
+      (
+        await db
+          .selectFrom('ledger_balances')
+          .select(['slot', 'balance_minor', 'normal_sign'])
+          .where('account_id', '=', account)
+          .orderBy('slot')
+          .execute()
+      ).map((row) => BigInt(row.balance_minor) * BigInt(row.normal_sign));
+    const payout = (partner: string, key: string, amountMinor: bigint) =>
+      inTx((c) => ledger.post(c, move(key, payable(partner), platform('payouts_in_transit'), amountMinor)));
+
+    it('spreads credits over its slots, and a debit takes from all of them, to the last cent', async () => {
+      const partner = newId('ptn');
+      for (let n = 1; n <= 40; n++) await fund(partner, BigInt(n));
+      const account = (await inTx((c) => ledger.account(c, payable(partner)))).id;
+      const spread = await slots(account);
+      expect(spread).toHaveLength(16);
+      expect(spread.filter((slot) => slot > 0n).length).toBeGreaterThan(1);
+      expect(spread.reduce((a, b) => a + b, 0n)).toBe(820n);
+
+      const short = await failure(payout(partner, `payout:${partner}:1`, 821n));
+      expect(short.code).toBe('ledger.insufficient_funds');
+      expect(short.details).toMatchObject({ balance: '820', needed: '821' });
+      await payout(partner, `payout:${partner}:2`, 820n);
+      expect(await balance(account as AccountId)).toBe(0n);
+      expect(await slots(account)).toEqual(Array.from({ length: 16 }, () => 0n));
+      expect(codeOf(await failure(payout(partner, `payout:${partner}:3`, 1n)))).toBe(
+        'ledger.insufficient_funds',
+      );
+      await clean();
+    });
+
+    it('judges a batch that credits and debits it against its whole balance, in order', async () => {
+      const partner = newId('ptn');
+      for (let n = 1; n <= 10; n++) await fund(partner, 100n, `fund:${partner}:${n}`);
+      const to = platform('payouts_in_transit');
+      const from = platform('operator_adjustments');
+      const results = await inTx((c) =>
+        ledger.postBatch(
+          c,
+          [
+            move(`b:${partner}:1`, payable(partner), to, 1_000n),
+            move(`b:${partner}:2`, payable(partner), to, 1n),
+            move(`b:${partner}:3`, from, payable(partner), 50n),
+            move(`b:${partner}:4`, payable(partner), to, 50n),
+            move(`b:${partner}:5`, payable(partner), to, 1n),
+          ],
+          { atomic: false },
+        ),
+      );
+      expect(results.map((r) => (r.status === 'rejected' ? r.error.code : r.status))).toEqual([
+        'posted',
+        'ledger.insufficient_funds',
+        'posted',
+        'posted',
+        'ledger.insufficient_funds',
+      ]);
+      expect(await balance(payable(partner))).toBe(0n);
+      await clean();
+    });
+
+    it('gives a payable opened with one slot its sixteen, its balance untouched (migration 0007)', async () => {
+      const partner = newId('ptn');
+      const account = newId('acc');
+      // A payable as accounts were opened before: one balance row.
+      await db.transaction().execute(async (tx) => {
+        await sql`insert into ledger_accounts (id, purpose, owner_kind, owner_id, currency, normal_side, non_negative, slots, created_at)
+          values (${account}, 'partner_payable', 'partner', ${partner}, 'EUR', 'credit', true, 1, now())`.execute(
+          tx,
+        );
+        await sql`insert into ledger_balances (account_id, slot, balance_minor, normal_sign, non_negative)
+          values (${account}, 0, 0, -1, true)`.execute(tx);
+      });
+      await fund(partner, 500n);
+      expect(await slots(account)).toEqual([500n]);
+      const upgrade = ledgerMigrations.migrations['0007_busy_accounts_slots'];
+      await upgrade?.up(db);
+      await upgrade?.up(db);
+      expect(await slots(account)).toEqual([500n, ...Array.from({ length: 15 }, () => 0n)]);
+      // A process started after the upgrade reads sixteen slots: credits spread, a debit takes all.
+      const upgraded = createLedgerService();
+      for (let n = 1; n <= 20; n++) {
+        await inTx((c) =>
+          upgraded.post(
+            c,
+            move(`after:${partner}:${n}`, platform('operator_adjustments'), payable(partner), 10n),
+          ),
+        );
+      }
+      expect((await slots(account)).filter((slot) => slot > 0n).length).toBeGreaterThan(1);
+      await inTx((c) =>
+        upgraded.post(c, move(`all:${partner}`, payable(partner), platform('payouts_in_transit'), 700n)),
+      );
+      expect(await slots(account)).toEqual(Array.from({ length: 16 }, () => 0n));
+      await clean();
+    });
+
+    it.runIf(TEST_DATABASE_KIND === 'postgres')(
+      'takes credits without waiting for each other, and a debit waits for them and counts them',
+      async () => {
+        const partner = newId('ptn');
+        await fund(partner, 100n);
+        // A credit held open: its slot stays locked until it commits.
+        let commit = () => {};
+        const committing = new Promise<void>((resolve) => {
+          commit = resolve;
+        });
+        let posted = () => {};
+        const held = new Promise<void>((resolve) => {
+          posted = resolve;
+        });
+        const open = inTx(async (c) => {
+          await ledger.post(
+            c,
+            move(`open:${partner}`, platform('operator_adjustments'), payable(partner), 500n),
+          );
+          posted();
+          await committing;
+        });
+        await held;
+        // Further credits go to other slots: most are not kept waiting (one slot of sixteen is
+        // taken, so each meets it with a chance of 1 in 16). With one balance row, none would pass.
+        let credited = 0n;
+        for (let n = 0; n < 6; n++) {
+          try {
+            await runInTransaction(db, async (tx) => {
+              await sql`set local lock_timeout = '300ms'`.execute(tx);
+              await ledger.post(
+                ctx(tx),
+                move(`more:${partner}:${n}`, platform('operator_adjustments'), payable(partner), 10n),
+              );
+            });
+            credited += 10n;
+          } catch (error) {
+            expect((error as { code?: string }).code).toBe('55P03'); // lock_not_available
+          }
+        }
+        expect(credited).toBeGreaterThan(0n);
+        // A debit of everything, the open credit included, waits for it, then takes it all.
+        let settled = false;
+        const everything = payout(partner, `payout:${partner}`, 600n + credited).finally(() => {
+          settled = true;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(settled).toBe(false);
+        commit();
+        await open;
+        await everything;
+        expect(await balance(payable(partner))).toBe(0n);
+        await clean();
+      },
+    );
   });
 
   describe('validation', () => {

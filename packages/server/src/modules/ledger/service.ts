@@ -372,7 +372,9 @@ export function createLedgerService(): LedgerService {
 
     /**
      * Admits postings in order while every non-negative account stays at or above zero, against
-     * `balances` (locked); refused ones get their result. Returns the rows to write.
+     * `balances` (locked); refused ones get their result. Returns the rows to write. A
+     * non-negative account that the call lowers has its balance in slot 0: its only slot, or the
+     * one its slots were swept into; one it only raises cannot fall below zero.
      */
     const admit = (pending: readonly PostingItem[], balances: Map<string, bigint>): PostingRow[] => {
       const rows: PostingRow[] = [];
@@ -407,6 +409,22 @@ export function createLedgerService(): LedgerService {
 
     // One slot of each many-slot account for the whole call, picked at random: the call locks
     // one row of a busy account rather than all of them, so concurrent calls seldom meet there.
+    // A many-slot account that must not go below zero and that the call lowers is swept instead:
+    // all its slots are locked and gathered into slot 0, where all its entries of the call go,
+    // so that it is checked against its whole balance (see `NON_NEGATIVE_SLOTS`).
+    const sweep = new Set<string>();
+    for (const candidate of candidates) {
+      for (const entry of candidate.posting.entries) {
+        const target = byId.get(entry.accountId);
+        if (
+          target?.nonNegative &&
+          target.slots > 1 &&
+          signedAmount(entry) * normalSign(target.normalSide) < 0n
+        )
+          sweep.add(entry.accountId);
+      }
+    }
+    const swept = [...sweep].sort();
     const slotsPicked = new Map<string, number>();
     const slotOf = (accountId: string, slots: number): number => {
       let slot = slotsPicked.get(accountId);
@@ -451,7 +469,10 @@ export function createLedgerService(): LedgerService {
           contentHash: contentHashOf(id, ctx.now, candidate.fingerprint),
           entries: candidate.posting.entries.map((entry) => {
             const slots = byId.get(entry.accountId)?.slots ?? 1;
-            return { ...entry, slot: slots === 1 ? 0 : slotOf(entry.accountId, slots) };
+            return {
+              ...entry,
+              slot: slots === 1 || sweep.has(entry.accountId) ? 0 : slotOf(entry.accountId, slots),
+            };
           }),
         },
       };
@@ -490,7 +511,7 @@ export function createLedgerService(): LedgerService {
         ctx.db,
         ctx.now,
         items.map((item) => item.row),
-        options,
+        { atomic: options.atomic, sweep: swept },
       );
       taken = outcome.taken;
       if (outcome.applied) written = outcome.written;
@@ -503,6 +524,7 @@ export function createLedgerService(): LedgerService {
       balances = await lockSlots(
         ctx.db,
         slotRefsOf(items.filter((item) => !taken.has(item.row.idempotencyKey))),
+        swept,
       );
     }
     for (const item of items) {
@@ -652,7 +674,11 @@ export function createLedgerService(): LedgerService {
       const target = await resolve(ctx, ref);
       if (!target.nonNegative)
         throw new Error(`lockBalance needs a non-negative account; ${target.purpose} is not`);
-      const balances = await lockSlots(ctx.db, [{ accountId: target.id, slot: 0 }]);
+      // Every slot locked, gathered into slot 0: nothing can change the balance meanwhile.
+      const balances =
+        target.slots > 1
+          ? await lockSlots(ctx.db, [], [target.id])
+          : await lockSlots(ctx.db, [{ accountId: target.id, slot: 0 }]);
       return {
         account: target,
         balanceMinor: (balances.get(slotKey(target.id, 0)) ?? 0n) * normalSign(target.normalSide),

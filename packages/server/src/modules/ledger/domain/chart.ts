@@ -30,6 +30,8 @@ export interface PurposeRules {
   readonly normalSide: NormalSide;
   /** The balance (on the normal side) may never go below zero; the database enforces it. */
   readonly nonNegative: boolean;
+  /** Many postings raise it at once (for a non-negative account: see `slotsOf`). */
+  readonly busy?: true;
   readonly description: string;
 }
 
@@ -50,6 +52,7 @@ export const CHART = {
     owner: 'partner',
     normalSide: 'credit',
     nonNegative: true,
+    busy: true,
     description: 'What the platform owes a partner, available for payout.',
   },
   partner_reserve: {
@@ -68,12 +71,14 @@ export const CHART = {
     owner: 'platform',
     normalSide: 'credit',
     nonNegative: true,
+    busy: true,
     description: 'Payouts sent to the provider and not yet settled.',
   },
   refunds_in_transit: {
     owner: 'platform',
     normalSide: 'credit',
     nonNegative: true,
+    busy: true,
     description: 'Refunds sent to the provider and not yet settled.',
   },
   platform_commission: {
@@ -139,11 +144,22 @@ export const PLATFORM_OWNER = 'platform';
  * slot of such an account chosen at random, so concurrent postings to a busy account (the
  * provider clearing, the platform's revenue) rarely wait for each other; its balance is the sum
  * of its slots. 32 rather than 8: with eight concurrent posters, eight slots made more than half
- * of the postings wait for another's commit on the platform's commission or margin. An account
- * that must not go below zero has one slot, locked by every posting that changes it.
+ * of the postings wait for another's commit on the platform's commission or margin.
  */
 export const BALANCE_SLOTS = 32;
-export const slotsOf = (rules: PurposeRules): number => (rules.nonNegative ? 1 : BALANCE_SLOTS);
+
+/**
+ * Balance slots of a busy account that must not go below zero (a partner's payable, payouts and
+ * refunds in transit). A posting that raises it adds to one slot at random, as above; one that
+ * lowers it locks every slot and gathers them into the first before the check (ledger migration
+ * 0006), so each slot, and the whole, stays at or above zero. Fewer than two-way accounts have,
+ * since every lowering locks and gathers them all. Other non-negative accounts (an order's
+ * escrow, a programme's budget) are lowered about as often as raised: one slot.
+ */
+export const NON_NEGATIVE_SLOTS = 16;
+
+export const slotsOf = (rules: PurposeRules): number =>
+  !rules.nonNegative ? BALANCE_SLOTS : rules.busy ? NON_NEGATIVE_SLOTS : 1;
 
 /** +1 when debits raise the account's balance, -1 when credits do. */
 export const normalSign = (side: NormalSide): 1n | -1n => (side === 'debit' ? 1n : -1n);

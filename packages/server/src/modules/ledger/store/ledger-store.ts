@@ -183,19 +183,21 @@ export interface SlotRef {
 }
 
 /**
- * Locks the balance slots a posting will change, in (account, slot) order, and returns their
- * balances (debits positive). Every posting locks in the same order, so two postings never wait
- * for each other in a cycle.
+ * Locks the balance slots a posting will change and every slot of the accounts in `sweep`, in
+ * (account, slot) order, gathers each swept account's balance into its slot 0 (ledger migration
+ * 0006), and returns the locked balances (debits positive). Every posting locks in the same
+ * order, so two postings never wait for each other in a cycle.
  */
-export async function lockSlots(db: Executor, slots: readonly SlotRef[]): Promise<Map<string, bigint>> {
-  if (slots.length === 0) return new Map();
+export async function lockSlots(
+  db: Executor,
+  slots: readonly SlotRef[],
+  sweep: readonly string[] = [],
+): Promise<Map<string, bigint>> {
+  if (slots.length === 0 && sweep.length === 0) return new Map();
   const { rows } = await sql<{ account_id: string; slot: number; balance_minor: bigint }>`
-    select account_id, slot, balance_minor from ledger_balances
-    where (account_id, slot) in (
-      select * from unnest(${slots.map((s) => s.accountId)}::text[], ${slots.map((s) => s.slot)}::int2[])
-    )
-    order by account_id, slot
-    for update`.execute(db);
+    select account_id, slot, balance_minor from ledger_lock(
+      ${slots.map((s) => s.accountId)}::text[], ${slots.map((s) => s.slot)}::int2[], ${sweep}::text[]
+    )`.execute(db);
   return new Map(rows.map((row) => [slotKey(row.account_id, row.slot), BigInt(row.balance_minor)]));
 }
 
@@ -300,9 +302,10 @@ export interface PostOutcome {
 }
 
 /**
- * Posts transactions in one round trip, a call of `ledger_post` (migrations 0003 and 0004),
- * which locks the balance slots the postings change, in (account, slot) order, and then does
- * this in one statement, with a snapshot in which those slots cannot change any more:
+ * Posts transactions in one round trip, a call of `ledger_post` (migrations 0003, 0004 and 0006),
+ * which locks the balance slots the postings change, in (account, slot) order, with every slot
+ * of the accounts in `sweep` gathered into slot 0 (see `lockSlots`), and then does this in one
+ * statement, with a snapshot in which those slots cannot change any more:
  *   1. postings whose idempotency key already names a transaction are set aside (returned in
  *      `taken`, with the stored fingerprint, to be told apart as replays or conflicts);
  *   2. the balance slots of the others are read (and locked again, which costs little);
@@ -317,7 +320,7 @@ export async function postTransactions(
   db: Executor,
   postedAt: Date,
   postings: readonly PostingRow[],
-  options: { atomic: boolean },
+  options: { atomic: boolean; sweep: readonly string[] },
 ): Promise<PostOutcome> {
   const { rows } = await sql<{
     kind: 'written' | 'taken' | 'locked' | 'outcome';
@@ -331,7 +334,8 @@ export async function postTransactions(
       ${postingArrays(postings)},
       ${entryArrays(postings)},
       ${postedAt}::timestamptz,
-      ${options.atomic}::boolean
+      ${options.atomic}::boolean,
+      ${options.sweep}::text[]
     )`.execute(db);
   const taken = new Map<string, ExistingPosting>();
   const written = new Set<string>();

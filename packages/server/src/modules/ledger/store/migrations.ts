@@ -321,11 +321,116 @@ export const ledgerMigrations: ModuleMigrations = {
         );
       },
     },
+    /*
+     * Busy accounts that may not go below zero get several balance slots (see `slotsOf` in the
+     * chart): a partner's payable, which every confirmed leg of that partner credits, and the
+     * platform's payouts and refunds in transit. Until now such an account had one balance row,
+     * and every posting that raised it waited for the commit of the one before.
+     *
+     * A posting that raises such an account adds to one slot, as for two-way accounts. A posting
+     * that lowers it names the account in `p_sweep`: all its slots are locked, and gathered into
+     * slot 0 (the sweep) before the posting's statement reads them, so the running-sum check of
+     * that statement sees the whole balance in slot 0, where every entry of the account in that
+     * call goes. Each slot stays at or above zero (the balance row's check), so the account does.
+     * A sweep moves nothing between accounts: balances are sums of slots.
+     *
+     * `ledger_lock` is that locking and sweep on its own, for callers that read a balance before
+     * they decide what to post (`lockBalance`). The function of 0004, without `p_sweep`, stays
+     * for processes still running the code of before while a new version starts.
+     */
+    '0006_busy_non_negative_accounts': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          create function ledger_lock(e_account text[], e_slot int2[], p_sweep text[])
+          returns table (account_id text, slot int2, balance_minor int8)
+          language plpgsql as $$
+          #variable_conflict use_column
+          begin
+            ${sql.raw(LOCK_AND_SWEEP)}
+            return query
+              select b.account_id, b.slot, b.balance_minor from ledger_balances b
+              where (b.account_id, b.slot) in (select * from unnest(e_account, e_slot))
+                or b.account_id = any(p_sweep);
+          end $$;
+
+          create function ledger_post(
+            p_id text[], p_key text[], p_description text[], p_cause_kind text[], p_cause_id text[],
+            p_metadata jsonb[], p_fingerprint bytea[], p_content_hash bytea[],
+            e_transaction text[], e_position int2[], e_account text[], e_currency text[], e_amount int8[], e_slot int2[],
+            p_posted_at timestamptz, p_atomic boolean, p_sweep text[]
+          ) returns table (kind text, id text, key text, fingerprint bytea, slot int2, balance_minor int8)
+          language plpgsql as $$
+          #variable_conflict use_column
+          begin
+            ${sql.raw(LOCK_AND_SWEEP)}
+            if cardinality(p_id) = 1 then
+              return query ${sql.raw(POST_STATEMENT)};
+            else
+              return query execute $statement$ ${sql.raw(POST_STATEMENT)} $statement$
+                using p_id, p_key, p_description, p_cause_kind, p_cause_id, p_metadata, p_fingerprint, p_content_hash,
+                  e_transaction, e_position, e_account, e_currency, e_amount, e_slot, p_posted_at, p_atomic;
+            end if;
+          end $$;
+        `.execute(db);
+      },
+    },
+    /*
+     * Busy non-negative accounts opened before 0006 get their further slots, at zero, so that
+     * they take concurrent credits too. A process still running the code of before (during a
+     * rolling start) keeps posting to and checking slot 0 alone: it may refuse a debit that the
+     * other slots would cover, never admit one they do not. Running it again changes nothing.
+     */
+    '0007_busy_accounts_slots': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          insert into ledger_balances (account_id, slot, balance_minor, normal_sign, non_negative)
+          select a.id, s.slot, 0, case when a.normal_side = 'debit' then 1 else -1 end, a.non_negative
+          from ledger_accounts a cross join lateral generate_series(a.slots, ${sql.raw(String(BUSY_SLOTS))} - 1) as s(slot)
+          where a.purpose in ('partner_payable', 'payouts_in_transit', 'refunds_in_transit');
+          update ledger_accounts set slots = ${sql.raw(String(BUSY_SLOTS))}
+          where purpose in ('partner_payable', 'payouts_in_transit', 'refunds_in_transit')
+            and slots < ${sql.raw(String(BUSY_SLOTS))};
+        `.execute(db);
+      },
+    },
   },
 };
 
+/** Slots of a busy non-negative account as migration 0007 gave them (the chart's `NON_NEGATIVE_SLOTS`). */
+const BUSY_SLOTS = 16;
+
 /*
- * The statement of `ledger_post` (migrations 0003 and 0004), with the function's arguments as $1 … $16:
+ * The start of `ledger_lock` and `ledger_post` (migration 0006): locks the balance slots the
+ * entries name and every slot of the accounts in `p_sweep`, all in (account, slot) order, one
+ * index probe and lock each; then gathers each swept account's slots into slot 0, when another
+ * slot holds anything. Part of a migration: change it only by a new migration.
+ */
+const LOCK_AND_SWEEP = `
+            perform 1 from (
+              select k.account_id, k.slot from unnest(e_account, e_slot) as k(account_id, slot)
+              union
+              select b.account_id, b.slot from ledger_balances b where b.account_id = any(p_sweep)
+              order by 1, 2
+            ) k
+            cross join lateral (
+              select 1 from ledger_balances b
+              where b.account_id = k.account_id and b.slot = k.slot
+              for update
+            ) slot_locked;
+            if cardinality(p_sweep) > 0 then
+              update ledger_balances b
+              set balance_minor = case when b.slot = 0 then s.total else 0 end
+              from (
+                select x.account_id, sum(x.balance_minor)::int8 as total from ledger_balances x
+                where x.account_id = any(p_sweep)
+                group by x.account_id
+                having bool_or(x.slot > 0 and x.balance_minor <> 0)
+              ) s
+              where b.account_id = s.account_id and (b.slot = 0 or b.balance_minor <> 0);
+            end if;`;
+
+/*
+ * The statement of `ledger_post` (migrations 0003, 0004 and 0006), with the function's arguments as $1 … $16:
  * postings ($1 ids, $2 keys, $3 descriptions, $4 cause kinds, $5 cause ids, $6 metadata,
  * $7 fingerprints, $8 content hashes), entries ($9 transaction ids, $10 positions, $11 accounts,
  * $12 currencies, $13 signed amounts, $14 slots), $15 the posting time, $16 atomic.

@@ -675,10 +675,7 @@ export function createLedgerService(): LedgerService {
       if (!target.nonNegative)
         throw new Error(`lockBalance needs a non-negative account; ${target.purpose} is not`);
       // Every slot locked, gathered into slot 0: nothing can change the balance meanwhile.
-      const balances =
-        target.slots > 1
-          ? await lockSlots(ctx.db, [], [target.id])
-          : await lockSlots(ctx.db, [{ accountId: target.id, slot: 0 }]);
+      const balances = await lockSlots(ctx.db, [], [target.id]);
       return {
         account: target,
         balanceMinor: (balances.get(slotKey(target.id, 0)) ?? 0n) * normalSign(target.normalSide),

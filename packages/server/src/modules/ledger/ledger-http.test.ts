@@ -375,6 +375,101 @@ describe(`ledger over HTTP (${TEST_DATABASE_KIND})`, async () => {
     );
   });
 
+  it('shows a partner only its own entries of a leg release, and none of the platform’s metadata', async () => {
+    const alpha = await newPartner('alpha-release');
+    const bravo = await newPartner('bravo-release');
+    const order = `ord-${newId('txn')}`;
+    const eur = (amount: string) => ({ amount, currency: 'EUR' });
+    expectStatus(
+      await post({
+        idempotency_key: `http-capture:${order}`,
+        cause: { kind: 'payment', id: order },
+        entries: [
+          { account: byKey('provider_clearing', 'platform'), direction: 'debit', amount: eur('110.00') },
+          { account: byKey('customer_escrow', order), direction: 'credit', amount: eur('110.00') },
+        ],
+      }),
+      201,
+    );
+    // As a leg's release posts it: the escrow pays the partner (payable and reserve), the
+    // platform's commission and its margin, with the platform's figures in the metadata.
+    const metadata = {
+      step: 'release',
+      order_ref: order,
+      gross: '10000',
+      margin: '1000',
+      commission: '1000',
+      fee_version: 'fv_hidden',
+      escrow_total: '11000',
+    };
+    const release = expectStatus(
+      await post({
+        idempotency_key: `http-release:${order}`,
+        description: `Release of leg 1 of order ${order}`,
+        cause: { kind: 'leg', id: `${order}-1` },
+        metadata,
+        entries: [
+          { account: byKey('customer_escrow', order), direction: 'debit', amount: eur('110.00') },
+          { account: byKey('partner_payable', alpha.id), direction: 'credit', amount: eur('80.00') },
+          { account: byKey('partner_reserve', alpha.id), direction: 'credit', amount: eur('10.00') },
+          { account: byKey('platform_commission', 'platform'), direction: 'credit', amount: eur('10.00') },
+          { account: byKey('platform_margin', 'platform'), direction: 'credit', amount: eur('10.00') },
+        ],
+      }),
+      201,
+    );
+    const [, payable, reserve] = release.entries as Entry[];
+
+    const asOperator = expectStatus(
+      await app.request<Txn & { metadata: Record<string, string> }>(
+        'GET',
+        `/v1/ledger/transactions/${release.id}`,
+      ),
+      200,
+    );
+    expect(asOperator.entries).toEqual(release.entries);
+    expect(asOperator.metadata).toEqual(metadata);
+
+    const asPartner = expectStatus(
+      await app.request<Txn & { metadata: Record<string, string> }>(
+        'GET',
+        `/v1/ledger/transactions/${release.id}`,
+        { key: alpha.key },
+      ),
+      200,
+    );
+    expect(asPartner.entries).toEqual([payable, reserve]);
+    expect(asPartner.metadata).toEqual({});
+    expect(asPartner).toMatchObject({ id: release.id, cause: release.cause });
+    const listed = expectStatus(
+      await app.request<{ data: (Txn & { metadata: Record<string, string> })[] }>(
+        'GET',
+        '/v1/ledger/transactions',
+        { key: alpha.key },
+      ),
+      200,
+    );
+    expect(listed.data).toEqual([asPartner]);
+    const byAccount = expectStatus(
+      await app.request<{ data: Txn[] }>('GET', `/v1/ledger/transactions?account_id=${payable?.account_id}`, {
+        key: alpha.key,
+      }),
+      200,
+    );
+    expect(byAccount.data).toEqual([asPartner]);
+
+    problem(
+      await app.request('GET', `/v1/ledger/transactions/${release.id}`, { key: bravo.key }),
+      404,
+      'ledger.transaction_not_found',
+    );
+    const bravoList = expectStatus(
+      await app.request<{ data: Txn[] }>('GET', '/v1/ledger/transactions', { key: bravo.key }),
+      200,
+    );
+    expect(bravoList.data).toEqual([]);
+  });
+
   it('shows a partner only its own accounts and transactions', async () => {
     const alpha = await newPartner('alpha');
     const bravo = await newPartner('bravo');

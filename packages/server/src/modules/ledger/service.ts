@@ -148,8 +148,16 @@ export interface LedgerService {
    * much of a clawback the payable covers).
    */
   lockBalance(ctx: Context, account: AccountRef): Promise<Balance>;
+  /**
+   * A transaction as the actor may see it: whole for the operator; for a partner, only when it
+   * touches one of its accounts, with only the entries on its accounts and no metadata.
+   *
+   * @throws DomainError `ledger.transaction_not_found` (also for a transaction another's)
+   */
   transaction(ctx: Context, id: string): Promise<LedgerTransaction>;
+  /** Every transaction of a cause, whole, whoever asks: for the modules that post them. */
   transactionsFor(ctx: Context, cause: Cause): Promise<LedgerTransaction[]>;
+  /** Transactions newest first, each as `transaction` shows it to the actor. */
   listTransactions(
     ctx: Context,
     filter: Omit<TransactionListFilter, 'accountIds'> & { accountId?: string },
@@ -631,6 +639,58 @@ export function createLedgerService(): LedgerService {
     return found;
   }
 
+  /** Whether the actor sees transactions whole: the operator and Baton itself. */
+  const seesWhole = (ctx: Context) => ctx.actor.kind === 'operator' || ctx.actor.kind === 'system';
+
+  /**
+   * A transaction, whole, when the actor may see it: the operator always, anyone else when it
+   * touches one of their accounts (another's is a 404 like a missing one).
+   *
+   * @throws DomainError `ledger.transaction_not_found`
+   */
+  async function readable(ctx: Context, id: string): Promise<LedgerTransaction> {
+    const [found] = parseId('txn', id) ? await findTransactions(ctx.db, [id as LedgerTransactionId]) : [];
+    if (!found) throw ledgerErrors.transactionNotFound(id);
+    if (!seesWhole(ctx)) {
+      const touched = await accountsOf(
+        ctx,
+        found.entries.map((entry) => entry.accountId as AccountId),
+      );
+      if (![...touched.values()].some((a) => a && visible(ctx, a)))
+        throw ledgerErrors.transactionNotFound(id);
+    }
+    return found;
+  }
+
+  /**
+   * What the actor may see of transactions it may read. The operator sees them whole. A partner
+   * sees only its own accounts: of a transaction, the entries on its accounts (which need not
+   * balance on their own), and no metadata. Metadata is the poster's record for the platform's
+   * books (a leg's release keeps its gross, margin, commission, fee rule and version and subsidy
+   * programme there), and orders show partners none of that; an allowlist of harmless keys
+   * would have to follow every module that posts, and a key added there would be shown by
+   * default. What a partner's money did is in its own entries and statements.
+   */
+  async function seenBy(
+    ctx: Context,
+    transactions: readonly LedgerTransaction[],
+  ): Promise<LedgerTransaction[]> {
+    if (seesWhole(ctx)) return [...transactions];
+    const accounts = await accountsOf(
+      ctx,
+      transactions.flatMap((t) => t.entries.map((entry) => entry.accountId as AccountId)),
+    );
+    const own = (accountId: string) => {
+      const account = accounts.get(accountId as AccountId);
+      return account !== null && account !== undefined && visible(ctx, account);
+    };
+    return transactions.map((t) => ({
+      ...t,
+      metadata: {},
+      entries: t.entries.filter((e) => own(e.accountId)),
+    }));
+  }
+
   async function balanceOf(ctx: Context, target: Account, asOf?: Date): Promise<Balance> {
     const signed = asOf
       ? await entriesBalance(ctx.db, target.id, asOf)
@@ -652,7 +712,7 @@ export function createLedgerService(): LedgerService {
     post,
     postBatch,
     async reverse(ctx, transactionId, input) {
-      const original = await this.transaction(ctx, transactionId);
+      const original = await readable(ctx, transactionId);
       return post(ctx, {
         idempotencyKey: input.idempotencyKey,
         description: input.description ?? `Reversal of ${original.id}`,
@@ -683,17 +743,9 @@ export function createLedgerService(): LedgerService {
       };
     },
     async transaction(ctx, id) {
-      const [found] = parseId('txn', id) ? await findTransactions(ctx.db, [id as LedgerTransactionId]) : [];
-      if (!found) throw ledgerErrors.transactionNotFound(id);
-      if (ctx.actor.kind !== 'operator' && ctx.actor.kind !== 'system') {
-        const touched = await accountsOf(
-          ctx,
-          found.entries.map((entry) => entry.accountId as AccountId),
-        );
-        if (![...touched.values()].some((a) => a && visible(ctx, a)))
-          throw ledgerErrors.transactionNotFound(id);
-      }
-      return found;
+      const [shown] = await seenBy(ctx, [await readable(ctx, id)]);
+      if (!shown) throw ledgerErrors.transactionNotFound(id);
+      return shown;
     },
     transactionsFor: (ctx, cause) => findTransactionsByCause(ctx.db, cause),
     async listTransactions(ctx, filter) {
@@ -705,7 +757,7 @@ export function createLedgerService(): LedgerService {
         ).map((a) => a.id);
       }
       const rows = await listTransactions(ctx.db, { ...filter, accountIds });
-      return { items: rows.slice(0, filter.limit), hasMore: rows.length > filter.limit };
+      return { items: await seenBy(ctx, rows.slice(0, filter.limit)), hasMore: rows.length > filter.limit };
     },
     async statement(ctx, accountId, page) {
       const target = await getAccount(ctx, accountId);

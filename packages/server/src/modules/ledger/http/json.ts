@@ -50,9 +50,13 @@ export const TransactionJson = z
     idempotency_key: z.string(),
     description: z.string(),
     cause: z.object({ kind: z.enum(CAUSE_KINDS), id: z.string() }),
-    metadata: z.record(z.string(), z.string()),
+    metadata: z
+      .record(z.string(), z.string())
+      .describe('The poster’s record of the transaction; empty for partners (the platform’s own).'),
     posted_at: timestamp,
-    entries: z.array(EntryJson),
+    entries: z
+      .array(EntryJson)
+      .describe('Every entry for operators; for a partner, only those on its own accounts.'),
     content_hash: z.string().describe('Hex SHA-256 of the transaction, the link the hash chain covers.'),
   })
   .meta({ id: 'LedgerTransaction' });

@@ -31,6 +31,14 @@ const LEDGER = ['Ledger'];
 const READERS = { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES } as const;
 /** Manual postings move money by hand: the operator's finance staff and administrators only. */
 const POSTERS = { operator: ['admin', 'finance'] } as const;
+/**
+ * Partners see only their own accounts: metadata is the platform's record (a leg's release keeps
+ * its margin, commission, fee version and escrow total there) and is never shown to them, nor is
+ * any entry on an account not theirs.
+ */
+const PARTNER_VIEW =
+  'and of each only the entries on its own accounts (so they need not balance) and no metadata: ' +
+  '`metadata` is always empty for partners, being the platform’s own record (margins, fees, totals).';
 const BATCH_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 
 const accountIdParams = z.strictObject({ account_id: idSchema('acc') });
@@ -190,7 +198,8 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
       url: '/v1/ledger/transactions',
       summary: 'List ledger transactions',
       description:
-        'Newest first. Operators see every transaction; a partner sees those touching its accounts.',
+        'Newest first. Operators see every transaction whole. A partner sees those touching its accounts, ' +
+        PARTNER_VIEW,
       tags: LEDGER,
       access: READERS,
       query: z.strictObject({
@@ -218,6 +227,9 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
       method: 'GET',
       url: '/v1/ledger/transactions/:transaction_id',
       summary: 'Get a ledger transaction',
+      description:
+        'Operators see every transaction whole. A partner sees one only when it touches its accounts ' +
+        `(another's answers \`404 ledger.transaction_not_found\`, as a missing one), ${PARTNER_VIEW}`,
       tags: LEDGER,
       access: READERS,
       params: transactionIdParams,

@@ -37,6 +37,23 @@ export const ledgerErrors = {
       `Account ${accountId} holds ${balanceMinor} minor units; the transaction needs ${neededMinor}.`,
       { account_id: accountId, balance: balanceMinor.toString(), needed: neededMinor.toString() },
     ),
+  /** A transaction is reversed at most once; `reversal_id` names the transaction that reversed it. */
+  alreadyReversed: (transactionId: string, reversalId: string) =>
+    conflict(
+      'ledger.already_reversed',
+      `Transaction ${transactionId} was already reversed, by transaction ${reversalId}.`,
+      { transaction_id: transactionId, reversal_id: reversalId },
+    ),
+  /**
+   * A reversal is final: undoing it would put back what it took out, which is a new posting of
+   * the original's movement, not a reversal.
+   */
+  reversalNotReversible: (transactionId: string) =>
+    unprocessable(
+      'ledger.reversal_not_reversible',
+      `Transaction ${transactionId} is a reversal, and a reversal is not reversed; post the movement anew instead.`,
+      { transaction_id: transactionId },
+    ),
   statementCursorInvalid: (after: string) =>
     unprocessable('ledger.cursor_invalid', `${after} is not a line of this account's statement.`),
   /** An all-or-nothing batch in which some item failed; nothing was written. */

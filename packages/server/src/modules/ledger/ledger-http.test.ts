@@ -1,9 +1,11 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { runInTransaction } from '../../kernel/database/transaction.js';
 import { newId } from '../../kernel/ids.js';
 import type { ApiResponse } from '../../testing/test-app.js';
 import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import { verifyLedger } from './index.js';
 
 /*
  * The ledger as an operator and a partner use it over `/v1/ledger/...`: idempotent postings,
@@ -468,6 +470,91 @@ describe(`ledger over HTTP (${TEST_DATABASE_KIND})`, async () => {
       200,
     );
     expect(bravoList.data).toEqual([]);
+  });
+
+  describe('reversals', () => {
+    interface Refusal extends Problem {
+      transaction_id: string;
+      reversal_id: string;
+    }
+    const reverse = (transactionId: string, key: string) =>
+      app.request<Txn>('POST', `/v1/ledger/transactions/${transactionId}/reverse`, {
+        body: { idempotency_key: key },
+      });
+    const reversalsOf = async (transactionId: string) =>
+      (
+        await db
+          .selectFrom('ledger_transactions')
+          .select('id')
+          .where('cause_kind', '=', 'reversal')
+          .where('cause_id', '=', transactionId)
+          .execute()
+      ).map((row) => row.id);
+    const clean = async () =>
+      expect((await runInTransaction(db, (tx) => verifyLedger(tx))).problems).toEqual([]);
+
+    it('reverses a transaction once: another key is 409 naming the reversal, the same key replays it', async () => {
+      const partner = newId('ptn');
+      const original = expectStatus(await post(credit(partner, '5.00', `http-once:${partner}`)), 201);
+      const payable = original.entries[1]?.account_id as string;
+      const first = expectStatus(await reverse(original.id, `http-once-rev:${partner}:1`), 201);
+      expect(first.replayed).toBe(false);
+
+      const again = problem(
+        await reverse(original.id, `http-once-rev:${partner}:2`),
+        409,
+        'ledger.already_reversed',
+      ) as Refusal;
+      expect(again).toMatchObject({ transaction_id: original.id, reversal_id: first.id });
+      expect(expectStatus(await reverse(original.id, `http-once-rev:${partner}:1`), 201)).toEqual({
+        ...first,
+        replayed: true,
+      });
+      // By hand, a posting whose cause is a reversal of it meets the same rule.
+      const byHand = await post({
+        ...credit(partner, '5.00', `http-once-hand:${partner}`),
+        cause: { kind: 'reversal', id: original.id },
+      });
+      expect((problem(byHand, 409, 'ledger.already_reversed') as Refusal).reversal_id).toBe(first.id);
+
+      expect(await reversalsOf(original.id)).toEqual([first.id]);
+      expect(await balanceOf(payable)).toBe('0.00');
+      await clean();
+    });
+
+    it('refuses to reverse a reversal', async () => {
+      const partner = newId('ptn');
+      const original = expectStatus(await post(credit(partner, '3.00', `http-final:${partner}`)), 201);
+      const reversal = expectStatus(await reverse(original.id, `http-final-rev:${partner}`), 201);
+      const before = await transactionCount();
+      const refused = problem(
+        await reverse(reversal.id, `http-final-rev-rev:${partner}`),
+        422,
+        'ledger.reversal_not_reversible',
+      ) as Refusal;
+      expect(refused.transaction_id).toBe(reversal.id);
+      expect(await transactionCount()).toBe(before);
+      expect(await balanceOf(original.entries[1]?.account_id as string)).toBe('0.00');
+    });
+
+    it('reverses a transaction exactly once when 10 reversals with distinct keys race', async () => {
+      const partner = newId('ptn');
+      const original = expectStatus(await post(credit(partner, '9.00', `http-race:${partner}`)), 201);
+      // Enough on the payable for every racer, so that only the rule can refuse them.
+      expectStatus(await post(credit(partner, '100.00', `http-race-more:${partner}`)), 201);
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, n) => reverse(original.id, `http-race-rev:${partner}:${n}`)),
+      );
+      const won = answers.filter((answer) => answer.status === 201);
+      expect(won).toHaveLength(1);
+      const winner = (won[0] as ApiResponse<Txn>).body.id;
+      for (const answer of answers.filter((a) => a.status !== 201)) {
+        expect(problem(answer, 409, 'ledger.already_reversed')).toMatchObject({ reversal_id: winner });
+      }
+      expect(await reversalsOf(original.id)).toEqual([winner]);
+      expect(await balanceOf(original.entries[1]?.account_id as string)).toBe('100.00');
+      await clean();
+    });
   });
 
   it('shows a partner only its own accounts and transactions', async () => {

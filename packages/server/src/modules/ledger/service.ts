@@ -32,12 +32,14 @@ import {
   findAccountsById,
   findAccountsByKey,
   findPostingsByKey,
+  findReversals,
   findTransactions,
   findTransactionsByCause,
   insertPostings,
   type LedgerTransaction,
   listAccounts,
   listTransactions,
+  lockReversalsOf,
   lockSlots,
   openAccounts,
   type PostingRow,
@@ -118,7 +120,8 @@ export interface LedgerService {
    *
    * @throws DomainError `ledger.entries_must_balance` (also for an unknown account, named per field),
    *   `ledger.currency_mismatch`, `ledger.owner_invalid`, `ledger.insufficient_funds`,
-   *   `ledger.exists_with_different_content`
+   *   `ledger.exists_with_different_content`; for a cause of kind `reversal`, also
+   *   `ledger.already_reversed` and `ledger.reversal_not_reversible` (see `reverse`)
    */
   post(ctx: Context, input: PostingInput): Promise<PostResult>;
   /**
@@ -133,7 +136,13 @@ export interface LedgerService {
   ): Promise<BatchItemResult[]>;
   /**
    * Posts the mirror image of a transaction: every debit becomes a credit and back. The
-   * original stays as it was; corrections are new transactions.
+   * original stays as it was; corrections are new transactions. A transaction is reversed at
+   * most once (the same idempotency key again returns that reversal), and a reversal is final:
+   * to undo one, post the original's movement anew.
+   *
+   * @throws DomainError `ledger.transaction_not_found`, `ledger.already_reversed` (naming the
+   *   reversal), `ledger.reversal_not_reversible`, `ledger.insufficient_funds`,
+   *   `ledger.exists_with_different_content`
    */
   reverse(
     ctx: Context,
@@ -488,6 +497,17 @@ export function createLedgerService(): LedgerService {
       items.push(item);
     }
 
+    // A transaction is reversed at most once, and a reversal not at all; the database keeps the
+    // first rule too (migration 0008). Looked at only when the call reverses something.
+    if (items.some((item) => item.row.cause.kind === 'reversal')) {
+      const refusals = await repeatedReversals(ctx, items);
+      for (const [index, error] of refusals) results[index] = { status: 'rejected', error };
+      if (refusals.size > 0) {
+        const kept = items.filter((item) => !refusals.has(item.index));
+        items.splice(0, items.length, ...kept);
+      }
+    }
+
     // 3. Write. Usually one statement does it all (see `postTransactions`); when it declines (a
     // non-negative account would go below zero, or an atomic batch has a refused item), the
     // postings are admitted one by one, in order, against the balances it locked.
@@ -782,6 +802,37 @@ interface PostingItem {
   readonly posting: ResolvedPosting;
   readonly fingerprint: Buffer;
   readonly row: PostingRow;
+}
+
+/**
+ * The refusals of postings that would reverse a transaction already reversed (by another key:
+ * the same key as the reversal posted is a replay, or a conflict of content, as for any key) or
+ * reverse a reversal, by the posting's index. Reversals of one transaction wait for each other
+ * here (`lockReversalsOf`), so that the one that waited is refused, naming the first, rather
+ * than running into the database's unique index. Within a call, the first posting that reverses
+ * a transaction claims it.
+ */
+async function repeatedReversals(
+  ctx: Context,
+  items: readonly PostingItem[],
+): Promise<Map<number, DomainError>> {
+  const reversing = items.filter((item) => item.row.cause.kind === 'reversal');
+  const targets = reversing.map((item) => item.row.cause.id);
+  await lockReversalsOf(ctx.db, targets);
+  const known = await findReversals(ctx.db, targets);
+  const firstOf = new Map<string, string>();
+  for (const [target, [first]] of known.of) if (first) firstOf.set(target, first.id);
+  const refusals = new Map<number, DomainError>();
+  for (const item of reversing) {
+    const target = item.row.cause.id;
+    if (known.of.get(target)?.some((reversal) => reversal.idempotencyKey === item.row.idempotencyKey))
+      continue;
+    const first = firstOf.get(target);
+    if (known.areReversals.has(target)) refusals.set(item.index, ledgerErrors.reversalNotReversible(target));
+    else if (first !== undefined) refusals.set(item.index, ledgerErrors.alreadyReversed(target, first));
+    else firstOf.set(target, item.id);
+  }
+  return refusals;
 }
 
 /** The balance slots some postings change, in the (account, slot) order every locker follows. */

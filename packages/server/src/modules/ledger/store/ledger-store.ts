@@ -441,6 +441,52 @@ export async function findTransactionsByCause(db: Executor, cause: Cause): Promi
   return withEntries(db, rows);
 }
 
+/**
+ * Takes, for each transaction named, the right to reverse it, held until the caller's
+ * transaction ends: reversals of one transaction wait for each other, so the one that waited
+ * reads the reversal that went first (`findReversals`, in a later statement). A lock of the
+ * database keyed on the id, since the id need not name a transaction that exists (a posting by
+ * hand may name any id as the cause of a reversal). Taken in id order, so that two callers
+ * reversing several transactions cannot deadlock on them.
+ */
+export async function lockReversalsOf(db: Executor, transactionIds: readonly string[]): Promise<void> {
+  if (transactionIds.length === 0) return;
+  await sql`
+    select pg_advisory_xact_lock(hashtextextended('ledger.reversal:' || r.id, 0))
+    from (select distinct id from unnest(${[...transactionIds]}::text[]) as id order by id) r`.execute(db);
+}
+
+export interface Reversals {
+  /** The reversals of each transaction named, first posted first. */
+  readonly of: ReadonlyMap<string, readonly { id: string; idempotencyKey: string }[]>;
+  /** The transactions named that are reversals themselves. */
+  readonly areReversals: ReadonlySet<string>;
+}
+
+/** The reversals of some transactions, and which of them are reversals themselves. */
+export async function findReversals(db: Executor, transactionIds: readonly string[]): Promise<Reversals> {
+  const of = new Map<string, { id: string; idempotencyKey: string }[]>();
+  const areReversals = new Set<string>();
+  if (transactionIds.length === 0) return { of, areReversals };
+  const ids = [...transactionIds];
+  const rows = await db
+    .selectFrom('ledger_transactions')
+    .select(['id', 'idempotency_key', 'cause_id'])
+    .where('cause_kind', '=', 'reversal')
+    .where((eb) => eb.or([eb('cause_id', 'in', ids), eb('id', 'in', ids)]))
+    .orderBy('seq')
+    .execute();
+  const named = new Set(ids);
+  for (const row of rows) {
+    if (named.has(row.id)) areReversals.add(row.id);
+    if (!named.has(row.cause_id)) continue;
+    const list = of.get(row.cause_id) ?? [];
+    list.push({ id: row.id, idempotencyKey: row.idempotency_key });
+    of.set(row.cause_id, list);
+  }
+  return { of, areReversals };
+}
+
 export interface TransactionListFilter {
   readonly accountIds?: readonly string[] | undefined;
   readonly cause?: Partial<Cause> | undefined;

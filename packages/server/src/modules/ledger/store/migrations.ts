@@ -7,7 +7,8 @@ import type { ModuleMigrations } from '../../../kernel/database/migrations.js';
  *   - an entry in a currency other than its account's, or for an account or transaction that
  *     does not exist, and a transaction with fewer than two entries,
  *   - any UPDATE, DELETE or TRUNCATE of transactions, entries and the hash chain,
- *   - a balance below zero on an account flagged non-negative (a check on the balance row).
+ *   - a balance below zero on an account flagged non-negative (a check on the balance row),
+ *   - a second reversal of a transaction (a unique index over reversals, 0008).
  * 0001 checked double entry entry by entry at commit; 0002 checks it once per statement (see there).
  */
 export const ledgerMigrations: ModuleMigrations = {
@@ -391,6 +392,36 @@ export const ledgerMigrations: ModuleMigrations = {
           where purpose in ('partner_payable', 'payouts_in_transit', 'refunds_in_transit')
             and slots < ${sql.raw(String(BUSY_SLOTS))};
         `.execute(db);
+      },
+    },
+    /*
+     * A transaction is reversed at most once: a unique index on the reversed transaction's id
+     * over the reversal transactions only (cause kind `reversal`, whose cause id names the
+     * reversed transaction), so that a posting of any other kind neither writes to it nor pays
+     * for it. The service refuses a second reversal before it gets here (`ledger.already_reversed`);
+     * the index holds whatever races or bypasses the service.
+     *
+     * The books may already hold transactions reversed more than once, from before this rule.
+     * They stay as they are (the books are append-only, and those reversals moved money that an
+     * operator corrects, if need be, with a new transaction), and the index leaves out every
+     * reversal but the first of each such transaction, by id: listed in its predicate, which is
+     * evaluated only for reversals. Every later reversal of such a transaction meets the first.
+     */
+    '0008_one_reversal_per_transaction': {
+      async up(db: Kysely<unknown>) {
+        const { rows: later } = await sql<{ id: string }>`
+          select t.id from ledger_transactions t
+          where t.cause_kind = 'reversal'
+            and exists (
+              select 1 from ledger_transactions f
+              where f.cause_kind = 'reversal' and f.cause_id = t.cause_id and f.seq < t.seq
+            )
+          order by t.id`.execute(db);
+        const spared =
+          later.length === 0 ? sql`` : sql` and id not in (${sql.join(later.map((row) => sql.lit(row.id)))})`;
+        await sql`
+          create unique index ledger_transactions_one_reversal on ledger_transactions (cause_id)
+          where cause_kind = 'reversal'${spared}`.execute(db);
       },
     },
   },

@@ -8,7 +8,9 @@ import { DomainError } from '../../kernel/errors.js';
 import { type AccountId, newId } from '../../kernel/ids.js';
 import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import { contentHashOf, fingerprintOf } from './domain/posting.js';
 import { type AccountKey, createLedgerService, type PostingInput, sealChain, verifyLedger } from './index.js';
+import { postTransactions } from './store/ledger-store.js';
 import { ledgerMigrations } from './store/migrations.js';
 
 /*
@@ -765,6 +767,63 @@ describe(`ledger (${TEST_DATABASE_KIND})`, async () => {
       at(70),
     );
     expect(replay).toMatchObject({ replayed: true, transaction: { id: reversal.transaction.id } });
+  });
+
+  it('keeps the reversals of a transaction reversed twice before migration 0008, and refuses a third', async () => {
+    const partner = newId('ptn');
+    const original = (await fund(partner, 300n, `twice:${partner}`)).transaction;
+    await fund(partner, 300n, `twice-more:${partner}`);
+    const payableId = (await inTx((c) => ledger.account(c, payable(partner)))).id;
+    /** A reversal as `reverse` writes it, straight through the store: past the service's checks. */
+    const rawReversal = (key: string) =>
+      inTx(async (c) => {
+        const posting = {
+          idempotencyKey: key,
+          description: `Reversal of ${original.id}`,
+          cause: { kind: 'reversal' as const, id: original.id },
+          metadata: { reverses: original.id },
+          entries: original.entries.map((entry) => ({
+            ...entry,
+            direction: entry.direction === 'debit' ? ('credit' as const) : ('debit' as const),
+          })),
+        };
+        const id = newId('txn');
+        const fingerprint = fingerprintOf(posting);
+        const row = {
+          ...posting,
+          id,
+          fingerprint,
+          contentHash: contentHashOf(id, c.now, fingerprint),
+          entries: posting.entries.map((entry) => ({ ...entry, slot: 0 })),
+        };
+        const outcome = await postTransactions(c.db, c.now, [row], { atomic: true, sweep: [payableId] });
+        expect([...outcome.written]).toEqual([id]);
+        return id;
+      });
+    // The books as the code before the rule could leave them: the transaction reversed twice.
+    await sql`drop index ledger_transactions_one_reversal`.execute(db);
+    const first = await rawReversal(`twice-rev:${partner}:1`);
+    const second = await rawReversal(`twice-rev:${partner}:2`);
+    expect(await balance(payable(partner))).toBe(0n);
+
+    await ledgerMigrations.migrations['0008_one_reversal_per_transaction']?.up(db);
+    // Both stay; another reversal is refused, naming the first, and the second's key replays it.
+    const third = await failure(
+      inTx((c) => ledger.reverse(c, original.id, { idempotencyKey: `twice-rev:${partner}:3` })),
+    );
+    expect(third).toMatchObject({
+      code: 'ledger.already_reversed',
+      details: { transaction_id: original.id, reversal_id: first },
+    });
+    const replay = await inTx((c) =>
+      ledger.reverse(c, original.id, { idempotencyKey: `twice-rev:${partner}:2` }),
+    );
+    expect(replay).toMatchObject({ replayed: true, transaction: { id: second } });
+    // And the database refuses a third written past the service, with the funds for it there.
+    await fund(partner, 300n, `twice-again:${partner}`);
+    expect(codeOf(await failure(rawReversal(`twice-rev:${partner}:4`)))).toBe('23505');
+    expect(await balance(payable(partner))).toBe(300n);
+    await clean();
   });
 
   describe('the hash chain and verify', () => {

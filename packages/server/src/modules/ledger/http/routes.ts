@@ -268,7 +268,11 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
       method: 'POST',
       url: '/v1/ledger/transactions/:transaction_id/reverse',
       summary: 'Reverse a transaction',
-      description: 'Posts its mirror image; the original stays as it was.',
+      description:
+        'Posts its mirror image; the original stays as it was. A transaction is reversed once: the same ' +
+        '`idempotency_key` again returns that reversal with `replayed: true`, another key answers ' +
+        '`409 ledger.already_reversed` naming it in `reversal_id`. A reversal is final (`422 ledger.reversal_not_reversible`): ' +
+        'to undo one, post the movement anew. A posting by hand whose cause is a reversal meets the same rules.',
       tags: LEDGER,
       access: POSTERS,
       audit: { action: 'ledger.transaction.reverse', targetParam: 'transaction_id' },

@@ -81,6 +81,10 @@ const CASES: Readonly<Record<string, Case>> = {
     ...OPERATOR_ONLY,
     body: () => ({ to: 'under_review', reason: 'Hijacked.' }),
   },
+  'PUT /v1/partners/:partner_id/tier': {
+    ...OPERATOR_ONLY,
+    body: () => ({ tier: 'gold', reason: 'Hijacked.' }),
+  },
   'GET /v1/partners/:partner_id/transitions': {
     kind: 'scoped',
     expect: { 'partner owner': 404, 'partner member': 404, customer: 403 },
@@ -107,6 +111,10 @@ const CASES: Readonly<Record<string, Case>> = {
     kind: 'scoped',
     expect: { 'partner owner': 403, 'partner member': 403, customer: 404 },
     body: () => ({ name: 'Hijacked', region: 'hijacked' }),
+  },
+  'PUT /v1/customers/:customer_id/segment': {
+    ...OPERATOR_ONLY,
+    body: () => ({ segment: 'hijacked', reason: 'Hijacked.' }),
   },
   'GET /v1/users/:user_id': {
     kind: 'scoped',

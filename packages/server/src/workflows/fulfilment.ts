@@ -390,6 +390,9 @@ export function createFulfilment(deps: FulfilmentDeps) {
     );
     const legs: Omit<QuoteLeg, 'reservationId' | 'allocationId'>[] = [];
     let commissionMinor = 0n;
+    const customerSegment = feeVersionId
+      ? await participants.customerSegment(ctx.db, quoted.customerId)
+      : null;
     for (const [position, key] of order.entries()) {
       const step = steps.get(key) as Step;
       const { result, quantity } = plan.chosen.get(key) as PlannedStep;
@@ -401,6 +404,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
               capability: step.capability,
               partnerId: result.partnerId as PartnerId,
               region: request.region,
+              customerSegment,
               amountMinor: grossMinor,
               currency: version.currency,
             })
@@ -693,6 +697,12 @@ export function createFulfilment(deps: FulfilmentDeps) {
     // version took effect since (the quote's commission was a preview; the customer's price
     // does not depend on it).
     const feeVersion = await fees.versionInForce(ctx, ctx.now, quoted.currency);
+    // So does it keep its customer's segment and its partners' tiers, which the fee rules match on.
+    const customerSegment = await participants.customerSegment(ctx.db, quoted.customerId);
+    const partnerTiers = await participants.partnerTiers(
+      ctx.db,
+      legs.map((leg) => leg.partnerId),
+    );
     const confirmed = await catalog.confirmReservations(
       ctx,
       legs.map((leg) => leg.reservationId),
@@ -728,6 +738,8 @@ export function createFulfilment(deps: FulfilmentDeps) {
         pricing_kind: quoted.pricingKind,
         total_minor: quoted.totalMinor,
         fee_version_id: feeVersion?.id ?? null,
+        customer_segment: customerSegment,
+        partner_tiers: Object.fromEntries(partnerTiers),
         rejection_policy: version.rejectionPolicy,
         acceptance_window_minutes: version.acceptanceWindowMinutes,
         auto_confirm_hours: version.autoConfirmHours,
@@ -1134,6 +1146,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
       partnerId: confirmed.partnerId,
       capability: leg.capability,
       region: order.region,
+      // What the order was placed with; a partner that took the leg over later has its tier now.
+      ...(order.customerSegment !== null ? { customerSegment: order.customerSegment } : {}),
+      ...(order.partnerTiers[confirmed.partnerId] !== undefined
+        ? { tier: order.partnerTiers[confirmed.partnerId] as string }
+        : {}),
       grossMinor: leg.grossMinor,
       marginMinor: leg.marginMinor,
       currency: order.currency,

@@ -30,6 +30,7 @@ export interface CommissionPort {
       partnerId: PartnerId;
       region: string;
       customerSegment?: string | undefined;
+      tier?: string | undefined;
       amountMinor: bigint;
       currency: string;
     },
@@ -97,6 +98,8 @@ export interface LegRelease {
   readonly capability: string;
   readonly region: string;
   readonly customerSegment?: string;
+  /** The partner's tier the order was placed with; the partner's tier now when left out. */
+  readonly tier?: string;
   /** The partner's price for the leg. */
   readonly grossMinor: bigint;
   /** The offering's margin on this leg, kept by the platform. */
@@ -238,6 +241,7 @@ async function postRelease(
         partnerId: input.partnerId,
         region: input.region,
         customerSegment: input.customerSegment,
+        tier: input.tier,
         amountMinor: input.grossMinor,
         currency: input.currency,
       })

@@ -80,7 +80,10 @@ export interface CommissionInput {
   readonly partnerId: PartnerId;
   readonly region: string | null;
   readonly customerSegment?: string | null | undefined;
-  /** The partner's tier; `standard` until partners have tiers of their own. */
+  /**
+   * The partner's tier: the one the order was placed with. Left out, the partner's tier now
+   * (`standard` unless an operator set another).
+   */
   readonly tier?: string | undefined;
   readonly amountMinor: bigint;
   readonly currency: string;
@@ -97,6 +100,7 @@ export interface QuoteInput {
   readonly partnerId: PartnerId;
   readonly region?: string | null | undefined;
   readonly customerSegment?: string | null | undefined;
+  /** The tier to quote for; the partner's tier now when left out. */
   readonly tier?: string | undefined;
   readonly amount: { readonly amount: string; readonly currency: string };
   /** When the hypothetical order is placed; now when left out. */
@@ -209,6 +213,11 @@ export function createFeesService({
     const type = await participants.partnerTypeOf(ctx.db, partnerId);
     if (type === undefined) throw feesErrors.partnerNotFound(partnerId);
     return type;
+  }
+
+  /** A partner's tier now; the default for a partner that has none (which never happens). */
+  async function tierOf(ctx: Context, partnerId: PartnerId): Promise<string> {
+    return (await participants.partnerTiers(ctx.db, [partnerId])).get(partnerId) ?? DEFAULT_TIER;
   }
 
   /** Operators reach every partner; a partner only itself; others none, as if it did not exist. */
@@ -543,7 +552,8 @@ export function createFeesService({
 
     /**
      * The commission of one order line under the version the order keeps. The partner's type
-     * comes from the participants module; the tier is `standard` unless given.
+     * comes from the participants module; its tier too, unless given (an order gives the tier it
+     * was placed with).
      *
      * @throws DomainError `fees.version_not_found`, `fees.partner_not_found`, `fees.currency_mismatch`,
      *   `fees.amount_negative`
@@ -557,7 +567,7 @@ export function createFeesService({
       const result = feeFor(version, {
         capability: input.capability,
         partnerType,
-        tier: input.tier ?? DEFAULT_TIER,
+        tier: input.tier ?? (await tierOf(ctx, input.partnerId)),
         region: input.region,
         segment: input.customerSegment ?? null,
         amountMinor: input.amountMinor,
@@ -584,7 +594,7 @@ export function createFeesService({
       const at = input.at ?? ctx.now;
       const version = await versionInForce(ctx, currency, at);
       if (!version) throw feesErrors.noScheduleInForce(currency, at);
-      const tier = input.tier ?? DEFAULT_TIER;
+      const tier = input.tier ?? (await tierOf(ctx, input.partnerId));
       const result = feeFor(version, {
         capability: input.capability,
         partnerType,

@@ -1,4 +1,4 @@
-import { conflict, type FieldError, notFound, unprocessable } from '../../kernel/errors.js';
+import { conflict, type FieldError, forbidden, notFound, unprocessable } from '../../kernel/errors.js';
 import type { PartnerState } from './domain/lifecycle.js';
 
 /** The participants module's expected failures, each named after the rule it enforces. */
@@ -48,6 +48,9 @@ export const participantsErrors = {
   invitationInvalid: (why: string) => unprocessable('participants.invitation_invalid', why),
   invitationUsed: () => conflict('participants.invitation_used', 'The invitation was already used.'),
   customerNotFound: (id: string) => notFound('participants.customer_not_found', `No customer ${id}.`),
+  /** A partner's tier and a customer's segment change what they pay: only operators set them. */
+  operatorOnly: (field: string) =>
+    forbidden('participants.operator_only', `Only operators set a participant's ${field}.`),
   customerEmailTaken: (email: string) =>
     conflict('participants.customer_email_taken', `A customer with the e-mail ${email} exists.`),
 };

@@ -73,6 +73,7 @@ export interface PartnerFilter {
   readonly state?: PartnerState | undefined;
   readonly partnerType?: string | undefined;
   readonly region?: string | undefined;
+  readonly tier?: string | undefined;
   readonly query?: string | undefined;
   readonly after?: string | undefined;
   readonly limit: number;
@@ -665,6 +666,63 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       return type;
     },
 
+    /**
+     * The tiers of partners, by id, as they stand now: an order keeps those it was placed with.
+     * A partner that does not exist is left out.
+     */
+    async partnerTiers(db: Executor, ids: readonly PartnerId[]): Promise<Map<PartnerId, string>> {
+      if (ids.length === 0) return new Map();
+      const rows = await db
+        .selectFrom('partners')
+        .select(['id', 'tier'])
+        .where('id', 'in', [...new Set(ids)])
+        .execute();
+      return new Map(rows.map((row) => [row.id as PartnerId, row.tier]));
+    },
+
+    /** A customer's segment as it stands now (null: none, or no such customer). */
+    async customerSegment(db: Executor, id: CustomerId): Promise<string | null> {
+      const row = await db.selectFrom('customers').select('segment').where('id', '=', id).executeTakeFirst();
+      return row?.segment ?? null;
+    },
+
+    /**
+     * Sets a partner's tier, which fee rules match on. Orders already placed keep the tier they
+     * were placed with. Setting the tier it has changes nothing and is not announced.
+     *
+     * @throws DomainError `participants.partner_not_found`, `participants.operator_only`,
+     *   `participants.partner_closed`
+     */
+    async setTier(ctx: Context, id: PartnerId, tier: string, reason: string): Promise<PartnerView> {
+      requireTransaction(ctx.db);
+      const partner = await visiblePartner(ctx, id, true);
+      if (ctx.actor.kind !== 'operator' && ctx.actor.kind !== 'system')
+        throw participantsErrors.operatorOnly('tier');
+      if (partner.state === 'offboarded' || partner.state === 'rejected') {
+        throw participantsErrors.partnerClosed(partner.state);
+      }
+      if (partner.tier === tier) return viewOne(ctx.db, partner, ctx.now);
+      const row = await ctx.db
+        .updateTable('partners')
+        .set({ tier, updated_at: ctx.now })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordAudit(ctx, {
+        action: 'participants.partner.tier',
+        targetId: id,
+        outcome: 'succeeded',
+        details: { from: partner.tier, to: tier, reason },
+      });
+      await appendEvent(ctx, {
+        type: 'partner.tier_changed',
+        subjectId: id,
+        data: { id, tier, previous_tier: partner.tier, reason },
+        audience: [id],
+      });
+      return viewOne(ctx.db, toPartner(row), ctx.now);
+    },
+
     /** Operators' search of partners by state, type, region and name. */
     async listPartners(ctx: Context, filter: PartnerFilter): Promise<Page<PartnerView>> {
       let query = ctx.db
@@ -674,6 +732,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .limit(filter.limit + 1);
       if (filter.state) query = query.where('state', '=', filter.state);
       if (filter.partnerType) query = query.where('partner_type', '=', filter.partnerType);
+      if (filter.tier) query = query.where('tier', '=', filter.tier);
       if (filter.region) query = query.where('regions', '@>', sql<string[]>`array[${filter.region}]::text[]`);
       if (filter.query) query = query.where('name', 'ilike', `%${escapeLike(filter.query)}%`);
       if (filter.after) query = query.where('id', '>', filter.after);
@@ -853,7 +912,11 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
 
     async listCustomers(
       ctx: Context,
-      filter: PageRequest & { query?: string | undefined; region?: string | undefined },
+      filter: PageRequest & {
+        query?: string | undefined;
+        region?: string | undefined;
+        segment?: string | undefined;
+      },
     ): Promise<Page<Customer>> {
       let query = ctx.db
         .selectFrom('customers')
@@ -861,6 +924,7 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .orderBy('id')
         .limit(filter.limit + 1);
       if (filter.region) query = query.where('region', '=', filter.region);
+      if (filter.segment) query = query.where('segment', '=', filter.segment);
       if (filter.query) query = query.where('name', 'ilike', `%${escapeLike(filter.query)}%`);
       if (filter.after) query = query.where('id', '>', filter.after);
       const rows = await query.execute();
@@ -886,6 +950,45 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
         .returningAll()
         .executeTakeFirstOrThrow();
       await appendEvent(ctx, { type: 'customer.updated', subjectId: id, data: { id }, audience: [id] });
+      return toCustomer(row);
+    },
+
+    /**
+     * Sets a customer's segment (null: none), which fee rules and subsidy programmes match on.
+     * Orders already placed keep the segment they were placed with.
+     *
+     * @throws DomainError `participants.customer_not_found`, `participants.operator_only`
+     */
+    async setSegment(
+      ctx: Context,
+      id: CustomerId,
+      segment: string | null,
+      reason: string,
+    ): Promise<Customer> {
+      requireTransaction(ctx.db);
+      const customer = await visibleCustomer(ctx, id, true);
+      if (ctx.actor.kind !== 'operator' && ctx.actor.kind !== 'system') {
+        throw participantsErrors.operatorOnly('segment');
+      }
+      if (customer.segment === segment) return customer;
+      const row = await ctx.db
+        .updateTable('customers')
+        .set({ segment, updated_at: ctx.now })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordAudit(ctx, {
+        action: 'participants.customer.segment',
+        targetId: id,
+        outcome: 'succeeded',
+        details: { from: customer.segment, to: segment, reason },
+      });
+      await appendEvent(ctx, {
+        type: 'customer.segment_changed',
+        subjectId: id,
+        data: { id, segment, previous_segment: customer.segment, reason },
+        audience: [id],
+      });
       return toCustomer(row);
     },
 

@@ -18,7 +18,7 @@ export type Rounding = (typeof ROUNDINGS)[number];
 export const MATCH_FIELDS = ['capability', 'partnerType', 'tier', 'region', 'segment'] as const;
 export type MatchField = (typeof MATCH_FIELDS)[number];
 
-/** The tier a partner is charged as until partners have tiers of their own. */
+/** The tier every partner has until an operator sets another. */
 export const DEFAULT_TIER = 'standard';
 /** Commission is at most the whole amount: 10 000 basis points. */
 export const COMMISSION_BPS_MAX = 10_000;

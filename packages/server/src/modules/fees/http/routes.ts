@@ -164,7 +164,9 @@ export function feesRoutes(fees: FeesService): Route[] {
         partner_id: idSchema('ptn'),
         region: matchValue.nullable().optional(),
         customer_segment: matchValue.nullable().optional(),
-        tier: matchValue.optional().describe('The partner tier to quote for; `standard` when left out.'),
+        tier: matchValue
+          .optional()
+          .describe('The partner tier to quote for; the partner’s tier when left out.'),
         amount: MoneyInput,
         at: timestamp.optional().describe('When the order would be placed; now when left out.'),
       }),

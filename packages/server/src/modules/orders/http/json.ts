@@ -103,6 +103,16 @@ export const OrderJson = z
       .describe(
         'The fee schedule version the order keeps, the one in force when it was placed (null when none was); operators only.',
       ),
+    customer_segment: z
+      .string()
+      .nullable()
+      .describe("The customer's segment when the order was placed, which its fees match on; operators only."),
+    partner_tiers: z
+      .record(z.string(), z.string())
+      .nullable()
+      .describe(
+        'The tier of each partner the order was placed with, by partner id, which its fees match on; operators only.',
+      ),
     failure_code: z.string().nullable(),
     failure_detail: z.string().nullable(),
     created_at: timestamp,
@@ -214,6 +224,8 @@ export function orderSummaryJson(actor: Actor, order: Order): z.input<typeof Ord
     refunded: moneyJson(order.refundedMinor, order.currency),
     payment_id: order.paymentId,
     fee_schedule_version_id: sight(actor, order.pricingKind).operator ? order.feeVersionId : null,
+    customer_segment: sight(actor, order.pricingKind).operator ? order.customerSegment : null,
+    partner_tiers: sight(actor, order.pricingKind).operator ? { ...order.partnerTiers } : null,
     failure_code: order.failureCode,
     failure_detail: actor.kind === 'customer' ? null : order.failureDetail,
     created_at: iso(order.createdAt),

@@ -159,5 +159,14 @@ export const ordersMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0002_order_fee_match': {
+      async up(db: Kysely<unknown>) {
+        // What the fee rules and subsidies match on, as it stood when the order was placed.
+        await sql`
+          alter table orders add column customer_segment text;
+          alter table orders add column partner_tiers jsonb not null default '{}';
+        `.execute(db);
+      },
+    },
   },
 };

@@ -81,6 +81,13 @@ export interface Order {
   readonly pricingKind: PricingKind;
   readonly totalMinor: bigint;
   readonly feeVersionId: string | null;
+  /** The customer's segment when the order was placed; null: none. */
+  readonly customerSegment: string | null;
+  /**
+   * The tier of each partner the order was placed with, by partner id: its legs' fees match on
+   * it. A partner that took a leg over later is not in it.
+   */
+  readonly partnerTiers: Readonly<Record<string, string>>;
   readonly rejectionPolicy: 'refund' | 'redo';
   readonly acceptanceWindowMinutes: number;
   readonly autoConfirmHours: number;
@@ -211,6 +218,8 @@ const toOrder = (row: Selectable<OrdersTable>): Order => ({
   pricingKind: row.pricing_kind,
   totalMinor: row.total_minor,
   feeVersionId: row.fee_version_id,
+  customerSegment: row.customer_segment,
+  partnerTiers: row.partner_tiers,
   rejectionPolicy: row.rejection_policy,
   acceptanceWindowMinutes: row.acceptance_window_minutes,
   autoConfirmHours: row.auto_confirm_hours,
@@ -350,6 +359,8 @@ const ORDER_COLUMNS = columnsOf<OrdersTable>({
   pricing_kind: true,
   total_minor: true,
   fee_version_id: true,
+  customer_segment: true,
+  partner_tiers: true,
   rejection_policy: true,
   acceptance_window_minutes: true,
   auto_confirm_hours: true,
@@ -563,7 +574,12 @@ export async function placeOrderRows(
     ...leg,
     constraints: JSON.stringify(leg.constraints),
   });
-  let query = db.with('placed', (creator) => creator.insertInto('orders').values(order).returning('id'));
+  let query = db.with('placed', (creator) =>
+    creator
+      .insertInto('orders')
+      .values({ ...order, partner_tiers: JSON.stringify(order.partner_tiers) })
+      .returning('id'),
+  );
   if (legs.length > 0) {
     query = query.with('placed_legs', (creator) =>
       creator.insertInto('order_legs').values(legs.map(legRow)).returning('order_id'),

@@ -77,6 +77,10 @@ export interface OrdersTable {
   pricing_kind: PricingKind;
   total_minor: bigint;
   fee_version_id: string | null;
+  /** The customer's segment when the order was placed; null: none. */
+  customer_segment: string | null;
+  /** The tier of each partner the order was placed with, by partner id. */
+  partner_tiers: Json<Record<string, string>>;
   rejection_policy: 'refund' | 'redo';
   acceptance_window_minutes: number;
   auto_confirm_hours: number;

@@ -45,6 +45,11 @@ export const PartnerJson = z
     state_reason: z.string().nullable(),
     state_changed_at: timestamp,
     activated_at: timestamp.nullable().describe('When the partner first became active.'),
+    tier: z
+      .string()
+      .describe(
+        'The tier fee rules match on: `standard` until an operator sets another. Orders keep the tier they were placed with.',
+      ),
     rules: z.object({
       status: z
         .enum(['not_required', 'accepted', 'pending', 'grace', 'lapsed'])
@@ -95,6 +100,12 @@ export const CustomerJson = z
     name: z.string(),
     email: z.string(),
     region: z.string().nullable(),
+    segment: z
+      .string()
+      .nullable()
+      .describe(
+        'The segment fee rules and subsidy programmes match on; null: none. Operators set it; orders keep the segment they were placed with.',
+      ),
     created_at: timestamp,
     updated_at: timestamp,
   })
@@ -133,6 +144,7 @@ export const partnerJson = (partner: PartnerView): z.input<typeof PartnerJson> =
   state_reason: partner.stateReason,
   state_changed_at: iso(partner.stateChangedAt),
   activated_at: isoOrNull(partner.activatedAt),
+  tier: partner.tier,
   rules: {
     status: partner.rules.status,
     current_version: partner.rules.currentVersion,
@@ -181,6 +193,7 @@ export const customerJson = (customer: Customer): z.input<typeof CustomerJson> =
   name: customer.name,
   email: customer.email,
   region: customer.region,
+  segment: customer.segment,
   created_at: iso(customer.createdAt),
   updated_at: iso(customer.updatedAt),
 });

@@ -40,6 +40,13 @@ const jsonSchema = z
   .record(z.string(), z.unknown())
   .describe('A JSON Schema (2020-12) with "type": "object".');
 const reason = z.string().trim().min(1).max(2000);
+/** A tier or a segment: a key fee rules and subsidy programmes can name. */
+const matchKey = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,59}$/,
+    'must be a key such as "gold" or "smb" (lowercase letters, digits, dashes, underscores)',
+  );
 const search = z.string().trim().min(1).max(100);
 
 const partnerIdParams = z.strictObject({ partner_id: idSchema('ptn') });
@@ -277,7 +284,7 @@ export function participantsRoutes(
       method: 'GET',
       url: '/v1/partners',
       summary: 'Search partners',
-      description: 'By state, type, region and name (`q`, a substring), oldest first.',
+      description: 'By state, type, region, tier and name (`q`, a substring), oldest first.',
       tags: PARTNERS,
       access: { operator: ALL_OPERATOR_ROLES },
       query: z.strictObject({
@@ -285,6 +292,7 @@ export function participantsRoutes(
         state: z.enum(PARTNER_STATES).optional(),
         partner_type: typeKey.optional(),
         region: region.optional(),
+        tier: matchKey.optional(),
         q: search.optional(),
       }),
       response: page(PartnerJson),
@@ -293,6 +301,7 @@ export function participantsRoutes(
           state: query.state,
           partnerType: query.partner_type,
           region: query.region,
+          tier: query.tier,
           query: query.q,
           after: query.after,
           limit: query.limit,
@@ -341,6 +350,24 @@ export function participantsRoutes(
       response: PartnerJson,
       handler: async (ctx, { params, body }) =>
         partnerJson(await participants.transition(ctx, params.partner_id, body.to, body.reason)),
+    }),
+    defineRoute({
+      method: 'PUT',
+      url: '/v1/partners/:partner_id/tier',
+      summary: "Set a partner's tier",
+      description:
+        'The tier fee rules match on (`standard` until set). Orders already placed keep the tier they were ' +
+        'placed with. Operators only: a partner cannot set its own tier, and `tier` is not a field of ' +
+        '`PATCH /v1/partners/{partner_id}`. Errors: `404 participants.partner_not_found`, ' +
+        '`409 participants.partner_closed`.',
+      tags: PARTNERS,
+      access: { operator: ['admin', 'ops'] },
+      audit: { action: 'participants.partner.tier', targetParam: 'partner_id' },
+      params: partnerIdParams,
+      body: z.strictObject({ tier: matchKey, reason }),
+      response: PartnerJson,
+      handler: async (ctx, { params, body }) =>
+        partnerJson(await participants.setTier(ctx, params.partner_id, body.tier, body.reason)),
     }),
     defineRoute({
       method: 'GET',
@@ -446,13 +473,19 @@ export function participantsRoutes(
       summary: 'Search customers',
       tags: CUSTOMERS,
       access: { operator: ALL_OPERATOR_ROLES },
-      query: z.strictObject({ ...pageQuery, region: region.optional(), q: search.optional() }),
+      query: z.strictObject({
+        ...pageQuery,
+        region: region.optional(),
+        segment: matchKey.optional(),
+        q: search.optional(),
+      }),
       response: page(CustomerJson),
       handler: async (ctx, { query }) => {
         const customers = await participants.listCustomers(ctx, {
           after: query.after,
           limit: query.limit,
           region: query.region,
+          segment: query.segment,
           query: query.q,
         });
         return toPage(customers, customerJson);
@@ -480,6 +513,23 @@ export function participantsRoutes(
       response: CustomerJson,
       handler: async (ctx, { params, body }) =>
         customerJson(await participants.updateCustomer(ctx, params.customer_id, body)),
+    }),
+    defineRoute({
+      method: 'PUT',
+      url: '/v1/customers/:customer_id/segment',
+      summary: "Set a customer's segment",
+      description:
+        'The segment fee rules and subsidy programmes match on; null for none. Orders already placed keep ' +
+        'the segment they were placed with. Operators only: `segment` is not a field of ' +
+        '`PATCH /v1/customers/{customer_id}`. Errors: `404 participants.customer_not_found`.',
+      tags: CUSTOMERS,
+      access: { operator: ['admin', 'ops'] },
+      audit: { action: 'participants.customer.segment', targetParam: 'customer_id' },
+      params: customerIdParams,
+      body: z.strictObject({ segment: matchKey.nullable(), reason }),
+      response: CustomerJson,
+      handler: async (ctx, { params, body }) =>
+        customerJson(await participants.setSegment(ctx, params.customer_id, body.segment, body.reason)),
     }),
   ];
 }

@@ -110,5 +110,14 @@ export const participantsMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0002_partner_tier_customer_segment': {
+      async up(db: Kysely<unknown>) {
+        // The tier and the segment fee rules and subsidy programmes match on; operators set them.
+        await sql`
+          alter table partners add column tier text not null default 'standard';
+          alter table customers add column segment text;
+        `.execute(db);
+      },
+    },
   },
 };

@@ -33,6 +33,8 @@ export interface Partner {
   readonly stateReason: string | null;
   readonly stateChangedAt: Date;
   readonly activatedAt: Date | null;
+  /** The tier fee rules match on. */
+  readonly tier: string;
   readonly acceptedRulesVersion: number | null;
   readonly acceptedRulesAt: Date | null;
   readonly invitationId: InvitationId | null;
@@ -70,6 +72,8 @@ export interface Customer {
   readonly name: string;
   readonly email: string;
   readonly region: string | null;
+  /** The segment fee rules and subsidy programmes match on; null: none. */
+  readonly segment: string | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -104,6 +108,7 @@ export const toPartner = (row: Selectable<PartnersTable>): Partner => ({
   stateReason: row.state_reason,
   stateChangedAt: row.state_changed_at,
   activatedAt: row.activated_at,
+  tier: row.tier,
   acceptedRulesVersion: row.accepted_rules_version,
   acceptedRulesAt: row.accepted_rules_at,
   invitationId: row.invitation_id as InvitationId | null,
@@ -141,6 +146,7 @@ export const toCustomer = (row: Selectable<CustomersTable>): Customer => ({
   name: row.name,
   email: row.email,
   region: row.region,
+  segment: row.segment,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });

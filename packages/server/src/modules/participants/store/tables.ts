@@ -47,6 +47,8 @@ export interface PartnersTable {
   state_changed_at: Date;
   /** When the partner first became active: new entrants are favoured for a while after it. */
   activated_at: Date | null;
+  /** The tier fee rules match on; `standard` until an operator sets another. */
+  tier: ColumnType<string, string | undefined, string>;
   accepted_rules_version: number | null;
   accepted_rules_at: Date | null;
   invitation_id: string | null;
@@ -96,6 +98,8 @@ export interface CustomersTable {
   name: string;
   email: string;
   region: string | null;
+  /** The segment fee rules and subsidy programmes match on; null: none. Operators set it. */
+  segment: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Date;
   updated_at: Date;
 }

@@ -48,6 +48,15 @@ describe('subsidy rules', () => {
     expect(isEligible(byCapability, { ...occasion, capability: 'dyeing' }, now)).toBe(true);
   });
 
+  it("pays a partner's fee on the orders of a targeted customer segment only", () => {
+    const bySegment = programme({
+      targeting: { partnerTypes: [], regions: [], customerSegments: ['smb'], capabilities: [] },
+    });
+    expect(isEligible(bySegment, occasion, now)).toBe(false);
+    expect(isEligible(bySegment, { ...occasion, customerSegment: 'enterprise' }, now)).toBe(false);
+    expect(isEligible(bySegment, { ...occasion, customerSegment: 'smb' }, now)).toBe(true);
+  });
+
   it('prefers the programme ending soonest, then the oldest', () => {
     const a = programme({ id: 'sbp_b', endsAt: new Date('2026-06-20T00:00:00Z') });
     const b = programme({ id: 'sbp_a' });

@@ -36,6 +36,7 @@ export const APPLY_KEY_LENGTH_MAX = 150;
 export interface Targeting {
   readonly partnerTypes: readonly string[];
   readonly regions: readonly string[];
+  /** The segments of the customers whose orders it pays for, on either side. */
   readonly customerSegments: readonly string[];
   readonly capabilities: readonly string[];
 }
@@ -66,7 +67,10 @@ export interface ProgrammeView {
   readonly targeting: Targeting;
 }
 
-/** The fee a subsidy is asked to pay for, and who it is for. */
+/**
+ * The fee a subsidy is asked to pay for, and who it is for: on the partner side, the partner's
+ * type and, for a fee on an order, the segment of the order's customer.
+ */
 export interface Occasion {
   readonly side: Side;
   readonly partnerType?: string | undefined;
@@ -120,14 +124,9 @@ export function termsErrors(terms: ProgrammeTerms, now: Date): FieldError[] {
       }
     });
   }
-  // A list that can never match is a mistake, not a programme that quietly pays nobody.
-  if (terms.side === 'partner' && terms.targeting.customerSegments.length > 0) {
-    errors.push({
-      path: '/targeting/customer_segments',
-      rule: 'side',
-      message: 'targets customers; this programme is for partners',
-    });
-  }
+  // A list that can never match is a mistake, not a programme that quietly pays nobody. Segments
+  // are the order's customer's on either side: a partner-side programme with segments pays the
+  // partners' fees on the orders of those customers.
   if (terms.side === 'customer' && terms.targeting.partnerTypes.length > 0) {
     errors.push({
       path: '/targeting/partner_types',
@@ -157,7 +156,7 @@ export function isEligible(programme: ProgrammeView, occasion: Occasion, now: Da
     matches(t.regions, occasion.region) &&
     matches(t.capabilities, occasion.capability) &&
     matches(t.partnerTypes, occasion.side === 'partner' ? occasion.partnerType : undefined) &&
-    matches(t.customerSegments, occasion.side === 'customer' ? occasion.customerSegment : undefined)
+    matches(t.customerSegments, occasion.customerSegment)
   );
 }
 

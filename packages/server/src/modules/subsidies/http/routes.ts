@@ -52,7 +52,8 @@ const ProgrammeBody = z
       .default({ partner_types: [], regions: [], customer_segments: [], capabilities: [] })
       .describe(
         `Up to ${TARGETS_MAX} keys per list matching ${TARGET_KEY_PATTERN.source}; an empty list does not narrow ` +
-          'the programme. Partner types are for partner-side programmes, segments for customer-side ones.',
+          'the programme. Partner types are for partner-side programmes. Segments are those of the customers ' +
+          'whose orders the programme pays for, on either side.',
       ),
   })
   .meta({ id: 'NewSubsidyProgramme' });

@@ -27,6 +27,16 @@ export const paymentsErrors = {
   /** The provider refused the request itself; retrying the same request will not help. */
   providerRejected: (code: string, message: string) =>
     unprocessable('payments.provider_rejected', message, { provider_code: code }),
+  refundNotFound: (id: string) => notFound('payments.refund_not_found', `No refund ${id}.`),
+  /** Only a failed refund nobody has retried yet can be retried: its money is what is owed. */
+  refundNotOwed: (id: string, status: string, retriedBy: string | null) =>
+    conflict(
+      'payments.refund_not_owed',
+      retriedBy
+        ? `The refund ${id} was already retried by ${retriedBy}.`
+        : `The refund ${id} is ${status}, not failed: nothing of it is owed.`,
+      { refund_status: status, retried_by: retriedBy },
+    ),
   chargebackAlreadyDecided: (id: string) =>
     conflict('payments.chargeback_already_decided', `The liability for chargeback ${id} is already decided.`),
   /** A partner or split liability names the partner and, for a split, its share. */

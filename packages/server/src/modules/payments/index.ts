@@ -16,7 +16,13 @@ export {
   signProviderEvent,
 } from './http/provider-events.js';
 export { paymentsRoutes } from './http/routes.js';
-export { PAYMENTS_RECONCILE_JOB, paymentsJobs, RESUME_PAYMENT_JOB, RETRY_UNSETTLED_JOB } from './jobs.js';
+export {
+  PAYMENTS_RECONCILE_JOB,
+  paymentsJobs,
+  RESUME_PAYMENT_JOB,
+  RESUME_REFUND_JOB,
+  RETRY_UNSETTLED_JOB,
+} from './jobs.js';
 export {
   type OperationKind,
   type OperationStatus,

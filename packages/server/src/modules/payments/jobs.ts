@@ -7,6 +7,7 @@ import type { PaymentsService } from './service.js';
 export const RETRY_UNSETTLED_JOB = 'payments.retry-unsettled';
 export const PAYMENTS_RECONCILE_JOB = 'payments.reconcile';
 export const RESUME_PAYMENT_JOB = 'payments.resume';
+export const RESUME_REFUND_JOB = 'payments.resume-refund';
 
 /** How long a payment may sit unsettled before the retry job asks the provider about it. */
 export const RETRY_AFTER_MS = 60_000;
@@ -16,7 +17,8 @@ export const RECONCILE_WINDOW_MS = 48 * 60 * 60 * 1000;
 /**
  * The payments module's background work: driving on payments and refunds a crash, a timeout or a
  * lost callback left unsettled (every minute), reconciling with the provider (daily), and
- * charging payments recorded by a request (enqueued with the payment, so they run after it commits).
+ * charging payments and sending refund retries recorded by a request (enqueued with them, so
+ * they run after it commits).
  */
 export function paymentsJobs({
   payments,
@@ -49,6 +51,13 @@ export function paymentsJobs({
       concurrency: 4,
       handler: async (data) => {
         await payments.resume(db, systemActor('payments'), (data as { paymentId: string }).paymentId);
+      },
+    } as JobDefinition<object>,
+    {
+      name: RESUME_REFUND_JOB,
+      pollingIntervalSeconds: 0.5,
+      handler: async (data) => {
+        await payments.resumeRefund(db, (data as { refundId: string }).refundId);
       },
     } as JobDefinition<object>,
   ];

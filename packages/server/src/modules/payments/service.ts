@@ -9,7 +9,7 @@ import { appendEvent } from '../../kernel/events/event-log.js';
 import { newId, parseId } from '../../kernel/ids.js';
 import { type Currency, formatAmount, parseCurrency } from '../../kernel/money.js';
 import type { Page } from '../../kernel/pagination.js';
-import { type LedgerService, PLATFORM_OWNER } from '../ledger/index.js';
+import { type AccountKey, type LedgerService, PLATFORM_OWNER } from '../ledger/index.js';
 import {
   advances,
   type ChargebackLiability,
@@ -30,6 +30,7 @@ import {
 import {
   advanceOperation,
   type Chargeback,
+  capturedAndChargedBack,
   changePayment,
   chargebacksOf,
   decideChargebackRow,
@@ -38,6 +39,7 @@ import {
   findOperation,
   findPayment,
   findPaymentByReference,
+  findRefund,
   findRefundByReference,
   findReport,
   insertChargeback,
@@ -49,8 +51,10 @@ import {
   listPayments,
   listReports,
   markOperationUnknown,
+  markRefundRetried,
   operationsOf,
   operationsSince,
+  owedRefunds,
   type Payment,
   type PaymentFilter,
   type PaymentOperation,
@@ -116,6 +120,8 @@ export interface PaymentDetail {
   readonly operations: readonly PaymentOperation[];
   readonly refunds: readonly Refund[];
   readonly chargebacks: readonly Chargeback[];
+  /** Refunds the provider failed and nobody has retried yet: owed to the customer. */
+  readonly refundsOwedMinor: bigint;
 }
 
 /** Something else that cares about provider events of one kind: payouts listen for theirs. */
@@ -169,6 +175,31 @@ export interface PaymentsService {
    *   `payments.provider_rejected`
    */
   refund(db: Executor, actor: Actor, input: RefundInput): Promise<Refund>;
+  /**
+   * Records, in the caller's transaction, the retry of a refund the provider failed: a new
+   * refund (`pending`) with a new reference, since the failed one is final at the provider. Its
+   * money goes back from what the order's customer is owed to refunds in transit (key
+   * `refund:<new reference>:sent`); `resumeRefund` then sends it, and it settles or fails as any
+   * refund. A failed refund is retried once; a retry that fails is retried in turn. Audited.
+   *
+   * @throws DomainError `payments.refund_not_found`, `payments.refund_not_owed`,
+   *   `payments.refund_exceeds_capture` (a chargeback took the rest of the capture meanwhile)
+   */
+  retryRefund(ctx: Context, input: { paymentId: string; refundId: string }): Promise<Refund>;
+  /**
+   * Drives a recorded refund on at the provider (same reference); a final one is returned as is.
+   *
+   * @throws DomainError `payments.refund_not_found`
+   */
+  resumeRefund(db: Executor, refundId: string): Promise<Refund>;
+  /**
+   * What an order's payments in a currency captured and what chargebacks took back of them, for
+   * refunds that must not give back more than the customer has left paid.
+   */
+  capturedAndChargedBack(
+    ctx: Context,
+    input: { orderRef: string; currency: string },
+  ): Promise<{ capturedMinor: bigint; chargedBackMinor: bigint }>;
   /**
    * Applies a provider callback once per event id and in any order: a stale state after a final
    * one changes nothing. News already applied (usually by the call's own answer) is answered
@@ -227,6 +258,19 @@ const PROVIDER_ACTOR = systemActor('payment-provider');
 
 /** What applying a callback came to: `busy` when the operation was locked and the callback did not wait. */
 type CallbackOutcome = 'applied' | 'stale' | 'busy';
+
+const inTransit = (currency: string): AccountKey => ({
+  purpose: 'refunds_in_transit',
+  ownerId: PLATFORM_OWNER,
+  currency,
+});
+/** What an order's customer is owed after a refund the provider failed. */
+const owedTo = (orderRef: string, currency: string): AccountKey => ({
+  purpose: 'refunds_owed',
+  ownerId: orderRef,
+  currency,
+});
+const refundFailedKey = (reference: string) => `refund:${reference}:failed`;
 
 const isOpen = (status: Payment['status']) => (OPEN_PAYMENT_STATUSES as readonly string[]).includes(status);
 const ignore = () => {};
@@ -667,7 +711,9 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
             audience,
           });
         } else {
-          // The money never left: what was set aside for this refund can be refunded again.
+          // The money never left the provider, and the customer is still owed it: it moves from
+          // refunds in transit to what the order's customer is owed, until a retry is paid. The
+          // capture's share set aside for this refund is free again, for that retry.
           await updateRefund(ctx.db, row.reference, {
             status: 'failed',
             failure_code: op.failureCode,
@@ -676,6 +722,28 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
           await updatePayment(ctx.db, payment.id, {
             refunded_minor: payment.refundedMinor - refund.amountMinor,
             updated_at: ctx.now,
+          });
+          await ledger.post(ctx, {
+            idempotencyKey: refundFailedKey(refund.reference),
+            description: `Refund ${refund.id} of payment ${payment.id} failed at the provider: owed to the customer`,
+            cause: { kind: 'refund', id: refund.id },
+            entries: [
+              {
+                account: inTransit(refund.currency),
+                direction: 'debit',
+                amountMinor: refund.amountMinor,
+              },
+              {
+                account: owedTo(payment.orderRef, refund.currency),
+                direction: 'credit',
+                amountMinor: refund.amountMinor,
+              },
+            ],
+            metadata: {
+              payment_id: payment.id,
+              reference: refund.reference,
+              failure_code: op.failureCode ?? '',
+            },
           });
           await appendEvent(ctx, {
             type: 'refund.failed',
@@ -782,6 +850,8 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         currency: payment.currency,
         status: 'pending',
         failure_code: null,
+        retry_of: null,
+        retried_by: null,
         created_at: ctx.now,
         updated_at: ctx.now,
       });
@@ -816,6 +886,97 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       });
       return (await findRefundByReference(ctx.db, input.reference)) as Refund;
     });
+    return driveRefund(db, recorded);
+  }
+
+  async function retryRefund(ctx: Context, input: { paymentId: string; refundId: string }): Promise<Refund> {
+    requireTransaction(ctx.db);
+    {
+      const failed = parseId('rfd', input.refundId) ? await findRefund(ctx.db, input.refundId) : null;
+      if (!failed || failed.paymentId !== input.paymentId)
+        throw paymentsErrors.refundNotFound(input.refundId);
+      const id = newId('rfd');
+      // The payment first, as `refund` locks it: one lock order for both.
+      const payment = (await findPayment(ctx.db, failed.paymentId, { lock: true })) as Payment;
+      if (!(await markRefundRetried(ctx.db, failed.id, id)))
+        throw paymentsErrors.refundNotOwed(failed.id, failed.status, failed.retriedBy);
+      const chargedBack = (await chargebacksOf(ctx.db, [payment.id])).reduce(
+        (sum, c) => sum + c.amountMinor,
+        0n,
+      );
+      const refundable = payment.capturedMinor - payment.refundedMinor - chargedBack;
+      if (failed.amountMinor > refundable)
+        throw paymentsErrors.refundExceedsCapture(failed.amountMinor, refundable);
+      await insertRefund(ctx.db, {
+        id,
+        payment_id: payment.id,
+        reference: id,
+        amount_minor: failed.amountMinor,
+        currency: failed.currency,
+        status: 'pending',
+        failure_code: null,
+        retry_of: failed.id,
+        retried_by: null,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+      });
+      await insertOperation(ctx.db, {
+        id: newId('pop'),
+        payment_id: payment.id,
+        reference: id,
+        kind: 'refund',
+        status: 'requested',
+        amount_minor: failed.amountMinor,
+        currency: failed.currency,
+        provider_id: null,
+        parent_reference: captureReferenceOf(payment.reference),
+        failure_code: null,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+      });
+      await updatePayment(ctx.db, payment.id, {
+        refunded_minor: payment.refundedMinor + failed.amountMinor,
+        updated_at: ctx.now,
+      });
+      await ledger.post(ctx, {
+        idempotencyKey: `refund:${id}:sent`,
+        description: `Refund ${id} retries failed refund ${failed.id} of payment ${payment.id}`,
+        cause: { kind: 'refund', id },
+        entries: [
+          {
+            account: owedTo(payment.orderRef, failed.currency),
+            direction: 'debit',
+            amountMinor: failed.amountMinor,
+          },
+          { account: inTransit(failed.currency), direction: 'credit', amountMinor: failed.amountMinor },
+        ],
+        metadata: { payment_id: payment.id, reference: id, retry_of: failed.id },
+      });
+      await appendEvent(ctx, {
+        type: 'refund.created',
+        subjectId: id,
+        data: {
+          id,
+          payment_id: payment.id,
+          reference: id,
+          amount_minor: failed.amountMinor.toString(),
+          retry_of: failed.id,
+        },
+        audience: payment.customerId ? [payment.customerId] : [],
+      });
+      await recordAudit(ctx, {
+        action: 'payments.refund.retry',
+        targetId: failed.id,
+        outcome: 'succeeded',
+        details: { retried_by: id, amount_minor: failed.amountMinor.toString() },
+      });
+      return (await findRefund(ctx.db, id)) as Refund;
+    }
+  }
+
+  async function resumeRefund(db: Executor, refundId: string): Promise<Refund> {
+    const recorded = await findRefund(db, refundId);
+    if (!recorded) throw paymentsErrors.refundNotFound(refundId);
     return driveRefund(db, recorded);
   }
 
@@ -1091,6 +1252,33 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       cursor = rows.at(-1)?.id ?? null;
     }
 
+    // 3. Money still owed to customers: refunds the provider failed that nobody has retried. They
+    // are reported by every run until they are retried, however old.
+    let owedAfter: string | null = null;
+    for (;;) {
+      const owed = await owedRefunds(db, owedAfter, RECONCILE_PAGE_MAX);
+      for (const refund of owed) {
+        const posted = await ledgerAmountOf(
+          ctx,
+          { kind: 'refund', id: refund.id },
+          refundFailedKey(refund.reference),
+        );
+        discrepancies.push({
+          type: 'refund_owed',
+          reference: refund.reference,
+          kind: 'refund',
+          provider_status: seen.get(refund.reference)?.status ?? null,
+          baton_status: refund.status,
+          provider_amount_minor: seen.get(refund.reference)?.amountMinor.toString() ?? null,
+          baton_amount_minor: refund.amountMinor.toString(),
+          ledger_amount_minor: posted.posting?.toString() ?? null,
+          detail: `Refund ${refund.id} of payment ${refund.paymentId} failed at the provider (${refund.failureCode ?? 'no code'}); its amount is owed to the customer until it is retried.`,
+        });
+      }
+      if (owed.length < RECONCILE_PAGE_MAX) break;
+      owedAfter = owed.at(-1)?.id ?? null;
+    }
+
     const report: ReconciliationReport = {
       id: newId('rec'),
       since: input.since,
@@ -1125,6 +1313,9 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     recordIntent,
     resume,
     refund,
+    retryRefund,
+    resumeRefund,
+    capturedAndChargedBack: (ctx, input) => capturedAndChargedBack(ctx.db, input.orderRef, input.currency),
     handleEvent,
     onOperation(kind, listener) {
       listeners.set(kind, [...(listeners.get(kind) ?? []), listener]);
@@ -1162,7 +1353,10 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         refundsOf(ctx.db, [payment.id]),
         chargebacksOf(ctx.db, [payment.id]),
       ]);
-      return { payment, operations, refunds, chargebacks };
+      const refundsOwedMinor = refunds
+        .filter((r) => r.status === 'failed' && r.retriedBy === null)
+        .reduce((sum, r) => sum + r.amountMinor, 0n);
+      return { payment, operations, refunds, chargebacks, refundsOwedMinor };
     },
     async listPayments(ctx, filter) {
       const scoped = ctx.actor.kind === 'customer' ? { ...filter, customerId: ctx.actor.customerId } : filter;

@@ -12,6 +12,7 @@
  *   partner_receivable    what a partner owes the platform (clawbacks, unpaid fees), netted from earnings
  *   payouts_in_transit    payouts sent to the provider, not yet settled
  *   refunds_in_transit    refunds sent to the provider, not yet settled
+ *   refunds_owed          refunds the provider failed to pay: still owed to one order's customer
  *   platform_commission   revenue: commission on orders
  *   platform_margin       revenue: the offering margin over partners' prices
  *   platform_access_fees  revenue: partner subscriptions
@@ -80,6 +81,12 @@ export const CHART = {
     nonNegative: true,
     busy: true,
     description: 'Refunds sent to the provider and not yet settled.',
+  },
+  refunds_owed: {
+    owner: 'order',
+    normalSide: 'credit',
+    nonNegative: true,
+    description: "Refunds the provider failed to pay: owed to the order's customer until a retry is paid.",
   },
   platform_commission: {
     owner: 'platform',

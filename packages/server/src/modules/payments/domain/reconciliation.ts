@@ -8,6 +8,7 @@ import type { OperationKind } from '../provider/port.js';
  *   amount_mismatch         they, or the ledger, disagree on the amount
  *   missing_posting         a succeeded operation has no ledger transaction
  *   posting_without_operation a ledger transaction stands for an operation that did not succeed
+ *   refund_owed             a refund failed at the provider and nobody retried it: the customer is owed it
  */
 export const DISCREPANCY_TYPES = [
   'unknown_operation',
@@ -16,6 +17,7 @@ export const DISCREPANCY_TYPES = [
   'amount_mismatch',
   'missing_posting',
   'posting_without_operation',
+  'refund_owed',
 ] as const;
 export type DiscrepancyType = (typeof DISCREPANCY_TYPES)[number];
 

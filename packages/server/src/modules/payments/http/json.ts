@@ -92,6 +92,13 @@ export const RefundJson = z
     amount: MoneyJson,
     status: z.enum(REFUND_STATUSES),
     failure_code: z.string().nullable(),
+    retry_of: z.string().nullable().describe('The failed refund this one retries.'),
+    retried_by: z
+      .string()
+      .nullable()
+      .describe(
+        'The refund that retries this failed one; a failed refund without one is owed to the customer.',
+      ),
     created_at: timestamp,
   })
   .meta({ id: 'PaymentRefund' });
@@ -103,6 +110,8 @@ export const refundJson = (r: Refund): z.input<typeof RefundJson> => ({
   amount: moneyJson(r.amountMinor, r.currency),
   status: r.status,
   failure_code: r.failureCode,
+  retry_of: r.retryOf,
+  retried_by: r.retriedBy,
   created_at: iso(r.createdAt),
 });
 
@@ -140,6 +149,9 @@ export const PaymentDetailJson = PaymentJson.extend({
   operations: z.array(PaymentOperationJson),
   refunds: z.array(RefundJson),
   chargebacks: z.array(ChargebackJson),
+  refunds_owed: MoneyJson.describe(
+    'Refunds the provider failed that nobody has retried yet: money still owed to the customer.',
+  ),
 }).meta({ id: 'PaymentDetail' });
 
 export const paymentDetailJson = (d: PaymentDetail): z.input<typeof PaymentDetailJson> => ({
@@ -147,6 +159,7 @@ export const paymentDetailJson = (d: PaymentDetail): z.input<typeof PaymentDetai
   operations: d.operations.map(operationJson),
   refunds: d.refunds.map(refundJson),
   chargebacks: d.chargebacks.map(chargebackJson),
+  refunds_owed: moneyJson(d.refundsOwedMinor, d.payment.currency),
 });
 
 export const DiscrepancyJson = z.object({

@@ -7,7 +7,7 @@ import type { Jobs } from '../../../kernel/jobs/jobs.js';
 import { parseAmount, parseCurrency } from '../../../kernel/money.js';
 import { CHARGEBACK_LIABILITIES, CHARGEBACK_STATUSES, PAYMENT_STATUSES } from '../domain/payment.js';
 import { paymentsErrors } from '../errors.js';
-import { RESUME_PAYMENT_JOB } from '../jobs.js';
+import { RESUME_PAYMENT_JOB, RESUME_REFUND_JOB } from '../jobs.js';
 import { ORDER_REF_LENGTH_MAX, type PaymentsService, REFERENCE_LENGTH_MAX } from '../service.js';
 import {
   ChargebackJson,
@@ -18,6 +18,8 @@ import {
   paymentDetailJson,
   paymentJson,
   ReconciliationReportJson,
+  RefundJson,
+  refundJson,
   reportJson,
 } from './json.js';
 
@@ -142,6 +144,34 @@ export function paymentsRoutes(payments: PaymentsService, deps: { jobs: Jobs }):
           { singletonKey: payment.id },
         );
         return paymentJson(payment);
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/payments/:payment_id/refunds/:refund_id/retry',
+      summary: 'Retry a refund the provider failed',
+      description:
+        'A refund the provider failed leaves its money owed to the customer (the ledger’s `refunds_owed` account ' +
+        'of the order, and the payment’s `refunds_owed`). This records a new refund with a new reference ' +
+        '(`pending`), moves the money back into refunds in transit, and sends it to the provider after the ' +
+        'request commits: poll the payment for `succeeded`, or `failed` again (retry that one in turn). Needs an ' +
+        '`Idempotency-Key`; audited. Errors: `404 payments.refund_not_found`, ' +
+        '`409 payments.refund_not_owed` (not failed, or already retried), `409 payments.refund_exceeds_capture` ' +
+        '(a chargeback took the rest of the capture since).',
+      tags: PAYMENTS,
+      access: FINANCE,
+      audit: { action: 'payments.refund.retry', targetParam: 'refund_id' },
+      idempotencyKey: 'required',
+      params: z.strictObject({ payment_id: idSchema('pay'), refund_id: idSchema('rfd') }),
+      status: 202,
+      response: RefundJson,
+      handler: async (ctx, { params }) => {
+        const refund = await payments.retryRefund(ctx, {
+          paymentId: params.payment_id,
+          refundId: params.refund_id,
+        });
+        await deps.jobs.enqueue(ctx, RESUME_REFUND_JOB, { refundId: refund.id }, { singletonKey: refund.id });
+        return refundJson(refund);
       },
     }),
     defineRoute({

@@ -94,5 +94,16 @@ export const paymentsMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0002_refund_retries': {
+      async up(db: Kysely<unknown>) {
+        // A failed refund's money stays owed to the customer until a retry (a new refund at the
+        // provider) is paid: each failed refund is retried at most once, by the refund it names.
+        await sql`
+          alter table payment_refunds add column retry_of text unique;
+          alter table payment_refunds add column retried_by text unique;
+          create index payment_refunds_owed on payment_refunds (id) where status = 'failed' and retried_by is null;
+        `.execute(db);
+      },
+    },
   },
 };

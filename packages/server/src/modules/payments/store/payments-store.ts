@@ -62,6 +62,10 @@ export interface Refund {
   readonly currency: string;
   readonly status: RefundStatus;
   readonly failureCode: string | null;
+  /** The failed refund this one retries. */
+  readonly retryOf: string | null;
+  /** The refund that retries this one, once it failed; a failed refund without one is owed. */
+  readonly retriedBy: string | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -130,6 +134,8 @@ const toRefund = (row: Selectable<PaymentRefundsTable>): Refund => ({
   currency: row.currency,
   status: row.status,
   failureCode: row.failure_code,
+  retryOf: row.retry_of,
+  retriedBy: row.retried_by,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -420,6 +426,39 @@ export async function findRefundByReference(db: Executor, reference: string): Pr
   return row ? toRefund(row) : null;
 }
 
+export async function findRefund(db: Executor, id: string): Promise<Refund | null> {
+  const row = await db.selectFrom('payment_refunds').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toRefund(row) : null;
+}
+
+/**
+ * Names the refund that retries a failed one, unless it was retried already: one conditional
+ * update, so two retries of the same refund cannot both go out. Null when it was not failed or
+ * was retried.
+ */
+export async function markRefundRetried(db: Executor, id: string, retriedBy: string): Promise<Refund | null> {
+  const row = await db
+    .updateTable('payment_refunds')
+    .set({ retried_by: retriedBy })
+    .where('id', '=', id)
+    .where('status', '=', 'failed')
+    .where('retried_by', 'is', null)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toRefund(row) : null;
+}
+
+/** Failed refunds nobody has retried: money owed to customers, by id after `after`. */
+export async function owedRefunds(db: Executor, after: string | null, limit: number): Promise<Refund[]> {
+  let query = db
+    .selectFrom('payment_refunds')
+    .selectAll()
+    .where('status', '=', 'failed')
+    .where('retried_by', 'is', null);
+  if (after !== null) query = query.where('id', '>', after);
+  return (await query.orderBy('id').limit(limit).execute()).map(toRefund);
+}
+
 export async function refundsOf(db: Executor, paymentIds: readonly string[]): Promise<Refund[]> {
   if (paymentIds.length === 0) return [];
   return (
@@ -489,6 +528,32 @@ export async function chargebacksOf(db: Executor, paymentIds: readonly string[])
       .orderBy('id')
       .execute()
   ).map(toChargeback);
+}
+
+/**
+ * What an order's payments in a currency captured, and what chargebacks took back of them: the
+ * most that can still go back to the order's customer is the difference, less refunds.
+ */
+export async function capturedAndChargedBack(
+  db: Executor,
+  orderRef: string,
+  currency: string,
+): Promise<{ capturedMinor: bigint; chargedBackMinor: bigint }> {
+  const [captured, chargedBack] = await Promise.all([
+    db
+      .selectFrom('payments')
+      .select(sql<string>`coalesce(sum(captured_minor), 0)::text`.as('total'))
+      .where('order_ref', '=', orderRef)
+      .where('currency', '=', currency)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('payment_chargebacks')
+      .select(sql<string>`coalesce(sum(amount_minor), 0)::text`.as('total'))
+      .where('order_ref', '=', orderRef)
+      .where('currency', '=', currency)
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { capturedMinor: BigInt(captured.total), chargedBackMinor: BigInt(chargedBack.total) };
 }
 
 export async function listChargebacks(

@@ -72,6 +72,10 @@ export interface PaymentRefundsTable {
   currency: string;
   status: RefundStatus;
   failure_code: string | null;
+  /** The failed refund this one retries. */
+  retry_of: string | null;
+  /** The refund that retries this failed one; null while its money is owed to the customer. */
+  retried_by: string | null;
   created_at: Date;
   updated_at: Date;
 }

@@ -234,7 +234,13 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   );
   provider.onEvent((event) => payments.handleEvent(db, event));
   const subsidies = createSubsidiesService({ ledger });
-  const settlement = { ledger, fees, subsidies, partners: partnerTypes(participants) };
+  const settlement = {
+    ledger,
+    fees,
+    subsidies,
+    partners: partnerTypes(participants),
+    chargebacks: payments,
+  };
   const fulfilment = createFulfilment({
     offerings,
     matching,

@@ -108,7 +108,9 @@ export function settlementRoutes(
         'payable or, when that is short, as a debt on its receivable. With `leg_ref`, only that partner’s part. ' +
         'The money waits in refunds in transit until the provider has paid the customer back (when `payment_id` is ' +
         'given, the provider refund is sent after this transaction commits). The same `refund_ref` again returns the ' +
-        'same refund. Errors: `settlement.refund_exceeds_order`, `settlement.refund_exceeds_leg`, `settlement.amount_invalid`.',
+        'same refund. A refund beyond what the order’s captured payments have left after chargebacks is refused ' +
+        'before anything moves. Errors: `422 settlement.refund_exceeds_order`, `422 settlement.refund_exceeds_leg`, ' +
+        '`409 settlement.refund_exceeds_after_chargebacks`, `422 settlement.amount_invalid`.',
       tags: SETTLEMENTS,
       access: MOVERS,
       audit: { action: 'settlement.refund' },

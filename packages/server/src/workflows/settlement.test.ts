@@ -5,9 +5,11 @@ import { runInTransaction } from '../kernel/database/transaction.js';
 import type { Problem } from '../kernel/http/problem.js';
 import type { PartnerId } from '../kernel/ids.js';
 import type { AccountKey } from '../modules/ledger/index.js';
+import { type SimulatedProvider, TEST_CARDS } from '../modules/payments/index.js';
 import { type ApiResponse, createTestApp } from '../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../testing/test-database.js';
 import { partnerTypes } from './settlement.js';
+import { PROVIDER_REFUND_JOB } from './settlement-routes.js';
 
 type Money = { amount: string; currency: string; amount_minor: string };
 
@@ -155,6 +157,52 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     expect(await balance(eur('partner_payable', partner))).toBe(0n);
     expect(await balance(eur('partner_receivable', partner))).toBe(4_500n);
     expect(await balance(eur('customer_escrow', order))).toBe(0n);
+  });
+
+  it('refuses, before anything moves, a refund of money a chargeback already gave back', async () => {
+    const order = `ord-settlement-chargeback-${++orders}`;
+    const payments = app.baton.services.payments;
+    const payment = ok<{ id: string; reference: string }>(
+      await post('/v1/payments', {
+        order_ref: order,
+        payment_method: TEST_CARDS.ok,
+        amount: { amount: '100.00', currency: 'EUR' },
+      }),
+      202,
+    );
+    await payments.resume(db, systemActor('test'), payment.id);
+    const provider = payments.provider as SimulatedProvider;
+    provider.chargeback(`${payment.reference}:capture`, 3_000n, `${order}:chargeback`);
+    await provider.flush();
+    const inTransitBefore = await balance(eur('refunds_in_transit'));
+    const refund = (ref: string, amount: string) =>
+      post('/v1/settlements/refunds', {
+        order_ref: order,
+        refund_ref: `${order}:${ref}`,
+        amount: { amount, currency: 'EUR' },
+        payment_id: payment.id,
+      });
+
+    // The escrow still holds 100.00, but the customer has only 70.00 left paid.
+    const refused = await refund('r1', '70.01');
+    expectProblem(refused, 409, 'settlement.refund_exceeds_after_chargebacks');
+    expect(refused.body).toMatchObject({ refundable: '7000', charged_back: '3000' });
+    expect(await balance(eur('customer_escrow', order))).toBe(10_000n);
+    expect(await balance(eur('refunds_in_transit'))).toBe(inTransitBefore);
+    expect(await app.baton.jobs.runQueued(PROVIDER_REFUND_JOB)).toBe(0);
+
+    ok(await refund('r2', '60.00'));
+    expectProblem(await refund('r3', '10.01'), 409, 'settlement.refund_exceeds_after_chargebacks');
+    ok(await refund('r4', '10.00'));
+    // What was refunded reaches the customer: the provider accepts both refunds.
+    await app.baton.jobs.runQueued(PROVIDER_REFUND_JOB);
+    const detail = await payments.getPayment(ctx(db), payment.id);
+    expect(detail.refunds.map((r) => [r.amountMinor, r.status])).toEqual([
+      [6_000n, 'succeeded'],
+      [1_000n, 'succeeded'],
+    ]);
+    expect(await balance(eur('refunds_in_transit'))).toBe(inTransitBefore);
+    expect(await balance(eur('customer_escrow', order))).toBe(3_000n);
   });
 
   it('refunds one partner’s part only, and the same refund again is a replay', async () => {

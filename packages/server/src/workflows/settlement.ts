@@ -1,6 +1,6 @@
 import type { Context } from '../kernel/context.js';
 import { type Executor, requireTransaction } from '../kernel/database/database.js';
-import { isDomainError, notFound, unprocessable } from '../kernel/errors.js';
+import { conflict, isDomainError, notFound, unprocessable } from '../kernel/errors.js';
 import type { PartnerId } from '../kernel/ids.js';
 import { allocate } from '../kernel/money.js';
 import type { AccountKey, EntryInput, LedgerService, LedgerTransaction } from '../modules/ledger/index.js';
@@ -66,11 +66,21 @@ export interface PartnerTypePort {
   typeOf(ctx: Context, partnerId: PartnerId): Promise<string>;
 }
 
+/** What an order's customer paid through the provider and what chargebacks took back of it. */
+export interface ChargebackPort {
+  capturedAndChargedBack(
+    ctx: Context,
+    input: { orderRef: string; currency: string },
+  ): Promise<{ capturedMinor: bigint; chargedBackMinor: bigint }>;
+}
+
 export interface SettlementDeps {
   readonly ledger: LedgerService;
   readonly fees: CommissionPort;
   readonly subsidies: SubsidyPort;
   readonly partners: PartnerTypePort;
+  /** Chargebacks, which a refund must not give back a second time; without it, none are known. */
+  readonly chargebacks?: ChargebackPort;
 }
 
 /**
@@ -137,6 +147,13 @@ export const settlementErrors = {
       'settlement.refund_exceeds_order',
       `At most ${refundableMinor} minor units of order ${orderRef} can still be refunded.`,
       { refundable: refundableMinor.toString() },
+    ),
+  /** A chargeback already gave the customer part of the order's money back: not refundable again. */
+  refundExceedsAfterChargebacks: (orderRef: string, refundableMinor: bigint, chargedBackMinor: bigint) =>
+    conflict(
+      'settlement.refund_exceeds_after_chargebacks',
+      `Chargebacks took ${chargedBackMinor} minor units of order ${orderRef} back; at most ${refundableMinor} can still be refunded.`,
+      { refundable: refundableMinor.toString(), charged_back: chargedBackMinor.toString() },
     ),
   amountInvalid: () => unprocessable('settlement.amount_invalid', 'The amount must be positive.'),
 };
@@ -448,8 +465,11 @@ export async function refundReleasedLeg(
  * released legs in proportion to what each can still refund. `legRef` narrows the refund to one
  * partner's part: escrow first only if that leg is not released yet.
  *
+ * The customer never gets back more than it has left paid: what chargebacks took back is not
+ * refunded again (the provider would refuse it, with the money already moved here).
+ *
  * @throws DomainError `settlement.refund_exceeds_order`, `settlement.refund_exceeds_leg`,
- *   `settlement.amount_invalid`
+ *   `settlement.refund_exceeds_after_chargebacks`, `settlement.amount_invalid`
  */
 export async function refundOrder(
   ctx: Context,
@@ -497,6 +517,7 @@ export async function refundOrder(
         .map((t) => ({ legRef: t.cause.id, amountMinor: BigInt(t.metadata.amount ?? '0') })),
     };
   }
+  await refuseBeyondChargebacks(ctx, deps, input);
   const escrowAvailable =
     input.legRef !== undefined && released.length > 0
       ? 0n
@@ -541,4 +562,40 @@ export async function refundOrder(
     }
   }
   return { transactions, amountMinor: input.amountMinor, fromEscrowMinor: fromEscrow, fromLegs };
+}
+
+/**
+ * Refuses a refund that, with the order's refunds so far, would give back more than its captured
+ * payments less what chargebacks took: checked before anything is posted.
+ */
+async function refuseBeyondChargebacks(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: {
+    orderRef: string;
+    currency: string;
+    amountMinor: bigint;
+    releasedLegRefs: readonly string[];
+    legRef?: string;
+  },
+): Promise<void> {
+  if (!deps.chargebacks) return;
+  const { capturedMinor, chargedBackMinor } = await deps.chargebacks.capturedAndChargedBack(ctx, {
+    orderRef: input.orderRef,
+    currency: input.currency,
+  });
+  if (chargedBackMinor === 0n) return;
+  const legs = new Set([...input.releasedLegRefs, ...(input.legRef !== undefined ? [input.legRef] : [])]);
+  const causes = [
+    { kind: 'order' as const, id: input.orderRef },
+    ...[...legs].map((id) => ({ kind: 'leg' as const, id })),
+  ];
+  let refundedMinor = 0n;
+  for (const cause of causes)
+    for (const t of await deps.ledger.transactionsFor(ctx, cause))
+      if (t.metadata.step === 'refund') refundedMinor += BigInt(t.metadata.amount ?? '0');
+  const left = capturedMinor - chargedBackMinor - refundedMinor;
+  const refundable = left > 0n ? left : 0n;
+  if (input.amountMinor > refundable)
+    throw settlementErrors.refundExceedsAfterChargebacks(input.orderRef, refundable, chargedBackMinor);
 }

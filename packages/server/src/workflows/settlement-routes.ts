@@ -3,6 +3,7 @@ import { recordAudit } from '../kernel/audit/audit-log.js';
 import { unprocessable } from '../kernel/errors.js';
 import { defineRoute, type Route } from '../kernel/http/route.js';
 import { idSchema, MoneyInput, MoneyJson, moneyJson } from '../kernel/http/schemas.js';
+import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../kernel/idempotency/idempotency-store.js';
 import { type Currency, parseAmount, parseCurrency } from '../kernel/money.js';
 import { TransactionJson, transactionJson } from '../modules/ledger/index.js';
 import { refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
@@ -115,6 +116,7 @@ export function settlementRoutes(
       access: MOVERS,
       audit: { action: 'settlement.refund' },
       idempotencyKey: 'required',
+      idempotencyRetentionMs: IDEMPOTENCY_MONEY_OUT_TTL_MS,
       body: z.strictObject({
         order_ref: reference,
         refund_ref: reference,

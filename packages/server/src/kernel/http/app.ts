@@ -302,6 +302,9 @@ async function executeWrite(
             key,
             fingerprint: fingerprintRequest(request.method, request.url, request.body),
             now: ctx.now,
+            ...(route.idempotencyRetentionMs !== undefined
+              ? { retentionMs: route.idempotencyRetentionMs }
+              : {}),
           }
         : null;
       if (use) {

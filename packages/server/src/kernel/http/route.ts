@@ -34,6 +34,11 @@ export interface RouteSpec<P, Q, B, R extends z.ZodType> {
   readonly readOnly?: boolean;
   /** Whether a POST must carry an `Idempotency-Key` (money-moving calls must). */
   readonly idempotencyKey?: 'required' | 'optional';
+  /**
+   * How long this route's idempotency keys are kept: 24 hours unless said
+   * (`IDEMPOTENCY_MONEY_OUT_TTL_MS`, 7 days, for payouts and refunds).
+   */
+  readonly idempotencyRetentionMs?: number;
   /** A stricter limit than the per-key default, counted per caller address (public sign-ups). */
   readonly rateLimit?: { readonly max: number; readonly timeWindowMs: number };
   readonly bodyLimitBytes?: number;

@@ -23,8 +23,13 @@ export interface IdempotencyKeysTable {
   expires_at: Date;
 }
 
-/** How long a key is remembered. */
+/** How long a key is remembered, unless its route says longer. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/**
+ * How long keys of calls that send money out (payouts, refunds) are remembered: a client that
+ * retries one days later, after an outage, must get the first answer, not a second payout.
+ */
+export const IDEMPOTENCY_MONEY_OUT_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 export const IDEMPOTENCY_KEY_LENGTH_MAX = 255;
 
 /** A response as first sent, to be replayed byte for byte. */
@@ -40,6 +45,8 @@ export interface KeyUse {
   readonly key: string;
   readonly fingerprint: Buffer;
   readonly now: Date;
+  /** How long the key is kept from `now`; `IDEMPOTENCY_TTL_MS` when not given. */
+  readonly retentionMs?: number;
 }
 
 /*
@@ -119,7 +126,7 @@ export async function saveIdempotentResponse(tx: Tx, use: KeyUse, response: Stor
       response.contentType,
       seal(use, response.payload),
       use.now,
-      new Date(use.now.getTime() + IDEMPOTENCY_TTL_MS),
+      new Date(use.now.getTime() + (use.retentionMs ?? IDEMPOTENCY_TTL_MS)),
     ]),
   );
 }

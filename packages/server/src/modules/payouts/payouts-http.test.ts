@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { runInTransaction } from '../../kernel/database/transaction.js';
+import { purgeExpiredIdempotencyKeys } from '../../kernel/idempotency/idempotency-store.js';
 import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
 
@@ -199,5 +201,55 @@ describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
         })
       ).status,
     ).toBe(403);
+  });
+
+  it('keeps a payout run’s Idempotency-Key for 7 days and an ordinary key for 24 hours, purge included', async () => {
+    const hourMs = 60 * 60 * 1000;
+    const purge = () => runInTransaction(db, (tx) => purgeExpiredIdempotencyKeys(tx, app.clock.now()));
+    const runBody = { partner_ids: [alpha.id] };
+    const runHeaders = { 'idempotency-key': 'retention-run' };
+    const run = await app.request('POST', '/v1/payouts/runs', {
+      key: finance,
+      body: runBody,
+      headers: runHeaders,
+    });
+    expect(run.status, run.text).toBe(202);
+    const paymentBody = {
+      order_ref: 'retention-order',
+      payment_method: 'pm_card_ok',
+      amount: { amount: '1.00', currency: 'EUR' },
+    };
+    const paymentHeaders = { 'idempotency-key': 'retention-payment' };
+    const payment = await app.request('POST', '/v1/payments', { body: paymentBody, headers: paymentHeaders });
+    expect(payment.status, payment.text).toBe(202);
+
+    // 25 hours on: the ordinary key is gone (purged), and the same request is a new one.
+    app.clock.advance(25 * hourMs);
+    await purge();
+    const again = await app.request('POST', '/v1/payments', { body: paymentBody, headers: paymentHeaders });
+    expect(again.status).toBe(202);
+    expect(again.headers['idempotency-replayed']).toBeUndefined();
+    expect(again.text).not.toBe(payment.text);
+
+    // 3 days on: the payout run's key still answers with the first run.
+    app.clock.advance(47 * hourMs);
+    await purge();
+    const replay = await app.request('POST', '/v1/payouts/runs', {
+      key: finance,
+      body: runBody,
+      headers: runHeaders,
+    });
+    expect(replay.headers['idempotency-replayed']).toBe('true');
+    expect(replay.text).toBe(run.text);
+
+    // Past 7 days it is forgotten too.
+    app.clock.advance(4 * 24 * hourMs + 1);
+    expect(await purge()).toBeGreaterThanOrEqual(1n);
+    const late = await app.request('POST', '/v1/payouts/runs', {
+      key: finance,
+      body: runBody,
+      headers: runHeaders,
+    });
+    expect(late.headers['idempotency-replayed']).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { DomainError } from '../../../kernel/errors.js';
 import { ALL_OPERATOR_ROLES } from '../../../kernel/http/access.js';
 import { defineRoute, type Route } from '../../../kernel/http/route.js';
 import { idSchema, MoneyInput, page, pageQuery, toPage } from '../../../kernel/http/schemas.js';
+import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../../../kernel/idempotency/idempotency-store.js';
 import type { Jobs } from '../../../kernel/jobs/jobs.js';
 import { parseAmount, parseCurrency } from '../../../kernel/money.js';
 import { CHARGEBACK_LIABILITIES, CHARGEBACK_STATUSES, PAYMENT_STATUSES } from '../domain/payment.js';
@@ -162,6 +163,7 @@ export function paymentsRoutes(payments: PaymentsService, deps: { jobs: Jobs }):
       access: FINANCE,
       audit: { action: 'payments.refund.retry', targetParam: 'refund_id' },
       idempotencyKey: 'required',
+      idempotencyRetentionMs: IDEMPOTENCY_MONEY_OUT_TTL_MS,
       params: z.strictObject({ payment_id: idSchema('pay'), refund_id: idSchema('rfd') }),
       status: 202,
       response: RefundJson,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ALL_OPERATOR_ROLES } from '../../../kernel/http/access.js';
 import { defineRoute, type Route } from '../../../kernel/http/route.js';
 import { idSchema, MoneyInput, page, pageQuery, toPage } from '../../../kernel/http/schemas.js';
+import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../../../kernel/idempotency/idempotency-store.js';
 import {
   BPS_MAX,
   DESTINATION_LENGTH_MAX,
@@ -77,6 +78,7 @@ export function payoutsRoutes(payouts: PayoutsService): Route[] {
       access: MONEY_OPERATORS,
       audit: { action: 'payouts.run' },
       idempotencyKey: 'required',
+      idempotencyRetentionMs: IDEMPOTENCY_MONEY_OUT_TTL_MS,
       body: RunBody,
       status: 202,
       response: PayoutRunJson,

@@ -4,6 +4,7 @@ import {
   createFulfilmentFixture,
   DAY_MS,
   HOUR_MS,
+  type Money,
   type OrderBody,
   type Partner,
   type QuoteBody,
@@ -671,5 +672,118 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
         201,
       );
     }
+  });
+
+  /** Every event `key` may read, of `types` when given, oldest first. */
+  async function eventsFor(key: string, types?: string) {
+    const events: { type: string; subject_id: string; data: Record<string, unknown> }[] = [];
+    let after: string | null = null;
+    do {
+      const query = new URLSearchParams({
+        limit: '100',
+        ...(types ? { types } : {}),
+        ...(after ? { after } : {}),
+      });
+      const read: { data: typeof events; next_after: string | null } = ok(
+        await app.request('GET', `/v1/events?${query}`, { key }),
+      );
+      events.push(...read.data);
+      after = read.next_after;
+    } while (after);
+    return events;
+  }
+
+  /** Every value in a JSON answer, with its path, and every object in it. */
+  function walk(value: unknown, path = '$', out: { path: string; value: unknown }[] = []) {
+    out.push({ path, value });
+    if (Array.isArray(value)) {
+      for (const [index, item] of value.entries()) walk(item, `${path}[${index}]`, out);
+    } else if (typeof value === 'object' && value !== null)
+      for (const [key, item] of Object.entries(value)) walk(item, `${path}.${key}`, out);
+    return out;
+  }
+
+  it('shows a customer of a fixed-price offering no partner’s price and no offer anywhere, and the operator all of them', async () => {
+    const diner = await f.customer();
+    const seen: { what: string; body: unknown }[] = [];
+    const read = <T>(what: string, body: T): T => {
+      seen.push({ what, body });
+      return body;
+    };
+    const quoted = read(
+      'quote',
+      ok<QuoteBody>(
+        await f.quote(diner.key, { offering: 'meal-delivery', quantity: 2, deadline: f.inHours(6) }),
+        201,
+      ),
+    );
+    read('quote read again', ok(await app.request('GET', `/v1/quotes/${quoted.id}`, { key: diner.key })));
+    const placed = read('placed order', ok<OrderBody>(await f.order(diner.key, quoted.id), 201));
+    await f.runJobs();
+    read('order', await f.readOrder(diner.key, placed.id));
+    // The first cook declines: the customer is told the leg went to another partner.
+    const cooking = await workOrderOf(placed.id, 'cooking');
+    ok(
+      await f.act(byPartner.get(cooking.partner_id) as Partner, cooking.id, 'decline', {
+        reason: 'Oven broken',
+      }),
+    );
+    read('order after the re-plan', await f.readOrder(diner.key, placed.id));
+    for (const step of ['cooking', 'packaging', 'courier']) {
+      await deliver(placed.id, step);
+      read(`confirmed ${step}`, ok(await f.judge(diner.key, placed.id, step, 'confirm')));
+    }
+    read('orders', ok(await app.request('GET', '/v1/orders?limit=100', { key: diner.key })));
+    // Every event of the order's own flow the customer may read: the quote's, the order's and its work's.
+    read(
+      'events',
+      (await eventsFor(diner.key)).filter((event) => /^(quote|order|work_order)\./.test(event.type)),
+    );
+
+    // What the partners cost, as the operator sees it: every offer, unit price and price of the order's work.
+    const operatorQuote = ok<QuoteBody>(await app.request('GET', `/v1/quotes/${quoted.id}`));
+    const work = ok<{ data: { offer_id: string; unit_price: Money; price: Money }[] }>(
+      await app.request('GET', `/v1/work-orders?order_id=${placed.id}&limit=100`),
+    );
+    expect(work.data.length).toBeGreaterThanOrEqual(4);
+    const secrets = new Set<string>();
+    for (const leg of [...operatorQuote.legs, ...work.data]) {
+      secrets.add(leg.offer_id);
+      for (const money of [leg.unit_price, leg.price]) {
+        if (!money) continue;
+        secrets.add(money.amount);
+        secrets.add(money.amount_minor);
+      }
+    }
+    // The operator sees each leg's offer and the partner's price in the reason it was chosen.
+    expect(operatorQuote.legs[0]).toMatchObject({ offer_id: cook.offerId, unit_price: { amount: '6.00' } });
+    expect(operatorQuote.legs[0]?.why.criteria).toContainEqual(
+      expect.objectContaining({ criterion: 'price', value: '6.00' }),
+    );
+    expect(secrets).toContain(otherCook.offerId);
+    expect(secrets).toContain('7.00');
+
+    const leaks = seen.flatMap(({ what, body }) =>
+      walk(body)
+        .filter(
+          ({ path, value }) =>
+            ((typeof value === 'string' || typeof value === 'number') && secrets.has(String(value))) ||
+            (path.endsWith('.offer_id') && value !== null) ||
+            (typeof value === 'object' &&
+              value !== null &&
+              (value as { criterion?: unknown }).criterion === 'price'),
+        )
+        .map(({ path, value }) => `${what} ${path}: ${JSON.stringify(value)}`),
+    );
+    expect(leaks).toEqual([]);
+    // The customer still reads why each partner was chosen, by the criteria other than price.
+    const customerWhy = quoted.legs[0]?.why as unknown as { rank: number; criteria: { criterion: string }[] };
+    expect(customerWhy.rank).toBe(1);
+    expect(customerWhy.criteria.map((part) => part.criterion)).toEqual(
+      expect.arrayContaining(['quality', 'reliability', 'lead_time']),
+    );
+    expect(seen.find(({ what }) => what === 'events')?.body).toEqual(
+      expect.arrayContaining([expect.objectContaining({ type: 'order.leg_replanned' })]),
+    );
   });
 });

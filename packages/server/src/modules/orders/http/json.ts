@@ -13,7 +13,12 @@ export const QuoteLegJson = z
     capability: z.string(),
     after: z.array(z.string()),
     partner_id: z.string(),
-    offer_id: z.string(),
+    offer_id: z
+      .string()
+      .nullable()
+      .describe(
+        'The partner’s offer; null for customers under a fixed price, as its price is the partner’s cost.',
+      ),
     quantity: z.number().int(),
     unit_price: MoneyJson.nullable().describe('Null for customers under a fixed price: the partner’s cost.'),
     price: MoneyJson.nullable().describe('Quantity × unit price; null for customers under a fixed price.'),
@@ -28,7 +33,10 @@ export const QuoteLegJson = z
     due_by: timestamp.describe('When the leg must be done: the leg’s SLA deadline if the quote is ordered.'),
     why: z
       .record(z.string(), z.unknown())
-      .describe('Why this partner was chosen: its rank, score and the score breakdown of the matcher.'),
+      .describe(
+        'Why this partner was chosen: its rank, score and the score breakdown of the matcher. For customers under a ' +
+          'fixed price, without the score and the price criterion, which would tell the partner’s cost.',
+      ),
   })
   .meta({ id: 'QuoteLeg' });
 
@@ -159,6 +167,26 @@ function sight(actor: Actor, pricingKind: 'cost_plus' | 'fixed') {
   return { operator, cost: operator || pricingKind === 'cost_plus' };
 }
 
+/**
+ * The matcher's breakdown of why a leg's partner was chosen, as a reader who may not see the
+ * partner's cost sees it: without the price criterion (its value is the partner's unit price,
+ * its normalised value and contribution place that price among the candidates') and without
+ * the score, from which the price's contribution would follow as the rest of the sum. The rank,
+ * the strategy, the other criteria and the adjustments still say why.
+ */
+function whyWithoutCost(breakdown: Record<string, unknown>): Record<string, unknown> {
+  const { score: _score, criteria, ...rest } = breakdown;
+  return {
+    ...rest,
+    criteria: Array.isArray(criteria)
+      ? criteria.filter(
+          (part) =>
+            !(typeof part === 'object' && part !== null && 'criterion' in part && part.criterion === 'price'),
+        )
+      : [],
+  };
+}
+
 export function quoteJson(
   actor: Actor,
   quote: Quote,
@@ -193,7 +221,7 @@ export function quoteJson(
       capability: leg.capability,
       after: [...leg.after],
       partner_id: leg.partnerId,
-      offer_id: leg.offerId,
+      offer_id: see.cost ? leg.offerId : null,
       quantity: leg.quantity,
       unit_price: see.cost ? money(leg.unitPriceMinor) : null,
       price: see.cost ? money(leg.grossMinor) : null,
@@ -204,7 +232,7 @@ export function quoteJson(
       earliest_finish: iso(leg.earliestFinish),
       latest_start: iso(leg.latestStart),
       due_by: iso(leg.dueBy),
-      why: leg.breakdown,
+      why: see.cost ? leg.breakdown : whyWithoutCost(leg.breakdown),
     })),
   };
 }

@@ -786,4 +786,36 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
       expect.arrayContaining([expect.objectContaining({ type: 'order.leg_replanned' })]),
     );
   });
+
+  it('flags work delivered after its due time late once, whether or not the timers ran first', async () => {
+    const { order } = await placePaid('meal-delivery', 1, 6);
+    const lateEvents = async (workOrderId: string) =>
+      (await eventsFor(buyer.key, 'work_order.late')).filter((event) => event.subject_id === workOrderId)
+        .length;
+    const cooking = await workOrderOf(order.id, 'cooking');
+    const cookPartner = byPartner.get(cooking.partner_id) as Partner;
+    ok(await f.act(cookPartner, cooking.id, 'accept'));
+    ok(await f.act(cookPartner, cooking.id, 'start'));
+    const packaging = await workOrderOf(order.id, 'packaging');
+    ok(await f.act(packer, packaging.id, 'accept'));
+    // Past both legs' due time (the courier must start an hour before the deadline).
+    f.advance(5 * HOUR_MS + 60_000);
+
+    // No timer has run: the delivery itself flags the cooking late, with one event.
+    const delivered = ok<WorkOrderBody>(await f.act(cookPartner, cooking.id, 'deliver'));
+    expect(delivered).toMatchObject({ status: 'delivered', late: true });
+    expect((await workOrderOf(order.id, 'cooking')).late).toBe(true);
+    expect((await f.readOrder(buyer.key, order.id)).legs[0]?.late).toBe(true);
+    expect(await lateEvents(cooking.id)).toBe(1);
+
+    // The timers then flag the packaging, still owed, and leave the delivered cooking alone.
+    await f.sweep();
+    expect(await lateEvents(cooking.id)).toBe(1);
+    expect(await lateEvents(packaging.id)).toBe(1);
+    // Its delivery after that adds no second event.
+    ok(await f.act(packer, packaging.id, 'start'));
+    expect(ok<WorkOrderBody>(await f.act(packer, packaging.id, 'deliver')).late).toBe(true);
+    expect(await lateEvents(packaging.id)).toBe(1);
+    expect((await f.readOrder(buyer.key, order.id)).legs[1]?.late).toBe(true);
+  });
 });

@@ -59,6 +59,7 @@ import {
   type Order,
   type OrderLeg,
   type OrderStatus,
+  OWED,
   orderLegs,
   ordersErrors,
   orderWithLegs,
@@ -964,6 +965,29 @@ export function createFulfilment(deps: FulfilmentDeps) {
     return moved;
   }
 
+  /**
+   * Flags a work order and its leg late, with an event. The timers flag work still owed after
+   * its due time; a partner's work that ends after its due time before they ran is flagged as it
+   * ends (`flaggedIfLate`), so that lateness does not depend on when the timers ran. Callers hold
+   * the order's lock and flag only work not flagged yet: each late work order has one event.
+   */
+  async function flagLate(ctx: Context, order: Order, workOrder: WorkOrder): Promise<WorkOrder> {
+    const flagged = await updateWorkOrder(ctx.db, workOrder.id, { late: true, updated_at: ctx.now });
+    await updateLeg(ctx.db, order.id, workOrder.stepKey, { late: true, updated_at: ctx.now });
+    await workOrderEvent(ctx, flagged, 'work_order.late', order.customerId);
+    return flagged;
+  }
+
+  /**
+   * A work order just moved: when the move ended its partner's work (delivered, declined, expired,
+   * cancelled) after its due time and the timers had not flagged it yet, it is flagged late now.
+   * Work delivered at its due time is on time.
+   */
+  async function flaggedIfLate(ctx: Context, order: Order, moved: WorkOrder): Promise<WorkOrder> {
+    if (moved.late || OWED.includes(moved.status) || moved.dueBy.getTime() >= ctx.now.getTime()) return moved;
+    return flagLate(ctx, order, moved);
+  }
+
   /** A transition the state machine allows, with its timestamps, written under the row's lock. */
   async function transition(
     ctx: Context,
@@ -1060,13 +1084,14 @@ export function createFulfilment(deps: FulfilmentDeps) {
     const current = locked.workOrder;
     const leg = legs.find((candidate) => candidate.stepKey === current.stepKey);
     if (!leg) throw ordersErrors.legNotFound(order.id, current.stepKey);
-    const updated = locked.moved;
-    if (!updated) {
+    const moved = locked.moved;
+    if (!moved) {
       if (!canTransition(current.status, to)) throw ordersErrors.transitionNotAllowed(id, current.status, to);
       if (action === 'accept' && current.acceptBy <= ctx.now)
         throw ordersErrors.acceptanceWindowClosed(id, current.acceptBy);
       assert(false, `work order ${id} may move to ${to} but was not moved`);
     }
+    const updated = await flaggedIfLate(ctx, order, moved);
     await workOrderEvent(ctx, updated, `work_order.${to}`, order.customerId);
     if (action === 'start') {
       const started: OrderLeg = {
@@ -1350,7 +1375,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
         (workOrder !== null && NOT_STARTED.includes(workOrder.status));
       if (!notStarted) continue;
       if (workOrder && NOT_STARTED.includes(workOrder.status)) {
-        const cancelled = await transition(ctx, workOrder, 'cancelled', { reason: 'order compensated' });
+        const cancelled = await flaggedIfLate(
+          ctx,
+          order,
+          await transition(ctx, workOrder, 'cancelled', { reason: 'order compensated' }),
+        );
         await workOrderEvent(ctx, cancelled, 'work_order.cancelled', order.customerId);
       }
       // The failed leg's capacity was released when its partner fell through.
@@ -1394,7 +1423,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
       await inOwnTransaction(db, now, async (ctx) => {
         const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
         if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'offered') return;
-        const updated = await transition(ctx, workOrder, 'expired', { reason: 'not accepted in time' });
+        const updated = await flaggedIfLate(
+          ctx,
+          order,
+          await transition(ctx, workOrder, 'expired', { reason: 'not accepted in time' }),
+        );
         await workOrderEvent(ctx, updated, 'work_order.expired', order.customerId);
         await repair(ctx, order, leg, 'expired');
         expired += 1;
@@ -1402,11 +1435,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
     }
     for (const due of await timedOut(db, 'due', now, SWEEP_BATCH_MAX)) {
       await inOwnTransaction(db, now, async (ctx) => {
-        const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
-        if (!workOrder || workOrder.id !== due.id || workOrder.late) return;
-        const flagged = await updateWorkOrder(ctx.db, workOrder.id, { late: true, updated_at: ctx.now });
-        await updateLeg(ctx.db, order.id, leg.stepKey, { late: true, updated_at: ctx.now });
-        await workOrderEvent(ctx, flagged, 'work_order.late', order.customerId);
+        const { order, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
+        // Work that ended meanwhile was judged on time or late as it ended.
+        if (!workOrder || workOrder.id !== due.id || workOrder.late || !OWED.includes(workOrder.status))
+          return;
+        await flagLate(ctx, order, workOrder);
         late += 1;
       });
     }
@@ -1436,7 +1469,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
         if (!unavailable.includes(leg.partnerId) || order.status !== 'in_progress') return;
         if (leg.status === 'dispatched') {
           if (!workOrder || !NOT_STARTED.includes(workOrder.status)) return;
-          const cancelled = await transition(ctx, workOrder, 'cancelled', { reason: 'partner unavailable' });
+          const cancelled = await flaggedIfLate(
+            ctx,
+            order,
+            await transition(ctx, workOrder, 'cancelled', { reason: 'partner unavailable' }),
+          );
           await workOrderEvent(ctx, cancelled, 'work_order.cancelled', order.customerId);
         } else if (leg.status !== 'planned') {
           return;

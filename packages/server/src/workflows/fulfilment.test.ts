@@ -818,4 +818,72 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     expect(await lateEvents(packaging.id)).toBe(1);
     expect((await f.readOrder(buyer.key, order.id)).legs[1]?.late).toBe(true);
   });
+
+  it('gives a leg whose predecessor still runs only to a partner that can finish by its due time after it', async () => {
+    for (const key of ['firing', 'glazing', 'boxing']) await f.capability(key);
+    const kiln = await f.partnerOffering('firing', { price: '10.00', leadTimeHours: 10 });
+    const glazer = await f.partnerOffering('glazing', { price: '9.00', leadTimeHours: 2 });
+    // Both could take the glazing over, for no more than the customer paid for it (9.00 + 10 %):
+    // the cheaper ranks first but needs 12 h, which fit from now, not after the firing.
+    const slowGlazer = await f.partnerOffering('glazing', { price: '9.10', leadTimeHours: 12 });
+    const quickGlazer = await f.partnerOffering('glazing', { price: '9.60', leadTimeHours: 4 });
+    await f.partnerOffering('boxing', { price: '1.00', leadTimeHours: 1 });
+    await f.publishOffering('pottery', {
+      name: 'Pottery',
+      pricing: { kind: 'cost_plus', margin_bps: 1000 },
+      steps: [
+        { key: 'firing', name: 'Firing', capability: 'firing' },
+        { key: 'glazing', name: 'Glazing', capability: 'glazing', after: ['firing'] },
+        { key: 'boxing', name: 'Boxing', capability: 'boxing', after: ['glazing'] },
+      ],
+    });
+    await f.sync();
+    const matched = ok<{ data: { offer_id: string }[] }>(
+      await app.request('POST', '/v1/matching/queries', {
+        body: { capability: 'glazing', region: 'eu-west', quantity: 1, needed_by: f.inHours(16) },
+      }),
+    );
+    expect(matched.data.map((result) => result.offer_id).indexOf(slowGlazer.offerId)).toBeLessThan(
+      matched.data.map((result) => result.offer_id).indexOf(quickGlazer.offerId),
+    );
+
+    // The glazing is due 16 h from now, when the boxing must start.
+    const { order } = await placePaid('pottery', 1, 17);
+    expect(order.legs.map((leg) => [leg.step, leg.partner_id, leg.due_by])).toEqual([
+      ['firing', kiln.id, f.inHours(14)],
+      ['glazing', glazer.id, f.inHours(16)],
+      ['boxing', expect.any(String), f.inHours(17)],
+    ]);
+    const firing = await workOrderOf(order.id, 'firing');
+    ok(await f.act(kiln, firing.id, 'accept'));
+    ok(await f.act(kiln, firing.id, 'start'));
+    const firingDone = f.inHours(10);
+
+    // The glazer is suspended while the firing runs: its planned leg goes to the quick glazer,
+    // which can start when the firing is expected done and still finish by the due time.
+    ok(
+      await app.request('POST', `/v1/partners/${glazer.id}/transitions`, {
+        body: { to: 'suspended', reason: 'Suspended by a test.' },
+      }),
+    );
+    const swept = await f.sweep();
+    expect(swept.replanned).toBeGreaterThanOrEqual(1);
+    const replanned = await f.readOrder(app.adminKey, order.id);
+    expect(replanned.status).toBe('in_progress');
+    const [, glazing, boxing] = replanned.legs as (OrderBody['legs'][number] & {
+      expected_start: string;
+      expected_finish: string;
+    })[];
+    expect(glazing).toMatchObject({
+      status: 'planned',
+      partner_id: quickGlazer.id,
+      replans: 1,
+      due_by: f.inHours(16),
+      expected_start: firingDone,
+      expected_finish: f.inHours(14),
+    });
+    // The boxing, after it, now starts when the quick glazer is expected done.
+    expect(boxing?.expected_start).toBe(f.inHours(14));
+    expect(boxing?.expected_finish).toBe(f.inHours(15));
+  });
 });

@@ -23,6 +23,7 @@ import type { FeesService } from '../modules/fees/index.js';
 import type { LedgerService } from '../modules/ledger/index.js';
 import {
   ALLOCATION_CANDIDATES_MAX,
+  type AllocationOutcome,
   type AllocationRequest,
   type AttributeConstraint,
   type MatchingService,
@@ -925,12 +926,15 @@ export function createFulfilment(deps: FulfilmentDeps) {
   }
 
   /**
-   * Pure: the legs not under way whose expected times move, each starting when its predecessors
-   * are done, with their new times.
+   * Pure: when each leg of an order is expected to start and finish, along the graph as a quote
+   * schedules it: a leg starts when its predecessors are expected done, and not before now. The
+   * legs under way or closed keep their times (`fixed`), except `replanning`, a leg about to be
+   * given to another partner, which starts when its predecessors let it.
    */
-  function rescheduled(ctx: Context, legs: readonly OrderLeg[]): OrderLeg[] {
+  function schedule(ctx: Context, legs: readonly OrderLeg[], replanning?: string) {
     const fixed = new Map<string, { startMs: number; finishMs: number }>();
     for (const leg of legs) {
+      if (leg.stepKey === replanning) continue;
       if (CLOSED_LEGS.includes(leg.status) || leg.status === 'dispatched')
         fixed.set(leg.stepKey, {
           startMs: leg.expectedStart.getTime(),
@@ -948,6 +952,15 @@ export function createFulfilment(deps: FulfilmentDeps) {
       ctx.now.getTime(),
       fixed,
     );
+    return { fixed, times };
+  }
+
+  /**
+   * Pure: the legs not under way whose expected times move, each starting when its predecessors
+   * are done, with their new times.
+   */
+  function rescheduled(ctx: Context, legs: readonly OrderLeg[]): OrderLeg[] {
+    const { fixed, times } = schedule(ctx, legs);
     const moved: OrderLeg[] = [];
     for (const leg of legs) {
       if (fixed.has(leg.stepKey)) continue;
@@ -1260,8 +1273,9 @@ export function createFulfilment(deps: FulfilmentDeps) {
 
   /**
    * Gives a leg that its partner will not do (declined, expired, suspended) to the next-best
-   * candidate that can still finish by the leg's due time, for no more than the customer paid
-   * for the leg; compensates the order when none can.
+   * candidate that can still finish by the leg's due time, starting when the leg can start (when
+   * its predecessors are expected done, or now), for no more than the customer paid for the leg;
+   * compensates the order when none can. The legs after it move with its new lead time.
    */
   async function repair(
     ctx: Context,
@@ -1279,56 +1293,38 @@ export function createFulfilment(deps: FulfilmentDeps) {
       return;
     }
     const replan = leg.replans + 1;
+    const earliestStartMs = (
+      schedule(ctx, await orderLegs(ctx.db, order.id), leg.stepKey).times.get(leg.stepKey) as {
+        startMs: number;
+      }
+    ).startMs;
     await sql`savepoint orders_replan`.execute(ctx.db);
+    let replacement: AllocationOutcome | null;
     try {
-      const { result, reservation } = await matching.allocate(ctx, {
-        capability: leg.capability,
-        region: order.region,
-        quantity: leg.quantity,
-        neededBy: leg.dueBy,
-        customerId: order.customerId,
-        constraints: leg.constraints as Record<string, AttributeConstraint>,
-        holdMinutes: 1,
-        reference: `${order.id}:${leg.stepKey}:replan:${replan}`,
-        currency: order.currency,
-        excludePartnerIds: failed,
-        maxUnitPriceMinor: Number(leg.budgetMinor / BigInt(leg.quantity)),
-      });
-      await catalog.confirmReservation(ctx, reservation.id);
-      await sql`release savepoint orders_replan`.execute(ctx.db);
-      const grossMinor = BigInt(result.unitPriceMinor) * BigInt(leg.quantity);
-      await updateLeg(ctx.db, order.id, leg.stepKey, {
-        status: 'planned',
-        partner_id: result.partnerId,
-        offer_id: result.offerId,
-        reservation_id: reservation.id,
-        unit_price_minor: BigInt(result.unitPriceMinor),
-        gross_minor: grossMinor,
-        margin_minor: leg.budgetMinor - grossMinor,
-        lead_time_hours: result.leadTimeHours,
-        replans: replan,
-        updated_at: ctx.now,
-      });
-      await appendEvent(ctx, {
-        type: 'order.leg_replanned',
-        subjectId: order.id,
-        data: {
-          id: order.id,
-          step: leg.stepKey,
-          cause,
-          previous_partner_id: leg.partnerId,
-          partner_id: result.partnerId,
-          replans: replan,
+      replacement = await replacementFor(
+        ctx,
+        {
+          capability: leg.capability,
+          region: order.region,
+          quantity: leg.quantity,
+          neededBy: leg.dueBy,
+          customerId: order.customerId,
+          constraints: leg.constraints as Record<string, AttributeConstraint>,
+          holdMinutes: 1,
+          reference: `${order.id}:${leg.stepKey}:replan:${replan}`,
+          currency: order.currency,
+          excludePartnerIds: failed,
+          maxUnitPriceMinor: Number(leg.budgetMinor / BigInt(leg.quantity)),
         },
-        audience: [order.customerId, result.partnerId],
-      });
-      if (order.status === 'in_progress') await dispatchReady(ctx, order);
+        earliestStartMs,
+      );
     } catch (error) {
-      // No partner can take the leg over; nor can any when the leg's constraints no longer fit
-      // its capability (a new version of it changed the attributes offers describe).
-      if (!isDomainError(error)) throw error;
-      if (error.code !== 'matching.no_candidate' && error.code !== 'matching.constraints_invalid')
-        throw error;
+      // No partner can take the leg over when its constraints no longer fit its capability (a
+      // new version of it changed the attributes offers describe).
+      if (!isDomainError(error) || error.code !== 'matching.constraints_invalid') throw error;
+      replacement = null;
+    }
+    if (!replacement) {
       await sql`rollback to savepoint orders_replan`.execute(ctx.db);
       const outOfDate = await offerings.stepErrors(ctx, {
         capability: leg.capability,
@@ -1343,6 +1339,74 @@ export function createFulfilment(deps: FulfilmentDeps) {
           ? `Step ${leg.stepKey} cannot be given to another partner (${cause}): its constraints no longer fit the capability ${leg.capability}.`
           : undefined,
       );
+      return;
+    }
+    const { result, reservation } = replacement;
+    await catalog.confirmReservation(ctx, reservation.id);
+    await sql`release savepoint orders_replan`.execute(ctx.db);
+    const grossMinor = BigInt(result.unitPriceMinor) * BigInt(leg.quantity);
+    // The leg starts when its predecessors let it, with its new partner's lead time; the legs
+    // after it move when the order's legs are next scheduled (below, or as they are dispatched).
+    await updateLeg(ctx.db, order.id, leg.stepKey, {
+      status: 'planned',
+      partner_id: result.partnerId,
+      offer_id: result.offerId,
+      reservation_id: reservation.id,
+      unit_price_minor: BigInt(result.unitPriceMinor),
+      gross_minor: grossMinor,
+      margin_minor: leg.budgetMinor - grossMinor,
+      lead_time_hours: result.leadTimeHours,
+      expected_start: new Date(earliestStartMs),
+      expected_finish: new Date(earliestStartMs + result.leadTimeHours * HOUR_MS),
+      replans: replan,
+      updated_at: ctx.now,
+    });
+    await appendEvent(ctx, {
+      type: 'order.leg_replanned',
+      subjectId: order.id,
+      data: {
+        id: order.id,
+        step: leg.stepKey,
+        cause,
+        previous_partner_id: leg.partnerId,
+        partner_id: result.partnerId,
+        replans: replan,
+      },
+      audience: [order.customerId, result.partnerId],
+    });
+    if (order.status === 'in_progress') await dispatchReady(ctx, order);
+  }
+
+  /**
+   * The best candidate that can take a leg over and still be done by its due time
+   * (`request.neededBy`) when it starts at `earliestStartMs`, with its capacity held; null when
+   * none can. The matcher reckons lead times from now, while a leg whose predecessors are still
+   * running can start only when they are expected done: candidates too slow from then are passed
+   * over here, and the ranking is read again without them when they filled a whole page. The
+   * hold is placed where a quote places it, at the candidate's latest start, which is then never
+   * before `earliestStartMs`.
+   */
+  async function replacementFor(
+    ctx: Context,
+    request: AllocationRequest,
+    earliestStartMs: number,
+  ): Promise<AllocationOutcome | null> {
+    const dueByMs = request.neededBy.getTime();
+    const passed = new Set<string>();
+    const skipped: { offerId: string; code: string }[] = [];
+    for (;;) {
+      const results = await matching.candidates(ctx, { ...request, excludeOfferIds: passed });
+      for (const result of results) {
+        passed.add(result.offerId);
+        if (earliestStartMs + result.leadTimeHours * HOUR_MS > dueByMs) continue;
+        const held = await matching.allocateAll(ctx, [{ request, result, skipped: [...skipped] }]);
+        if (held.allocated) return held.outcomes[0] as AllocationOutcome;
+        // Its capacity went meanwhile (the matcher learnt it): the next candidate, up to the
+        // number of holds an allocation tries.
+        skipped.push(...held.refused.map(({ offerId, code }) => ({ offerId, code })));
+        if (skipped.length >= ALLOCATION_CANDIDATES_MAX) return null;
+      }
+      if (results.length < ALLOCATION_CANDIDATES_MAX) return null;
     }
   }
 

@@ -43,7 +43,7 @@ export interface DemoSummary {
     readonly delivered: number;
     /** Delivered by their due time. */
     readonly onTime: number;
-    /** Flagged late by the timers. */
+    /** Flagged late: by the timers while still owed, or as they were delivered after their due time. */
     readonly late: number;
     readonly declined: number;
     readonly expired: number;

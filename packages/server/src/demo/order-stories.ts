@@ -309,7 +309,7 @@ export async function playOrders(options: StoriesOptions): Promise<StoriesResult
       // Behind schedule, the partner hurries; it is late only when even that is not enough.
       deliverMs = Math.max(startMs + Math.round(leadMs / 2), dueMs - 5 * MINUTE_MS);
     }
-    // The timers flag work still owed after its due time: they run before a late delivery.
+    // The timers run every minute in production: one runs while late work is still owed, and flags it.
     if (deliverMs > dueMs) sweepAt(Math.max(dueMs + MINUTE_MS, startMs), workOrder.order);
     agenda.at(deliverMs, () => deliver(workOrder));
   }

@@ -891,87 +891,84 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
 
   async function retryRefund(ctx: Context, input: { paymentId: string; refundId: string }): Promise<Refund> {
     requireTransaction(ctx.db);
-    {
-      const failed = parseId('rfd', input.refundId) ? await findRefund(ctx.db, input.refundId) : null;
-      if (!failed || failed.paymentId !== input.paymentId)
-        throw paymentsErrors.refundNotFound(input.refundId);
-      const id = newId('rfd');
-      // The payment first, as `refund` locks it: one lock order for both.
-      const payment = (await findPayment(ctx.db, failed.paymentId, { lock: true })) as Payment;
-      if (!(await markRefundRetried(ctx.db, failed.id, id)))
-        throw paymentsErrors.refundNotOwed(failed.id, failed.status, failed.retriedBy);
-      const chargedBack = (await chargebacksOf(ctx.db, [payment.id])).reduce(
-        (sum, c) => sum + c.amountMinor,
-        0n,
-      );
-      const refundable = payment.capturedMinor - payment.refundedMinor - chargedBack;
-      if (failed.amountMinor > refundable)
-        throw paymentsErrors.refundExceedsCapture(failed.amountMinor, refundable);
-      await insertRefund(ctx.db, {
+    const failed = parseId('rfd', input.refundId) ? await findRefund(ctx.db, input.refundId) : null;
+    if (!failed || failed.paymentId !== input.paymentId) throw paymentsErrors.refundNotFound(input.refundId);
+    const id = newId('rfd');
+    // The payment first, as `refund` locks it: one lock order for both.
+    const payment = (await findPayment(ctx.db, failed.paymentId, { lock: true })) as Payment;
+    if (!(await markRefundRetried(ctx.db, failed.id, id)))
+      throw paymentsErrors.refundNotOwed(failed.id, failed.status, failed.retriedBy);
+    const chargedBack = (await chargebacksOf(ctx.db, [payment.id])).reduce(
+      (sum, c) => sum + c.amountMinor,
+      0n,
+    );
+    const refundable = payment.capturedMinor - payment.refundedMinor - chargedBack;
+    if (failed.amountMinor > refundable)
+      throw paymentsErrors.refundExceedsCapture(failed.amountMinor, refundable);
+    await insertRefund(ctx.db, {
+      id,
+      payment_id: payment.id,
+      reference: id,
+      amount_minor: failed.amountMinor,
+      currency: failed.currency,
+      status: 'pending',
+      failure_code: null,
+      retry_of: failed.id,
+      retried_by: null,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+    });
+    await insertOperation(ctx.db, {
+      id: newId('pop'),
+      payment_id: payment.id,
+      reference: id,
+      kind: 'refund',
+      status: 'requested',
+      amount_minor: failed.amountMinor,
+      currency: failed.currency,
+      provider_id: null,
+      parent_reference: captureReferenceOf(payment.reference),
+      failure_code: null,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+    });
+    await updatePayment(ctx.db, payment.id, {
+      refunded_minor: payment.refundedMinor + failed.amountMinor,
+      updated_at: ctx.now,
+    });
+    await ledger.post(ctx, {
+      idempotencyKey: `refund:${id}:sent`,
+      description: `Refund ${id} retries failed refund ${failed.id} of payment ${payment.id}`,
+      cause: { kind: 'refund', id },
+      entries: [
+        {
+          account: owedTo(payment.orderRef, failed.currency),
+          direction: 'debit',
+          amountMinor: failed.amountMinor,
+        },
+        { account: inTransit(failed.currency), direction: 'credit', amountMinor: failed.amountMinor },
+      ],
+      metadata: { payment_id: payment.id, reference: id, retry_of: failed.id },
+    });
+    await appendEvent(ctx, {
+      type: 'refund.created',
+      subjectId: id,
+      data: {
         id,
         payment_id: payment.id,
         reference: id,
-        amount_minor: failed.amountMinor,
-        currency: failed.currency,
-        status: 'pending',
-        failure_code: null,
+        amount_minor: failed.amountMinor.toString(),
         retry_of: failed.id,
-        retried_by: null,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-      });
-      await insertOperation(ctx.db, {
-        id: newId('pop'),
-        payment_id: payment.id,
-        reference: id,
-        kind: 'refund',
-        status: 'requested',
-        amount_minor: failed.amountMinor,
-        currency: failed.currency,
-        provider_id: null,
-        parent_reference: captureReferenceOf(payment.reference),
-        failure_code: null,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-      });
-      await updatePayment(ctx.db, payment.id, {
-        refunded_minor: payment.refundedMinor + failed.amountMinor,
-        updated_at: ctx.now,
-      });
-      await ledger.post(ctx, {
-        idempotencyKey: `refund:${id}:sent`,
-        description: `Refund ${id} retries failed refund ${failed.id} of payment ${payment.id}`,
-        cause: { kind: 'refund', id },
-        entries: [
-          {
-            account: owedTo(payment.orderRef, failed.currency),
-            direction: 'debit',
-            amountMinor: failed.amountMinor,
-          },
-          { account: inTransit(failed.currency), direction: 'credit', amountMinor: failed.amountMinor },
-        ],
-        metadata: { payment_id: payment.id, reference: id, retry_of: failed.id },
-      });
-      await appendEvent(ctx, {
-        type: 'refund.created',
-        subjectId: id,
-        data: {
-          id,
-          payment_id: payment.id,
-          reference: id,
-          amount_minor: failed.amountMinor.toString(),
-          retry_of: failed.id,
-        },
-        audience: payment.customerId ? [payment.customerId] : [],
-      });
-      await recordAudit(ctx, {
-        action: 'payments.refund.retry',
-        targetId: failed.id,
-        outcome: 'succeeded',
-        details: { retried_by: id, amount_minor: failed.amountMinor.toString() },
-      });
-      return (await findRefund(ctx.db, id)) as Refund;
-    }
+      },
+      audience: payment.customerId ? [payment.customerId] : [],
+    });
+    await recordAudit(ctx, {
+      action: 'payments.refund.retry',
+      targetId: failed.id,
+      outcome: 'succeeded',
+      details: { retried_by: id, amount_minor: failed.amountMinor.toString() },
+    });
+    return (await findRefund(ctx.db, id)) as Refund;
   }
 
   async function resumeRefund(db: Executor, refundId: string): Promise<Refund> {

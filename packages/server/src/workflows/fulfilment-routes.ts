@@ -65,7 +65,9 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
         'along the critical path, and holds capacity on every leg until `valid_until`. The answer shows the price, ' +
         'each leg’s partner, timing and why it was chosen. A request no plan meets is `422 orders.quote_infeasible`, ' +
         'naming the step and the reason (`no_offers`, `no_candidate` with the filters that excluded offers, ' +
-        '`capacity_taken`, `deadline_unreachable`, `price_below_cost`), and holds nothing.',
+        '`capacity_taken`, `deadline_unreachable`, `price_below_cost`), and holds nothing. A customer-side subsidy ' +
+        'programme that covers the customer pays its share of the platform’s margin: `subsidy` shows it and `charge` ' +
+        'what the customer will be charged.',
       tags: QUOTES,
       access: BUYERS,
       body: z.strictObject({
@@ -109,7 +111,9 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
         'Confirms the capacity the quote holds, records the payment and charges it outside the request: the order is ' +
         '`awaiting_payment` until the provider answers, then `in_progress` (the first legs go out as work orders) or ' +
         '`cancelled` (declined; nothing charged, capacity released). A hold that lapsed and lost its capacity is ' +
-        '`409 orders.capacity_lost` and charges nothing. One order per quote: `409 orders.quote_already_ordered`.',
+        '`409 orders.capacity_lost` and charges nothing. One order per quote: `409 orders.quote_already_ordered`. ' +
+        'A subsidy the quote showed is paid into the order’s escrow and the payment is the total less it; when the ' +
+        'programme can no longer pay all of it the order is `409 orders.quote_subsidy_unavailable` and charges nothing.',
       tags: ORDERS,
       access: BUYERS,
       idempotencyKey: 'required',

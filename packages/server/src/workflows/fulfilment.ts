@@ -16,7 +16,7 @@ import {
   type WorkOrderId,
 } from '../kernel/ids.js';
 import type { Jobs } from '../kernel/jobs/jobs.js';
-import { formatAmount, parseCurrency } from '../kernel/money.js';
+import { allocate, formatAmount, parseCurrency } from '../kernel/money.js';
 import type { Page } from '../kernel/pagination.js';
 import type { CatalogService } from '../modules/catalog/index.js';
 import type { FeesService } from '../modules/fees/index.js';
@@ -166,6 +166,14 @@ const PARTNER_PAGE = 100;
 export const ORDERS_TIMERS_JOB = 'orders.timers';
 
 const MINUTE_MS = 60_000;
+
+/** The key of an order's customer-side subsidy: one per order, and its refunds name it. */
+const orderSubsidyKey = (orderId: string) => `order:${orderId}:subsidy`;
+const escrowOf = (orderId: string, currency: string) => ({
+  purpose: 'customer_escrow' as const,
+  ownerId: orderId,
+  currency,
+});
 
 type Step = StepDefinition;
 
@@ -392,9 +400,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     );
     const legs: Omit<QuoteLeg, 'reservationId' | 'allocationId'>[] = [];
     let commissionMinor = 0n;
-    const customerSegment = feeVersionId
-      ? await participants.customerSegment(ctx.db, quoted.customerId)
-      : null;
+    const customerSegment = await participants.customerSegment(ctx.db, quoted.customerId);
     for (const [position, key] of order.entries()) {
       const step = steps.get(key) as Step;
       const { result, quantity } = plan.chosen.get(key) as PlannedStep;
@@ -438,6 +444,16 @@ export function createFulfilment(deps: FulfilmentDeps) {
         breakdown: { rank: json.rank, score: json.score, ...json.breakdown },
       });
     }
+    // A customer-side programme that covers this customer pays its share of the platform's
+    // margin (a waiver and a rebate alike, the rebate given at the order as a lower charge).
+    const subsidy = await settlement.subsidies.preview(ctx, {
+      side: 'customer',
+      customerId: quoted.customerId,
+      ...(customerSegment !== null ? { customerSegment } : {}),
+      region: request.region,
+      feeMinor: price.marginMinor,
+      currency: version.currency,
+    });
     const stored: Quote = {
       id: quoted.quoteId,
       customerId: quoted.customerId,
@@ -453,6 +469,9 @@ export function createFulfilment(deps: FulfilmentDeps) {
       totalMinor: price.totalMinor,
       commissionMinor,
       feeVersionId,
+      subsidyMinor: subsidy?.amountMinor ?? 0n,
+      subsidyProgrammeId: subsidy?.programmeId ?? null,
+      subsidyKind: subsidy?.kind ?? null,
       earliestFinish: new Date(Math.max(...legs.map((leg) => leg.earliestFinish.getTime()))),
       validUntil: new Date(nowMs + version.quoteValidityMinutes * MINUTE_MS),
       orderId: null,
@@ -578,6 +597,9 @@ export function createFulfilment(deps: FulfilmentDeps) {
         total_minor: stored.totalMinor,
         commission_minor: stored.commissionMinor,
         fee_version_id: stored.feeVersionId,
+        subsidy_minor: stored.subsidyMinor,
+        subsidy_programme_id: stored.subsidyProgrammeId,
+        subsidy_kind: stored.subsidyKind,
         earliest_finish: stored.earliestFinish,
         valid_until: stored.validUntil,
         order_id: null,
@@ -618,6 +640,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         offering_version: offeringVersion,
         customer_id: stored.customerId,
         total: formatAmount(stored.totalMinor, parseCurrency(stored.currency)),
+        charge: formatAmount(stored.totalMinor - stored.subsidyMinor, parseCurrency(stored.currency)),
         currency: stored.currency,
         valid_until: stored.validUntil.toISOString(),
       },
@@ -680,8 +703,14 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * Places the order of a quote: confirms its holds, records the payment and queues the charge.
    * The order is `awaiting_payment` until the provider answers.
    *
+   * A subsidy the quote showed is paid now, from its programme's budget into the order's escrow,
+   * and the payment is the total less it: escrow holds the whole total once the payment is
+   * captured, and the legs are released from it as for any order. The customer is never charged
+   * more than the quote said: when the programme can no longer pay the whole subsidy (its budget
+   * or the customer's cap ran out, or it ended) the order is refused and nothing is charged.
+   *
    * @throws DomainError `orders.quote_not_found`, `orders.quote_expired`, `orders.quote_already_ordered`,
-   *   `orders.capacity_lost`, `payments.amount_invalid`
+   *   `orders.capacity_lost`, `orders.quote_subsidy_unavailable`, `payments.amount_invalid`
    */
   async function placeOrder(
     ctx: Context,
@@ -716,12 +745,31 @@ export function createFulfilment(deps: FulfilmentDeps) {
       throw result.error;
     }
     const orderId = newId('ord');
+    const subsidy =
+      quoted.subsidyMinor > 0n
+        ? await settlement.subsidies.apply(asBaton(ctx), {
+            side: 'customer',
+            customerId: quoted.customerId,
+            ...(customerSegment !== null ? { customerSegment } : {}),
+            region: quoted.region,
+            feeMinor: quoted.marginMinor,
+            currency: quoted.currency,
+            cause: { kind: 'order', id: orderId },
+            beneficiary: escrowOf(orderId, quoted.currency),
+            idempotencyKey: orderSubsidyKey(orderId),
+            maxAmountMinor: quoted.subsidyMinor,
+          })
+        : null;
+    const subsidyMinor = subsidy?.amountMinor ?? 0n;
+    // Refusing rolls the subsidy back with the rest of the transaction.
+    if (subsidyMinor !== quoted.subsidyMinor)
+      throw ordersErrors.quoteSubsidyUnavailable(quoted.id, quoted.subsidyMinor, subsidyMinor);
     // The payment is recorded first, so that the order is written once, with it.
     const payment = await payments.recordIntent(ctx, {
       orderRef: orderId,
       customerId: quoted.customerId,
       paymentMethod: input.paymentMethod,
-      amountMinor: quoted.totalMinor,
+      amountMinor: quoted.totalMinor - subsidyMinor,
       currency: quoted.currency,
       reference: `order:${orderId}`,
     });
@@ -742,12 +790,15 @@ export function createFulfilment(deps: FulfilmentDeps) {
         fee_version_id: feeVersion?.id ?? null,
         customer_segment: customerSegment,
         partner_tiers: Object.fromEntries(partnerTiers),
+        subsidy_minor: subsidyMinor,
+        subsidy_programme_id: subsidy?.programmeId ?? null,
         rejection_policy: version.rejectionPolicy,
         acceptance_window_minutes: version.acceptanceWindowMinutes,
         auto_confirm_hours: version.autoConfirmHours,
         status: 'awaiting_payment',
         payment_id: payment.id,
         refunded_minor: 0n,
+        subsidy_returned_minor: 0n,
         refunds: 0,
         failure_code: null,
         failure_detail: null,
@@ -788,6 +839,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     await orderEvent(ctx, placed.order, 'order.placed', {
       quote_id: quoted.id,
       total: formatAmount(placed.order.totalMinor, parseCurrency(placed.order.currency)),
+      charged: formatAmount(placed.order.totalMinor - subsidyMinor, parseCurrency(placed.order.currency)),
       currency: placed.order.currency,
       payment_id: payment.id,
     });
@@ -807,6 +859,15 @@ export function createFulfilment(deps: FulfilmentDeps) {
       return;
     }
     for (const leg of locked.legs) await catalog.releaseReservation(ctx, leg.reservationId);
+    // Nothing was charged: the subsidy paid into escrow goes back to its programme whole.
+    const returned = order.subsidyMinor - order.subsidyReturnedMinor;
+    if (returned > 0n) {
+      await settlement.subsidies.refund(asBaton(ctx), {
+        idempotencyKey: `${orderSubsidyKey(order.id)}:cancelled`,
+        originalKey: orderSubsidyKey(order.id),
+        amountMinor: returned,
+      });
+    }
     await saveLegs(
       ctx.db,
       order.id,
@@ -814,6 +875,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     );
     const cancelled = await updateOrder(ctx.db, order.id, {
       status: 'cancelled',
+      subsidy_returned_minor: order.subsidyReturnedMinor + returned,
       failure_code: `payment_${payment.status}`,
       failure_detail: payment.failureCode,
       updated_at: ctx.now,
@@ -1238,34 +1300,65 @@ export function createFulfilment(deps: FulfilmentDeps) {
     });
   }
 
-  /** Refunds the customer from the order's money (escrow first), then has the provider pay it back. */
+  /**
+   * Refunds `amountMinor` of the order's value from its money (escrow first), the customer's
+   * part through the provider. A subsidised order's refund is split between the customer and
+   * the subsidy's programme in the proportions the order was paid in (charged : subsidy), by
+   * largest remainder on the refunds so far plus this one: the parts always sum to the refund,
+   * many partial refunds add up to one refund of their sum, and the customer never gets back
+   * more than it paid. The programme's part goes back from escrow into its budget.
+   */
   async function refund(ctx: Context, order: Order, amountMinor: bigint, why: string): Promise<void> {
     if (amountMinor <= 0n) return;
     const current = (await findOrder(ctx.db, order.id)) as Order;
     const refundRef = `${order.id}:refund:${current.refunds + 1}`;
-    const released = (await workOrdersOf(ctx.db, order.id))
-      .filter((workOrder) => workOrder.status === 'confirmed')
-      .map((workOrder) => workOrder.id);
-    await refundOrder(ctx, settlement, {
-      orderRef: order.id,
-      refundRef,
-      amountMinor,
-      currency: order.currency,
-      releasedLegRefs: released,
-    });
+    const chargedMinor = current.totalMinor - current.subsidyMinor;
+    const split = (amount: bigint) =>
+      current.subsidyMinor > 0n ? allocate(amount, [chargedMinor, current.subsidyMinor]) : [amount, 0n];
+    const before = current.refundedMinor + current.subsidyReturnedMinor;
+    const [customerBefore = 0n, subsidyBefore = 0n] = split(before);
+    const [customerAfter = 0n, subsidyAfter = 0n] = split(before + amountMinor);
+    const customerPart = customerAfter - customerBefore;
+    const subsidyPart = subsidyAfter - subsidyBefore;
+    assert(customerPart >= 0n && subsidyPart >= 0n, 'a refund splits into parts of zero or more');
+    if (subsidyPart > 0n) {
+      await settlement.subsidies.refund(ctx, {
+        idempotencyKey: `${refundRef}:subsidy`,
+        originalKey: orderSubsidyKey(order.id),
+        amountMinor: subsidyPart,
+      });
+    }
+    if (customerPart > 0n) {
+      const released = (await workOrdersOf(ctx.db, order.id))
+        .filter((workOrder) => workOrder.status === 'confirmed')
+        .map((workOrder) => workOrder.id);
+      await refundOrder(ctx, settlement, {
+        orderRef: order.id,
+        refundRef,
+        amountMinor: customerPart,
+        currency: order.currency,
+        releasedLegRefs: released,
+      });
+    }
     await updateOrder(ctx.db, order.id, {
-      refunded_minor: current.refundedMinor + amountMinor,
+      refunded_minor: current.refundedMinor + customerPart,
+      subsidy_returned_minor: current.subsidyReturnedMinor + subsidyPart,
       refunds: current.refunds + 1,
       updated_at: ctx.now,
     });
-    assert(current.paymentId, `order ${order.id} has no payment to refund`);
-    await jobs.enqueue<ProviderRefundJob>(ctx, PROVIDER_REFUND_JOB, {
-      paymentId: current.paymentId,
-      reference: refundRef,
-      amountMinor: amountMinor.toString(),
-    });
+    if (customerPart > 0n) {
+      assert(current.paymentId, `order ${order.id} has no payment to refund`);
+      await jobs.enqueue<ProviderRefundJob>(ctx, PROVIDER_REFUND_JOB, {
+        paymentId: current.paymentId,
+        reference: refundRef,
+        amountMinor: customerPart.toString(),
+      });
+    }
     await orderEvent(ctx, current, 'order.refunded', {
-      amount: formatAmount(amountMinor, parseCurrency(order.currency)),
+      amount: formatAmount(customerPart, parseCurrency(order.currency)),
+      ...(subsidyPart > 0n
+        ? { subsidy_returned: formatAmount(subsidyPart, parseCurrency(order.currency)) }
+        : {}),
       currency: order.currency,
       reason: why,
     });

@@ -50,11 +50,25 @@ export interface SubsidyPort {
       capability?: string;
       feeMinor: bigint;
       currency: string;
-      cause: { kind: 'leg'; id: string };
+      customerId?: string;
+      cause: { kind: 'leg' | 'order'; id: string };
       beneficiary: AccountKey;
       idempotencyKey: string;
+      maxAmountMinor?: bigint;
     },
   ): Promise<{ programmeId: string; amountMinor: bigint } | null>;
+  /** What `apply` would pay now, posting nothing: what a quote shows. */
+  preview(
+    ctx: Context,
+    input: {
+      side: 'partner' | 'customer';
+      customerId?: string;
+      customerSegment?: string;
+      region: string;
+      feeMinor: bigint;
+      currency: string;
+    },
+  ): Promise<{ programmeId: string; amountMinor: bigint; kind: 'waiver' | 'rebate' } | null>;
   refund(
     ctx: Context,
     input: { idempotencyKey: string; originalKey: string; amountMinor: bigint },

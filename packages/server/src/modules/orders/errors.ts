@@ -72,6 +72,16 @@ export const ordersErrors = {
     conflict('orders.quote_already_ordered', `The quote ${id} was already ordered as ${orderId}.`, {
       order_id: orderId,
     }),
+  /**
+   * The customer-side subsidy the quote showed can no longer be paid in full (its programme's
+   * budget or the customer's cap ran out, or it ended): the order would cost more than quoted.
+   */
+  quoteSubsidyUnavailable: (id: string, quotedMinor: bigint, availableMinor: bigint) =>
+    conflict(
+      'orders.quote_subsidy_unavailable',
+      `The subsidy quote ${id} showed is no longer available in full; ask for a new quote. Nothing was charged.`,
+      { quoted_subsidy_minor: quotedMinor.toString(), available_subsidy_minor: availableMinor.toString() },
+    ),
   /** A hold of the quote lapsed and its capacity went to someone else: nothing was charged. */
   capacityLost: (id: string, step: string) =>
     conflict(

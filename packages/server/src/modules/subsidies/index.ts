@@ -19,6 +19,8 @@ export {
   createSubsidiesService,
   END_PROGRAMMES_JOB,
   type MoneyText,
+  type PreviewedSubsidy,
+  type PreviewInput,
   type ProgrammeFilter,
   type ProgrammeInput,
   type ProgrammeReport,

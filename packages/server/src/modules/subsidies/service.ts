@@ -93,6 +93,15 @@ export interface ApplyInput {
   readonly beneficiary: AccountRef;
   /** Chosen by the caller and deterministic from the cause: a replay spends nothing more. */
   readonly idempotencyKey: string;
+  /** Pays no more than this (what a quote promised); left out, only the programme's terms limit it. */
+  readonly maxAmountMinor?: bigint | undefined;
+}
+
+/** A fee a subsidy would pay for, as a quote asks before anything is posted. */
+export type PreviewInput = Omit<ApplyInput, 'cause' | 'beneficiary' | 'idempotencyKey' | 'maxAmountMinor'>;
+
+export interface PreviewedSubsidy extends AppliedSubsidy {
+  readonly kind: Kind;
 }
 
 export interface AppliedSubsidy {
@@ -174,6 +183,8 @@ function fingerprintOf(input: ApplyInput): string {
         input.cause.kind,
         input.cause.id,
         beneficiary,
+        // Only when given, so that the applications made before it existed replay as they were.
+        ...(input.maxAmountMinor !== undefined ? [input.maxAmountMinor.toString()] : []),
       ]),
     )
     .digest('hex');
@@ -199,6 +210,9 @@ function applyErrors(input: ApplyInput): FieldError[] {
   }
   if (input.feeMinor < 0n || input.feeMinor > AMOUNT_MINOR_MAX) {
     errors.push({ path: '/fee_minor', rule: 'range', message: 'must be zero or more' });
+  }
+  if (input.maxAmountMinor !== undefined && input.maxAmountMinor < 0n) {
+    errors.push({ path: '/max_amount_minor', rule: 'range', message: 'must be zero or more' });
   }
   if (!isCurrency(input.currency))
     errors.push({ path: '/currency', rule: 'currency', message: 'not ISO 4217' });
@@ -627,6 +641,7 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
           shareBps: programme.shareBps,
           capRemainingMinor: programme.capPerParticipantMinor - spent,
           budgetMinor,
+          maxMinor: input.maxAmountMinor,
         });
         if (amountMinor === 0n) continue;
 
@@ -844,6 +859,51 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
         transactionId: transaction.id,
         replayed: false,
       };
+    },
+
+    /**
+     * What `apply` would pay for this fee now, without posting or locking anything: the same
+     * programme choice (eligible, ending soonest, then the oldest, with something left for this
+     * participant) and the same amount, from the programmes' own totals, which move with their
+     * budgets. A quote shows it; the order applies it later, when it may no longer be there.
+     *
+     * @returns what would be paid and by which programme, or null when none would pay.
+     */
+    async preview(ctx: Context, input: PreviewInput): Promise<PreviewedSubsidy | null> {
+      const participantId = input.side === 'partner' ? input.partnerId : input.customerId;
+      if (input.feeMinor <= 0n || !participantId) return null;
+      const occasion: Occasion = {
+        side: input.side,
+        partnerType: input.partnerType,
+        customerSegment: input.customerSegment,
+        region: input.region,
+        capability: input.capability,
+        currency: input.currency,
+      };
+      const rows = await ctx.db
+        .selectFrom('subsidy_programmes')
+        .selectAll()
+        .where('status', '=', 'active')
+        .where('side', '=', input.side)
+        .where('currency', '=', input.currency)
+        .where('starts_at', '<=', ctx.now)
+        .where('ends_at', '>', ctx.now)
+        .execute();
+      const candidates = rows
+        .map(toProgramme)
+        .filter((programme) => isEligible(programme, occasion, ctx.now))
+        .sort(byPreference);
+      for (const programme of candidates) {
+        const spent = await participantSpent(ctx.db, programme.id, participantId);
+        const amountMinor = subsidyAmount({
+          feeMinor: input.feeMinor,
+          shareBps: programme.shareBps,
+          capRemainingMinor: programme.capPerParticipantMinor - spent,
+          budgetMinor: programme.fundedMinor - programme.spentMinor - programme.returnedMinor,
+        });
+        if (amountMinor > 0n) return { programmeId: programme.id, kind: programme.kind, amountMinor };
+      }
+      return null;
     },
 
     /** The application made with a key, for workflows that size a refund; null when there is none. */

@@ -40,6 +40,18 @@ export const QuoteLegJson = z
   })
   .meta({ id: 'QuoteLeg' });
 
+export const QuoteSubsidyJson = z
+  .object({
+    amount: MoneyJson.describe('Paid by the programme out of the platform’s margin.'),
+    kind: z
+      .enum(['waiver', 'rebate'])
+      .describe(
+        'How the programme presents it: a waiver is a fee not charged, a rebate money given back; a customer-side rebate is given at the order, as a lower charge.',
+      ),
+    programme_id: z.string().nullable().describe('The subsidy programme that pays it; operators only.'),
+  })
+  .meta({ id: 'QuoteSubsidy' });
+
 export const QuoteJson = z
   .object({
     id: z.string(),
@@ -50,7 +62,13 @@ export const QuoteJson = z
     region: z.string(),
     deadline: timestamp,
     pricing: z.enum(['cost_plus', 'fixed']),
-    total: MoneyJson.describe('What the customer pays.'),
+    total: MoneyJson.describe('The price of the offering, before any subsidy.'),
+    subsidy: QuoteSubsidyJson.nullable().describe(
+      'The discount a customer-side subsidy programme gives on this quote; null when none applies.',
+    ),
+    charge: MoneyJson.describe(
+      'What the customer will be charged when ordering: the total less the subsidy. An order is never charged more.',
+    ),
     cost: MoneyJson.nullable().describe(
       'The partners’ prices summed; null for customers under a fixed price.',
     ),
@@ -102,8 +120,19 @@ export const OrderJson = z
     region: z.string(),
     deadline: timestamp,
     status: z.enum(ORDER_STATUSES),
-    total: MoneyJson,
-    refunded: MoneyJson,
+    total: MoneyJson.describe('The price of the offering, before any subsidy.'),
+    subsidy: MoneyJson.describe(
+      'What a customer-side subsidy programme paid of the total (zero when none did), into the order’s escrow.',
+    ),
+    charged: MoneyJson.describe('What the customer’s payment is for: the total less the subsidy.'),
+    subsidy_programme_id: z
+      .string()
+      .nullable()
+      .describe('The programme that paid the subsidy; operators only.'),
+    refunded: MoneyJson.describe('Given back to the customer through the payment provider.'),
+    subsidy_returned: MoneyJson.describe(
+      'The subsidy’s share of the refunds, returned to its programme’s budget rather than to the customer.',
+    ),
     payment_id: z.string().nullable(),
     fee_schedule_version_id: z
       .string()
@@ -205,6 +234,15 @@ export function quoteJson(
     deadline: iso(quote.deadline),
     pricing: quote.pricingKind,
     total: money(quote.totalMinor),
+    subsidy:
+      quote.subsidyMinor > 0n
+        ? {
+            amount: money(quote.subsidyMinor),
+            kind: quote.subsidyKind ?? 'waiver',
+            programme_id: see.operator ? quote.subsidyProgrammeId : null,
+          }
+        : null,
+    charge: money(quote.totalMinor - quote.subsidyMinor),
     cost: see.cost ? money(quote.costMinor) : null,
     margin: see.operator ? money(quote.marginMinor) : null,
     commission: see.operator ? money(quote.commissionMinor) : null,
@@ -249,7 +287,11 @@ export function orderSummaryJson(actor: Actor, order: Order): z.input<typeof Ord
     deadline: iso(order.deadline),
     status: order.status,
     total: moneyJson(order.totalMinor, order.currency),
+    subsidy: moneyJson(order.subsidyMinor, order.currency),
+    charged: moneyJson(order.totalMinor - order.subsidyMinor, order.currency),
+    subsidy_programme_id: sight(actor, order.pricingKind).operator ? order.subsidyProgrammeId : null,
     refunded: moneyJson(order.refundedMinor, order.currency),
+    subsidy_returned: moneyJson(order.subsidyReturnedMinor, order.currency),
     payment_id: order.paymentId,
     fee_schedule_version_id: sight(actor, order.pricingKind).operator ? order.feeVersionId : null,
     customer_segment: sight(actor, order.pricingKind).operator ? order.customerSegment : null,

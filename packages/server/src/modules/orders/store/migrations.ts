@@ -168,5 +168,21 @@ export const ordersMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0003_customer_subsidy': {
+      async up(db: Kysely<unknown>) {
+        // A customer-side subsidy pays part of the margin: the customer is charged the total less it.
+        await sql`
+          alter table quotes add column subsidy_minor int8 not null default 0
+            check (subsidy_minor >= 0 and subsidy_minor <= margin_minor);
+          alter table quotes add column subsidy_programme_id text;
+          alter table quotes add column subsidy_kind text check (subsidy_kind in ('waiver', 'rebate'));
+          alter table orders add column subsidy_minor int8 not null default 0
+            check (subsidy_minor >= 0 and subsidy_minor < total_minor);
+          alter table orders add column subsidy_programme_id text;
+          alter table orders add column subsidy_returned_minor int8 not null default 0
+            check (subsidy_returned_minor >= 0 and subsidy_returned_minor <= subsidy_minor);
+        `.execute(db);
+      },
+    },
   },
 };

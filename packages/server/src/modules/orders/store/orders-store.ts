@@ -37,6 +37,10 @@ export interface Quote {
   readonly totalMinor: bigint;
   readonly commissionMinor: bigint;
   readonly feeVersionId: string | null;
+  /** What a customer-side subsidy would pay of the margin when ordered; charged: total less it. */
+  readonly subsidyMinor: bigint;
+  readonly subsidyProgrammeId: string | null;
+  readonly subsidyKind: 'waiver' | 'rebate' | null;
   readonly earliestFinish: Date;
   readonly validUntil: Date;
   readonly orderId: OrderId | null;
@@ -83,6 +87,9 @@ export interface Order {
   readonly feeVersionId: string | null;
   /** The customer's segment when the order was placed; null: none. */
   readonly customerSegment: string | null;
+  /** What a customer-side subsidy paid into escrow at placement; the payment is the total less it. */
+  readonly subsidyMinor: bigint;
+  readonly subsidyProgrammeId: string | null;
   /**
    * The tier of each partner the order was placed with, by partner id: its legs' fees match on
    * it. A partner that took a leg over later is not in it.
@@ -93,7 +100,10 @@ export interface Order {
   readonly autoConfirmHours: number;
   readonly status: OrderStatus;
   readonly paymentId: string | null;
+  /** Given back to the customer through the provider. */
   readonly refundedMinor: bigint;
+  /** Of the refunds, the subsidy's part, back in its programme's budget. */
+  readonly subsidyReturnedMinor: bigint;
   readonly refunds: number;
   readonly failureCode: string | null;
   readonly failureDetail: string | null;
@@ -174,6 +184,9 @@ const toQuote = (row: Selectable<QuotesTable>): Quote => ({
   totalMinor: row.total_minor,
   commissionMinor: row.commission_minor,
   feeVersionId: row.fee_version_id,
+  subsidyMinor: row.subsidy_minor,
+  subsidyProgrammeId: row.subsidy_programme_id,
+  subsidyKind: row.subsidy_kind,
   earliestFinish: row.earliest_finish,
   validUntil: row.valid_until,
   orderId: row.order_id as OrderId | null,
@@ -219,6 +232,8 @@ const toOrder = (row: Selectable<OrdersTable>): Order => ({
   totalMinor: row.total_minor,
   feeVersionId: row.fee_version_id,
   customerSegment: row.customer_segment,
+  subsidyMinor: row.subsidy_minor,
+  subsidyProgrammeId: row.subsidy_programme_id,
   partnerTiers: row.partner_tiers,
   rejectionPolicy: row.rejection_policy,
   acceptanceWindowMinutes: row.acceptance_window_minutes,
@@ -226,6 +241,7 @@ const toOrder = (row: Selectable<OrdersTable>): Order => ({
   status: row.status,
   paymentId: row.payment_id,
   refundedMinor: row.refunded_minor,
+  subsidyReturnedMinor: row.subsidy_returned_minor,
   refunds: row.refunds,
   failureCode: row.failure_code,
   failureDetail: row.failure_detail,
@@ -314,6 +330,9 @@ const QUOTE_COLUMNS = columnsOf<QuotesTable>({
   total_minor: true,
   commission_minor: true,
   fee_version_id: true,
+  subsidy_minor: true,
+  subsidy_programme_id: true,
+  subsidy_kind: true,
   earliest_finish: true,
   valid_until: true,
   order_id: true,
@@ -361,12 +380,15 @@ const ORDER_COLUMNS = columnsOf<OrdersTable>({
   fee_version_id: true,
   customer_segment: true,
   partner_tiers: true,
+  subsidy_minor: true,
+  subsidy_programme_id: true,
   rejection_policy: true,
   acceptance_window_minutes: true,
   auto_confirm_hours: true,
   status: true,
   payment_id: true,
   refunded_minor: true,
+  subsidy_returned_minor: true,
   refunds: true,
   failure_code: true,
   failure_detail: true,

@@ -31,6 +31,14 @@ export interface QuotesTable {
   /** What the partners would pay in commission under the fee schedule in force, summed. */
   commission_minor: bigint;
   fee_version_id: string | null;
+  /** What a customer-side subsidy programme would pay of the margin; the customer is charged the rest. */
+  subsidy_minor: ColumnType<bigint, bigint | undefined, bigint>;
+  subsidy_programme_id: ColumnType<string | null, string | null | undefined, string | null>;
+  subsidy_kind: ColumnType<
+    'waiver' | 'rebate' | null,
+    'waiver' | 'rebate' | null | undefined,
+    'waiver' | 'rebate' | null
+  >;
   earliest_finish: Date;
   valid_until: Date;
   /** The order placed from this quote: one at most. */
@@ -81,12 +89,18 @@ export interface OrdersTable {
   customer_segment: string | null;
   /** The tier of each partner the order was placed with, by partner id. */
   partner_tiers: Json<Record<string, string>>;
+  /** What a customer-side subsidy programme paid into escrow at placement; charged: total less it. */
+  subsidy_minor: ColumnType<bigint, bigint | undefined, bigint>;
+  subsidy_programme_id: ColumnType<string | null, string | null | undefined, string | null>;
   rejection_policy: 'refund' | 'redo';
   acceptance_window_minutes: number;
   auto_confirm_hours: number;
   status: OrderStatus;
   payment_id: string | null;
+  /** Given back to the customer through the provider. */
   refunded_minor: bigint;
+  /** Of the refunds, what went back to the subsidy programme's budget. */
+  subsidy_returned_minor: ColumnType<bigint, bigint | undefined, bigint>;
   refunds: number;
   failure_code: string | null;
   failure_detail: string | null;

@@ -172,16 +172,19 @@ export function byPreference(a: ProgrammeView, b: ProgrammeView): number {
 
 /**
  * What a programme pays towards a fee: its share of the fee (rounded half up, so never more
- * than the fee), limited by what the participant may still receive and by the budget left.
+ * than the fee), limited by what the participant may still receive, by the budget left and by
+ * `maxMinor` when the caller names one (what a quote promised).
  */
 export function subsidyAmount(input: {
   readonly feeMinor: bigint;
   readonly shareBps: number;
   readonly capRemainingMinor: bigint;
   readonly budgetMinor: bigint;
+  readonly maxMinor?: bigint | undefined;
 }): bigint {
   const share = applyBasisPointsHalfUp(input.feeMinor, BigInt(input.shareBps));
   let amount = share;
+  if (input.maxMinor !== undefined && input.maxMinor < amount) amount = input.maxMinor;
   if (input.capRemainingMinor < amount) amount = input.capRemainingMinor;
   if (input.budgetMinor < amount) amount = input.budgetMinor;
   return amount > 0n ? amount : 0n;

@@ -230,6 +230,22 @@ describe(`customer-side subsidies on orders (${TEST_DATABASE_KIND})`, async () =
     expect([third.subsidy, third.charge.amount]).toEqual([null, '66.00']);
   });
 
+  it('gives the whole subsidy back to the budget when the payment is declined', async () => {
+    const declined = await programme({ segment: 'declined', shareBps: 5000, budget: '5.00', cap: '5.00' });
+    const buyer = await customerOf('declined');
+    const quoted = await quote(buyer);
+    const placed = ok<OrderWithSubsidy>(await f.order(buyer.key, quoted.id, 'pm_card_declined'), 201);
+    expect(await f.balance('subsidy_budget', declined)).toBe(200n);
+    await f.runJobs();
+    const cancelled = ok<OrderWithSubsidy>(
+      await app.request('GET', `/v1/orders/${placed.id}`, { key: buyer.key }),
+    );
+    expect([cancelled.status, cancelled.subsidy_returned.amount]).toEqual(['cancelled', '3.00']);
+    expect(await f.balance('subsidy_budget', declined)).toBe(500n);
+    expect(await spentBy(declined, buyer.id)).toBe('0');
+    await f.expectBooksClean([placed.id]);
+  });
+
   it('splits a refund of a subsidised order between the customer and the budget, summing to the whole', async () => {
     // 26.83 % of the 6.00 margin: 1.61 of subsidy, 64.39 charged.
     const returning = await programme({ segment: 'returning', shareBps: 2683, budget: '20.00', cap: '5.00' });

@@ -98,7 +98,10 @@ import { PROVIDER_REFUND_JOB, type ProviderRefundJob } from './settlement-routes
  * is held for the quote's validity. Placing the order confirms the holds (a hold that lapsed and
  * lost its capacity refuses the order before anything is charged), records the payment and
  * hands it to the payment job; the capture posts into the order's escrow and starts the order:
- * each leg whose predecessors are finished goes out as a work order.
+ * each leg whose predecessors are finished goes out as a work order. A customer-side subsidy
+ * programme that covers the customer pays its share of the platform's margin into the escrow
+ * when the order is placed, and the payment is the rest, so escrow holds the whole total as for
+ * any order; refunds give the programme back its share.
  *
  * A leg whose partner declines, lets the offer expire or is suspended is re-planned with the
  * next-best candidate that can still be done by the leg's due time, for no more than the

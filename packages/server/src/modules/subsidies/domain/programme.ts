@@ -9,6 +9,9 @@ export type Side = (typeof SIDES)[number];
  * How the subsidy is described to its beneficiary. Both post the same money the same way (the
  * budget pays the beneficiary a share of the fee, in the transaction that applies it): a
  * `waiver` is presented as a fee not charged, a `rebate` as money given back after the fee.
+ * On the customer side the fee is the platform's margin on an order, and both are paid when the
+ * order is placed, into its escrow, so that the customer is charged the rest: a rebate is given
+ * up front rather than paid back later, which would take a second movement at the provider.
  */
 export const KINDS = ['waiver', 'rebate'] as const;
 export type Kind = (typeof KINDS)[number];

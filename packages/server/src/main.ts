@@ -233,6 +233,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
     payouts.handleProviderEvent(eventDb, event, clock.now()),
   );
   provider.onEvent((event) => payments.handleEvent(db, event));
+  payments.reconcilePayoutsWith(payouts.reconciliationRecords);
   const subsidies = createSubsidiesService({ ledger });
   const settlement = {
     ledger,

@@ -42,6 +42,11 @@ export const paymentsErrors = {
   /** A partner or split liability names the partner and, for a split, its share. */
   decisionInvalid: (path: string, message: string) =>
     unprocessable('payments.decision_invalid', message, { errors: [{ path, rule: 'required', message }] }),
+  /** A reconciliation looks back from now, and at most as far as its limit. */
+  reconciliationWindowInvalid: (message: string) =>
+    unprocessable('payments.reconciliation_window_invalid', message, {
+      errors: [{ path: '/since', rule: 'range', message }],
+    }),
   /** The provider's callback is not signed with the shared secret, or its timestamp is too far off. */
   // 400 rather than 401: the caller has no API key to fix, only a delivery to reject.
   signatureInvalid: (message: string) => invalid('payments.signature_invalid', message),

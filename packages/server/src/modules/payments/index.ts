@@ -7,7 +7,12 @@ export {
   REFUND_STATUSES,
   type RefundStatus,
 } from './domain/payment.js';
-export { DISCREPANCY_TYPES, type Discrepancy, type DiscrepancyType } from './domain/reconciliation.js';
+export {
+  DISCREPANCY_TYPES,
+  type Discrepancy,
+  type DiscrepancyType,
+  type PayoutRecord,
+} from './domain/reconciliation.js';
 export { paymentsErrors } from './errors.js';
 export { PaymentJson, PaymentMethodInput, paymentJson } from './http/json.js';
 export {
@@ -48,6 +53,7 @@ export {
   type PaymentDetail,
   type PaymentsDeps,
   type PaymentsService,
+  type PayoutRecords,
   type RefundInput,
   type SettlementListener,
 } from './service.js';

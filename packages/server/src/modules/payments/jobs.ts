@@ -13,6 +13,11 @@ export const RESUME_REFUND_JOB = 'payments.resume-refund';
 export const RETRY_AFTER_MS = 60_000;
 /** How far back the daily reconciliation looks: two days, so a late settlement is seen twice. */
 export const RECONCILE_WINDOW_MS = 48 * 60 * 60 * 1000;
+/**
+ * How far back a reconciliation started on demand may look: 31 days. It runs inside its request
+ * and reads every provider operation of its window, so the window is bounded.
+ */
+export const RECONCILE_WINDOW_MAX_MS = 31 * 24 * 60 * 60 * 1000;
 
 /**
  * The payments module's background work: driving on payments and refunds a crash, a timeout or a

@@ -639,5 +639,105 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
       const stored = await env.payments.getReport(env.ctx(db), report.id);
       expect(stored.discrepancies).toHaveLength(report.discrepancies.length);
     });
+
+    const refundsInTransit: AccountKey = {
+      purpose: 'refunds_in_transit',
+      ownerId: 'platform',
+      currency: 'EUR',
+    };
+    /** A captured charge whose refund the refund workflow has moved into refunds in transit, and sent. */
+    async function refunded(env: ReturnType<typeof setup>, amountMinor: bigint) {
+      const order = newId('alc');
+      const payment = await env.charge(order);
+      await runInTransaction(db, (tx) =>
+        ledger.post(env.ctx(tx), {
+          idempotencyKey: `test-refund-move:${order}`,
+          cause: { kind: 'order', id: order },
+          entries: [
+            { account: escrow(order), direction: 'debit', amountMinor },
+            { account: refundsInTransit, direction: 'credit', amountMinor },
+          ],
+        }),
+      );
+      const refund = await env.payments.refund(db, actor, {
+        paymentId: payment.id,
+        amountMinor,
+        reference: `refund-${order}`,
+      });
+      return { order, payment, refund };
+    }
+    /** What a run found about these references, as `type reference`. */
+    const findings = (
+      report: { discrepancies: readonly { type: string; reference: string }[] },
+      refs: string[],
+    ) =>
+      report.discrepancies
+        .filter((d) => refs.includes(d.reference))
+        .map((d) => `${d.type} ${d.reference}`)
+        .sort();
+
+    it('reports nothing for refunds and chargebacks the ledger settled as the provider did', async () => {
+      const env = setup({ settlement: { refund: 'pending' } }, new Date('2029-01-01T00:00:00Z'));
+      const since = env.clock.now();
+      const settled = await refunded(env, 3_000n);
+      env.provider.settle(settled.refund.reference);
+      const failed = await refunded(env, 2_000n);
+      env.provider.failPending(failed.refund.reference, 'processing_error');
+      const order = newId('alc');
+      await env.charge(order);
+      env.provider.chargeback(`charge-${order}:capture`, 1_500n, `cb-${order}`);
+      await env.provider.deliverPending();
+      const report = await env.payments.reconcile(db, { since });
+      // The failed refund is owed to its customer until retried; nothing else is wrong.
+      expect(report.discrepancies.filter((d) => d.type !== 'refund_owed')).toEqual([]);
+      expect(findings(report, [failed.refund.reference])).toEqual([`refund_owed ${failed.refund.reference}`]);
+    });
+
+    it('reports a refund the provider finished while its callback was lost, until the callback comes', async () => {
+      const env = setup({ settlement: { refund: 'pending' } }, new Date('2029-02-01T00:00:00Z'));
+      const since = env.clock.now();
+      const paid = await refunded(env, 3_000n);
+      const failed = await refunded(env, 2_000n);
+      await env.provider.deliverPending();
+      expect(paid.refund.status).toBe('pending');
+      // The provider settles one and fails the other; neither callback reaches Baton.
+      env.provider.settle(paid.refund.reference);
+      env.provider.failPending(failed.refund.reference, 'account_closed');
+      const lost = env.provider.undelivered();
+      const refs = [paid.refund.reference, failed.refund.reference];
+      const report = await env.payments.reconcile(db, { since });
+      expect(findings(report, refs)).toEqual(refs.map((r) => `refund_unsettled ${r}`).sort());
+      expect(report.discrepancies.find((d) => d.reference === paid.refund.reference)).toMatchObject({
+        provider_status: 'succeeded',
+        baton_status: 'pending',
+        ledger_amount_minor: null,
+      });
+      expect(lost).toHaveLength(2);
+      // The provider sends the callbacks again: the refunds settle, and the next run agrees.
+      await env.provider.deliverPending();
+      const after = await env.payments.reconcile(db, { since });
+      expect(findings(after, refs)).toEqual([`refund_owed ${failed.refund.reference}`]);
+    });
+
+    it('reports a chargeback whose callback was lost, until the callback comes', async () => {
+      const env = setup({}, new Date('2029-03-01T00:00:00Z'));
+      const since = env.clock.now();
+      const order = newId('alc');
+      await env.charge(order);
+      await env.provider.deliverPending();
+      env.provider.chargeback(`charge-${order}:capture`, 4_000n, `cb-${order}`);
+      const report = await env.payments.reconcile(db, { since });
+      expect(report.discrepancies.filter((d) => d.reference === `cb-${order}`)).toMatchObject([
+        {
+          type: 'chargeback_unrecorded',
+          kind: 'chargeback',
+          provider_amount_minor: '4000',
+          baton_status: null,
+        },
+      ]);
+      await env.provider.deliverPending();
+      const after = await env.payments.reconcile(db, { since });
+      expect(findings(after, [`cb-${order}`])).toEqual([]);
+    });
   });
 });

@@ -18,7 +18,12 @@ import {
   collectShare,
   OPEN_PAYMENT_STATUSES,
 } from './domain/payment.js';
-import type { Discrepancy } from './domain/reconciliation.js';
+import {
+  comparePayout,
+  type Discrepancy,
+  expectedAtProvider,
+  type PayoutRecord,
+} from './domain/reconciliation.js';
 import { paymentsErrors } from './errors.js';
 import {
   type PaymentProvider,
@@ -122,6 +127,17 @@ export interface PaymentDetail {
   readonly chargebacks: readonly Chargeback[];
   /** Refunds the provider failed and nobody has retried yet: owed to the customer. */
   readonly refundsOwedMinor: bigint;
+}
+
+/**
+ * Baton's records of payouts, which the payouts module keeps: reconciliation compares the
+ * provider's payouts with them and the ledger postings they made.
+ */
+export interface PayoutRecords {
+  /** The payout with this reference (its id), or null when Baton has none. */
+  find(db: Executor, reference: string): Promise<PayoutRecord | null>;
+  /** Payouts changed at or after `since`, by reference, after the reference `after`. */
+  changedSince(db: Executor, since: Date, after: string | null, limit: number): Promise<PayoutRecord[]>;
 }
 
 /** Something else that cares about provider events of one kind: payouts listen for theirs. */
@@ -230,11 +246,19 @@ export interface PaymentsService {
    *   `payments.decision_invalid`
    */
   decideChargeback(ctx: Context, id: string, decision: ChargebackDecision): Promise<Chargeback>;
+  /** Gives reconciliation Baton's payout records (the payouts module's) to check payouts against. */
+  reconcilePayoutsWith(records: PayoutRecords): void;
   /**
    * Compares every provider operation updated since `since` with Baton's records and the ledger,
    * and Baton's records with the provider, and stores a report of every discrepancy.
    */
   reconcile(db: Executor, input: { since: Date }): Promise<ReconciliationReport>;
+  /**
+   * Reconciles on demand, in the caller's transaction: the report is stored with it, and the run
+   * is audited. It only reads from the provider (lists and lookups), which moves no money, so it
+   * may wait on the provider inside the transaction. Same comparison as `reconcile`.
+   */
+  runReconciliation(ctx: Context, input: { since: Date }): Promise<ReconciliationReport>;
   getReport(ctx: Context, id: string): Promise<ReconciliationReport>;
   listReports(
     ctx: Context,
@@ -1098,7 +1122,11 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     posted != null &&
     (row.kind === 'authorization' ? providerStatus === 'failed' : providerStatus !== 'succeeded');
 
-  async function reconcile(db: Executor, input: { since: Date }): Promise<ReconciliationReport> {
+  /** Everything reconciliation finds wrong since `since`, read through `db` (a transaction or not). */
+  async function compare(
+    db: Executor,
+    input: { since: Date },
+  ): Promise<{ discrepancies: Discrepancy[]; checked: number }> {
     const ctx = contextOf(db, systemActor('reconciliation'));
     const discrepancies: Discrepancy[] = [];
     const seen = new Map<string, ProviderOperation>();
@@ -1131,26 +1159,37 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       for (const op of batch) {
         seen.set(op.reference, op);
         if (op.kind === 'payout') {
-          // Payouts are the payouts module's: posted with cause payout/<reference>.
-          if (
-            op.status === 'succeeded' &&
-            (await ledger.transactionsFor(ctx, { kind: 'payout', id: op.reference })).length === 0
-          )
-            note(
-              'missing_posting',
-              op,
-              { provider: op },
-              'The payout succeeded at the provider; the ledger has no transaction for it.',
-            );
+          discrepancies.push(...(await payoutDiscrepancies(db, op)));
           continue;
         }
         const row = await findOperation(db, op.reference);
+        if (!row && op.kind === 'chargeback') {
+          note(
+            'chargeback_unrecorded',
+            op,
+            { provider: op },
+            'The customer’s bank took this money back; Baton has no chargeback for it, and the ledger has not taken it.',
+          );
+          continue;
+        }
         if (!row) {
           note(
             'unknown_operation',
             op,
             { provider: op },
             'The provider holds an operation Baton has no record of.',
+          );
+          continue;
+        }
+        const posting = await expectedPosting(ctx, row);
+        if (row.kind === 'refund' && row.status === 'pending' && op.status !== 'pending') {
+          // The provider's answer never reached Baton (a lost callback, a crash after the call):
+          // the refund's money still sits in refunds in transit, neither settled nor owed.
+          note(
+            'refund_unsettled',
+            op,
+            { provider: op, baton: row, ledger: posting?.posting ?? null },
+            `The provider says ${op.status}; Baton's refund is still pending and the ledger holds its money in transit.`,
           );
           continue;
         }
@@ -1168,7 +1207,6 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
             { provider: op, baton: row },
             'Baton recorded another amount than the provider.',
           );
-        const posting = await expectedPosting(ctx, row);
         if (row.kind === 'authorization') {
           if (postedWithout(row, op.status, posting?.posting))
             note(
@@ -1276,23 +1314,123 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       owedAfter = owed.at(-1)?.id ?? null;
     }
 
+    // 4. Baton's payouts since, that the provider did not list: sent, or being sent, and unknown there.
+    if (payoutRecords) {
+      let payoutAfter: string | null = null;
+      for (;;) {
+        const records = await payoutRecords.changedSince(db, input.since, payoutAfter, RECONCILE_PAGE_MAX);
+        for (const record of records) {
+          if (seen.has(record.reference)) continue;
+          checked++;
+          const op = await provider.find(record.reference);
+          if (op) discrepancies.push(...(await payoutDiscrepancies(db, op)));
+          else if (expectedAtProvider(record))
+            discrepancies.push(
+              payoutDiscrepancy(
+                record,
+                null,
+                'payout_missing_at_provider',
+                `Baton recorded this payout as ${record.status}; the provider has no such payout.`,
+                record.sentMinor,
+              ),
+            );
+        }
+        if (records.length < RECONCILE_PAGE_MAX) break;
+        payoutAfter = records.at(-1)?.reference ?? null;
+      }
+    }
+
+    return { discrepancies, checked };
+  }
+
+  /** Stores a report of what `compare` found, with its event, in the caller's transaction. */
+  async function storeReport(
+    ctx: Context,
+    input: { since: Date },
+    found: { discrepancies: Discrepancy[]; checked: number },
+  ): Promise<ReconciliationReport> {
     const report: ReconciliationReport = {
       id: newId('rec'),
       since: input.since,
       ranAt: clock.now(),
-      operationsChecked: checked,
-      discrepancies,
+      operationsChecked: found.checked,
+      discrepancies: found.discrepancies,
     };
-    await inTransaction(db, systemActor('reconciliation'), async (tx) => {
-      await insertReport(tx.db, report);
-      await appendEvent(tx, {
-        type: 'reconciliation.completed',
-        subjectId: report.id,
-        data: { id: report.id, operations_checked: checked, discrepancy_count: discrepancies.length },
-        audience: [],
-      });
+    await insertReport(ctx.db, report);
+    await appendEvent(ctx, {
+      type: 'reconciliation.completed',
+      subjectId: report.id,
+      data: {
+        id: report.id,
+        operations_checked: found.checked,
+        discrepancy_count: found.discrepancies.length,
+      },
+      audience: [],
     });
     return report;
+  }
+
+  async function reconcile(db: Executor, input: { since: Date }): Promise<ReconciliationReport> {
+    const found = await compare(db, input);
+    return inTransaction(db, systemActor('reconciliation'), (ctx) => storeReport(ctx, input, found));
+  }
+
+  async function runReconciliation(ctx: Context, input: { since: Date }): Promise<ReconciliationReport> {
+    requireTransaction(ctx.db);
+    const report = await storeReport(ctx, input, await compare(ctx.db, input));
+    await recordAudit(ctx, {
+      action: 'payments.reconciliation.run',
+      targetId: report.id,
+      outcome: 'succeeded',
+      details: {
+        since: input.since.toISOString(),
+        operations_checked: report.operationsChecked,
+        discrepancy_count: report.discrepancies.length,
+      },
+    });
+    return report;
+  }
+
+  let payoutRecords: PayoutRecords | null = null;
+
+  const payoutDiscrepancy = (
+    record: PayoutRecord | null,
+    op: ProviderOperation | null,
+    type: Discrepancy['type'],
+    detail: string,
+    ledgerMinor: bigint | null,
+  ): Discrepancy => ({
+    type,
+    reference: record?.reference ?? op?.reference ?? '',
+    kind: 'payout',
+    provider_status: op?.status ?? null,
+    baton_status: record?.status ?? null,
+    provider_amount_minor: op?.amountMinor.toString() ?? null,
+    baton_amount_minor: record?.amountMinor.toString() ?? null,
+    ledger_amount_minor: ledgerMinor?.toString() ?? null,
+    detail,
+  });
+
+  /**
+   * Compares a payout the provider holds with Baton's record of it and its postings. Without the
+   * payouts module's records (a payments service on its own) payouts are not compared.
+   */
+  async function payoutDiscrepancies(db: Executor, op: ProviderOperation): Promise<Discrepancy[]> {
+    if (!payoutRecords) return [];
+    const record = await payoutRecords.find(db, op.reference);
+    if (!record)
+      return [
+        payoutDiscrepancy(
+          null,
+          op,
+          'payout_unknown',
+          'The provider holds a payout Baton has no record of.',
+          null,
+        ),
+      ];
+    return comparePayout(op, record).map((finding) =>
+      payoutDiscrepancy(record, op, finding.type, finding.detail, finding.ledgerMinor),
+    );
   }
 
   function canSee(ctx: Context, payment: Payment): boolean {
@@ -1464,7 +1602,11 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       });
       return (await findChargeback(ctx.db, chargeback.id)) as Chargeback;
     },
+    reconcilePayoutsWith(records) {
+      payoutRecords = records;
+    },
     reconcile,
+    runReconciliation,
     async getReport(ctx, id) {
       const report = parseId('rec', id) ? await findReport(ctx.db, id) : null;
       if (!report) throw paymentsErrors.reportNotFound(id);

@@ -15,6 +15,7 @@ import { parseAmount, parseCurrency } from '../../kernel/money.js';
 import { type Page, type PageRequest, pageOf } from '../../kernel/pagination.js';
 import { type AccountKey, type LedgerService, PLATFORM_OWNER } from '../ledger/index.js';
 import type { ParticipantsService } from '../participants/index.js';
+import type { PayoutRecord, PayoutRecords } from '../payments/index.js';
 import {
   type PaymentProvider,
   type ProviderEvent,
@@ -46,6 +47,7 @@ import {
   type PayoutBatch,
   type PayoutFilter,
   type PayoutSettings,
+  payoutsChangedSince,
   toBatch,
   toPayout,
   toSettings,
@@ -550,7 +552,47 @@ export function createPayoutsService(deps: {
     return rows.map(toPayout);
   }
 
+  /** A payout with what the ledger posted for it under each of its keys, for reconciliation. */
+  async function recordOf(db: Executor, payout: Payout): Promise<PayoutRecord> {
+    const postings = await ledger.transactionsFor(
+      systemContext(db, new Date(), systemActor('reconciliation')),
+      {
+        kind: 'payout',
+        id: payout.id,
+      },
+    );
+    const posted = (key: string) => {
+      const found = postings.find((t) => t.idempotencyKey === key);
+      return found
+        ? found.entries.filter((e) => e.direction === 'debit').reduce((sum, e) => sum + e.amountMinor, 0n)
+        : null;
+    };
+    return {
+      reference: payout.id,
+      status: payout.status,
+      amountMinor: payout.amountMinor,
+      currency: payout.currency,
+      attempts: payout.attempts,
+      sentMinor: posted(`payout:${payout.id}:send`),
+      settledMinor: posted(`payout:${payout.id}:settled`),
+      returnedMinor: posted(`payout:${payout.id}:returned`),
+    };
+  }
+
+  /** Baton's payouts and their postings, as reconciliation with the provider reads them. */
+  const reconciliationRecords: PayoutRecords = {
+    async find(db, reference) {
+      const payout = parseId('po', reference) ? await findPayout(db, reference) : undefined;
+      return payout ? recordOf(db, payout) : null;
+    },
+    async changedSince(db, since, after, limit) {
+      const payouts = await payoutsChangedSince(db, since, after, limit);
+      return Promise.all(payouts.map((payout) => recordOf(db, payout)));
+    },
+  };
+
   return {
+    reconciliationRecords,
     /**
      * Runs payouts on its own: each partner in its own transaction, then the provider calls.
      * For jobs and the command line.

@@ -1,4 +1,4 @@
-import type { OperationKind } from '../provider/port.js';
+import type { OperationKind, OperationStatus } from '../provider/port.js';
 
 /**
  * What reconciliation can find wrong between the provider, Baton's records and the ledger:
@@ -9,6 +9,16 @@ import type { OperationKind } from '../provider/port.js';
  *   missing_posting         a succeeded operation has no ledger transaction
  *   posting_without_operation a ledger transaction stands for an operation that did not succeed
  *   refund_owed             a refund failed at the provider and nobody retried it: the customer is owed it
+ *   refund_unsettled        the provider finished a refund; Baton's refund is still pending and the
+ *                           ledger still holds its money in refunds in transit
+ *   chargeback_unrecorded   the customer's bank took money back; Baton has no chargeback for it
+ *   payout_unknown          the provider holds a payout Baton has no record of
+ *   payout_missing_at_provider Baton sent (or settled) a payout the provider has no record of
+ *   payout_status_mismatch  Baton's payout and the provider disagree on the state
+ *   payout_amount_mismatch  the provider, Baton's payout or its ledger postings disagree on the amount
+ *   payout_unsettled        the provider paid a payout; the ledger has not settled it out of payouts in transit
+ *   payout_not_returned     the provider failed a payout; the ledger has not returned it to the partner's payable
+ *   payout_posting_without_operation the ledger settled or returned a payout the provider has not finished so
  */
 export const DISCREPANCY_TYPES = [
   'unknown_operation',
@@ -18,6 +28,15 @@ export const DISCREPANCY_TYPES = [
   'missing_posting',
   'posting_without_operation',
   'refund_owed',
+  'refund_unsettled',
+  'chargeback_unrecorded',
+  'payout_unknown',
+  'payout_missing_at_provider',
+  'payout_status_mismatch',
+  'payout_amount_mismatch',
+  'payout_unsettled',
+  'payout_not_returned',
+  'payout_posting_without_operation',
 ] as const;
 export type DiscrepancyType = (typeof DISCREPANCY_TYPES)[number];
 
@@ -33,3 +52,108 @@ export interface Discrepancy {
   readonly ledger_amount_minor: string | null;
   readonly detail: string;
 }
+
+/** A payout as Baton recorded it, with the ledger transactions it posted for it (null: none). */
+export interface PayoutRecord {
+  readonly reference: string;
+  readonly status: 'pending' | 'sent' | 'paid' | 'failed';
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  /** How often Baton asked the provider to send it: a pending payout with none was never sent. */
+  readonly attempts: number;
+  /** Moved from the partner's payable into payouts in transit. */
+  readonly sentMinor: bigint | null;
+  /** Settled out of payouts in transit to the provider. */
+  readonly settledMinor: bigint | null;
+  /** Returned from payouts in transit to the partner's payable. */
+  readonly returnedMinor: bigint | null;
+}
+
+/** A finding about one payout: its type and why. */
+export interface PayoutFinding {
+  readonly type: DiscrepancyType;
+  readonly detail: string;
+  /** The ledger amount the finding is about, when it is about one. */
+  readonly ledgerMinor: bigint | null;
+}
+
+/** The provider's state a payout's Baton status stands for. */
+const PROVIDER_STATUS_OF: Record<PayoutRecord['status'], OperationStatus> = {
+  pending: 'pending',
+  sent: 'pending',
+  paid: 'succeeded',
+  failed: 'failed',
+};
+
+/**
+ * Compares a payout the provider holds with Baton's record of it and the postings its status
+ * implies: pending at the provider, the money sits in payouts in transit (sent, neither settled
+ * nor returned); succeeded, it is settled out of transit; failed, it is returned to the partner's
+ * payable. Each disagreement is one finding.
+ */
+export function comparePayout(
+  provider: { readonly status: OperationStatus; readonly amountMinor: bigint },
+  baton: PayoutRecord,
+): PayoutFinding[] {
+  const findings: PayoutFinding[] = [];
+  if (PROVIDER_STATUS_OF[baton.status] !== provider.status)
+    findings.push({
+      type: 'payout_status_mismatch',
+      detail: `The provider says ${provider.status}; Baton says ${baton.status}.`,
+      ledgerMinor: null,
+    });
+  if (baton.amountMinor !== provider.amountMinor)
+    findings.push({
+      type: 'payout_amount_mismatch',
+      detail: 'Baton recorded another amount than the provider.',
+      ledgerMinor: null,
+    });
+  const posted = [baton.sentMinor, baton.settledMinor, baton.returnedMinor].find(
+    (amount) => amount !== null && amount !== provider.amountMinor,
+  );
+  if (posted !== undefined && posted !== null)
+    findings.push({
+      type: 'payout_amount_mismatch',
+      detail: 'The ledger posted another amount than the provider moved.',
+      ledgerMinor: posted,
+    });
+  if (baton.sentMinor === null)
+    findings.push({
+      type: 'payout_posting_without_operation',
+      detail: 'The provider holds the payout; the ledger never moved its money into payouts in transit.',
+      ledgerMinor: null,
+    });
+  if (provider.status === 'succeeded' && baton.settledMinor === null)
+    findings.push({
+      type: 'payout_unsettled',
+      detail: 'The provider paid the payout; the ledger still holds its money in payouts in transit.',
+      ledgerMinor: baton.sentMinor,
+    });
+  if (provider.status === 'failed' && baton.returnedMinor === null)
+    findings.push({
+      type: 'payout_not_returned',
+      detail:
+        'The provider failed the payout; the ledger has not returned its money to the partner’s payable.',
+      ledgerMinor: baton.sentMinor,
+    });
+  if (provider.status !== 'succeeded' && baton.settledMinor !== null)
+    findings.push({
+      type: 'payout_posting_without_operation',
+      detail: `The ledger settled the payout to the provider; the provider says ${provider.status}.`,
+      ledgerMinor: baton.settledMinor,
+    });
+  if (provider.status !== 'failed' && baton.returnedMinor !== null)
+    findings.push({
+      type: 'payout_posting_without_operation',
+      detail: `The ledger returned the payout to the partner; the provider says ${provider.status}.`,
+      ledgerMinor: baton.returnedMinor,
+    });
+  return findings;
+}
+
+/**
+ * Whether Baton's payout should be known to the provider: it was sent, or asked to be sent, or
+ * settled as paid. A payout the provider refused at once is failed without being held there.
+ */
+export const expectedAtProvider = (baton: PayoutRecord): boolean =>
+  baton.status === 'sent' || baton.status === 'paid' || (baton.status === 'pending' && baton.attempts > 0);

@@ -2,13 +2,18 @@ import { z } from 'zod';
 import { DomainError } from '../../../kernel/errors.js';
 import { ALL_OPERATOR_ROLES } from '../../../kernel/http/access.js';
 import { defineRoute, type Route } from '../../../kernel/http/route.js';
-import { idSchema, MoneyInput, page, pageQuery, toPage } from '../../../kernel/http/schemas.js';
+import { idSchema, MoneyInput, page, pageQuery, timestamp, toPage } from '../../../kernel/http/schemas.js';
 import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../../../kernel/idempotency/idempotency-store.js';
 import type { Jobs } from '../../../kernel/jobs/jobs.js';
 import { parseAmount, parseCurrency } from '../../../kernel/money.js';
 import { CHARGEBACK_LIABILITIES, CHARGEBACK_STATUSES, PAYMENT_STATUSES } from '../domain/payment.js';
 import { paymentsErrors } from '../errors.js';
-import { RESUME_PAYMENT_JOB, RESUME_REFUND_JOB } from '../jobs.js';
+import {
+  RECONCILE_WINDOW_MAX_MS,
+  RECONCILE_WINDOW_MS,
+  RESUME_PAYMENT_JOB,
+  RESUME_REFUND_JOB,
+} from '../jobs.js';
 import { ORDER_REF_LENGTH_MAX, type PaymentsService, REFERENCE_LENGTH_MAX } from '../service.js';
 import {
   ChargebackJson,
@@ -57,6 +62,16 @@ const Decision = z
     ),
   })
   .meta({ id: 'ChargebackDecision' });
+
+const NewReconciliation = z
+  .strictObject({
+    since: timestamp
+      .optional()
+      .describe(
+        'Compare what changed at the provider and in Baton from this time on. Defaults to two days ago; at most 31 days ago.',
+      ),
+  })
+  .meta({ id: 'NewReconciliation' });
 
 /** A money input in a known currency, with a field error on the amount when it is not one. */
 function amountOf(input: z.output<typeof MoneyInput>, path: string, currency?: string): bigint {
@@ -245,13 +260,43 @@ export function paymentsRoutes(payments: PaymentsService, deps: { jobs: Jobs }):
       url: '/v1/reconciliation/reports',
       summary: 'List reconciliation reports',
       description:
-        'Newest first. A report is written by the daily reconciliation of the provider against the ledger.',
+        'Newest first. A report is written by the daily reconciliation of the provider against the ledger, and by ' +
+        'each one started on demand.',
       tags: PAYMENTS,
       access: FINANCE,
       query: z.strictObject(pageQuery),
       response: page(ReconciliationReportJson),
       handler: async (ctx, { query }) =>
         toPage(await payments.listReports(ctx, { after: query.after, limit: query.limit }), reportJson),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/reconciliation/reports',
+      summary: 'Reconcile with the provider now',
+      description:
+        'Runs a reconciliation of the provider against Baton’s records and the ledger at once, as the daily job ' +
+        'does, and answers its stored report: payments, refunds, chargebacks and payouts changed since `since`, ' +
+        'every discrepancy with its type. It only reads from the provider; nothing is corrected. Needs an ' +
+        '`Idempotency-Key` (the same key answers the same report); audited. Errors: ' +
+        '`422 payments.reconciliation_window_invalid` (`since` in the future or more than 31 days ago).',
+      tags: PAYMENTS,
+      access: FINANCE,
+      audit: { action: 'payments.reconciliation.run' },
+      idempotencyKey: 'required',
+      body: NewReconciliation,
+      status: 201,
+      response: ReconciliationReportJson,
+      handler: async (ctx, { body }) => {
+        const now = ctx.now.getTime();
+        const since = body.since === undefined ? new Date(now - RECONCILE_WINDOW_MS) : new Date(body.since);
+        if (since.getTime() > now)
+          throw paymentsErrors.reconciliationWindowInvalid('A reconciliation cannot start in the future.');
+        if (now - since.getTime() > RECONCILE_WINDOW_MAX_MS)
+          throw paymentsErrors.reconciliationWindowInvalid(
+            'A reconciliation on demand looks back at most 31 days; the daily runs cover the rest.',
+          );
+        return reportJson(await payments.runReconciliation(ctx, { since }));
+      },
     }),
     defineRoute({
       method: 'GET',

@@ -158,3 +158,16 @@ export async function unsettledPayoutIds(
     .execute();
   return rows.map((row) => row.id as PayoutId);
 }
+
+/** Payouts changed at or after `since`, by id after `after`, for reconciliation. */
+export async function payoutsChangedSince(
+  db: Executor,
+  since: Date,
+  after: string | null,
+  limit: number,
+): Promise<Payout[]> {
+  let query = db.selectFrom('payouts').selectAll().where('updated_at', '>=', since);
+  if (after !== null) query = query.where('id', '>', after);
+  const rows = await query.orderBy('id').limit(limit).execute();
+  return rows.map(toPayout);
+}

@@ -59,6 +59,62 @@ describe(`payments over HTTP (${TEST_DATABASE_KIND})`, async () => {
     expect(decision).toMatchObject({ status: 403, body: { code: 'auth.role_not_allowed' } });
   });
 
+  it('runs a reconciliation on demand for finance and admins, once per key, audited', async () => {
+    // A refund made at the provider outside Baton: its callback is recorded, but no money moved in the ledger.
+    const provider = app.baton.services.payments.provider as SimulatedProvider;
+    const created = await app.request<{ id: string }>('POST', '/v1/payments', {
+      body: { ...body, order_ref: 'http-recon-order' },
+      headers: { 'idempotency-key': 'http-recon-payment' },
+    });
+    const payment = await payments.resume(db, systemActor('test'), created.body.id);
+    expect(payment.status).toBe('captured');
+    const rogue = `rogue-${created.body.id}`;
+    await provider.refund({
+      reference: rogue,
+      captureReference: `${payment.reference}:capture`,
+      amountMinor: 100n,
+    });
+
+    const missing = await app.request('POST', '/v1/reconciliation/reports', { body: {} });
+    expect(missing).toMatchObject({ status: 400, body: { code: 'idempotency.key_required' } });
+    for (const role of ['ops', 'support'] as const) {
+      const denied = await app.request('POST', '/v1/reconciliation/reports', {
+        key: await app.operatorKey(role),
+        body: {},
+        headers: { 'idempotency-key': `http-recon-${role}` },
+      });
+      expect(denied).toMatchObject({ status: 403, body: { code: 'auth.role_not_allowed' } });
+    }
+    const future = await app.request('POST', '/v1/reconciliation/reports', {
+      body: { since: new Date(app.clock.now().getTime() + 60_000).toISOString() },
+      headers: { 'idempotency-key': 'http-recon-future' },
+    });
+    expect(future).toMatchObject({ status: 422, body: { code: 'payments.reconciliation_window_invalid' } });
+
+    const finance = await app.operatorKey('finance');
+    const run = () =>
+      app.request<{ id: string; discrepancies: { type: string; reference: string }[] }>(
+        'POST',
+        '/v1/reconciliation/reports',
+        { key: finance, body: {}, headers: { 'idempotency-key': 'http-recon-run' } },
+      );
+    const report = await run();
+    expect(report.status, report.text).toBe(201);
+    expect(report.body.discrepancies.filter((d) => d.reference === rogue)).toMatchObject([
+      { type: 'missing_posting', kind: 'refund', reference: rogue, provider_amount_minor: '100' },
+    ]);
+    // The same key answers the same report; the report is stored and readable.
+    expect((await run()).body.id).toBe(report.body.id);
+    const stored = await app.request<{ id: string }>('GET', `/v1/reconciliation/reports/${report.body.id}`);
+    expect(stored).toMatchObject({ status: 200, body: { id: report.body.id } });
+    const audits = await db
+      .selectFrom('audit_records')
+      .select(['action', 'outcome'])
+      .where('target_id', '=', report.body.id)
+      .execute();
+    expect(audits).toEqual([{ action: 'payments.reconciliation.run', outcome: 'succeeded' }]);
+  });
+
   it('refuses a chargeback decision that names no partner, and moves nothing', async () => {
     const created = await app.request<{ id: string; reference: string }>('POST', '/v1/payments', {
       body: { ...body, order_ref: 'http-order-2' },

@@ -8,6 +8,7 @@ import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import type { AccountKey } from '../ledger/index.js';
 import {
+  createPaymentsService,
   createSimulatedProvider,
   type SimulatedProviderOptions,
   TEST_DESTINATIONS,
@@ -338,5 +339,120 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
     await expect(
       payouts.handleProviderEvent(db, { eventId: 'evt_2', operation: { ...operation, kind: 'payout' } }, now),
     ).resolves.toBeUndefined();
+  });
+
+  describe('reconciliation with the provider', () => {
+    /** Payouts over a provider whose payouts stay pending, and reconciliation over the same provider. */
+    function reconciling() {
+      const env = setup({ settlement: { payout: 'pending' } });
+      const payments = createPaymentsService({ provider: env.provider, ledger, clock: app.clock });
+      payments.reconcilePayoutsWith(env.payouts.reconciliationRecords);
+      const reconcile = async (since: Date, refs: readonly string[]) =>
+        (await payments.reconcile(db, { since })).discrepancies
+          .filter((d) => refs.includes(d.reference))
+          .map((d) => `${d.type} ${d.reference}`)
+          .sort();
+      return { ...env, reconcile };
+    }
+    async function paying(env: ReturnType<typeof reconciling>, settings: Partial<PayoutSettingsInput> = {}) {
+      const partner = await newPartner();
+      await configure(env.payouts, partner, settings);
+      await earn(partner, 7_000n);
+      const payout = outcomeOf(await env.run({ partnerIds: [partner] }), partner)?.payout;
+      if (!payout) throw new Error('no payout');
+      return { partner, payout };
+    }
+
+    it('reports nothing for payouts in transit, paid, or failed and returned as the provider says', async () => {
+      app.clock.set(new Date('2031-01-01T09:00:00Z'));
+      const since = app.clock.now();
+      const env = reconciling();
+      const inTransit = await paying(env);
+      const paid = await paying(env);
+      const failed = await paying(env);
+      env.provider.settle(paid.payout.id);
+      env.provider.failPending(failed.payout.id, 'account_closed');
+      await env.provider.deliverPending();
+      const refs = [inTransit.payout.id, paid.payout.id, failed.payout.id];
+      expect(await env.reconcile(since, refs)).toEqual([]);
+      expect((await env.payouts.getPayout(ctx(db), paid.payout.id)).status).toBe('paid');
+      expect((await env.payouts.getPayout(ctx(db), failed.payout.id)).status).toBe('failed');
+    });
+
+    it('reports a payout the provider paid while its callback was lost, until the callback comes', async () => {
+      app.clock.set(new Date('2031-02-01T09:00:00Z'));
+      const since = app.clock.now();
+      const env = reconciling();
+      const { payout } = await paying(env);
+      await env.provider.deliverPending();
+      env.provider.settle(payout.id);
+      expect(await env.reconcile(since, [payout.id])).toEqual([
+        `payout_status_mismatch ${payout.id}`,
+        `payout_unsettled ${payout.id}`,
+      ]);
+      await env.provider.deliverPending();
+      expect(await env.reconcile(since, [payout.id])).toEqual([]);
+    });
+
+    it('reports a payout the provider failed while its callback was lost: the partner’s money is not returned', async () => {
+      app.clock.set(new Date('2031-03-01T09:00:00Z'));
+      const since = app.clock.now();
+      const env = reconciling();
+      const { payout, partner } = await paying(env);
+      await env.provider.deliverPending();
+      env.provider.failPending(payout.id, 'account_closed');
+      expect(await env.reconcile(since, [payout.id])).toEqual([
+        `payout_not_returned ${payout.id}`,
+        `payout_status_mismatch ${payout.id}`,
+      ]);
+      expect(await balance('partner_payable', partner)).toBe(0n);
+      await env.provider.deliverPending();
+      expect(await env.reconcile(since, [payout.id])).toEqual([]);
+      expect(await balance('partner_payable', partner)).toBe(7_000n);
+    });
+
+    it('reports a payout Baton settled on a callback the provider never sent, with the posting it made', async () => {
+      app.clock.set(new Date('2031-04-01T09:00:00Z'));
+      const since = app.clock.now();
+      const env = reconciling();
+      const { payout } = await paying(env);
+      await env.provider.deliverPending();
+      const [held] = await env.provider.operations().filter((o) => o.reference === payout.id);
+      if (!held) throw new Error('no operation');
+      // A callback from elsewhere (another account of the provider, a replayed test event) says paid.
+      await env.payouts.handleProviderEvent(
+        db,
+        { eventId: `forged-${payout.id}`, operation: { ...held, status: 'succeeded' } },
+        app.clock.now(),
+      );
+      expect(await env.reconcile(since, [payout.id])).toEqual([
+        `payout_posting_without_operation ${payout.id}`,
+        `payout_status_mismatch ${payout.id}`,
+      ]);
+    });
+
+    it('reports a payout Baton sent that never reached the provider, and one the provider holds that Baton never made', async () => {
+      app.clock.set(new Date('2031-05-01T09:00:00Z'));
+      const since = app.clock.now();
+      const env = reconciling();
+      env.provider.timeoutNext('payout', { afterApplying: false });
+      const { payout } = await paying(env);
+      expect((await env.payouts.getPayout(ctx(db), payout.id)).status).toBe('pending');
+      // Paid out at the provider directly, outside Baton.
+      const rogue = newId('po');
+      await env.provider.payout({
+        reference: rogue,
+        destination: 'ba_ok',
+        amountMinor: 900n,
+        currency: 'EUR',
+      });
+      expect(await env.reconcile(since, [payout.id, rogue])).toEqual([
+        `payout_missing_at_provider ${payout.id}`,
+        `payout_unknown ${rogue}`,
+      ]);
+      // The retry sends it; the provider then holds it and nothing is missing.
+      await env.payouts.retryUnsettled(db, app.clock.now());
+      expect(await env.reconcile(since, [payout.id])).toEqual([]);
+    });
   });
 });

@@ -61,6 +61,7 @@ const PARAM_VALUES: Readonly<Record<string, () => string>> = {
   transaction_id: () => newId('txn'),
   payment_id: () => newId('pay'),
   chargeback_id: () => newId('cbk'),
+  refund_id: () => newId('rfd'),
   report_id: () => newId('rec'),
   fee_version_id: () => newId('fsv'),
   subscription_id: () => newId('sub'),

@@ -31,7 +31,9 @@ describe.runIf(!onPostgres)('the baton command on the embedded database', () => 
     expect(keys.stdout).toContain('admin');
   });
 
-  it('serves a new embedded database with an admin key printed once, and locks its data folder', async () => {
+  it('serves a new embedded database with an admin key printed once, and locks its data folder', {
+    timeout: 180_000,
+  }, async () => {
     const dataDir = await tempDir();
     const server = await serve(['--data-dir', dataDir]);
     try {
@@ -120,7 +122,7 @@ describe.runIf(!onPostgres)('the baton command on the embedded database', () => 
     }
   });
 
-  it('migrates, and creates operator keys that work', async () => {
+  it('migrates, and creates operator keys that work', { timeout: 180_000 }, async () => {
     const dataDir = await tempDir();
     const migrated = await baton('migrate', '--data-dir', dataDir);
     expect(migrated.stdout).toContain('participants/0001_partners_and_customers');

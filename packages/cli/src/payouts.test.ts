@@ -15,7 +15,9 @@ describe.runIf(process.env.BATON_TEST_DATABASE !== 'postgres')('baton payouts ru
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('pays the manual partners it is asked to, prints a table, and pays nothing twice', async () => {
+  it('pays the manual partners it is asked to, prints a table, and pays nothing twice', {
+    timeout: 180_000,
+  }, async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'baton-payouts-'));
     const dataDir = path.join(dir, 'data');
     const server = await serve(['--data-dir', dataDir]);

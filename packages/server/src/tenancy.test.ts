@@ -1,9 +1,11 @@
 import { type Kysely, sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Tables } from './kernel/database/tables.js';
+import { runInTransaction } from './kernel/database/transaction.js';
 import { EVENT_PAGE_MAX } from './kernel/events/event-log.js';
 import type { ServedRoute } from './kernel/http/app.js';
 import { newId } from './kernel/ids.js';
+import { PLATFORM_OWNER } from './modules/ledger/index.js';
 import { RESUME_PAYMENT_JOB, type SimulatedProvider } from './modules/payments/index.js';
 import { servedRoutes } from './testing/served-routes.js';
 import { type ApiResponse, createTestApp, type TestApp } from './testing/test-app.js';
@@ -269,6 +271,10 @@ const CASES: Readonly<Record<string, Case>> = {
     body: () => ({ liability: 'platform' }),
   },
   'GET /v1/reconciliation/reports/:report_id': OPERATOR_ONLY,
+  'POST /v1/payments/:payment_id/refunds/:refund_id/retry': {
+    ...OPERATOR_ONLY,
+    headers: (n) => ({ 'idempotency-key': `tenancy-refund-retry-${n}` }),
+  },
   // Payouts (cases for the payouts module's routes go here).
   'GET /v1/payouts/:payout_id': {
     kind: 'scoped',
@@ -335,9 +341,10 @@ const CASES: Readonly<Record<string, Case>> = {
 
 /**
  * Path parameters that only pick a part of the object another parameter names (the step of an
- * order): probed with the victim's own value, so that the object's id is what the check decides on.
+ * order, a refund of a payment): probed with the victim's own value, so that the object's id is
+ * what the check decides on. The refund's id is the setup's (below).
  */
-const PART_PARAMS: Readonly<Record<string, string>> = { step: 'supply' };
+const PART_PARAMS: Record<string, string> = { step: 'supply' };
 
 /** A valid offer for the `supplier` capability the setup defines. */
 const OFFER = {
@@ -671,6 +678,37 @@ describe('object-level access (A1)', async () => {
     ip: null,
   };
   const chargebackA = (await payments.listChargebacks(systemCtx, { limit: 1 })).items[0] as { id: string };
+  // A refund of it the provider failed, owed to customer A: what a retry would send again.
+  await runInTransaction(app.baton.database.db, (tx) =>
+    app.baton.services.ledger.post(
+      { ...systemCtx, db: tx },
+      {
+        idempotencyKey: 'tenancy-refund-move',
+        cause: { kind: 'order', id: 'tenancy-order' },
+        entries: [
+          {
+            account: { purpose: 'customer_escrow', ownerId: 'tenancy-order', currency: 'EUR' },
+            direction: 'debit',
+            amountMinor: 200n,
+          },
+          {
+            account: { purpose: 'refunds_in_transit', ownerId: PLATFORM_OWNER, currency: 'EUR' },
+            direction: 'credit',
+            amountMinor: 200n,
+          },
+        ],
+      },
+    ),
+  );
+  simulated.failNext('refund', 'processing_error');
+  const refundA = await payments.refund(app.baton.database.db, systemCtx.actor, {
+    paymentId: paymentA.id,
+    amountMinor: 200n,
+    reference: 'tenancy-refund',
+  });
+  expect(refundA.status).toBe('failed');
+  // Its retry route is probed through the payment's id: the refund is part of the payment.
+  PART_PARAMS.refund_id = refundA.id;
   const reportA = await payments.reconcile(app.baton.database.db, { since: new Date(0) });
 
   // Fulfilment: an offering, customer A's quote and paid order, and the work

@@ -17,9 +17,10 @@ import { TEST_DATABASE_KIND } from '../testing/test-database.js';
 
 /**
  * Statements of one `POST /v1/orders`, in a warm process, without the job queue's (one of them
- * reads which fee schedule version is in force: the order keeps that one).
+ * reads which fee schedule version is in force, and one its customer's segment and its partners'
+ * tiers: the order keeps those the fee rules matched on when it was placed).
  */
-const ORDER_STATEMENTS_MAX = 13;
+const ORDER_STATEMENTS_MAX = 14;
 /**
  * Statements of the first confirm of an order's leg, in a warm process (the
  * order's escrow account is read once, then remembered).

@@ -732,9 +732,9 @@ export function createFulfilment(deps: FulfilmentDeps) {
     // does not depend on it).
     const feeVersion = await fees.versionInForce(ctx, ctx.now, quoted.currency);
     // So does it keep its customer's segment and its partners' tiers, which the fee rules match on.
-    const customerSegment = await participants.customerSegment(ctx.db, quoted.customerId);
-    const partnerTiers = await participants.partnerTiers(
+    const { customerSegment, partnerTiers } = await participants.feeMatchOf(
       ctx.db,
+      quoted.customerId,
       legs.map((leg) => leg.partnerId),
     );
     const confirmed = await catalog.confirmReservations(

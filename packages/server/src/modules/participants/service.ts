@@ -687,6 +687,37 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
     },
 
     /**
+     * What fee rules and subsidies match on for an order, as it stands now, in one read: its
+     * customer's segment (`customerSegment`) and its partners' tiers (`partnerTiers`).
+     */
+    async feeMatchOf(
+      db: Executor,
+      customerId: CustomerId,
+      partnerIds: readonly PartnerId[],
+    ): Promise<{ customerSegment: string | null; partnerTiers: Map<PartnerId, string> }> {
+      const segment = db
+        .selectFrom('customers')
+        .select([sql<string>`'customer'`.as('kind'), 'id', 'segment as value'])
+        .where('id', '=', customerId);
+      const rows = await (partnerIds.length === 0
+        ? segment
+        : segment.unionAll(
+            db
+              .selectFrom('partners')
+              .select([sql<string>`'partner'`.as('kind'), 'id', 'tier as value'])
+              .where('id', 'in', [...new Set(partnerIds)]),
+          )
+      ).execute();
+      const partnerTiers = new Map<PartnerId, string>();
+      let customerSegment: string | null = null;
+      for (const row of rows) {
+        if (row.kind === 'customer') customerSegment = row.value;
+        else if (row.value !== null) partnerTiers.set(row.id as PartnerId, row.value);
+      }
+      return { customerSegment, partnerTiers };
+    },
+
+    /**
      * Sets a partner's tier, which fee rules match on. Orders already placed keep the tier they
      * were placed with. Setting the tier it has changes nothing and is not announced.
      *

@@ -858,44 +858,12 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       const payment = await findPayment(ctx.db, input.paymentId, { lock: true });
       if (!payment) throw paymentsErrors.paymentNotFound(input.paymentId);
       if (payment.status !== 'captured') throw paymentsErrors.paymentNotCaptured(payment.id, payment.status);
-      const chargedBack = (await chargebacksOf(ctx.db, [payment.id])).reduce(
-        (sum, c) => sum + c.amountMinor,
-        0n,
-      );
-      const refundable = payment.capturedMinor - payment.refundedMinor - chargedBack;
-      if (input.amountMinor > refundable)
-        throw paymentsErrors.refundExceedsCapture(input.amountMinor, refundable);
       const id = newId('rfd');
-      await insertRefund(ctx.db, {
+      await recordRefund(ctx, payment, {
         id,
-        payment_id: payment.id,
         reference: input.reference,
-        amount_minor: input.amountMinor,
-        currency: payment.currency,
-        status: 'pending',
-        failure_code: null,
-        retry_of: null,
-        retried_by: null,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-      });
-      await insertOperation(ctx.db, {
-        id: newId('pop'),
-        payment_id: payment.id,
-        reference: input.reference,
-        kind: 'refund',
-        status: 'requested',
-        amount_minor: input.amountMinor,
-        currency: payment.currency,
-        provider_id: null,
-        parent_reference: captureReferenceOf(payment.reference),
-        failure_code: null,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-      });
-      await updatePayment(ctx.db, payment.id, {
-        refunded_minor: payment.refundedMinor + input.amountMinor,
-        updated_at: ctx.now,
+        amountMinor: input.amountMinor,
+        retryOf: null,
       });
       await appendEvent(ctx, {
         type: 'refund.created',
@@ -913,6 +881,58 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     return driveRefund(db, recorded);
   }
 
+  /**
+   * Records a refund of a captured payment, locked by the caller, for the provider to be asked:
+   * the refund (`pending`), its operation, and the capture's share set aside for it. Refused when
+   * it would refund more than the capture has left after refunds and chargebacks.
+   *
+   * @throws DomainError `payments.refund_exceeds_capture`
+   */
+  async function recordRefund(
+    ctx: Context,
+    payment: Payment,
+    refund: { id: string; reference: string; amountMinor: bigint; retryOf: string | null },
+  ): Promise<void> {
+    const chargedBack = (await chargebacksOf(ctx.db, [payment.id])).reduce(
+      (sum, c) => sum + c.amountMinor,
+      0n,
+    );
+    const refundable = payment.capturedMinor - payment.refundedMinor - chargedBack;
+    if (refund.amountMinor > refundable)
+      throw paymentsErrors.refundExceedsCapture(refund.amountMinor, refundable);
+    await insertRefund(ctx.db, {
+      id: refund.id,
+      payment_id: payment.id,
+      reference: refund.reference,
+      amount_minor: refund.amountMinor,
+      currency: payment.currency,
+      status: 'pending',
+      failure_code: null,
+      retry_of: refund.retryOf,
+      retried_by: null,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+    });
+    await insertOperation(ctx.db, {
+      id: newId('pop'),
+      payment_id: payment.id,
+      reference: refund.reference,
+      kind: 'refund',
+      status: 'requested',
+      amount_minor: refund.amountMinor,
+      currency: payment.currency,
+      provider_id: null,
+      parent_reference: captureReferenceOf(payment.reference),
+      failure_code: null,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+    });
+    await updatePayment(ctx.db, payment.id, {
+      refunded_minor: payment.refundedMinor + refund.amountMinor,
+      updated_at: ctx.now,
+    });
+  }
+
   async function retryRefund(ctx: Context, input: { paymentId: string; refundId: string }): Promise<Refund> {
     requireTransaction(ctx.db);
     const failed = parseId('rfd', input.refundId) ? await findRefund(ctx.db, input.refundId) : null;
@@ -922,43 +942,11 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     const payment = (await findPayment(ctx.db, failed.paymentId, { lock: true })) as Payment;
     if (!(await markRefundRetried(ctx.db, failed.id, id)))
       throw paymentsErrors.refundNotOwed(failed.id, failed.status, failed.retriedBy);
-    const chargedBack = (await chargebacksOf(ctx.db, [payment.id])).reduce(
-      (sum, c) => sum + c.amountMinor,
-      0n,
-    );
-    const refundable = payment.capturedMinor - payment.refundedMinor - chargedBack;
-    if (failed.amountMinor > refundable)
-      throw paymentsErrors.refundExceedsCapture(failed.amountMinor, refundable);
-    await insertRefund(ctx.db, {
+    await recordRefund(ctx, payment, {
       id,
-      payment_id: payment.id,
       reference: id,
-      amount_minor: failed.amountMinor,
-      currency: failed.currency,
-      status: 'pending',
-      failure_code: null,
-      retry_of: failed.id,
-      retried_by: null,
-      created_at: ctx.now,
-      updated_at: ctx.now,
-    });
-    await insertOperation(ctx.db, {
-      id: newId('pop'),
-      payment_id: payment.id,
-      reference: id,
-      kind: 'refund',
-      status: 'requested',
-      amount_minor: failed.amountMinor,
-      currency: failed.currency,
-      provider_id: null,
-      parent_reference: captureReferenceOf(payment.reference),
-      failure_code: null,
-      created_at: ctx.now,
-      updated_at: ctx.now,
-    });
-    await updatePayment(ctx.db, payment.id, {
-      refunded_minor: payment.refundedMinor + failed.amountMinor,
-      updated_at: ctx.now,
+      amountMinor: failed.amountMinor,
+      retryOf: failed.id,
     });
     await ledger.post(ctx, {
       idempotencyKey: `refund:${id}:sent`,

@@ -100,6 +100,18 @@ export interface ApplyInput {
 /** A fee a subsidy would pay for, as a quote asks before anything is posted. */
 export type PreviewInput = Omit<ApplyInput, 'cause' | 'beneficiary' | 'idempotencyKey' | 'maxAmountMinor'>;
 
+/** What programmes' targets are matched against, of an application or a preview. */
+function occasionOf(input: PreviewInput): Occasion {
+  return {
+    side: input.side,
+    partnerType: input.partnerType,
+    customerSegment: input.customerSegment,
+    region: input.region,
+    capability: input.capability,
+    currency: input.currency,
+  };
+}
+
 export interface PreviewedSubsidy extends AppliedSubsidy {
   readonly kind: Kind;
 }
@@ -617,14 +629,7 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
       }
       if (input.feeMinor === 0n) return null;
 
-      const occasion: Occasion = {
-        side: input.side,
-        partnerType: input.partnerType,
-        customerSegment: input.customerSegment,
-        region: input.region,
-        capability: input.capability,
-        currency: input.currency,
-      };
+      const occasion = occasionOf(input);
       const candidates = rows
         .filter((row) => row.id !== null)
         .map((row) => toProgramme(row as unknown as Selectable<SubsidyProgrammesTable>))
@@ -872,14 +877,7 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
     async preview(ctx: Context, input: PreviewInput): Promise<PreviewedSubsidy | null> {
       const participantId = input.side === 'partner' ? input.partnerId : input.customerId;
       if (input.feeMinor <= 0n || !participantId) return null;
-      const occasion: Occasion = {
-        side: input.side,
-        partnerType: input.partnerType,
-        customerSegment: input.customerSegment,
-        region: input.region,
-        capability: input.capability,
-        currency: input.currency,
-      };
+      const occasion = occasionOf(input);
       const rows = await ctx.db
         .selectFrom('subsidy_programmes')
         .selectAll()

@@ -205,6 +205,43 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     expect(await balance(eur('customer_escrow', order))).toBe(3_000n);
   });
 
+  // On one connection (the embedded database) the refunds cannot race.
+  it.runIf(TEST_DATABASE_KIND === 'postgres')(
+    'lets only what a chargeback left through when refunds of the order race',
+    async () => {
+      const order = `ord-settlement-chargeback-${++orders}`;
+      const payments = app.baton.services.payments;
+      const payment = ok<{ id: string; reference: string }>(
+        await post('/v1/payments', {
+          order_ref: order,
+          payment_method: TEST_CARDS.ok,
+          amount: { amount: '100.00', currency: 'EUR' },
+        }),
+        202,
+      );
+      await payments.resume(db, systemActor('test'), payment.id);
+      const provider = payments.provider as SimulatedProvider;
+      provider.chargeback(`${payment.reference}:capture`, 3_000n, `${order}:chargeback`);
+      await provider.flush();
+
+      // 70.00 is left paid, and escrow holds 100.00: two refunds of 40.00 fit the escrow, one the rest.
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, n) =>
+          post('/v1/settlements/refunds', {
+            order_ref: order,
+            refund_ref: `${order}:race-${n}`,
+            amount: { amount: '40.00', currency: 'EUR' },
+            payment_id: payment.id,
+          }),
+        ),
+      );
+      expect(answers.filter((answer) => answer.status === 201)).toHaveLength(1);
+      for (const answer of answers.filter((candidate) => candidate.status !== 201))
+        expectProblem(answer, 409, 'settlement.refund_exceeds_after_chargebacks');
+      expect(await balance(eur('customer_escrow', order))).toBe(6_000n);
+    },
+  );
+
   it('refunds one partner’s part only, and the same refund again is a replay', async () => {
     const order = await paidOrder(20_000n);
     ok(await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '100.00')));

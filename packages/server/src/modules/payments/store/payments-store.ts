@@ -532,13 +532,24 @@ export async function chargebacksOf(db: Executor, paymentIds: readonly string[])
 
 /**
  * What an order's payments in a currency captured, and what chargebacks took back of them: the
- * most that can still go back to the order's customer is the difference, less refunds.
+ * most that can still go back to the order's customer is the difference, less refunds. The
+ * payments are locked first, until the caller's transaction ends, as recording a chargeback or a
+ * refund locks its payment: refunds of one order judged against this take turns, and each reads
+ * the refunds and chargebacks committed before it.
  */
 export async function capturedAndChargedBack(
   db: Executor,
   orderRef: string,
   currency: string,
 ): Promise<{ capturedMinor: bigint; chargedBackMinor: bigint }> {
+  await db
+    .selectFrom('payments')
+    .select('id')
+    .where('order_ref', '=', orderRef)
+    .where('currency', '=', currency)
+    .orderBy('id')
+    .forUpdate()
+    .execute();
   const [captured, chargedBack] = await Promise.all([
     db
       .selectFrom('payments')

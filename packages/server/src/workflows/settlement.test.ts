@@ -159,7 +159,8 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     expect(await balance(eur('customer_escrow', order))).toBe(0n);
   });
 
-  it('refuses, before anything moves, a refund of money a chargeback already gave back', async () => {
+  /** An order paid 100.00 through the provider, of which a chargeback took 30.00 back. */
+  async function chargedBackOrder() {
     const order = `ord-settlement-chargeback-${++orders}`;
     const payments = app.baton.services.payments;
     const payment = ok<{ id: string; reference: string }>(
@@ -174,6 +175,12 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     const provider = payments.provider as SimulatedProvider;
     provider.chargeback(`${payment.reference}:capture`, 3_000n, `${order}:chargeback`);
     await provider.flush();
+    return { order, payment };
+  }
+
+  it('refuses, before anything moves, a refund of money a chargeback already gave back', async () => {
+    const { order, payment } = await chargedBackOrder();
+    const payments = app.baton.services.payments;
     const inTransitBefore = await balance(eur('refunds_in_transit'));
     const refund = (ref: string, amount: string) =>
       post('/v1/settlements/refunds', {
@@ -209,20 +216,7 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
   it.runIf(TEST_DATABASE_KIND === 'postgres')(
     'lets only what a chargeback left through when refunds of the order race',
     async () => {
-      const order = `ord-settlement-chargeback-${++orders}`;
-      const payments = app.baton.services.payments;
-      const payment = ok<{ id: string; reference: string }>(
-        await post('/v1/payments', {
-          order_ref: order,
-          payment_method: TEST_CARDS.ok,
-          amount: { amount: '100.00', currency: 'EUR' },
-        }),
-        202,
-      );
-      await payments.resume(db, systemActor('test'), payment.id);
-      const provider = payments.provider as SimulatedProvider;
-      provider.chargeback(`${payment.reference}:capture`, 3_000n, `${order}:chargeback`);
-      await provider.flush();
+      const { order, payment } = await chargedBackOrder();
 
       // 70.00 is left paid, and escrow holds 100.00: two refunds of 40.00 fit the escrow, one the rest.
       const answers = await Promise.all(

@@ -321,6 +321,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
             reference: refund.refundRef,
             amountMinor: refund.amountMinor.toString(),
           }),
+        keepsOrder: fulfilment.keepsOrder,
       }),
     ],
   });

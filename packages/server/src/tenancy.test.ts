@@ -330,6 +330,11 @@ const CASES: Readonly<Record<string, Case>> = {
       },
     ]),
   ),
+  'POST /v1/orders/:order_id/refunds': {
+    ...OPERATOR_ONLY,
+    body: () => ({ amount: { amount: '1.00', currency: 'EUR' }, reason: 'Hijacked.' }),
+    headers: (n: number) => ({ 'idempotency-key': `tenancy-order-refund-${n}` }),
+  },
   'GET /v1/work-orders/:work_order_id': PARTNERS_OWN,
   ...Object.fromEntries(
     ['accept', 'decline', 'start', 'deliver'].map((action) => [

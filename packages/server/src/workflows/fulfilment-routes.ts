@@ -1,7 +1,19 @@
 import { z } from 'zod';
+import { recordAudit } from '../kernel/audit/audit-log.js';
 import { ALL_OPERATOR_ROLES, ALL_PARTNER_ROLES } from '../kernel/http/access.js';
 import { defineRoute, type Route } from '../kernel/http/route.js';
-import { idSchema, page, pageQuery, timestamp, toPage } from '../kernel/http/schemas.js';
+import {
+  idSchema,
+  MoneyInput,
+  MoneyJson,
+  moneyJson,
+  page,
+  pageQuery,
+  timestamp,
+  toPage,
+} from '../kernel/http/schemas.js';
+import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../kernel/idempotency/idempotency-store.js';
+import { parseAmount, parseCurrency } from '../kernel/money.js';
 import {
   CUSTOMER_ACTIONS,
   type CustomerAction,
@@ -29,6 +41,8 @@ const BUYERS = { operator: ['admin', 'ops'], customer: true } as const;
 const READERS = { operator: ALL_OPERATOR_ROLES, customer: true } as const;
 const PARTNERS = { operator: ['admin', 'ops'], partner: ALL_PARTNER_ROLES } as const;
 const WORK_READERS = { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES } as const;
+/** Money moves by hand: the operator's finance staff and administrators. */
+const MONEY_MOVERS = { operator: ['admin', 'finance'] } as const;
 
 const stepKey = z.string().min(1).max(63);
 const reason = z.string().trim().min(1).max(500);
@@ -194,6 +208,64 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
         },
       }),
     ),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/orders/:order_id/refunds',
+      summary: 'Refund (part of) an order by hand',
+      description:
+        'An operator’s refund of part of an order’s value, with a reason: of one confirmed leg with `step` (that ' +
+        'partner’s part), or of a completed or failed order (its confirmed legs in proportion to what each can still ' +
+        'give back). The legs’ money is reversed as any refund reverses it: the partner’s share from its payable (or as ' +
+        'a debt when the payable is short), the commission and the margin from the platform. Of the amount, the ' +
+        'customer gets back its share through the provider (`refunded`) and a customer-side subsidy programme that ' +
+        'paid part of the order gets back its own (`subsidy_returned`), in the proportions the order was paid in. ' +
+        'Errors: `409 orders.refund_not_allowed` (the order still running without `step`, or the leg not confirmed), ' +
+        '`422 orders.currency_mismatch`, `422 settlement.refund_exceeds_order`, `422 settlement.refund_exceeds_leg`, ' +
+        '`409 settlement.refund_exceeds_after_chargebacks`.',
+      tags: ORDERS,
+      access: MONEY_MOVERS,
+      audit: { action: 'order.refund', targetParam: 'order_id' },
+      idempotencyKey: 'required',
+      idempotencyRetentionMs: IDEMPOTENCY_MONEY_OUT_TTL_MS,
+      params: z.strictObject({ order_id: idSchema('ord') }),
+      body: z.strictObject({ amount: MoneyInput, step: stepKey.optional(), reason }),
+      status: 201,
+      response: z.object({
+        amount: MoneyJson,
+        refunded: MoneyJson.describe('What the customer gets back through the provider.'),
+        subsidy_returned: MoneyJson.describe(
+          'What goes back to the subsidy programme that paid part of the order.',
+        ),
+        order: OrderJson,
+      }),
+      handler: async (ctx, { params, body }) => {
+        const currency = parseCurrency(body.amount.currency);
+        const amountMinor = parseAmount(body.amount.amount, currency);
+        const refunded = await fulfilment.refundByHand(ctx, params.order_id, {
+          amountMinor,
+          currency,
+          stepKey: body.step ?? null,
+          reason: body.reason,
+        });
+        await recordAudit(ctx, {
+          action: 'order.refund',
+          targetId: params.order_id,
+          outcome: 'succeeded',
+          details: {
+            amount: amountMinor.toString(),
+            currency,
+            ...(body.step !== undefined ? { step: body.step } : {}),
+            reason: body.reason,
+          },
+        });
+        return {
+          amount: moneyJson(amountMinor, currency),
+          refunded: moneyJson(refunded.customerMinor, currency),
+          subsidy_returned: moneyJson(refunded.subsidyMinor, currency),
+          order: orderJson(ctx.actor, refunded.order, refunded.legs, refunded.workOrders),
+        };
+      },
+    }),
     defineRoute({
       method: 'GET',
       url: '/v1/work-orders',

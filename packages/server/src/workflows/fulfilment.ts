@@ -86,7 +86,7 @@ import {
 } from '../modules/orders/index.js';
 import type { ParticipantsService } from '../modules/participants/index.js';
 import { type Payment, type PaymentsService, RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
-import { refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
+import { reclaimReleasedLegs, refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
 import { PROVIDER_REFUND_JOB, type ProviderRefundJob } from './settlement-routes.js';
 
 /*
@@ -1311,8 +1311,13 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * many partial refunds add up to one refund of their sum, and the customer never gets back
    * more than it paid. The programme's part goes back from escrow into its budget.
    */
-  async function refund(ctx: Context, order: Order, amountMinor: bigint, why: string): Promise<void> {
-    if (amountMinor <= 0n) return;
+  async function refund(
+    ctx: Context,
+    order: Order,
+    amountMinor: bigint,
+    why: string,
+  ): Promise<{ customerMinor: bigint; subsidyMinor: bigint }> {
+    if (amountMinor <= 0n) return { customerMinor: 0n, subsidyMinor: 0n };
     const current = (await findOrder(ctx.db, order.id)) as Order;
     const refundRef = `${order.id}:refund:${current.refunds + 1}`;
     const chargedMinor = current.totalMinor - current.subsidyMinor;
@@ -1365,6 +1370,56 @@ export function createFulfilment(deps: FulfilmentDeps) {
       currency: order.currency,
       reason: why,
     });
+    return { customerMinor: customerPart, subsidyMinor: subsidyPart };
+  }
+
+  /**
+   * An operator's refund of `amountMinor` of an order's value: of one confirmed leg (`stepKey`,
+   * that partner's part), or of a completed or failed order (its confirmed legs in proportion to
+   * what each can still give back). The legs' money comes back into the order's escrow as a
+   * refund reverses it (partner share from its payable or as a debt, commission and margin), and
+   * from there is divided as every refund of the order is: the customer's part through the
+   * provider, a customer-side subsidy's part back to its programme's budget. While an order runs,
+   * its escrow belongs to the legs not yet confirmed, so an order-wide refund waits for it to close.
+   *
+   * @throws DomainError `orders.order_not_found`, `orders.leg_not_found`, `orders.refund_not_allowed`,
+   *   `orders.currency_mismatch`, `settlement.refund_exceeds_order`, `settlement.refund_exceeds_leg`,
+   *   `settlement.refund_exceeds_after_chargebacks`
+   */
+  async function refundByHand(
+    ctx: Context,
+    orderId: OrderId,
+    input: { amountMinor: bigint; currency: string; stepKey: string | null; reason: string },
+  ): Promise<OrderView & { customerMinor: bigint; subsidyMinor: bigint }> {
+    requireTransaction(ctx.db);
+    if (ctx.actor.kind !== 'operator') throw ordersErrors.orderNotFound(orderId);
+    const order = await findOrder(ctx.db, orderId, { lock: true });
+    if (!order) throw ordersErrors.orderNotFound(orderId);
+    if (input.currency !== order.currency)
+      throw ordersErrors.currencyMismatch(orderId, order.currency, input.currency);
+    let legRefs: string[];
+    if (input.stepKey !== null) {
+      const leg = (await orderLegs(ctx.db, orderId)).find((candidate) => candidate.stepKey === input.stepKey);
+      if (!leg) throw ordersErrors.legNotFound(orderId, input.stepKey);
+      if (leg.status !== 'done' || !leg.workOrderId)
+        throw ordersErrors.refundNotAllowed(orderId, leg.status, input.stepKey);
+      legRefs = [leg.workOrderId];
+    } else {
+      if (order.status !== 'completed' && order.status !== 'failed')
+        throw ordersErrors.refundNotAllowed(orderId, order.status, null);
+      legRefs = (await workOrdersOf(ctx.db, orderId))
+        .filter((workOrder) => workOrder.status === 'confirmed')
+        .map((workOrder) => workOrder.id);
+    }
+    const baton = asBaton(ctx);
+    await reclaimReleasedLegs(baton, settlement, {
+      orderRef: orderId,
+      refundRef: `${orderId}:refund:${order.refunds + 1}`,
+      amountMinor: input.amountMinor,
+      legRefs,
+    });
+    const parts = await refund(baton, order, input.amountMinor, input.reason);
+    return { ...(await view(ctx, orderId)), ...parts };
   }
 
   /**
@@ -1678,6 +1733,12 @@ export function createFulfilment(deps: FulfilmentDeps) {
 
     partnerAction,
     customerAction,
+    refundByHand,
+
+    /** Whether `ref` names an order of Baton's (whoever asks). */
+    async keepsOrder(ctx: Context, ref: string): Promise<boolean> {
+      return (await findOrder(ctx.db, ref)) !== null;
+    },
 
     /** @throws DomainError `orders.work_order_not_found` */
     async getWorkOrder(ctx: Context, id: string): Promise<WorkOrder> {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { recordAudit } from '../kernel/audit/audit-log.js';
-import { unprocessable } from '../kernel/errors.js';
+import { conflict, unprocessable } from '../kernel/errors.js';
 import { defineRoute, type Route } from '../kernel/http/route.js';
 import { idSchema, MoneyInput, MoneyJson, moneyJson } from '../kernel/http/schemas.js';
 import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../kernel/idempotency/idempotency-store.js';
@@ -27,18 +27,32 @@ function amountOf(
   return { amountMinor: parseAmount(input.amount, parsed), currency: parsed };
 }
 
+type RouteContext = Parameters<Route['handler']>[0];
+
 /**
  * The order-money steps as operator endpoints: releasing a leg and refunding. Orders call the
- * same workflows; these endpoints serve corrections and integrations that keep orders elsewhere.
+ * same workflows; these endpoints serve integrations that keep their orders elsewhere. An order
+ * Baton keeps is refused: moving its money here would leave the order (its legs, what it has
+ * refunded, a subsidy's share) behind its books; its own endpoints move it.
  */
 export function settlementRoutes(
   deps: SettlementDeps & {
     afterRefund?: (
-      ctx: Parameters<Route['handler']>[0],
+      ctx: RouteContext,
       refund: { paymentId: string; refundRef: string; amountMinor: bigint },
     ) => Promise<void>;
+    /** Whether `orderRef` names an order Baton keeps. */
+    keepsOrder?: (ctx: RouteContext, orderRef: string) => Promise<boolean>;
   },
 ): Route[] {
+  const refuseKeptOrder = async (ctx: RouteContext, orderRef: string, instead: string) => {
+    if (deps.keepsOrder && (await deps.keepsOrder(ctx, orderRef))) {
+      throw conflict(
+        'settlement.order_kept_by_baton',
+        `Order ${orderRef} is one of Baton's own: ${instead}, so that the order keeps up with its money.`,
+      );
+    }
+  };
   return [
     defineRoute({
       method: 'POST',
@@ -48,7 +62,8 @@ export function settlementRoutes(
         'Moves the leg’s price from the order’s escrow: less the commission of the fee schedule version to the ' +
         'partner’s payable, the commission and the margin to the platform; a subsidy programme covering the partner ' +
         'pays (part of) the commission from its budget. Releasing a leg again returns the first release. ' +
-        'Errors: `ledger.insufficient_funds` (escrow short), `settlement.amount_invalid`, `fees.*` for an unknown version.',
+        'Errors: `ledger.insufficient_funds` (escrow short), `settlement.amount_invalid`, `fees.*` for an unknown version, ' +
+        '`409 settlement.order_kept_by_baton` for an order Baton keeps (its legs are released when confirmed).',
       tags: SETTLEMENTS,
       access: MOVERS,
       audit: { action: 'settlement.leg.release' },
@@ -72,6 +87,7 @@ export function settlementRoutes(
         partner_net: MoneyJson,
       }),
       handler: async (ctx, { body }) => {
+        await refuseKeptOrder(ctx, body.order_ref, 'its legs are released when they are confirmed');
         const gross = amountOf(body.gross);
         const margin = body.margin ? amountOf(body.margin, gross.currency) : { amountMinor: 0n };
         const leg = await releaseLeg(ctx, deps, {
@@ -111,7 +127,8 @@ export function settlementRoutes(
         'given, the provider refund is sent after this transaction commits). The same `refund_ref` again returns the ' +
         'same refund. A refund beyond what the order’s captured payments have left after chargebacks is refused ' +
         'before anything moves. Errors: `422 settlement.refund_exceeds_order`, `422 settlement.refund_exceeds_leg`, ' +
-        '`409 settlement.refund_exceeds_after_chargebacks`, `422 settlement.amount_invalid`.',
+        '`409 settlement.refund_exceeds_after_chargebacks`, `422 settlement.amount_invalid`, ' +
+        '`409 settlement.order_kept_by_baton` for an order Baton keeps: refund it with `POST /v1/orders/{order_id}/refunds`.',
       tags: SETTLEMENTS,
       access: MOVERS,
       audit: { action: 'settlement.refund' },
@@ -133,6 +150,7 @@ export function settlementRoutes(
         transactions: z.array(TransactionJson),
       }),
       handler: async (ctx, { body }) => {
+        await refuseKeptOrder(ctx, body.order_ref, 'refund it with POST /v1/orders/{order_id}/refunds');
         const amount = amountOf(body.amount);
         const refund = await refundOrder(ctx, deps, {
           orderRef: body.order_ref,

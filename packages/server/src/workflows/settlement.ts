@@ -347,7 +347,8 @@ export async function releasedLeg(
   let refundedMinor = 0n;
   let refundedCommissionMinor = 0n;
   let returnedSubsidyMinor = 0n;
-  for (const refund of transactions.filter((t) => t.metadata.step === 'refund')) {
+  // A reclaim gives a leg's money back as a refund does, only into the order's escrow.
+  for (const refund of transactions.filter((t) => REFUND_STEPS.includes(t.metadata.step ?? ''))) {
     refundedMinor += big(refund.metadata.amount);
     refundedCommissionMinor += big(refund.metadata.commission);
     returnedSubsidyMinor += big(refund.metadata.subsidy);
@@ -376,22 +377,34 @@ export interface RefundResult {
   readonly fromLegs: readonly { legRef: string; amountMinor: bigint }[];
 }
 
+/** The steps that give a released leg's money back: to the customer, or into the order's escrow. */
+const REFUND_STEPS: readonly string[] = ['refund', 'reclaim'];
+
+/**
+ * Where a released leg's refunded money goes: to refunds in transit, for the provider to pay the
+ * customer (`customer`), or back into the order's escrow (`escrow`), for the order to divide
+ * between the customer and a programme that paid part of it.
+ */
+export type RefundDestination = 'customer' | 'escrow';
+
 /**
  * Refunds part of a released leg: the amount is split over the partner's share, the commission
  * and the margin in the proportions of the release (largest remainder); the partner's part,
  * and the share of its subsidy that paid the reversed commission, come back from its payable
  * (as much as it holds) or become a debt on its receivable. The money goes to refunds in
- * transit until the provider pays the customer.
+ * transit until the provider pays the customer, or with `to: 'escrow'` back into the order's
+ * escrow (a reclaim).
  *
  * @throws DomainError `settlement.refund_exceeds_leg`, `settlement.amount_invalid`
  */
 export async function refundReleasedLeg(
   ctx: Context,
   deps: SettlementDeps,
-  input: { legRef: string; refundRef: string; amountMinor: bigint },
+  input: { legRef: string; refundRef: string; amountMinor: bigint; to?: RefundDestination },
 ): Promise<LedgerTransaction> {
   requireTransaction(ctx.db);
-  const key = `refund:${input.refundRef}:leg:${input.legRef}`;
+  const reclaim = input.to === 'escrow';
+  const key = `${reclaim ? 'reclaim' : 'refund'}:${input.refundRef}:leg:${input.legRef}`;
   const done = (await deps.ledger.transactionsFor(ctx, { kind: 'leg', id: input.legRef })).find(
     (t) => t.idempotencyKey === key,
   );
@@ -436,10 +449,10 @@ export async function refundReleasedLeg(
   const fromPayable = partnerPart < available ? partnerPart : available;
   const { transaction } = await deps.ledger.post(ctx, {
     idempotencyKey: key,
-    description: `Refund ${input.refundRef} of leg ${input.legRef}`,
+    description: `${reclaim ? 'Reclaim' : 'Refund'} ${input.refundRef} of leg ${input.legRef}`,
     cause: { kind: 'leg', id: input.legRef },
     metadata: {
-      step: 'refund',
+      step: reclaim ? 'reclaim' : 'refund',
       refund_ref: input.refundRef,
       order_ref: leg.orderRef,
       amount: input.amountMinor.toString(),
@@ -465,13 +478,91 @@ export async function refundReleasedLeg(
       },
       { account: platform('platform_margin', leg.currency), direction: 'debit', amountMinor: marginPart },
       {
-        account: platform('refunds_in_transit', leg.currency),
+        account: reclaim
+          ? escrowOf(leg.orderRef, leg.currency)
+          : platform('refunds_in_transit', leg.currency),
         direction: 'credit',
         amountMinor: input.amountMinor,
       },
     ]),
   });
   return transaction;
+}
+
+/** Released legs with what each can still give back, in the order given; legs not released are left out. */
+async function refundableLegs(
+  ctx: Context,
+  deps: SettlementDeps,
+  legRefs: readonly string[],
+): Promise<{ legRef: string; refundable: bigint }[]> {
+  return (
+    await Promise.all(legRefs.map(async (legRef) => ({ legRef, leg: await releasedLeg(ctx, deps, legRef) })))
+  ).flatMap(({ legRef, leg }) =>
+    leg ? [{ legRef, refundable: leg.grossMinor + leg.marginMinor - leg.refundedMinor }] : [],
+  );
+}
+
+/** Gives `amountMinor` back from released legs, in proportion to what each can still refund. */
+async function refundFromLegs(
+  ctx: Context,
+  deps: SettlementDeps,
+  released: readonly { legRef: string; refundable: bigint }[],
+  input: { refundRef: string; amountMinor: bigint; to: RefundDestination },
+): Promise<{ transactions: LedgerTransaction[]; fromLegs: { legRef: string; amountMinor: bigint }[] }> {
+  const transactions: LedgerTransaction[] = [];
+  const fromLegs: { legRef: string; amountMinor: bigint }[] = [];
+  if (input.amountMinor === 0n || released.length === 0) return { transactions, fromLegs };
+  const parts = allocate(
+    input.amountMinor,
+    released.map((leg) => leg.refundable),
+  );
+  for (const [index, leg] of released.entries()) {
+    const amountMinor = parts[index] ?? 0n;
+    if (amountMinor === 0n) continue;
+    transactions.push(
+      await refundReleasedLeg(ctx, deps, {
+        legRef: leg.legRef,
+        refundRef: input.refundRef,
+        amountMinor,
+        to: input.to,
+      }),
+    );
+    fromLegs.push({ legRef: leg.legRef, amountMinor });
+  }
+  return { transactions, fromLegs };
+}
+
+/**
+ * Takes `amountMinor` of released legs' money back into the order's escrow, in proportion to
+ * what each leg can still refund (partner share, commission and margin of each as a refund
+ * reverses them): for an order's own refund after its money was released, which then divides
+ * it between the customer and a programme that paid part of the order. Nothing is given to
+ * anyone here; a reclaim counts against what each leg can still refund.
+ *
+ * @throws DomainError `settlement.refund_exceeds_leg` (one leg named), `settlement.refund_exceeds_order`,
+ *   `settlement.amount_invalid`
+ */
+export async function reclaimReleasedLegs(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: { orderRef: string; refundRef: string; amountMinor: bigint; legRefs: readonly string[] },
+): Promise<LedgerTransaction[]> {
+  requireTransaction(ctx.db);
+  if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
+  const released = await refundableLegs(ctx, deps, input.legRefs);
+  const refundable = released.reduce((sum, leg) => sum + leg.refundable, 0n);
+  if (input.amountMinor > refundable) {
+    const [only] = input.legRefs;
+    throw input.legRefs.length === 1 && only !== undefined
+      ? settlementErrors.refundExceedsLeg(only, refundable)
+      : settlementErrors.refundExceedsOrder(input.orderRef, refundable);
+  }
+  const { transactions } = await refundFromLegs(ctx, deps, released, {
+    refundRef: input.refundRef,
+    amountMinor: input.amountMinor,
+    to: 'escrow',
+  });
+  return transactions;
 }
 
 /**
@@ -502,11 +593,7 @@ export async function refundOrder(
   if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
   const escrowKey = `refund:${input.refundRef}:escrow`;
   const legs = input.legRef !== undefined ? [input.legRef] : input.releasedLegRefs;
-  const released = (
-    await Promise.all(legs.map(async (legRef) => ({ legRef, leg: await releasedLeg(ctx, deps, legRef) })))
-  ).flatMap(({ legRef, leg }) =>
-    leg ? [{ legRef, refundable: leg.grossMinor + leg.marginMinor - leg.refundedMinor }] : [],
-  );
+  const released = await refundableLegs(ctx, deps, legs);
 
   // A refund's parts are posted in one database transaction, so finding any of them means the
   // whole refund happened: this is a replay, answered with what was posted.
@@ -560,22 +647,18 @@ export async function refundOrder(
     });
     transactions.push(transaction);
   }
-  const fromLegs: { legRef: string; amountMinor: bigint }[] = [];
-  if (rest > 0n && released.length > 0) {
-    const parts = allocate(
-      rest,
-      released.map((leg) => leg.refundable),
-    );
-    for (const [index, leg] of released.entries()) {
-      const amountMinor = parts[index] ?? 0n;
-      if (amountMinor === 0n) continue;
-      transactions.push(
-        await refundReleasedLeg(ctx, deps, { legRef: leg.legRef, refundRef: input.refundRef, amountMinor }),
-      );
-      fromLegs.push({ legRef: leg.legRef, amountMinor });
-    }
-  }
-  return { transactions, amountMinor: input.amountMinor, fromEscrowMinor: fromEscrow, fromLegs };
+  const fromLegs = await refundFromLegs(ctx, deps, released, {
+    refundRef: input.refundRef,
+    amountMinor: rest,
+    to: 'customer',
+  });
+  transactions.push(...fromLegs.transactions);
+  return {
+    transactions,
+    amountMinor: input.amountMinor,
+    fromEscrowMinor: fromEscrow,
+    fromLegs: fromLegs.fromLegs,
+  };
 }
 
 /**

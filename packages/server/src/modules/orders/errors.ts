@@ -104,4 +104,20 @@ export const ordersErrors = {
     ),
   legNotDelivered: (orderId: string, step: string) =>
     conflict('orders.leg_not_delivered', `Step ${step} of order ${orderId} has no delivered work to judge.`),
+  /**
+   * An order's escrow belongs to its legs until they close: a refund by hand is of a closed
+   * order, or of a confirmed (paid) leg.
+   */
+  refundNotAllowed: (orderId: string, status: string, step: string | null) =>
+    conflict(
+      'orders.refund_not_allowed',
+      step === null
+        ? `Order ${orderId} is ${status}: refund a confirmed leg by its step, or the order once it is completed or failed.`
+        : `Step ${step} of order ${orderId} is ${status}: only a confirmed leg can be refunded by hand.`,
+      { status, ...(step === null ? {} : { step }) },
+    ),
+  currencyMismatch: (orderId: string, currency: string, given: string) =>
+    unprocessable('orders.currency_mismatch', `Order ${orderId} is in ${currency}, not ${given}.`, {
+      errors: [{ path: '/amount/currency', rule: 'currency', message: `must be ${currency}` }],
+    }),
 };

@@ -1,0 +1,360 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createFulfilmentFixture,
+  type Money,
+  type OrderBody,
+  type Partner,
+  REGION,
+  type WorkOrderBody,
+} from '../testing/fulfilment-fixture.js';
+import { TEST_DATABASE_KIND } from '../testing/test-database.js';
+
+/*
+ * Refunds of an order by hand: an operator gives back part of a confirmed leg, or of an order
+ * that has closed. The legs' money is reversed from the partner and the platform, and divided
+ * between the customer and a customer-side subsidy programme as the order was paid.
+ */
+describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
+  // Room for the racing refunds below.
+  const f = await createFulfilmentFixture({ poolSize: 12 });
+  const { app, ok, expectProblem } = f;
+  const finance = await app.operatorKey('finance');
+  const ops = await app.operatorKey('ops');
+
+  await f.capability('darning');
+  await f.capability('steaming');
+  // 40.00 + 20.00 of partners' prices, 10 % margin: 66.00. The fee schedule takes 10 % commission,
+  // so the steaming leg's 22.00 is 18.00 for its partner, 2.00 of commission and 2.00 of margin.
+  const darner = await f.partnerOffering('darning', { price: '40.00', leadTimeHours: 2, capacity: 50 });
+  const steamer = await f.partnerOffering('steaming', { price: '20.00', leadTimeHours: 2, capacity: 50 });
+  const partners = new Map<string, Partner>([
+    [darner.id, darner],
+    [steamer.id, steamer],
+  ]);
+  await f.publishOffering('mending', {
+    name: 'Mending',
+    pricing: { kind: 'cost_plus', margin_bps: 1000 },
+    rejection_policy: 'refund',
+    steps: [
+      { key: 'darning', name: 'Darning', capability: 'darning' },
+      { key: 'steaming', name: 'Steaming', capability: 'steaming', after: ['darning'] },
+    ],
+  });
+
+  interface RefundBody {
+    amount: Money;
+    refunded: Money;
+    subsidy_returned: Money;
+    order: OrderBody & { subsidy_returned: Money };
+  }
+
+  let keys = 0;
+  const refundBy = (
+    key: string,
+    orderId: string,
+    body: Record<string, unknown>,
+    idempotencyKey: string | null = `refund-${++keys}`,
+  ) =>
+    app.request<RefundBody>('POST', `/v1/orders/${orderId}/refunds`, {
+      key,
+      body,
+      headers: idempotencyKey === null ? {} : { 'idempotency-key': idempotencyKey },
+    });
+  const eur = (amount: string) => ({ amount, currency: 'EUR' });
+
+  async function placed(buyer: { key: string }): Promise<OrderBody> {
+    const quoted = ok<{ id: string }>(
+      await f.quote(buyer.key, { offering: 'mending', quantity: 1, deadline: f.inHours(48) }),
+      201,
+    );
+    const order = ok<OrderBody>(await f.order(buyer.key, quoted.id), 201);
+    await f.runJobs();
+    return order;
+  }
+
+  /** Works the order's legs in order, each delivered and confirmed, up to (not including) `until`. */
+  async function workThrough(buyer: { key: string }, orderId: string, until?: string) {
+    for (;;) {
+      const order = await f.readOrder(app.adminKey, orderId);
+      const leg = order.legs.find((candidate) => candidate.status === 'dispatched');
+      if (!leg || leg.step === until) return order;
+      const workOrder = ok<WorkOrderBody>(await app.request('GET', `/v1/work-orders/${leg.work_order_id}`));
+      const partner = partners.get(workOrder.partner_id) as Partner;
+      for (const action of ['accept', 'start', 'deliver']) ok(await f.act(partner, workOrder.id, action));
+      ok(await f.judge(buyer.key, orderId, leg.step, 'confirm'));
+    }
+  }
+
+  const refundedAtProvider = async (paymentId: string) =>
+    ok<{ refunded: Money }>(await app.request('GET', `/v1/payments/${paymentId}`)).refunded.amount;
+
+  async function books() {
+    return {
+      darner: await f.balance('partner_payable', darner.id),
+      steamer: await f.balance('partner_payable', steamer.id),
+      commission: await f.balance('platform_commission', 'platform'),
+      margin: await f.balance('platform_margin', 'platform'),
+    };
+  }
+
+  it('refunds part of a confirmed leg from its partner and the platform, and the customer through the provider', async () => {
+    const buyer = await f.customer();
+    const order = await placed(buyer);
+    const completed = await workThrough(buyer, order.id);
+    expect(completed.status).toBe('completed');
+    const before = await books();
+
+    // Half the steaming leg: 9.00 from its partner, 1.00 of commission, 1.00 of margin.
+    const refund = ok<RefundBody>(
+      await refundBy(finance, order.id, { amount: eur('11.00'), step: 'steaming', reason: 'Creased collar' }),
+      201,
+    );
+    expect([refund.amount.amount, refund.refunded.amount, refund.subsidy_returned.amount]).toEqual([
+      '11.00',
+      '11.00',
+      '0.00',
+    ]);
+    expect(refund.order.refunded.amount).toBe('11.00');
+    const after = await books();
+    expect({
+      darner: after.darner - before.darner,
+      steamer: after.steamer - before.steamer,
+      commission: after.commission - before.commission,
+      margin: after.margin - before.margin,
+    }).toEqual({ darner: 0n, steamer: -900n, commission: -100n, margin: -100n });
+    await f.runJobs();
+    expect(await refundedAtProvider(order.payment_id as string)).toBe('11.00');
+    expect(await f.balance('refunds_in_transit', 'platform')).toBe(0n);
+
+    // The customer sees the refund, with its reason, in its feed.
+    const feed = ok<{ data: { type: string; subject_id: string; data: Record<string, unknown> }[] }>(
+      await app.request('GET', '/v1/events?limit=500&types=order.refunded', { key: buyer.key }),
+    );
+    expect(feed.data.filter((event) => event.subject_id === order.id).map((event) => event.data)).toEqual([
+      expect.objectContaining({ amount: '11.00', currency: 'EUR', reason: 'Creased collar' }),
+    ]);
+    const audit = ok<{ data: { action: string; target_id: string; outcome: string }[] }>(
+      await app.request('GET', '/v1/audit-records?action=order.refund'),
+    );
+    expect(audit.data).toContainEqual(
+      expect.objectContaining({ action: 'order.refund', target_id: order.id, outcome: 'succeeded' }),
+    );
+
+    // 11.00 of the leg is left: more is refused, and nothing moves.
+    const beyond = await refundBy(finance, order.id, {
+      amount: eur('11.01'),
+      step: 'steaming',
+      reason: 'More',
+    });
+    expectProblem(beyond, 422, 'settlement.refund_exceeds_leg');
+    expect(await books()).toEqual(after);
+
+    // The rest of the order, over both legs in proportion to what each has left (44.00 and 11.00).
+    const rest = ok<RefundBody>(
+      await refundBy(app.adminKey, order.id, { amount: eur('55.00'), reason: 'Order lost in transit' }),
+      201,
+    );
+    expect(rest.order.refunded.amount).toBe('66.00');
+    expect(await books()).toEqual({
+      darner: before.darner - 3600n,
+      steamer: before.steamer - 1800n,
+      commission: before.commission - 600n,
+      margin: before.margin - 600n,
+    });
+    const nothingLeft = await refundBy(finance, order.id, { amount: eur('0.01'), reason: 'One more cent' });
+    expectProblem(nothingLeft, 422, 'settlement.refund_exceeds_order');
+    await f.runJobs();
+    expect(await refundedAtProvider(order.payment_id as string)).toBe('66.00');
+    await f.expectBooksClean([order.id]);
+  });
+
+  it('answers the same request again with the same refund, and refuses what it must, moving nothing', async () => {
+    const buyer = await f.customer();
+    const order = await placed(buyer);
+    // The darning leg is confirmed; steaming is out with its partner.
+    const running = await workThrough(buyer, order.id, 'steaming');
+    expect(running.status).toBe('in_progress');
+    const before = await books();
+
+    expectProblem(
+      await refundBy(finance, order.id, { amount: eur('5.00'), reason: 'Goodwill' }),
+      409,
+      'orders.refund_not_allowed',
+    );
+    expectProblem(
+      await refundBy(finance, order.id, { amount: eur('5.00'), step: 'steaming', reason: 'Goodwill' }),
+      409,
+      'orders.refund_not_allowed',
+    );
+    expectProblem(
+      await refundBy(finance, order.id, { amount: eur('5.00'), step: 'ironing', reason: 'Goodwill' }),
+      404,
+      'orders.leg_not_found',
+    );
+    expectProblem(
+      await refundBy(finance, 'ord_00000000000000000000000000', { amount: eur('5.00'), reason: 'Goodwill' }),
+      404,
+      'orders.order_not_found',
+    );
+    const foreign = await refundBy(finance, order.id, {
+      amount: { amount: '5.00', currency: 'USD' },
+      step: 'darning',
+      reason: 'Goodwill',
+    });
+    expectProblem(foreign, 422, 'orders.currency_mismatch');
+    expectProblem(
+      await refundBy(finance, order.id, { amount: eur('0.00'), step: 'darning', reason: 'Goodwill' }),
+      422,
+      'settlement.amount_invalid',
+    );
+    expectProblem(
+      await refundBy(finance, order.id, { amount: eur('1.234'), step: 'darning', reason: 'x' }),
+      400,
+      'money.too_many_decimals',
+    );
+    // Bad bodies: no reason, a field that is not the API's; and no idempotency key.
+    for (const body of [
+      { amount: eur('5.00'), step: 'darning' },
+      { amount: eur('5.00'), step: 'darning', reason: 'x', admin: true },
+    ]) {
+      expectProblem(await refundBy(finance, order.id, body), 400, 'request.invalid');
+    }
+    expectProblem(
+      await refundBy(finance, order.id, { amount: eur('5.00'), step: 'darning', reason: 'x' }, null),
+      400,
+      'idempotency.key_required',
+    );
+    // Only finance staff and administrators move money by hand; customers and partners never.
+    for (const key of [ops, buyer.key, darner.key]) {
+      expect(
+        (await refundBy(key, order.id, { amount: eur('5.00'), step: 'darning', reason: 'x' })).status,
+      ).toBe(403);
+    }
+    // The settlement endpoints, for orders kept elsewhere, leave Baton's own orders alone.
+    const darning = running.legs.find((leg) => leg.step === 'darning');
+    expectProblem(
+      await app.request('POST', '/v1/settlements/refunds', {
+        body: { order_ref: order.id, refund_ref: 'by-hand', amount: eur('5.00') },
+        headers: { 'idempotency-key': `settlement-refund-${order.id}` },
+      }),
+      409,
+      'settlement.order_kept_by_baton',
+    );
+    expectProblem(
+      await app.request('POST', '/v1/settlements/releases', {
+        body: {
+          order_ref: order.id,
+          leg_ref: darning?.work_order_id,
+          partner_id: darner.id,
+          capability: 'darning',
+          region: REGION,
+          gross: eur('40.00'),
+        },
+        headers: { 'idempotency-key': `settlement-release-${order.id}` },
+      }),
+      409,
+      'settlement.order_kept_by_baton',
+    );
+    expect(await books()).toEqual(before);
+    expect(ok<OrderBody>(await app.request('GET', `/v1/orders/${order.id}`)).refunded.amount).toBe('0.00');
+
+    // A confirmed leg of a running order can be refunded; the same request again is that refund.
+    const request = () =>
+      refundBy(finance, order.id, { amount: eur('4.40'), step: 'darning', reason: 'Late' }, 'same-refund');
+    const first = ok<RefundBody>(await request(), 201);
+    const again = ok<RefundBody>(await request(), 201);
+    expect(again).toEqual(first);
+    expect(first.order.refunded.amount).toBe('4.40');
+    expect((await books()).darner - before.darner).toBe(-360n);
+    // The legs not yet confirmed keep their money in escrow: steaming's 22.00.
+    expect(await f.balance('customer_escrow', order.id)).toBe(2200n);
+
+    await workThrough(buyer, order.id);
+    await f.runJobs();
+    expect(await refundedAtProvider(order.payment_id as string)).toBe('4.40');
+    await f.expectBooksClean([order.id]);
+  });
+
+  it('divides the refund of a subsidised order between the customer and the programme', async () => {
+    const now = app.clock.now().getTime();
+    const programme = ok<{ id: string }>(
+      await app.request('POST', '/v1/subsidies/programmes', {
+        body: {
+          name: 'Mending for members',
+          side: 'customer',
+          kind: 'waiver',
+          // 26.83 % of the 6.00 margin: 1.61 of subsidy, 64.39 charged.
+          share_bps: 2683,
+          budget: eur('20.00'),
+          cap_per_participant: eur('5.00'),
+          starts_at: new Date(now - 1000).toISOString(),
+          ends_at: new Date(now + 30 * 24 * 60 * 60 * 1000).toISOString(),
+          targeting: { regions: [REGION], customer_segments: ['member'] },
+        },
+      }),
+      201,
+    );
+    ok(
+      await app.request('POST', `/v1/subsidies/programmes/${programme.id}/activate`, {
+        headers: { 'idempotency-key': `activate-${programme.id}` },
+      }),
+    );
+    const buyer = await f.customer();
+    ok(
+      await app.request('PUT', `/v1/customers/${buyer.id}/segment`, {
+        body: { segment: 'member', reason: 'Joined the club.' },
+      }),
+    );
+    const order = await placed(buyer);
+    expect(await f.balance('subsidy_budget', programme.id)).toBe(2000n - 161n);
+    await workThrough(buyer, order.id);
+
+    // 22.00 × 64.39 / 66.00 is 21.4633 for the customer, 22.00 × 1.61 / 66.00 is 0.5367 for the
+    // programme: by largest remainder 21.46 and 0.54.
+    const refund = ok<RefundBody>(
+      await refundBy(finance, order.id, { amount: eur('22.00'), reason: 'Wrong colour' }),
+      201,
+    );
+    expect([refund.refunded.amount, refund.subsidy_returned.amount]).toEqual(['21.46', '0.54']);
+    expect([refund.order.refunded.amount, refund.order.subsidy_returned.amount]).toEqual(['21.46', '0.54']);
+    expect(await f.balance('subsidy_budget', programme.id)).toBe(2000n - 161n + 54n);
+    // The rest of it: all of the order's 66.00 back, 64.39 to the customer (what it paid) and 1.61 to the
+    // programme.
+    const rest = ok<RefundBody>(
+      await refundBy(finance, order.id, { amount: eur('44.00'), reason: 'Wrong colour' }),
+      201,
+    );
+    expect([rest.order.refunded.amount, rest.order.subsidy_returned.amount]).toEqual(['64.39', '1.61']);
+    expect(await f.balance('subsidy_budget', programme.id)).toBe(2000n);
+    await f.runJobs();
+    expect(await refundedAtProvider(order.payment_id as string)).toBe('64.39');
+    await f.expectBooksClean([order.id]);
+  });
+
+  it.runIf(TEST_DATABASE_KIND === 'postgres')(
+    'never refunds more than an order has, when refunds race',
+    async () => {
+      const buyer = await f.customer();
+      const order = await placed(buyer);
+      await workThrough(buyer, order.id);
+      const before = await books();
+      // Eight refunds of 40.00 of a 66.00 order at once: exactly one can be made.
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          refundBy(finance, order.id, { amount: eur('40.00'), reason: 'Race' }),
+        ),
+      );
+      expect(answers.map((answer) => answer.status).sort()).toEqual([201, 422, 422, 422, 422, 422, 422, 422]);
+      const after = await books();
+      const taken =
+        before.darner -
+        after.darner +
+        (before.steamer - after.steamer) +
+        (before.commission - after.commission);
+      expect(taken + (before.margin - after.margin)).toBe(4000n);
+      expect(ok<OrderBody>(await app.request('GET', `/v1/orders/${order.id}`)).refunded.amount).toBe('40.00');
+      await f.runJobs();
+      await f.expectBooksClean([order.id]);
+    },
+  );
+});

@@ -355,14 +355,27 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
 
   it('refunds a rejected leg under the refund policy, and redoes it under the redo policy', async () => {
     const { order } = await placePaid('garment-run', 1, 10 * 24);
+    const now = app.clock.now().toISOString();
+    const inADay = new Date(app.clock.now().getTime() + DAY_MS).toISOString();
+    const times = (leg: unknown) => {
+      const { expected_start, expected_finish } = leg as { expected_start: string; expected_finish: string };
+      return [expected_start, expected_finish];
+    };
     for (const step of ['fabric', 'dyeing', 'sewing']) await deliverAndConfirm(order.id, step);
+    // Three legs planned to take a day each were done at once: the inspection goes out expected now.
+    let current = await f.readOrder(buyer.key, order.id);
+    expect(current.legs[3]?.status).toBe('dispatched');
+    expect(times(current.legs[3])).toEqual([now, inADay]);
     await deliver(order.id, 'inspection');
     ok(await f.judge(buyer.key, order.id, 'inspection', 'reject', 'Stitching off'));
-    let current = await f.readOrder(buyer.key, order.id);
+    current = await f.readOrder(buyer.key, order.id);
     expect(current.legs[3]?.status).toBe('refunded');
     // The inspection cost 10.00 plus its 1.50 share of the margin.
     expect(current.refunded.amount).toBe('11.50');
     expect(current.legs[4]?.status).toBe('dispatched');
+    // The inspection, planned to take a day, ended when it was rejected: shipping starts now.
+    expect(times(current.legs[3])[1]).toBe(now);
+    expect(times(current.legs[4])).toEqual([now, inADay]);
     await deliverAndConfirm(order.id, 'shipping');
     current = await f.readOrder(buyer.key, order.id);
     expect(current.status).toBe('completed');

@@ -912,30 +912,21 @@ export function createFulfilment(deps: FulfilmentDeps) {
           finished,
         ).map((step) => step.key),
       );
+      // The legs waiting move with when their predecessors actually finished (earlier or later
+      // than planned) before any goes out, so a leg goes out with the times it now has.
+      for (const leg of rescheduled(ctx, legs)) changed.set(leg.stepKey, leg);
+      legs = legs.map((leg) => changed.get(leg.stepKey) ?? leg);
       const { legs: dispatched, workOrders } = await offerWork(
         ctx,
         order,
         legs.filter((leg) => leg.status === 'planned' && ready.has(leg.stepKey)),
       );
       offered.push(...workOrders);
-      for (const leg of [
-        ...dispatched,
-        ...rescheduled(
-          ctx,
-          legs.map((leg) => offeredLeg(dispatched, leg)),
-        ),
-      ]) {
-        changed.set(leg.stepKey, leg);
-      }
+      for (const leg of dispatched) changed.set(leg.stepKey, leg);
       legs = legs.map((leg) => changed.get(leg.stepKey) ?? leg);
     }
     await saveLegs(ctx.db, order.id, [...changed.values()], offered);
     return legs;
-  }
-
-  /** The leg as `offerWork` left it, if it went out. */
-  function offeredLeg(offered: readonly OrderLeg[], leg: OrderLeg): OrderLeg {
-    return offered.find((candidate) => candidate.stepKey === leg.stepKey) ?? leg;
   }
 
   /**
@@ -1278,7 +1269,12 @@ export function createFulfilment(deps: FulfilmentDeps) {
       return;
     }
     await refund(baton, order, leg.budgetMinor, `rejected ${leg.stepKey}`);
-    await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'refunded', updated_at: ctx.now });
+    // Finished now, as a confirmed leg is: the legs after it start from here, not its planned finish.
+    await updateLeg(ctx.db, order.id, leg.stepKey, {
+      status: 'refunded',
+      expected_finish: ctx.now,
+      updated_at: ctx.now,
+    });
     await catalog.releaseReservation(baton, leg.reservationId);
     await afterLegClosed(baton, order);
   }

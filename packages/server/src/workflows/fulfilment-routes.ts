@@ -65,7 +65,8 @@ const CUSTOMER_ACTION_TEXT: Record<CustomerAction, string> = {
     'partner, the commission and margin to the platform, and the legs waiting for this one are sent out.',
   reject:
     'Rejects a delivered leg: under the offering’s `refund` policy the customer is refunded what the leg cost; ' +
-    'under `redo` the partner is asked to do it again.',
+    'under `redo` the partner is asked to do it again, up to the offering’s `max_redos` times, and the rejection ' +
+    'after that is refunded.',
 };
 
 export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {

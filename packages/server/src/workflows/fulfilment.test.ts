@@ -396,6 +396,62 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     await f.expectBooksClean(finished);
   });
 
+  it('redoes a rejected leg only as often as the offering allows, then refunds it', async () => {
+    const definition = {
+      name: 'Meal, redone once',
+      unit: 'meal',
+      pricing: { kind: 'cost_plus', margin_bps: 1000 },
+      rejection_policy: 'redo',
+      steps: [
+        { key: 'cooking', name: 'Cooking', capability: 'cooking' },
+        { key: 'packaging', name: 'Packaging', capability: 'packaging' },
+        { key: 'courier', name: 'Courier', capability: 'courier', after: ['cooking', 'packaging'] },
+      ],
+    };
+    const tooMany = await app.request('POST', '/v1/offerings', {
+      body: {
+        key: 'meal-redone-often',
+        currency: 'EUR',
+        regions: ['eu-west'],
+        quantity_max: 10,
+        ...definition,
+        max_redos: 11,
+      },
+    });
+    const problem = expectProblem(tooMany, 422, 'offerings.definition_invalid');
+    expect((problem as unknown as { errors: { path: string }[] }).errors.map((error) => error.path)).toEqual([
+      '/max_redos',
+    ]);
+    await f.publishOffering('meal-redone-once', { ...definition, max_redos: 1 });
+    const published = ok<{ current_version: { max_redos: number } }>(
+      await app.request('GET', '/v1/offerings/meal-redone-once'),
+    );
+    expect(published.current_version.max_redos).toBe(1);
+
+    const { order } = await placePaid('meal-redone-once', 1, 6);
+    for (const step of ['cooking', 'packaging']) await deliverAndConfirm(order.id, step);
+    await deliver(order.id, 'courier');
+    ok(await f.judge(buyer.key, order.id, 'courier', 'reject', 'Cold food'));
+    expect(await workOrderOf(order.id, 'courier')).toMatchObject({ attempt: 2, status: 'offered' });
+    await deliver(order.id, 'courier');
+    ok(await f.judge(buyer.key, order.id, 'courier', 'reject', 'Cold again'));
+    // Redone once: the second rejection is refunded, the courier's 3.00 and its 0.30 of margin.
+    const done = await f.readOrder(buyer.key, order.id);
+    expect(done.status).toBe('completed');
+    expect(done.refunded.amount).toBe('3.30');
+    expect(done.legs.find((leg) => leg.step === 'courier')).toMatchObject({
+      status: 'refunded',
+      attempts: 2,
+    });
+    const refunds = ok<{ data: { subject_id: string; data: { reason: string } }[] }>(
+      await app.request('GET', '/v1/events?limit=500&types=order.refunded', { key: buyer.key }),
+    ).data.filter((event) => event.subject_id === order.id);
+    expect(refunds.map((event) => event.data.reason)).toEqual(['rejected courier after 1 redo']);
+    await f.runJobs();
+    finished.push(order.id);
+    await f.expectBooksClean(finished);
+  });
+
   it('refuses a deadline no plan can meet, naming the step and why, and holds nothing', async () => {
     // Shipping fits in the last 24 h; inspection would have to be done 6 h from now, in 24 h.
     const refused = await f.quote(buyer.key, {

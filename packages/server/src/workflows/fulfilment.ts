@@ -796,6 +796,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         subsidy_minor: subsidyMinor,
         subsidy_programme_id: subsidy?.programmeId ?? null,
         rejection_policy: version.rejectionPolicy,
+        max_redos: version.maxRedos,
         acceptance_window_minutes: version.acceptanceWindowMinutes,
         auto_confirm_hours: version.autoConfirmHours,
         status: 'awaiting_payment',
@@ -1262,13 +1263,21 @@ export function createFulfilment(deps: FulfilmentDeps) {
   async function rejectLeg(ctx: Context, order: Order, leg: OrderLeg, rejected: WorkOrder): Promise<void> {
     await workOrderEvent(ctx, rejected, 'work_order.rejected', order.customerId);
     const baton = asBaton(ctx);
+    let why = `rejected ${leg.stepKey}`;
     if (order.rejectionPolicy === 'redo' && order.status === 'in_progress') {
-      // The same partner does the work again, for the same money; the first attempt is not paid.
-      const redone = await offerWork(baton, order, [{ ...leg, status: 'planned' }]);
-      await saveLegs(ctx.db, order.id, redone.legs, redone.workOrders);
-      return;
+      const rejections = (await workOrdersOf(ctx.db, order.id)).filter(
+        (workOrder) => workOrder.stepKey === leg.stepKey && workOrder.status === 'rejected',
+      ).length;
+      if (rejections <= order.maxRedos) {
+        // The same partner does the work again, for the same money; the first attempt is not paid.
+        const redone = await offerWork(baton, order, [{ ...leg, status: 'planned' }]);
+        await saveLegs(ctx.db, order.id, redone.legs, redone.workOrders);
+        return;
+      }
+      // Redone as often as the offering allows: this rejection is refunded.
+      why = `rejected ${leg.stepKey} after ${order.maxRedos} ${order.maxRedos === 1 ? 'redo' : 'redos'}`;
     }
-    await refund(baton, order, leg.budgetMinor, `rejected ${leg.stepKey}`);
+    await refund(baton, order, leg.budgetMinor, why);
     // Finished now, as a confirmed leg is: the legs after it start from here, not its planned finish.
     await updateLeg(ctx.db, order.id, leg.stepKey, {
       status: 'refunded',

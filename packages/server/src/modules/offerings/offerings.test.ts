@@ -76,6 +76,7 @@ const garment = (fields: Partial<OfferingInput> = {}): OfferingInput => ({
   acceptanceWindowMinutes: 120,
   autoConfirmHours: 72,
   rejectionPolicy: 'redo',
+  maxRedos: 2,
   ...fields,
 });
 

@@ -39,6 +39,7 @@ const GARMENT: OfferingInput = {
   acceptanceWindowMinutes: 120,
   autoConfirmHours: 72,
   rejectionPolicy: 'redo',
+  maxRedos: 2,
 };
 
 const rulesOf = (input: OfferingInput) =>
@@ -80,6 +81,7 @@ describe('checkDefinition', () => {
         acceptanceWindowMinutes: 0,
         autoConfirmHours: 1.5,
         rejectionPolicy: 'ignore' as never,
+        maxRedos: -1,
       }),
     ).toEqual([
       '/name length',
@@ -93,6 +95,7 @@ describe('checkDefinition', () => {
       '/acceptance_window_minutes minimum',
       '/auto_confirm_hours type',
       '/rejection_policy enum',
+      '/max_redos minimum',
     ]);
   });
 

@@ -29,6 +29,8 @@ export const MARGIN_BPS_MAX = 10_000;
 export const ACCEPTANCE_WINDOW_MINUTES_MAX = 30 * 24 * 60;
 /** Longest a delivered leg may wait for the customer before it confirms itself: 90 days. */
 export const AUTO_CONFIRM_HOURS_MAX = 90 * 24;
+/** Most times a leg may be redone after rejections, under the `redo` policy. */
+export const MAX_REDOS_MAX = 10;
 /** Quotes hold the partners' capacity, and a hold lasts at most as long as the catalog allows. */
 export const QUOTE_VALIDITY_MINUTES_MAX = HOLD_MINUTES_MAX;
 
@@ -139,6 +141,7 @@ export function checkDefinition(input: OfferingInput): {
       message: `must be one of ${REJECTION_POLICIES.join(', ')}`,
     });
   }
+  wholeInRange(errors, '/max_redos', input.maxRedos, 0, MAX_REDOS_MAX);
   if (errors.length > 0 || pricing === null) return { definition: null, errors };
   return {
     definition: {
@@ -162,6 +165,7 @@ export function checkDefinition(input: OfferingInput): {
       acceptanceWindowMinutes: input.acceptanceWindowMinutes,
       autoConfirmHours: input.autoConfirmHours,
       rejectionPolicy: input.rejectionPolicy,
+      maxRedos: input.maxRedos,
     },
     errors,
   };

@@ -62,6 +62,11 @@ export interface OfferingDefinition {
   /** How long after delivery a leg the customer has not judged is confirmed by itself. */
   readonly autoConfirmHours: number;
   readonly rejectionPolicy: RejectionPolicy;
+  /**
+   * Under `redo`, how many times one leg is done again after a rejection; the rejection after
+   * that is refunded as under `refund`, so a leg cannot be redone without end.
+   */
+  readonly maxRedos: number;
 }
 
 /** A published, immutable version of an offering. Orders keep the version they were placed on. */

@@ -84,6 +84,12 @@ export const OfferingVersionJson = z
     rejection_policy: z
       .enum(REJECTION_POLICIES)
       .describe('What happens when the customer rejects a delivered leg: `refund` or `redo`.'),
+    max_redos: z
+      .number()
+      .int()
+      .describe(
+        'Under `redo`, how many times a leg is done again after rejections; the next one is refunded.',
+      ),
     published_at: timestamp,
     published_by: z.string().nullable(),
   })
@@ -146,6 +152,7 @@ export const offeringVersionJson = (version: OfferingVersion): z.input<typeof Of
   acceptance_window_minutes: version.acceptanceWindowMinutes,
   auto_confirm_hours: version.autoConfirmHours,
   rejection_policy: version.rejectionPolicy,
+  max_redos: version.maxRedos,
   published_at: iso(version.publishedAt),
   published_by: version.publishedBy,
 });

@@ -5,6 +5,7 @@ import { MoneyInput, page, pageQuery } from '../../../kernel/http/schemas.js';
 import {
   DESCRIPTION_LENGTH_MAX,
   MARGIN_BPS_MAX,
+  MAX_REDOS_MAX,
   type OfferingInput,
   QUANTITY_MAX,
   REGION_PATTERN,
@@ -137,6 +138,13 @@ const definitionFields = {
     .default(72)
     .describe('How long after delivery a leg the customer has not judged confirms itself.'),
   rejection_policy: z.enum(REJECTION_POLICIES).default('refund'),
+  max_redos: z
+    .number()
+    .int()
+    .default(2)
+    .describe(
+      `Under \`redo\`, how many times a leg is done again after rejections (0 to ${MAX_REDOS_MAX}); the next rejection is refunded.`,
+    ),
 };
 const definitionBody = z.strictObject(definitionFields);
 
@@ -166,6 +174,7 @@ function toInput(body: z.output<typeof definitionBody>): OfferingInput {
     acceptanceWindowMinutes: body.acceptance_window_minutes,
     autoConfirmHours: body.auto_confirm_hours,
     rejectionPolicy: body.rejection_policy,
+    maxRedos: body.max_redos,
   };
 }
 

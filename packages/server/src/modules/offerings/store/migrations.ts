@@ -52,5 +52,15 @@ export const offeringsMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0002_max_redos': {
+      async up(db: Kysely<unknown>) {
+        // How many times a rejected leg is redone before the next rejection is refunded. Versions
+        // published before it redo twice at most.
+        await sql`
+          alter table offering_versions add column max_redos integer not null default 2
+            check (max_redos between 0 and 10);
+        `.execute(db);
+      },
+    },
   },
 };

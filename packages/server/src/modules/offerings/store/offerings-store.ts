@@ -92,6 +92,7 @@ export const toVersion = (row: Selectable<OfferingVersionsTable>): OfferingVersi
     acceptanceWindowMinutes: row.acceptance_window_minutes,
     autoConfirmHours: row.auto_confirm_hours,
     rejectionPolicy: row.rejection_policy,
+    maxRedos: row.max_redos,
     publishedAt: row.published_at,
     publishedBy: row.published_by,
   };
@@ -125,6 +126,7 @@ export function versionRow(
     acceptance_window_minutes: definition.acceptanceWindowMinutes,
     auto_confirm_hours: definition.autoConfirmHours,
     rejection_policy: definition.rejectionPolicy,
+    max_redos: definition.maxRedos,
     published_at: publishedAt,
     published_by: publishedBy,
   };

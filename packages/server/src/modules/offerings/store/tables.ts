@@ -58,6 +58,7 @@ export interface OfferingVersionsTable {
   acceptance_window_minutes: number;
   auto_confirm_hours: number;
   rejection_policy: RejectionPolicy;
+  max_redos: number;
   published_at: Date;
   published_by: string | null;
 }

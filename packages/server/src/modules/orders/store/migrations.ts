@@ -184,5 +184,13 @@ export const ordersMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0004_max_redos': {
+      async up(db: Kysely<unknown>) {
+        // The offering version's bound on redoing a rejected leg, kept with the order.
+        await sql`
+          alter table orders add column max_redos integer not null default 2 check (max_redos >= 0);
+        `.execute(db);
+      },
+    },
   },
 };

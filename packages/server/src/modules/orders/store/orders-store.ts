@@ -96,6 +96,8 @@ export interface Order {
    */
   readonly partnerTiers: Readonly<Record<string, string>>;
   readonly rejectionPolicy: 'refund' | 'redo';
+  /** Under `redo`, how many times a leg is redone; the rejection after that is refunded. */
+  readonly maxRedos: number;
   readonly acceptanceWindowMinutes: number;
   readonly autoConfirmHours: number;
   readonly status: OrderStatus;
@@ -236,6 +238,7 @@ const toOrder = (row: Selectable<OrdersTable>): Order => ({
   subsidyProgrammeId: row.subsidy_programme_id,
   partnerTiers: row.partner_tiers,
   rejectionPolicy: row.rejection_policy,
+  maxRedos: row.max_redos,
   acceptanceWindowMinutes: row.acceptance_window_minutes,
   autoConfirmHours: row.auto_confirm_hours,
   status: row.status,
@@ -383,6 +386,7 @@ const ORDER_COLUMNS = columnsOf<OrdersTable>({
   subsidy_minor: true,
   subsidy_programme_id: true,
   rejection_policy: true,
+  max_redos: true,
   acceptance_window_minutes: true,
   auto_confirm_hours: true,
   status: true,

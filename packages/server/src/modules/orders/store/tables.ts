@@ -93,6 +93,7 @@ export interface OrdersTable {
   subsidy_minor: ColumnType<bigint, bigint | undefined, bigint>;
   subsidy_programme_id: ColumnType<string | null, string | null | undefined, string | null>;
   rejection_policy: 'refund' | 'redo';
+  max_redos: number;
   acceptance_window_minutes: number;
   auto_confirm_hours: number;
   status: OrderStatus;

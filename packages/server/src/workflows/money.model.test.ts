@@ -12,13 +12,20 @@ import { verifyLedger } from '../modules/ledger/index.js';
 import { SimulatedProvider, TEST_CARDS, TEST_DESTINATIONS } from '../modules/payments/index.js';
 import { createTestApp } from '../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../testing/test-database.js';
-import { partnerTypes, refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
+import {
+  partnerTypes,
+  reclaimReleasedLegs,
+  refundOrder,
+  releaseLeg,
+  type SettlementDeps,
+} from './settlement.js';
 
 /*
  * M1, the model-based money test. Random sequences of captures (some declined, some timing out
  * after the provider took the money), leg releases under changing fee schedules with a subsidy
- * programme, partial refunds, chargebacks, payout runs (some failing at the bank), subscription
- * billing and retries of earlier steps run against the real services on a real database. A
+ * programme, partial refunds, released money reclaimed into escrow, chargebacks, payout runs
+ * (some failing at the bank), subscription billing and retries of earlier steps run against the
+ * real services on a real database. A
  * model written independently of the code — plain arithmetic on a few numbers — says what every
  * balance must be, and after every step the books must equal it, verify clean (every currency
  * sums to zero, no non-negative account below zero, balances equal their entries), and every
@@ -375,37 +382,66 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
       await inTx((ctx) => refundOrder(ctx, deps, input));
       const fromEscrow = min(amount, order.escrow);
       order.escrow -= fromEscrow;
-      const rest = amount - fromEscrow;
-      const open = order.legs.filter((leg) => leg.gross + leg.margin - leg.refunded > 0n);
-      if (rest > 0n) {
-        const parts = allocate(
-          rest,
-          open.map((leg) => leg.gross + leg.margin - leg.refunded),
-        );
-        open.forEach((leg, index) => {
-          const part = parts[index] ?? 0n;
-          if (part === 0n) return;
-          const split = (x: bigint) => allocate(x, [leg.gross - leg.commission, leg.commission, leg.margin]);
-          const [p0 = 0n, c0 = 0n, m0 = 0n] = split(leg.refunded);
-          const [p1 = 0n, c1 = 0n, m1 = 0n] = split(leg.refunded + part);
-          const subsidyAfter = leg.commission > 0n ? (leg.subsidy * c1) / leg.commission : 0n;
-          const subsidyShare = subsidyAfter - leg.subsidyReturnedShare;
-          const payable = world.payable[leg.partner] ?? 0n;
-          const subsidyBack = min(subsidyShare, payable);
-          const partnerPart = p1 - p0;
-          const fromPayable = min(partnerPart, payable - subsidyBack);
-          world.payable[leg.partner] = payable - subsidyBack - fromPayable;
-          world.receivable[leg.partner] = (world.receivable[leg.partner] ?? 0n) + partnerPart - fromPayable;
-          world.budget += subsidyBack;
-          world.subsidySpent[leg.partner] = (world.subsidySpent[leg.partner] ?? 0n) - subsidyBack;
-          world.commission -= c1 - c0;
-          world.margin -= m1 - m0;
-          leg.refunded += part;
-          leg.subsidyReturnedShare = subsidyAfter;
-        });
-      }
+      takeBackFromLegs(order, amount - fromEscrow);
       order.refunded += amount;
       world.refundsInTransit += amount;
+    },
+  });
+
+  /**
+   * The model of giving back `amount` of an order's released legs, in proportion to what each has
+   * left: each leg's partner share (from its payable, the rest as a debt; the subsidy's share of
+   * the commission first), commission and margin, by largest remainder on the leg's refunds so far.
+   */
+  function takeBackFromLegs(order: Order, amount: bigint): void {
+    if (amount <= 0n) return;
+    const open = order.legs.filter((leg) => leg.gross + leg.margin - leg.refunded > 0n);
+    const parts = allocate(
+      amount,
+      open.map((leg) => leg.gross + leg.margin - leg.refunded),
+    );
+    open.forEach((leg, index) => {
+      const part = parts[index] ?? 0n;
+      if (part === 0n) return;
+      const split = (x: bigint) => allocate(x, [leg.gross - leg.commission, leg.commission, leg.margin]);
+      const [p0 = 0n, c0 = 0n, m0 = 0n] = split(leg.refunded);
+      const [p1 = 0n, c1 = 0n, m1 = 0n] = split(leg.refunded + part);
+      const subsidyAfter = leg.commission > 0n ? (leg.subsidy * c1) / leg.commission : 0n;
+      const subsidyShare = subsidyAfter - leg.subsidyReturnedShare;
+      const payable = world.payable[leg.partner] ?? 0n;
+      const subsidyBack = min(subsidyShare, payable);
+      const partnerPart = p1 - p0;
+      const fromPayable = min(partnerPart, payable - subsidyBack);
+      world.payable[leg.partner] = payable - subsidyBack - fromPayable;
+      world.receivable[leg.partner] = (world.receivable[leg.partner] ?? 0n) + partnerPart - fromPayable;
+      world.budget += subsidyBack;
+      world.subsidySpent[leg.partner] = (world.subsidySpent[leg.partner] ?? 0n) - subsidyBack;
+      world.commission -= c1 - c0;
+      world.margin -= m1 - m0;
+      leg.refunded += part;
+      leg.subsidyReturnedShare = subsidyAfter;
+    });
+  }
+
+  /** Released legs' money back into the order's escrow, as an order's refund by hand starts. */
+  const reclaim = (orderPick: number, percent: number): Step => ({
+    name: `reclaim ${percent}% of order#${orderPick}'s released legs`,
+    async run() {
+      const order = world.orders[orderPick % Math.max(world.orders.length, 1)];
+      if (!order) return;
+      const legRefundable = order.legs.reduce((sum, leg) => sum + leg.gross + leg.margin - leg.refunded, 0n);
+      const amount = (legRefundable * BigInt(percent)) / 100n;
+      if (amount <= 0n) return;
+      const input = {
+        orderRef: order.ref,
+        refundRef: `${order.ref}:reclaim${world.steps}`,
+        amountMinor: amount,
+        legRefs: order.legs.map((leg) => leg.ref),
+      };
+      replay = () => inTx((ctx) => reclaimReleasedLegs(ctx, deps, input));
+      await inTx((ctx) => reclaimReleasedLegs(ctx, deps, input));
+      takeBackFromLegs(order, amount);
+      order.escrow += amount;
     },
   });
 
@@ -508,6 +544,10 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
         weight: 3,
         arbitrary: fc.tuple(fc.nat(20), fc.integer({ min: 1, max: 100 })).map(([o, p]) => refund(o, p)),
       },
+      {
+        weight: 1,
+        arbitrary: fc.tuple(fc.nat(20), fc.integer({ min: 1, max: 100 })).map(([o, p]) => reclaim(o, p)),
+      },
       { weight: 1, arbitrary: fc.nat(20).map(chargeback) },
       { weight: 2, arbitrary: fc.tuple(fc.nat(PARTNERS - 1), fc.boolean()).map(([p, f]) => payoutRun(p, f)) },
       { weight: 1, arbitrary: fc.integer({ min: 0, max: 3000 }).map(feeChange) },
@@ -532,6 +572,15 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
     [capture(20_000n, 'timeout'), release(0, 0, 50, 10), refund(0, 100), retry()],
     // A partner clawed back after its payout failed at the bank, then paid.
     [capture(5_000n, 'none'), release(0, 1, 100, 0), payoutRun(1, true), refund(0, 100), payoutRun(1, false)],
+    // Released money reclaimed into escrow (as a refund by hand starts), retried, then refunded from there.
+    [
+      capture(9_000n, 'none'),
+      release(0, 0, 70, 10),
+      payoutRun(0, false),
+      reclaim(0, 60),
+      retry(),
+      refund(0, 100),
+    ],
   ];
   const replaySeed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
   const replayPath = process.env.FC_PATH;

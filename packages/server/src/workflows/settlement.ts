@@ -537,7 +537,8 @@ async function refundFromLegs(
  * what each leg can still refund (partner share, commission and margin of each as a refund
  * reverses them): for an order's own refund after its money was released, which then divides
  * it between the customer and a programme that paid part of the order. Nothing is given to
- * anyone here; a reclaim counts against what each leg can still refund.
+ * anyone here; a reclaim counts against what each leg can still refund. The same `refundRef`
+ * again returns the reclaim made with it.
  *
  * @throws DomainError `settlement.refund_exceeds_leg` (one leg named), `settlement.refund_exceeds_order`,
  *   `settlement.amount_invalid`
@@ -548,6 +549,13 @@ export async function reclaimReleasedLegs(
   input: { orderRef: string; refundRef: string; amountMinor: bigint; legRefs: readonly string[] },
 ): Promise<LedgerTransaction[]> {
   requireTransaction(ctx.db);
+  // A reclaim's parts are posted in one database transaction: finding any means a replay.
+  const posted = (
+    await Promise.all(input.legRefs.map((id) => deps.ledger.transactionsFor(ctx, { kind: 'leg', id })))
+  )
+    .flat()
+    .filter((t) => t.metadata.step === 'reclaim' && t.metadata.refund_ref === input.refundRef);
+  if (posted.length > 0) return posted;
   if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
   const released = await refundableLegs(ctx, deps, input.legRefs);
   const refundable = released.reduce((sum, leg) => sum + leg.refundable, 0n);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { SimulatedProvider } from '../modules/payments/index.js';
 import {
   createFulfilmentFixture,
   type Money,
@@ -328,6 +329,39 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
     expect(await f.balance('subsidy_budget', programme.id)).toBe(2000n);
     await f.runJobs();
     expect(await refundedAtProvider(order.payment_id as string)).toBe('64.39');
+    await f.expectBooksClean([order.id]);
+  });
+
+  it('gives back no more than a chargeback left the customer, refusing before anything moves', async () => {
+    const buyer = await f.customer();
+    const order = await placed(buyer);
+    await workThrough(buyer, order.id);
+    const provider = app.baton.services.payments.provider as SimulatedProvider;
+    const capture = provider
+      .operations()
+      .find(
+        (operation) => operation.kind === 'capture' && operation.reference.startsWith(`order:${order.id}`),
+      );
+    expect(capture?.status).toBe('succeeded');
+    // The customer's bank takes 50.00 of the 66.00 back.
+    provider.chargeback(capture?.reference as string, 5_000n, `${order.id}:chargeback`);
+    await provider.flush();
+    const before = await books();
+
+    const refused = await refundBy(finance, order.id, { amount: eur('16.01'), reason: 'Goodwill' });
+    expectProblem(refused, 409, 'settlement.refund_exceeds_after_chargebacks');
+    expect(refused.body).toMatchObject({ refundable: '1600', charged_back: '5000' });
+    expect(await books()).toEqual(before);
+    expect(await f.balance('customer_escrow', order.id)).toBe(0n);
+    expect(ok<OrderBody>(await app.request('GET', `/v1/orders/${order.id}`)).refunded.amount).toBe('0.00');
+
+    const refund = ok<RefundBody>(
+      await refundBy(finance, order.id, { amount: eur('16.00'), reason: 'Goodwill' }),
+      201,
+    );
+    expect(refund.refunded.amount).toBe('16.00');
+    await f.runJobs();
+    expect(await refundedAtProvider(order.payment_id as string)).toBe('16.00');
     await f.expectBooksClean([order.id]);
   });
 

@@ -443,10 +443,12 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
       status: 'refunded',
       attempts: 2,
     });
-    const refunds = ok<{ data: { subject_id: string; data: { reason: string } }[] }>(
+    const refunds = ok<{ data: { subject_id: string; data: Record<string, unknown> }[] }>(
       await app.request('GET', '/v1/events?limit=500&types=order.refunded', { key: buyer.key }),
     ).data.filter((event) => event.subject_id === order.id);
-    expect(refunds.map((event) => event.data.reason)).toEqual(['rejected courier after 1 redo']);
+    expect(refunds.map((event) => event.data)).toEqual([
+      expect.objectContaining({ reason: 'rejected courier after 1 redo', step: 'courier', amount: '3.30' }),
+    ]);
     await f.runJobs();
     finished.push(order.id);
     await f.expectBooksClean(finished);

@@ -1277,7 +1277,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
       // Redone as often as the offering allows: this rejection is refunded.
       why = `rejected ${leg.stepKey} after ${order.maxRedos} ${order.maxRedos === 1 ? 'redo' : 'redos'}`;
     }
-    await refund(baton, order, leg.budgetMinor, why);
+    await refund(baton, order, leg.budgetMinor, why, leg.stepKey);
     // Finished now, as a confirmed leg is: the legs after it start from here, not its planned finish.
     await updateLeg(ctx.db, order.id, leg.stepKey, {
       status: 'refunded',
@@ -1321,6 +1321,8 @@ export function createFulfilment(deps: FulfilmentDeps) {
     order: Order,
     amountMinor: bigint,
     why: string,
+    /** The leg refunded, when it is one leg's part. */
+    step?: string,
   ): Promise<{ customerMinor: bigint; subsidyMinor: bigint }> {
     if (amountMinor <= 0n) return { customerMinor: 0n, subsidyMinor: 0n };
     const current = (await findOrder(ctx.db, order.id)) as Order;
@@ -1374,6 +1376,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         : {}),
       currency: order.currency,
       reason: why,
+      ...(step !== undefined ? { step } : {}),
     });
     return { customerMinor: customerPart, subsidyMinor: subsidyPart };
   }
@@ -1402,28 +1405,27 @@ export function createFulfilment(deps: FulfilmentDeps) {
     if (!order) throw ordersErrors.orderNotFound(orderId);
     if (input.currency !== order.currency)
       throw ordersErrors.currencyMismatch(orderId, order.currency, input.currency);
-    let legRefs: string[];
+    let legRef: string | undefined;
     if (input.stepKey !== null) {
       const leg = (await orderLegs(ctx.db, orderId)).find((candidate) => candidate.stepKey === input.stepKey);
       if (!leg) throw ordersErrors.legNotFound(orderId, input.stepKey);
       if (leg.status !== 'done' || !leg.workOrderId)
         throw ordersErrors.refundNotAllowed(orderId, leg.status, input.stepKey);
-      legRefs = [leg.workOrderId];
-    } else {
-      if (order.status !== 'completed' && order.status !== 'failed')
-        throw ordersErrors.refundNotAllowed(orderId, order.status, null);
-      legRefs = (await workOrdersOf(ctx.db, orderId))
-        .filter((workOrder) => workOrder.status === 'confirmed')
-        .map((workOrder) => workOrder.id);
+      legRef = leg.workOrderId;
+    } else if (order.status !== 'completed' && order.status !== 'failed') {
+      throw ordersErrors.refundNotAllowed(orderId, order.status, null);
     }
     const baton = asBaton(ctx);
     await reclaimReleasedLegs(baton, settlement, {
       orderRef: orderId,
       refundRef: `${orderId}:refund:${order.refunds + 1}`,
       amountMinor: input.amountMinor,
-      legRefs,
+      releasedLegRefs: (await workOrdersOf(ctx.db, orderId))
+        .filter((workOrder) => workOrder.status === 'confirmed')
+        .map((workOrder) => workOrder.id),
+      ...(legRef !== undefined ? { legRef } : {}),
     });
-    const parts = await refund(baton, order, input.amountMinor, input.reason);
+    const parts = await refund(baton, order, input.amountMinor, input.reason, input.stepKey ?? undefined);
     return { ...(await view(ctx, orderId)), ...parts };
   }
 
@@ -1444,7 +1446,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     await updateLeg(ctx.db, order.id, leg.stepKey, { failed_partner_ids: failed, updated_at: ctx.now });
     if (order.status !== 'in_progress' && order.status !== 'awaiting_payment') {
       await updateLeg(ctx.db, order.id, leg.stepKey, { status: 'cancelled', updated_at: ctx.now });
-      await refund(ctx, order, leg.budgetMinor, `${leg.stepKey} ${cause}`);
+      await refund(ctx, order, leg.budgetMinor, `${leg.stepKey} ${cause}`, leg.stepKey);
       await afterLegClosed(ctx, order);
       return;
     }

@@ -436,7 +436,7 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
         orderRef: order.ref,
         refundRef: `${order.ref}:reclaim${world.steps}`,
         amountMinor: amount,
-        legRefs: order.legs.map((leg) => leg.ref),
+        releasedLegRefs: order.legs.map((leg) => leg.ref),
       };
       replay = () => inTx((ctx) => reclaimReleasedLegs(ctx, deps, input));
       await inTx((ctx) => reclaimReleasedLegs(ctx, deps, input));

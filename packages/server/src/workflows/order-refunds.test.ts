@@ -132,7 +132,12 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
       await app.request('GET', '/v1/events?limit=500&types=order.refunded', { key: buyer.key }),
     );
     expect(feed.data.filter((event) => event.subject_id === order.id).map((event) => event.data)).toEqual([
-      expect.objectContaining({ amount: '11.00', currency: 'EUR', reason: 'Creased collar' }),
+      expect.objectContaining({
+        amount: '11.00',
+        currency: 'EUR',
+        reason: 'Creased collar',
+        step: 'steaming',
+      }),
     ]);
     const audit = ok<{ data: { action: string; target_id: string; outcome: string }[] }>(
       await app.request('GET', '/v1/audit-records?action=order.refund'),

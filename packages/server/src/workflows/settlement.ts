@@ -535,7 +535,7 @@ async function refundFromLegs(
 /**
  * Takes `amountMinor` of released legs' money back into the order's escrow, in proportion to
  * what each leg can still refund (partner share, commission and margin of each as a refund
- * reverses them): for an order's own refund after its money was released, which then divides
+ * reverses them), or of the one leg `legRef` names: for an order's own refund after its money was released, which then divides
  * it between the customer and a programme that paid part of the order. Nothing is given to
  * anyone here; a reclaim counts against what each leg can still refund. The same `refundRef`
  * again returns the reclaim made with it.
@@ -546,23 +546,28 @@ async function refundFromLegs(
 export async function reclaimReleasedLegs(
   ctx: Context,
   deps: SettlementDeps,
-  input: { orderRef: string; refundRef: string; amountMinor: bigint; legRefs: readonly string[] },
+  input: {
+    orderRef: string;
+    refundRef: string;
+    amountMinor: bigint;
+    /** The order's legs released so far (the order knows them). */
+    releasedLegRefs: readonly string[];
+    legRef?: string;
+  },
 ): Promise<LedgerTransaction[]> {
   requireTransaction(ctx.db);
+  const legs = input.legRef !== undefined ? [input.legRef] : input.releasedLegRefs;
   // A reclaim's parts are posted in one database transaction: finding any means a replay.
-  const posted = (
-    await Promise.all(input.legRefs.map((id) => deps.ledger.transactionsFor(ctx, { kind: 'leg', id })))
-  )
+  const posted = (await Promise.all(legs.map((id) => deps.ledger.transactionsFor(ctx, { kind: 'leg', id }))))
     .flat()
     .filter((t) => t.metadata.step === 'reclaim' && t.metadata.refund_ref === input.refundRef);
   if (posted.length > 0) return posted;
   if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
-  const released = await refundableLegs(ctx, deps, input.legRefs);
+  const released = await refundableLegs(ctx, deps, legs);
   const refundable = released.reduce((sum, leg) => sum + leg.refundable, 0n);
   if (input.amountMinor > refundable) {
-    const [only] = input.legRefs;
-    throw input.legRefs.length === 1 && only !== undefined
-      ? settlementErrors.refundExceedsLeg(only, refundable)
+    throw input.legRef !== undefined
+      ? settlementErrors.refundExceedsLeg(input.legRef, refundable)
       : settlementErrors.refundExceedsOrder(input.orderRef, refundable);
   }
   const { transactions } = await refundFromLegs(ctx, deps, released, {

@@ -73,6 +73,14 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
     return order;
   }
 
+  /** A new customer's order, every leg delivered and confirmed: completed. */
+  async function completedOrder() {
+    const buyer = await f.customer();
+    const order = await placed(buyer);
+    expect((await workThrough(buyer, order.id)).status).toBe('completed');
+    return { buyer, order };
+  }
+
   /** Works the order's legs in order, each delivered and confirmed, up to (not including) `until`. */
   async function workThrough(buyer: { key: string }, orderId: string, until?: string) {
     for (;;) {
@@ -99,10 +107,7 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
   }
 
   it('refunds part of a confirmed leg from its partner and the platform, and the customer through the provider', async () => {
-    const buyer = await f.customer();
-    const order = await placed(buyer);
-    const completed = await workThrough(buyer, order.id);
-    expect(completed.status).toBe('completed');
+    const { buyer, order } = await completedOrder();
     const before = await books();
 
     // Half the steaming leg: 9.00 from its partner, 1.00 of commission, 1.00 of margin.
@@ -338,9 +343,7 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
   });
 
   it('gives back no more than a chargeback left the customer, refusing before anything moves', async () => {
-    const buyer = await f.customer();
-    const order = await placed(buyer);
-    await workThrough(buyer, order.id);
+    const { order } = await completedOrder();
     const provider = app.baton.services.payments.provider as SimulatedProvider;
     const capture = provider
       .operations()
@@ -373,9 +376,7 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
   it.runIf(TEST_DATABASE_KIND === 'postgres')(
     'never refunds more than an order has, when refunds race',
     async () => {
-      const buyer = await f.customer();
-      const order = await placed(buyer);
-      await workThrough(buyer, order.id);
+      const { order } = await completedOrder();
       const before = await books();
       // Eight refunds of 40.00 of a 66.00 order at once: exactly one can be made.
       const answers = await Promise.all(

@@ -368,6 +368,17 @@ export async function releasedLeg(
   };
 }
 
+/** What a refund of an order's money names: the order, the refund, how much, and which legs. */
+export interface OrderRefundInput {
+  readonly orderRef: string;
+  readonly refundRef: string;
+  readonly amountMinor: bigint;
+  /** The order's legs released so far (the order knows them). */
+  readonly releasedLegRefs: readonly string[];
+  /** Narrows the refund to one leg: that partner's part. */
+  readonly legRef?: string;
+}
+
 export interface RefundResult {
   /** The ledger transactions of this refund (empty on a replay that found them all). */
   readonly transactions: readonly LedgerTransaction[];
@@ -546,14 +557,7 @@ async function refundFromLegs(
 export async function reclaimReleasedLegs(
   ctx: Context,
   deps: SettlementDeps,
-  input: {
-    orderRef: string;
-    refundRef: string;
-    amountMinor: bigint;
-    /** The order's legs released so far (the order knows them). */
-    releasedLegRefs: readonly string[];
-    legRef?: string;
-  },
+  input: OrderRefundInput,
 ): Promise<LedgerTransaction[]> {
   requireTransaction(ctx.db);
   const legs = input.legRef !== undefined ? [input.legRef] : input.releasedLegRefs;
@@ -592,15 +596,7 @@ export async function reclaimReleasedLegs(
 export async function refundOrder(
   ctx: Context,
   deps: SettlementDeps,
-  input: {
-    orderRef: string;
-    refundRef: string;
-    amountMinor: bigint;
-    currency: string;
-    /** The order's legs released so far (the order knows them). */
-    releasedLegRefs: readonly string[];
-    legRef?: string;
-  },
+  input: OrderRefundInput & { readonly currency: string },
 ): Promise<RefundResult> {
   requireTransaction(ctx.db);
   if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();

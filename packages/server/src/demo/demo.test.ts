@@ -56,7 +56,7 @@ describe(`the demo ecosystem (${TEST_DATABASE_KIND})`, async () => {
     expect(summary.offerings).toBe(3);
   });
 
-  it('tells every kind of story at least once: completed, re-planned, late, rejected and refunded, compensated, cancelled', async () => {
+  it('tells every kind of story at least once: completed, re-planned, late, rejected and refunded, compensated, cancelled, refunded by hand', async () => {
     expect(summary.orders.completed).toBeGreaterThan(0);
     const partnersPerLeg = new Map<string, Set<string>>();
     for (const workOrder of workOrders) {
@@ -75,6 +75,15 @@ describe(`the demo ecosystem (${TEST_DATABASE_KIND})`, async () => {
       orders.some((order) => order.status === 'cancelled' && order.failureCode === 'payment_declined'),
     ).toBe(true);
     expect(summary.legs.redone).toBeGreaterThan(0);
+    // A goodwill refund by hand: an order completed with every leg done, and money given back.
+    expect(
+      views.some(
+        (view) =>
+          view.order.status === 'completed' &&
+          view.order.refundedMinor > 0n &&
+          view.legs.every((leg) => leg.status === 'done'),
+      ),
+    ).toBe(true);
   });
 
   it('reports the money as the ledger has it, and every euro captured is accounted for', async () => {

@@ -1,4 +1,5 @@
 import type { ManualClock } from '../kernel/clock.js';
+import { formatAmount, parseCurrency } from '../kernel/money.js';
 import type { Baton } from '../main.js';
 import { RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
 import { PROVIDER_REFUND_JOB } from '../workflows/settlement-routes.js';
@@ -20,8 +21,9 @@ import type { SeededRandom } from './seeded-random.js';
  * partners answer the work orders offered to them, do the work and deliver; customers confirm or
  * reject what was delivered. Each order follows a story drawn from the seed: most go
  * smoothly, some legs are declined or left to expire and are re-planned, some are late, some are
- * rejected (refunded or redone, as the offering says), some payments are declined, and in a few
- * orders no partner will take a leg, so the order is compensated.
+ * rejected (refunded or redone, as the offering says), some payments are declined, in a few
+ * orders no partner will take a leg, so the order is compensated, and after a few completed
+ * orders an operator gives the customer part of its money back by hand.
  *
  * The clock only moves forward, to the time of the next thing someone does. Between actions the
  * demo does what Baton's background jobs would: it charges payments, pays refunds back and runs
@@ -44,7 +46,8 @@ export type Story =
   | 'late'
   | 'rejected'
   | 'payment_declined'
-  | 'compensated';
+  | 'compensated'
+  | 'goodwill';
 
 /** At least one of each of these in every demo of eight orders or more. */
 const REQUIRED_STORIES: readonly { story: Story; offering?: OfferingSpec['key'] }[] = [
@@ -55,16 +58,18 @@ const REQUIRED_STORIES: readonly { story: Story; offering?: OfferingSpec['key'] 
   { story: 'rejected', offering: 'meal-delivery' },
   { story: 'payment_declined' },
   { story: 'compensated', offering: 'city-trip' },
+  { story: 'goodwill' },
 ];
 
 const STORY_WEIGHTS: readonly (readonly [Story, number])[] = [
-  ['smooth', 65],
+  ['smooth', 62],
   ['declined', 8],
   ['expired', 6],
   ['late', 8],
   ['rejected', 7],
   ['payment_declined', 3],
   ['compensated', 3],
+  ['goodwill', 3],
 ];
 
 /** Share of customers' deliveries left to confirm themselves. */
@@ -107,6 +112,7 @@ interface LiveOrder {
 /** An order as the API shows it, as far as the demo reads it. */
 interface OrderBody {
   readonly status: string;
+  readonly total: { readonly amount_minor: string; readonly currency: string };
   readonly legs: readonly {
     readonly step: string;
     readonly partner_id: string;
@@ -238,8 +244,29 @@ export async function playOrders(options: StoriesOptions): Promise<StoriesResult
     }
     if (CLOSED_ORDERS.includes(view.status) && !order.closed) {
       order.closed = true;
+      if (view.status === 'completed' && order.request.story === 'goodwill') {
+        later(minutes([30, 240]), () => giveBack(order, view));
+      }
       resolve();
     }
+  }
+
+  /** The customer complains of a completed order; an operator gives a tenth of it back. */
+  async function giveBack(order: LiveOrder, view: OrderBody): Promise<void> {
+    const currency = parseCurrency(view.total.currency);
+    await client.post(`/v1/orders/${order.id}/refunds`, {
+      key: adminKey,
+      body: {
+        amount: { amount: formatAmount(BigInt(view.total.amount_minor) / 10n, currency), currency },
+        reason: random.pick([
+          'Goodwill: the customer waited on the phone',
+          'Goodwill: packaging arrived damaged',
+          'Goodwill: a delivery window was missed',
+        ]),
+      },
+      idempotent: true,
+    });
+    refundsDue = true;
   }
 
   /** A partner's answer to a work order, as the order's story has it. */

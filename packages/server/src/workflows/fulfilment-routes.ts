@@ -220,6 +220,8 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
         'a debt when the payable is short), the commission and the margin from the platform. Of the amount, the ' +
         'customer gets back its share through the provider (`refunded`) and a customer-side subsidy programme that ' +
         'paid part of the order gets back its own (`subsidy_returned`), in the proportions the order was paid in. ' +
+        'Each partner whose earnings go back is told by a `work_order.refunded` event, seen by that partner only: ' +
+        'what of its own share it gives back, and what of that it now owes when its payable is short. ' +
         'Errors: `409 orders.refund_not_allowed` (the order still running without `step`, or the leg not confirmed), ' +
         '`422 orders.currency_mismatch`, `422 settlement.refund_exceeds_order`, `422 settlement.refund_exceeds_leg`, ' +
         '`409 settlement.refund_exceeds_after_chargebacks`.',

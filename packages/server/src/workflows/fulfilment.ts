@@ -1389,6 +1389,8 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * from there is divided as every refund of the order is: the customer's part through the
    * provider, a customer-side subsidy's part back to its programme's budget. While an order runs,
    * its escrow belongs to the legs not yet confirmed, so an order-wide refund waits for it to close.
+   * Each partner whose earnings go back gets a `work_order.refunded` event: what of its own share
+   * it gives back, and what of that it now owes (its payable being short).
    *
    * @throws DomainError `orders.order_not_found`, `orders.leg_not_found`, `orders.refund_not_allowed`,
    *   `orders.currency_mismatch`, `settlement.refund_exceeds_order`, `settlement.refund_exceeds_leg`,
@@ -1416,15 +1418,37 @@ export function createFulfilment(deps: FulfilmentDeps) {
       throw ordersErrors.refundNotAllowed(orderId, order.status, null);
     }
     const baton = asBaton(ctx);
-    await reclaimReleasedLegs(baton, settlement, {
+    const confirmed = (await workOrdersOf(ctx.db, orderId)).filter(
+      (workOrder) => workOrder.status === 'confirmed',
+    );
+    const reclaims = await reclaimReleasedLegs(baton, settlement, {
       orderRef: orderId,
       refundRef: `${orderId}:refund:${order.refunds + 1}`,
       amountMinor: input.amountMinor,
-      releasedLegRefs: (await workOrdersOf(ctx.db, orderId))
-        .filter((workOrder) => workOrder.status === 'confirmed')
-        .map((workOrder) => workOrder.id),
+      releasedLegRefs: confirmed.map((workOrder) => workOrder.id),
       ...(legRef !== undefined ? { legRef } : {}),
     });
+    // Each partner whose earnings went back is told, with how much of its own share it was.
+    const currency = parseCurrency(order.currency);
+    for (const reclaim of reclaims) {
+      const workOrder = confirmed.find((candidate) => candidate.id === reclaim.cause.id);
+      assert(workOrder, `reclaim ${reclaim.id} names a confirmed work order of order ${orderId}`);
+      await appendEvent(baton, {
+        type: 'work_order.refunded',
+        subjectId: workOrder.id,
+        data: {
+          id: workOrder.id,
+          order_id: orderId,
+          step: workOrder.stepKey,
+          partner_id: workOrder.partnerId,
+          amount: formatAmount(BigInt(reclaim.metadata.partner ?? '0'), currency),
+          owed: formatAmount(BigInt(reclaim.metadata.clawed_back_as_debt ?? '0'), currency),
+          currency: order.currency,
+          reason: input.reason,
+        },
+        audience: [workOrder.partnerId],
+      });
+    }
     const parts = await refund(baton, order, input.amountMinor, input.reason, input.stepKey ?? undefined);
     return { ...(await view(ctx, orderId)), ...parts };
   }

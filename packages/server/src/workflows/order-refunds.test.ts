@@ -97,6 +97,12 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
   const refundedAtProvider = async (paymentId: string) =>
     ok<{ refunded: Money }>(await app.request('GET', `/v1/payments/${paymentId}`)).refunded.amount;
 
+  /** The `work_order.refunded` events a reader sees about an order. */
+  const partnerNews = async (key: string, orderId: string) =>
+    ok<{ data: { type: string; subject_id: string; data: Record<string, unknown> }[] }>(
+      await app.request('GET', '/v1/events?limit=500&types=work_order.refunded', { key }),
+    ).data.filter((event) => event.data.order_id === orderId);
+
   async function books() {
     return {
       darner: await f.balance('partner_payable', darner.id),
@@ -144,6 +150,18 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
         step: 'steaming',
       }),
     ]);
+    // The partner is told what of its earnings went back; the customer sees only its refund.
+    expect((await partnerNews(steamer.key, order.id)).map((event) => event.data)).toEqual([
+      expect.objectContaining({
+        step: 'steaming',
+        partner_id: steamer.id,
+        amount: '9.00',
+        owed: '0.00',
+        reason: 'Creased collar',
+      }),
+    ]);
+    expect(await partnerNews(darner.key, order.id)).toEqual([]);
+    expect(await partnerNews(buyer.key, order.id)).toEqual([]);
     const audit = ok<{ data: { action: string; target_id: string; outcome: string }[] }>(
       await app.request('GET', '/v1/audit-records?action=order.refund'),
     );
@@ -166,6 +184,11 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
       201,
     );
     expect(rest.order.refunded.amount).toBe('66.00');
+    expect((await partnerNews(darner.key, order.id)).map((event) => event.data.amount)).toEqual(['36.00']);
+    expect((await partnerNews(steamer.key, order.id)).map((event) => event.data.amount)).toEqual([
+      '9.00',
+      '9.00',
+    ]);
     expect(await books()).toEqual({
       darner: before.darner - 3600n,
       steamer: before.steamer - 1800n,
@@ -339,6 +362,41 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
     expect(await f.balance('subsidy_budget', programme.id)).toBe(2000n);
     await f.runJobs();
     expect(await refundedAtProvider(order.payment_id as string)).toBe('64.39');
+    await f.expectBooksClean([order.id]);
+  });
+
+  it('claws a refund back from a partner already paid out as a debt, and tells it what it owes', async () => {
+    const { order } = await completedOrder();
+    ok(
+      await app.request('PUT', `/v1/partners/${steamer.id}/payout-settings`, {
+        key: finance,
+        body: {
+          schedule: 'manual',
+          minimum: eur('0.01'),
+          destination: 'ba_ok',
+          reserve_bps: 0,
+          reserve_days: 0,
+        },
+      }),
+    );
+    ok(
+      await app.request('POST', '/v1/payouts/runs', {
+        key: finance,
+        body: { partner_ids: [steamer.id] },
+        headers: { 'idempotency-key': `payout-${order.id}` },
+      }),
+      202,
+    );
+    expect(await f.balance('partner_payable', steamer.id)).toBe(0n);
+    const owedBefore = await f.balance('partner_receivable', steamer.id);
+
+    ok(await refundBy(finance, order.id, { amount: eur('11.00'), step: 'steaming', reason: 'Stained' }), 201);
+    // Its share of 11.00 is 9.00; with nothing left to take it from, the partner owes it.
+    expect((await partnerNews(steamer.key, order.id)).map((event) => event.data)).toEqual([
+      expect.objectContaining({ amount: '9.00', owed: '9.00', reason: 'Stained' }),
+    ]);
+    expect((await f.balance('partner_receivable', steamer.id)) - owedBefore).toBe(900n);
+    await f.runJobs();
     await f.expectBooksClean([order.id]);
   });
 

@@ -227,13 +227,18 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const fees = createFeesService({ participants, ledger });
   const provider = options.provider ?? createSimulatedProvider({ clock });
   const payouts = createPayoutsService({ ledger, participants, jobs, provider });
-  const payments = createPaymentsService({ provider, ledger, clock, logger });
+  const payments = createPaymentsService({
+    provider,
+    ledger,
+    clock,
+    logger,
+    payoutRecords: payouts.reconciliationRecords,
+  });
   // The port keeps one callback handler: payments take every event and hand payouts theirs.
   payments.onOperation('payout', (eventDb, event) =>
     payouts.handleProviderEvent(eventDb, event, clock.now()),
   );
   provider.onEvent((event) => payments.handleEvent(db, event));
-  payments.reconcilePayoutsWith(payouts.reconciliationRecords);
   const subsidies = createSubsidiesService({ ledger });
   const settlement = {
     ledger,

@@ -86,7 +86,7 @@ import {
 } from '../modules/orders/index.js';
 import type { ParticipantsService } from '../modules/participants/index.js';
 import { type Payment, type PaymentsService, RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
-import { reclaimReleasedLegs, refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
+import { escrowOf, reclaimReleasedLegs, refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
 import { PROVIDER_REFUND_JOB, type ProviderRefundJob } from './settlement-routes.js';
 
 /*
@@ -170,13 +170,13 @@ export const ORDERS_TIMERS_JOB = 'orders.timers';
 
 const MINUTE_MS = 60_000;
 
+/**
+ * The reference of an order's next refund, as it stands now: its ledger postings, its provider
+ * refund and a reclaim that comes before it are all named by it.
+ */
+const nextRefundRef = (order: Order) => `${order.id}:refund:${order.refunds + 1}`;
 /** The key of an order's customer-side subsidy: one per order, and its refunds name it. */
 const orderSubsidyKey = (orderId: string) => `order:${orderId}:subsidy`;
-const escrowOf = (orderId: string, currency: string) => ({
-  purpose: 'customer_escrow' as const,
-  ownerId: orderId,
-  currency,
-});
 
 type Step = StepDefinition;
 
@@ -403,7 +403,12 @@ export function createFulfilment(deps: FulfilmentDeps) {
     );
     const legs: Omit<QuoteLeg, 'reservationId' | 'allocationId'>[] = [];
     let commissionMinor = 0n;
-    const customerSegment = await participants.customerSegment(ctx.db, quoted.customerId);
+    // What the fee rules match on, as it stands now, in one read for every leg.
+    const { customerSegment, partnerTiers } = await participants.feeMatchOf(
+      ctx.db,
+      quoted.customerId,
+      [...plan.chosen.values()].map((chosen) => chosen.result.partnerId as PartnerId),
+    );
     for (const [position, key] of order.entries()) {
       const step = steps.get(key) as Step;
       const { result, quantity } = plan.chosen.get(key) as PlannedStep;
@@ -416,6 +421,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
               partnerId: result.partnerId as PartnerId,
               region: request.region,
               customerSegment,
+              tier: partnerTiers.get(result.partnerId as PartnerId),
               amountMinor: grossMinor,
               currency: version.currency,
             })
@@ -1326,7 +1332,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
   ): Promise<{ customerMinor: bigint; subsidyMinor: bigint }> {
     if (amountMinor <= 0n) return { customerMinor: 0n, subsidyMinor: 0n };
     const current = (await findOrder(ctx.db, order.id)) as Order;
-    const refundRef = `${order.id}:refund:${current.refunds + 1}`;
+    const refundRef = nextRefundRef(current);
     const chargedMinor = current.totalMinor - current.subsidyMinor;
     const split = (amount: bigint) =>
       current.subsidyMinor > 0n ? allocate(amount, [chargedMinor, current.subsidyMinor]) : [amount, 0n];
@@ -1423,7 +1429,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     );
     const reclaims = await reclaimReleasedLegs(baton, settlement, {
       orderRef: orderId,
-      refundRef: `${orderId}:refund:${order.refunds + 1}`,
+      refundRef: nextRefundRef(order),
       amountMinor: input.amountMinor,
       releasedLegRefs: confirmed.map((workOrder) => workOrder.id),
       ...(legRef !== undefined ? { legRef } : {}),

@@ -172,7 +172,8 @@ export const settlementErrors = {
   amountInvalid: () => unprocessable('settlement.amount_invalid', 'The amount must be positive.'),
 };
 
-const escrowOf = (orderRef: string, currency: string): AccountKey => ({
+/** An order's escrow: the customer's money the order holds until its legs are released. */
+export const escrowOf = (orderRef: string, currency: string): AccountKey => ({
   purpose: 'customer_escrow',
   ownerId: orderRef,
   currency,

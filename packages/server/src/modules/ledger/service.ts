@@ -646,8 +646,11 @@ export function createLedgerService(): LedgerService {
     return { transaction: result.transaction, replayed: result.status === 'replayed' };
   }
 
+  /** Whether the actor sees everything: accounts, and transactions whole. The operator and Baton itself. */
+  const seesWhole = (ctx: Context) => ctx.actor.kind === 'operator' || ctx.actor.kind === 'system';
+
   function visible(ctx: Context, target: Account): boolean {
-    if (ctx.actor.kind === 'operator' || ctx.actor.kind === 'system') return true;
+    if (seesWhole(ctx)) return true;
     return (
       ctx.actor.kind === 'partner' && target.ownerKind === 'partner' && target.ownerId === ctx.actor.partnerId
     );
@@ -658,9 +661,6 @@ export function createLedgerService(): LedgerService {
     if (!found || !visible(ctx, found)) throw ledgerErrors.accountNotFound(id);
     return found;
   }
-
-  /** Whether the actor sees transactions whole: the operator and Baton itself. */
-  const seesWhole = (ctx: Context) => ctx.actor.kind === 'operator' || ctx.actor.kind === 'system';
 
   /**
    * A transaction, whole, when the actor may see it: the operator always, anyone else when it

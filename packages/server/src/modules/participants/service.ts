@@ -680,15 +680,9 @@ export function createParticipantsService({ access, jobs }: { access: AccessServ
       return new Map(rows.map((row) => [row.id as PartnerId, row.tier]));
     },
 
-    /** A customer's segment as it stands now (null: none, or no such customer). */
-    async customerSegment(db: Executor, id: CustomerId): Promise<string | null> {
-      const row = await db.selectFrom('customers').select('segment').where('id', '=', id).executeTakeFirst();
-      return row?.segment ?? null;
-    },
-
     /**
      * What fee rules and subsidies match on for an order, as it stands now, in one read: its
-     * customer's segment (`customerSegment`) and its partners' tiers (`partnerTiers`).
+     * customer's segment and its partners' tiers (a partner that does not exist is left out).
      */
     async feeMatchOf(
       db: Executor,

@@ -246,8 +246,6 @@ export interface PaymentsService {
    *   `payments.decision_invalid`
    */
   decideChargeback(ctx: Context, id: string, decision: ChargebackDecision): Promise<Chargeback>;
-  /** Gives reconciliation Baton's payout records (the payouts module's) to check payouts against. */
-  reconcilePayoutsWith(records: PayoutRecords): void;
   /**
    * Compares every provider operation updated since `since` with Baton's records and the ledger,
    * and Baton's records with the provider, and stores a report of every discrepancy.
@@ -271,6 +269,8 @@ export interface PaymentsDeps {
   readonly ledger: LedgerService;
   readonly clock: Clock;
   readonly logger?: Logger;
+  /** Baton's payout records (the payouts module's) to check payouts against; without them, none are. */
+  readonly payoutRecords?: PayoutRecords;
 }
 
 type CallResult =
@@ -710,15 +710,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
             description: `Refund ${refund.id} of payment ${payment.id} settled`,
             cause: { kind: 'refund', id: refund.id },
             entries: [
-              {
-                account: {
-                  purpose: 'refunds_in_transit',
-                  ownerId: PLATFORM_OWNER,
-                  currency: refund.currency,
-                },
-                direction: 'debit',
-                amountMinor: refund.amountMinor,
-              },
+              { account: inTransit(refund.currency), direction: 'debit', amountMinor: refund.amountMinor },
               {
                 account: { purpose: 'provider_clearing', ownerId: PLATFORM_OWNER, currency: refund.currency },
                 direction: 'credit',
@@ -865,17 +857,6 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         amountMinor: input.amountMinor,
         retryOf: null,
       });
-      await appendEvent(ctx, {
-        type: 'refund.created',
-        subjectId: id,
-        data: {
-          id,
-          payment_id: payment.id,
-          reference: input.reference,
-          amount_minor: input.amountMinor.toString(),
-        },
-        audience: payment.customerId ? [payment.customerId] : [],
-      });
       return (await findRefundByReference(ctx.db, input.reference)) as Refund;
     });
     return driveRefund(db, recorded);
@@ -883,8 +864,8 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
 
   /**
    * Records a refund of a captured payment, locked by the caller, for the provider to be asked:
-   * the refund (`pending`), its operation, and the capture's share set aside for it. Refused when
-   * it would refund more than the capture has left after refunds and chargebacks.
+   * the refund (`pending`), its operation, the capture's share set aside for it, and its event.
+   * Refused when it would refund more than the capture has left after refunds and chargebacks.
    *
    * @throws DomainError `payments.refund_exceeds_capture`
    */
@@ -931,6 +912,18 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
       refunded_minor: payment.refundedMinor + refund.amountMinor,
       updated_at: ctx.now,
     });
+    await appendEvent(ctx, {
+      type: 'refund.created',
+      subjectId: refund.id,
+      data: {
+        id: refund.id,
+        payment_id: payment.id,
+        reference: refund.reference,
+        amount_minor: refund.amountMinor.toString(),
+        ...(refund.retryOf !== null ? { retry_of: refund.retryOf } : {}),
+      },
+      audience: payment.customerId ? [payment.customerId] : [],
+    });
   }
 
   async function retryRefund(ctx: Context, input: { paymentId: string; refundId: string }): Promise<Refund> {
@@ -961,18 +954,6 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         { account: inTransit(failed.currency), direction: 'credit', amountMinor: failed.amountMinor },
       ],
       metadata: { payment_id: payment.id, reference: id, retry_of: failed.id },
-    });
-    await appendEvent(ctx, {
-      type: 'refund.created',
-      subjectId: id,
-      data: {
-        id,
-        payment_id: payment.id,
-        reference: id,
-        amount_minor: failed.amountMinor.toString(),
-        retry_of: failed.id,
-      },
-      audience: payment.customerId ? [payment.customerId] : [],
     });
     await recordAudit(ctx, {
       action: 'payments.refund.retry',
@@ -1311,7 +1292,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
           if (seen.has(record.reference)) continue;
           checked++;
           const op = await provider.find(record.reference);
-          if (op) discrepancies.push(...(await payoutDiscrepancies(db, op)));
+          if (op) discrepancies.push(...payoutFindings(op, record));
           else if (expectedAtProvider(record))
             discrepancies.push(
               payoutDiscrepancy(
@@ -1379,7 +1360,7 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     return report;
   }
 
-  let payoutRecords: PayoutRecords | null = null;
+  const payoutRecords = deps.payoutRecords ?? null;
 
   const payoutDiscrepancy = (
     record: PayoutRecord | null,
@@ -1416,10 +1397,14 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
           null,
         ),
       ];
-    return comparePayout(op, record).map((finding) =>
+    return payoutFindings(op, record);
+  }
+
+  /** Where a payout the provider holds and Baton's record of it disagree. */
+  const payoutFindings = (op: ProviderOperation, record: PayoutRecord): Discrepancy[] =>
+    comparePayout(op, record).map((finding) =>
       payoutDiscrepancy(record, op, finding.type, finding.detail, finding.ledgerMinor),
     );
-  }
 
   function canSee(ctx: Context, payment: Payment): boolean {
     if (ctx.actor.kind === 'operator' || ctx.actor.kind === 'system') return true;
@@ -1589,9 +1574,6 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         },
       });
       return (await findChargeback(ctx.db, chargeback.id)) as Chargeback;
-    },
-    reconcilePayoutsWith(records) {
-      payoutRecords = records;
     },
     reconcile,
     runReconciliation,

@@ -345,8 +345,12 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
     /** Payouts over a provider whose payouts stay pending, and reconciliation over the same provider. */
     function reconciling() {
       const env = setup({ settlement: { payout: 'pending' } });
-      const payments = createPaymentsService({ provider: env.provider, ledger, clock: app.clock });
-      payments.reconcilePayoutsWith(env.payouts.reconciliationRecords);
+      const payments = createPaymentsService({
+        provider: env.provider,
+        ledger,
+        clock: app.clock,
+        payoutRecords: env.payouts.reconciliationRecords,
+      });
       const reconcile = async (since: Date, refs: readonly string[]) =>
         (await payments.reconcile(db, { since })).discrepancies
           .filter((d) => refs.includes(d.reference))

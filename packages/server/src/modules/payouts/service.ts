@@ -571,7 +571,6 @@ export function createPayoutsService(deps: {
       reference: payout.id,
       status: payout.status,
       amountMinor: payout.amountMinor,
-      currency: payout.currency,
       attempts: payout.attempts,
       sentMinor: posted(`payout:${payout.id}:send`),
       settledMinor: posted(`payout:${payout.id}:settled`),

@@ -112,6 +112,11 @@ function occasionOf(input: PreviewInput): Occasion {
   };
 }
 
+/** The programmes that may pay for an occasion, in the order an application tries them. */
+function preferred<P extends Programme>(programmes: readonly P[], occasion: Occasion, now: Date): P[] {
+  return programmes.filter((programme) => isEligible(programme, occasion, now)).sort(byPreference);
+}
+
 export interface PreviewedSubsidy extends AppliedSubsidy {
   readonly kind: Kind;
 }
@@ -630,11 +635,13 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
       if (input.feeMinor === 0n) return null;
 
       const occasion = occasionOf(input);
-      const candidates = rows
-        .filter((row) => row.id !== null)
-        .map((row) => toProgramme(row as unknown as Selectable<SubsidyProgrammesTable>))
-        .filter((programme) => isEligible(programme, occasion, ctx.now))
-        .sort(byPreference);
+      const candidates = preferred(
+        rows
+          .filter((row) => row.id !== null)
+          .map((row) => toProgramme(row as unknown as Selectable<SubsidyProgrammesTable>)),
+        occasion,
+        ctx.now,
+      );
 
       for (const candidate of candidates) {
         const { programme, budgetMinor } = await lockProgramme(ctx, candidate.id);
@@ -887,17 +894,13 @@ export function createSubsidiesService({ ledger }: { ledger: LedgerService }) {
         .where('starts_at', '<=', ctx.now)
         .where('ends_at', '>', ctx.now)
         .execute();
-      const candidates = rows
-        .map(toProgramme)
-        .filter((programme) => isEligible(programme, occasion, ctx.now))
-        .sort(byPreference);
-      for (const programme of candidates) {
+      for (const programme of preferred(rows.map(toProgramme), occasion, ctx.now)) {
         const spent = await participantSpent(ctx.db, programme.id, participantId);
         const amountMinor = subsidyAmount({
           feeMinor: input.feeMinor,
           shareBps: programme.shareBps,
           capRemainingMinor: programme.capPerParticipantMinor - spent,
-          budgetMinor: programme.fundedMinor - programme.spentMinor - programme.returnedMinor,
+          budgetMinor: programme.remainingMinor,
         });
         if (amountMinor > 0n) return { programmeId: programme.id, kind: programme.kind, amountMinor };
       }

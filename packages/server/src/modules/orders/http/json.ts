@@ -276,6 +276,7 @@ export function quoteJson(
 }
 
 export function orderSummaryJson(actor: Actor, order: Order): z.input<typeof OrderSummaryJson> {
+  const { operator } = sight(actor, order.pricingKind);
   return {
     id: order.id,
     quote_id: order.quoteId,
@@ -289,13 +290,13 @@ export function orderSummaryJson(actor: Actor, order: Order): z.input<typeof Ord
     total: moneyJson(order.totalMinor, order.currency),
     subsidy: moneyJson(order.subsidyMinor, order.currency),
     charged: moneyJson(order.totalMinor - order.subsidyMinor, order.currency),
-    subsidy_programme_id: sight(actor, order.pricingKind).operator ? order.subsidyProgrammeId : null,
+    subsidy_programme_id: operator ? order.subsidyProgrammeId : null,
     refunded: moneyJson(order.refundedMinor, order.currency),
     subsidy_returned: moneyJson(order.subsidyReturnedMinor, order.currency),
     payment_id: order.paymentId,
-    fee_schedule_version_id: sight(actor, order.pricingKind).operator ? order.feeVersionId : null,
-    customer_segment: sight(actor, order.pricingKind).operator ? order.customerSegment : null,
-    partner_tiers: sight(actor, order.pricingKind).operator ? { ...order.partnerTiers } : null,
+    fee_schedule_version_id: operator ? order.feeVersionId : null,
+    customer_segment: operator ? order.customerSegment : null,
+    partner_tiers: operator ? { ...order.partnerTiers } : null,
     failure_code: order.failureCode,
     failure_detail: actor.kind === 'customer' ? null : order.failureDetail,
     created_at: iso(order.createdAt),

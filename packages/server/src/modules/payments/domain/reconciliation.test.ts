@@ -5,7 +5,6 @@ const sent: PayoutRecord = {
   reference: 'po_1',
   status: 'sent',
   amountMinor: 5_000n,
-  currency: 'EUR',
   attempts: 1,
   sentMinor: 5_000n,
   settledMinor: null,

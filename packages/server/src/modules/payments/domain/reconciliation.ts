@@ -58,7 +58,6 @@ export interface PayoutRecord {
   readonly reference: string;
   readonly status: 'pending' | 'sent' | 'paid' | 'failed';
   readonly amountMinor: bigint;
-  readonly currency: string;
   /** How often Baton asked the provider to send it: a pending payout with none was never sent. */
   readonly attempts: number;
   /** Moved from the partner's payable into payouts in transit. */

@@ -542,29 +542,24 @@ export async function capturedAndChargedBack(
   orderRef: string,
   currency: string,
 ): Promise<{ capturedMinor: bigint; chargedBackMinor: bigint }> {
-  await db
+  const payments = await db
     .selectFrom('payments')
-    .select('id')
+    .select('captured_minor')
     .where('order_ref', '=', orderRef)
     .where('currency', '=', currency)
     .orderBy('id')
     .forUpdate()
     .execute();
-  const [captured, chargedBack] = await Promise.all([
-    db
-      .selectFrom('payments')
-      .select(sql<string>`coalesce(sum(captured_minor), 0)::text`.as('total'))
-      .where('order_ref', '=', orderRef)
-      .where('currency', '=', currency)
-      .executeTakeFirstOrThrow(),
-    db
-      .selectFrom('payment_chargebacks')
-      .select(sql<string>`coalesce(sum(amount_minor), 0)::text`.as('total'))
-      .where('order_ref', '=', orderRef)
-      .where('currency', '=', currency)
-      .executeTakeFirstOrThrow(),
-  ]);
-  return { capturedMinor: BigInt(captured.total), chargedBackMinor: BigInt(chargedBack.total) };
+  const chargedBack = await db
+    .selectFrom('payment_chargebacks')
+    .select(sql<string>`coalesce(sum(amount_minor), 0)::text`.as('total'))
+    .where('order_ref', '=', orderRef)
+    .where('currency', '=', currency)
+    .executeTakeFirstOrThrow();
+  return {
+    capturedMinor: payments.reduce((sum, payment) => sum + payment.captured_minor, 0n),
+    chargedBackMinor: BigInt(chargedBack.total),
+  };
 }
 
 export async function listChargebacks(

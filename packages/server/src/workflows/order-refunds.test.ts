@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SimulatedProvider } from '../modules/payments/index.js';
-import {
-  createFulfilmentFixture,
-  type Money,
-  type OrderBody,
-  type Partner,
-  REGION,
-  type WorkOrderBody,
-} from '../testing/fulfilment-fixture.js';
+import { createFulfilmentFixture, type OrderBody, REGION } from '../testing/fulfilment-fixture.js';
+import { eur, openMendingShop, type RefundBody } from '../testing/mending-shop.js';
 import { TEST_DATABASE_KIND } from '../testing/test-database.js';
 
 /*
@@ -22,95 +16,14 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
   const finance = await app.operatorKey('finance');
   const ops = await app.operatorKey('ops');
 
-  await f.capability('darning');
-  await f.capability('steaming');
-  // 40.00 + 20.00 of partners' prices, 10 % margin: 66.00. The fee schedule takes 10 % commission,
-  // so the steaming leg's 22.00 is 18.00 for its partner, 2.00 of commission and 2.00 of margin.
-  const darner = await f.partnerOffering('darning', { price: '40.00', leadTimeHours: 2, capacity: 50 });
-  const steamer = await f.partnerOffering('steaming', { price: '20.00', leadTimeHours: 2, capacity: 50 });
-  const partners = new Map<string, Partner>([
-    [darner.id, darner],
-    [steamer.id, steamer],
-  ]);
-  await f.publishOffering('mending', {
-    name: 'Mending',
-    pricing: { kind: 'cost_plus', margin_bps: 1000 },
-    rejection_policy: 'refund',
-    steps: [
-      { key: 'darning', name: 'Darning', capability: 'darning' },
-      { key: 'steaming', name: 'Steaming', capability: 'steaming', after: ['darning'] },
-    ],
-  });
-
-  interface RefundBody {
-    amount: Money;
-    refunded: Money;
-    subsidy_returned: Money;
-    order: OrderBody & { subsidy_returned: Money };
-  }
-
-  let keys = 0;
-  const refundBy = (
-    key: string,
-    orderId: string,
-    body: Record<string, unknown>,
-    idempotencyKey: string | null = `refund-${++keys}`,
-  ) =>
-    app.request<RefundBody>('POST', `/v1/orders/${orderId}/refunds`, {
-      key,
-      body,
-      headers: idempotencyKey === null ? {} : { 'idempotency-key': idempotencyKey },
-    });
-  const eur = (amount: string) => ({ amount, currency: 'EUR' });
-
-  async function placed(buyer: { key: string }): Promise<OrderBody> {
-    const quoted = ok<{ id: string }>(
-      await f.quote(buyer.key, { offering: 'mending', quantity: 1, deadline: f.inHours(48) }),
-      201,
-    );
-    const order = ok<OrderBody>(await f.order(buyer.key, quoted.id), 201);
-    await f.runJobs();
-    return order;
-  }
-
-  /** A new customer's order, every leg delivered and confirmed: completed. */
-  async function completedOrder() {
-    const buyer = await f.customer();
-    const order = await placed(buyer);
-    expect((await workThrough(buyer, order.id)).status).toBe('completed');
-    return { buyer, order };
-  }
-
-  /** Works the order's legs in order, each delivered and confirmed, up to (not including) `until`. */
-  async function workThrough(buyer: { key: string }, orderId: string, until?: string) {
-    for (;;) {
-      const order = await f.readOrder(app.adminKey, orderId);
-      const leg = order.legs.find((candidate) => candidate.status === 'dispatched');
-      if (!leg || leg.step === until) return order;
-      const workOrder = ok<WorkOrderBody>(await app.request('GET', `/v1/work-orders/${leg.work_order_id}`));
-      const partner = partners.get(workOrder.partner_id) as Partner;
-      for (const action of ['accept', 'start', 'deliver']) ok(await f.act(partner, workOrder.id, action));
-      ok(await f.judge(buyer.key, orderId, leg.step, 'confirm'));
-    }
-  }
-
-  const refundedAtProvider = async (paymentId: string) =>
-    ok<{ refunded: Money }>(await app.request('GET', `/v1/payments/${paymentId}`)).refunded.amount;
+  const { darner, steamer, refundBy, placed, workThrough, completedOrder, books, refundedAtProvider } =
+    await openMendingShop(f);
 
   /** The `work_order.refunded` events a reader sees about an order. */
   const partnerNews = async (key: string, orderId: string) =>
     ok<{ data: { type: string; subject_id: string; data: Record<string, unknown> }[] }>(
       await app.request('GET', '/v1/events?limit=500&types=work_order.refunded', { key }),
     ).data.filter((event) => event.data.order_id === orderId);
-
-  async function books() {
-    return {
-      darner: await f.balance('partner_payable', darner.id),
-      steamer: await f.balance('partner_payable', steamer.id),
-      commission: await f.balance('platform_commission', 'platform'),
-      margin: await f.balance('platform_margin', 'platform'),
-    };
-  }
 
   it('refunds part of a confirmed leg from its partner and the platform, and the customer through the provider', async () => {
     const { buyer, order } = await completedOrder();

@@ -106,6 +106,8 @@ import { createOperatorKey } from './operator-keys.js';
 import { BATON_VERSION } from './version.js';
 import { createFulfilment, type Fulfilment, ORDERS_TIMERS_JOB } from './workflows/fulfilment.js';
 import { fulfilmentRoutes } from './workflows/fulfilment-routes.js';
+import { refundApprovalRoutes } from './workflows/refund-approval-routes.js';
+import { createRefundApprovals } from './workflows/refund-approvals.js';
 import { workflowRoutes } from './workflows/routes.js';
 import { partnerTypes } from './workflows/settlement.js';
 import {
@@ -318,6 +320,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...subsidiesRoutes(subsidies),
       ...workflowRoutes({ standards, catalog, offerings }),
       ...fulfilmentRoutes(fulfilment),
+      ...refundApprovalRoutes(createRefundApprovals({ fulfilment })),
       ...settlementRoutes({
         ...settlement,
         afterRefund: (ctx, refund) =>

@@ -74,6 +74,8 @@ const PARAM_VALUES: Readonly<Record<string, () => string>> = {
   order_id: () => newId('ord'),
   step: () => 'no-such-step',
   work_order_id: () => newId('wko'),
+  refund_request_id: () => newId('rrq'),
+  currency: () => 'XTS',
 };
 
 /** A body no route's schema accepts: every body schema is a strict object. */

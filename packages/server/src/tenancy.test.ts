@@ -335,6 +335,23 @@ const CASES: Readonly<Record<string, Case>> = {
     body: () => ({ amount: { amount: '1.00', currency: 'EUR' }, reason: 'Hijacked.' }),
     headers: (n: number) => ({ 'idempotency-key': `tenancy-order-refund-${n}` }),
   },
+  'PUT /v1/refund-thresholds/:currency': { ...OPERATOR_ONLY, body: () => ({ approval_above: '1000000.00' }) },
+  'DELETE /v1/refund-thresholds/:currency': OPERATOR_ONLY,
+  'POST /v1/orders/:order_id/refund-requests': {
+    ...OPERATOR_ONLY,
+    body: () => ({ amount: { amount: '1.00', currency: 'EUR' }, reason: 'Hijacked.' }),
+    headers: (n: number) => ({ 'idempotency-key': `tenancy-refund-request-${n}` }),
+  },
+  'GET /v1/refund-requests/:refund_request_id': OPERATOR_ONLY,
+  'POST /v1/refund-requests/:refund_request_id/approve': {
+    ...OPERATOR_ONLY,
+    body: () => ({}),
+    headers: (n: number) => ({ 'idempotency-key': `tenancy-refund-approve-${n}` }),
+  },
+  'POST /v1/refund-requests/:refund_request_id/reject': {
+    ...OPERATOR_ONLY,
+    body: () => ({ reason: 'Hijacked.' }),
+  },
   'GET /v1/work-orders/:work_order_id': PARTNERS_OWN,
   ...Object.fromEntries(
     ['accept', 'decline', 'start', 'deliver'].map((action) => [
@@ -800,6 +817,56 @@ describe('object-level access (A1)', async () => {
     ),
   ).data[0] as { id: string; status: string };
   expect(workOrderA.status).toBe('offered');
+  // A second order of customer A, done and confirmed, of which a refund by hand waits for approval.
+  const doneQuoteA = ok(
+    await app.request<{ id: string }>('POST', '/v1/quotes', {
+      key: customerA.key,
+      body: {
+        offering: 'supplier',
+        quantity: 1,
+        region: 'eu-west',
+        deadline: new Date(app.clock.now().getTime() + 3 * 86_400_000).toISOString(),
+      },
+    }),
+    201,
+  );
+  const doneOrderA = ok(
+    await app.request<{ id: string }>('POST', '/v1/orders', {
+      key: customerA.key,
+      body: { quote_id: doneQuoteA.id, payment_method: 'pm_card_ok' },
+      headers: { 'idempotency-key': 'tenancy-order-a-done' },
+    }),
+    201,
+  );
+  await app.baton.jobs.runQueued(RESUME_PAYMENT_JOB);
+  const doneWorkOrderA = ok(
+    await app.request<{ data: { id: string }[] }>('GET', `/v1/work-orders?order_id=${doneOrderA.id}`, {
+      key: partnerCKey,
+    }),
+  ).data[0] as { id: string };
+  for (const action of ['accept', 'start', 'deliver']) {
+    ok(
+      await app.request('POST', `/v1/work-orders/${doneWorkOrderA.id}/${action}`, {
+        key: partnerCKey,
+        body: {},
+      }),
+    );
+  }
+  ok(
+    await app.request('POST', `/v1/orders/${doneOrderA.id}/legs/supply/confirm`, {
+      key: customerA.key,
+      body: {},
+      headers: { 'idempotency-key': 'tenancy-confirm-a-done' },
+    }),
+  );
+  ok(await app.request('PUT', '/v1/refund-thresholds/EUR', { body: { approval_above: '0.50' } }));
+  const refundRequestA = ok(
+    await app.request<{ id: string }>('POST', `/v1/orders/${doneOrderA.id}/refund-requests`, {
+      body: { amount: { amount: '0.75', currency: 'EUR' }, reason: 'Late delivery' },
+      headers: { 'idempotency-key': 'tenancy-refund-request-a' },
+    }),
+    201,
+  );
 
   const attackerKeys: Readonly<Record<Attacker, string>> = {
     'partner owner': partnerB.ownerKey,
@@ -839,6 +906,8 @@ describe('object-level access (A1)', async () => {
       quote_id: { victims: [quoteA.id], missing: newId('quo') },
       order_id: { victims: [orderA.id], missing: newId('ord') },
       work_order_id: { victims: [workOrderA.id], missing: newId('wko') },
+      currency: { victims: ['EUR'], missing: 'XTS' },
+      refund_request_id: { victims: [refundRequestA.id], missing: newId('rrq') },
     };
 
   const routes = servedRoutes(app.baton.http);

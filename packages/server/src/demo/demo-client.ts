@@ -46,7 +46,11 @@ export type DemoClient = ReturnType<typeof createDemoClient>;
 export function createDemoClient(http: FastifyInstance, keyPrefix: string) {
   let sequence = 0;
 
-  async function send<T>(method: 'GET' | 'POST', url: string, options: CallOptions): Promise<ApiAnswer<T>> {
+  async function send<T>(
+    method: 'GET' | 'POST' | 'PUT',
+    url: string,
+    options: CallOptions,
+  ): Promise<ApiAnswer<T>> {
     const headers: Record<string, string> = {};
     if (options.key) headers.authorization = `Bearer ${options.key}`;
     if (options.idempotent) headers['idempotency-key'] = `${keyPrefix}-${++sequence}`;
@@ -61,7 +65,7 @@ export function createDemoClient(http: FastifyInstance, keyPrefix: string) {
   }
 
   /** A call that must succeed; anything else stops the demo with the API's problem. */
-  async function ok<T>(method: 'GET' | 'POST', url: string, options: CallOptions): Promise<T> {
+  async function ok<T>(method: 'GET' | 'POST' | 'PUT', url: string, options: CallOptions): Promise<T> {
     const answer = await send<T>(method, url, options);
     if (answer.status >= 300)
       throw new DemoRequestError(method, url, answer.status, answer.body as ProblemBody);
@@ -72,5 +76,6 @@ export function createDemoClient(http: FastifyInstance, keyPrefix: string) {
     send,
     get: <T>(url: string, key: string) => ok<T>('GET', url, { key }),
     post: <T>(url: string, options: CallOptions) => ok<T>('POST', url, options),
+    put: <T>(url: string, options: CallOptions) => ok<T>('PUT', url, options),
   };
 }

@@ -84,6 +84,20 @@ describe(`the demo ecosystem (${TEST_DATABASE_KIND})`, async () => {
           view.legs.every((leg) => leg.status === 'done'),
       ),
     ).toBe(true);
+    // Beyond the demo's threshold, a goodwill refund waited for a second operator's approval.
+    const requests = await baton.http.inject({
+      method: 'GET',
+      url: '/v1/refund-requests?limit=100',
+      headers: { authorization: `Bearer ${result.keys.operator}` },
+    });
+    const filed = (
+      requests.json() as { data: { status: string; requested_by: string; decided_by: string }[] }
+    ).data;
+    expect(filed.length).toBeGreaterThan(0);
+    for (const request of filed) {
+      expect(request.status).toBe('approved');
+      expect(request.decided_by).not.toBe(request.requested_by);
+    }
   });
 
   it('reports the money as the ledger has it, and every euro captured is accounted for', async () => {

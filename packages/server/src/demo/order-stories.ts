@@ -1,5 +1,5 @@
 import type { ManualClock } from '../kernel/clock.js';
-import { formatAmount, parseCurrency } from '../kernel/money.js';
+import { formatAmount, parseAmount, parseCurrency } from '../kernel/money.js';
 import type { Baton } from '../main.js';
 import { RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
 import { PROVIDER_REFUND_JOB } from '../workflows/settlement-routes.js';
@@ -7,6 +7,8 @@ import { Agenda } from './agenda.js';
 import type { DemoClient, ProblemBody } from './demo-client.js';
 import {
   COMPANY_WORDS,
+  DEMO_CURRENCY,
+  DEMO_REFUND_APPROVAL_ABOVE,
   FIRST_NAMES,
   LAST_NAMES,
   OFFERINGS,
@@ -123,6 +125,10 @@ interface OrderBody {
 }
 
 const CLOSED_ORDERS = ['completed', 'failed', 'cancelled'];
+const DEMO_REFUND_APPROVAL_ABOVE_MINOR = parseAmount(
+  DEMO_REFUND_APPROVAL_ABOVE,
+  parseCurrency(DEMO_CURRENCY),
+);
 
 type WorkState = 'offered' | 'accepted' | 'in_progress' | 'delivered' | 'closed';
 
@@ -140,6 +146,8 @@ export interface StoriesOptions {
   readonly baton: Baton;
   readonly client: DemoClient;
   readonly adminKey: string;
+  /** A second operator's key (finance), who approves refunds by hand above the threshold. */
+  readonly financeKey: string;
   readonly clock: ManualClock;
   readonly random: SeededRandom;
   readonly ecosystem: Ecosystem;
@@ -172,7 +180,7 @@ export interface StoriesResult {
 
 /** Plays the orders out; every order placed is closed when it returns. */
 export async function playOrders(options: StoriesOptions): Promise<StoriesResult> {
-  const { baton, client, adminKey, clock, random, ecosystem } = options;
+  const { baton, client, adminKey, financeKey, clock, random, ecosystem } = options;
   const agenda = new Agenda();
   const requests = planRequests(options);
   const orders = new Map<string, LiveOrder>();
@@ -251,22 +259,39 @@ export async function playOrders(options: StoriesOptions): Promise<StoriesResult
     }
   }
 
-  /** The customer complains of a completed order; an operator gives a tenth of it back. */
+  /**
+   * The customer complains of a completed order; an operator gives a tenth of it back. Beyond
+   * the demo's threshold, that is a refund request a second operator approves a little later.
+   */
   async function giveBack(order: LiveOrder, view: OrderBody): Promise<void> {
     const currency = parseCurrency(view.total.currency);
-    await client.post(`/v1/orders/${order.id}/refunds`, {
+    const amountMinor = BigInt(view.total.amount_minor) / 10n;
+    const body = {
+      amount: { amount: formatAmount(amountMinor, currency), currency },
+      reason: random.pick([
+        'Goodwill: the customer waited on the phone',
+        'Goodwill: packaging arrived damaged',
+        'Goodwill: a delivery window was missed',
+      ]),
+    };
+    if (amountMinor <= DEMO_REFUND_APPROVAL_ABOVE_MINOR) {
+      await client.post(`/v1/orders/${order.id}/refunds`, { key: adminKey, body, idempotent: true });
+      refundsDue = true;
+      return;
+    }
+    const request = await client.post<{ id: string }>(`/v1/orders/${order.id}/refund-requests`, {
       key: adminKey,
-      body: {
-        amount: { amount: formatAmount(BigInt(view.total.amount_minor) / 10n, currency), currency },
-        reason: random.pick([
-          'Goodwill: the customer waited on the phone',
-          'Goodwill: packaging arrived damaged',
-          'Goodwill: a delivery window was missed',
-        ]),
-      },
+      body,
       idempotent: true,
     });
-    refundsDue = true;
+    later(minutes([20, 180]), async () => {
+      await client.post(`/v1/refund-requests/${request.id}/approve`, {
+        key: financeKey,
+        body: {},
+        idempotent: true,
+      });
+      refundsDue = true;
+    });
   }
 
   /** A partner's answer to a work order, as the order's story has it. */

@@ -154,6 +154,11 @@ export async function runDemo(baton: Baton, options: DemoOptions): Promise<DemoR
     { role: 'admin', name: 'Demo operator', email: 'operator@demo.test' },
     clock,
   );
+  const { secret: financeKey } = await createOperatorKey(
+    baton.database,
+    { role: 'finance', name: 'Demo finance', email: 'finance@demo.test' },
+    clock,
+  );
   const client = createDemoClient(baton.http, `demo-${seed}`);
   report('ecosystem', 0, partners);
   const ecosystem = await seedEcosystem({
@@ -172,6 +177,7 @@ export async function runDemo(baton: Baton, options: DemoOptions): Promise<DemoR
     baton,
     client,
     adminKey,
+    financeKey,
     clock,
     random,
     ecosystem,

@@ -3,6 +3,7 @@ import type { DemoClient } from './demo-client.js';
 import {
   CERTIFICATIONS,
   DEMO_CURRENCY,
+  DEMO_REFUND_APPROVAL_ABOVE,
   DEMO_REGIONS,
   FEE_RULES,
   NAME_WORDS,
@@ -145,6 +146,11 @@ export async function seedEcosystem(options: SeedOptions): Promise<Ecosystem> {
   await client.post('/v1/fee-schedule-versions', {
     ...admin,
     body: { currency: DEMO_CURRENCY, note: 'Launch schedule', rules: FEE_RULES },
+  });
+  // Refunds by hand beyond this need a second operator.
+  await client.put(`/v1/refund-thresholds/${DEMO_CURRENCY}`, {
+    ...admin,
+    body: { approval_above: DEMO_REFUND_APPROVAL_ABOVE },
   });
   step();
   const programme = await client.post<{ id: string }>('/v1/subsidies/programmes', {

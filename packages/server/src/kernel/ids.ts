@@ -28,6 +28,7 @@ export const ID_PREFIX = {
   payoutBatch: 'pob',
   reconciliationReport: 'rec',
   refund: 'rfd',
+  refundRequest: 'rrq',
   request: 'req',
   reserveHold: 'rsh',
   ledgerTransaction: 'txn',
@@ -63,6 +64,7 @@ export type PartnerId = Id<'ptn'>;
 export type PayoutId = Id<'po'>;
 export type QuoteId = Id<'quo'>;
 export type PayoutBatchId = Id<'pob'>;
+export type RefundRequestId = Id<'rrq'>;
 export type ReserveHoldId = Id<'rsh'>;
 export type ReservationId = Id<'rsv'>;
 export type ServiceChargeId = Id<'svc'>;

@@ -72,6 +72,7 @@ import {
   type QuoteLeg,
   quoteLegs,
   readySteps,
+  refundThreshold,
   saveLegs,
   statusesBefore,
   timedOut,
@@ -152,6 +153,14 @@ interface LockedLeg {
   readonly legs: readonly OrderLeg[];
   readonly leg: OrderLeg;
   readonly workOrder: WorkOrder | null;
+}
+
+/** A refund by hand: of one confirmed leg (`stepKey`), or of a closed order across its legs. */
+export interface RefundByHand {
+  readonly amountMinor: bigint;
+  readonly currency: string;
+  readonly stepKey: string | null;
+  readonly reason: string;
 }
 
 export interface SweepReport {
@@ -809,6 +818,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         payment_id: payment.id,
         refunded_minor: 0n,
         subsidy_returned_minor: 0n,
+        refunded_alone_minor: 0n,
         refunds: 0,
         failure_code: null,
         failure_detail: null,
@@ -1388,6 +1398,45 @@ export function createFulfilment(deps: FulfilmentDeps) {
   }
 
   /**
+   * What a refund by hand of an order would take back: one confirmed leg's work order (by
+   * `stepKey`), or, without it, the order's confirmed legs once it has closed.
+   *
+   * @throws DomainError `orders.currency_mismatch`, `orders.leg_not_found`, `orders.refund_not_allowed`
+   */
+  async function refundTarget(
+    ctx: Context,
+    order: Order,
+    input: Pick<RefundByHand, 'currency' | 'stepKey'>,
+  ): Promise<WorkOrderId | undefined> {
+    if (input.currency !== order.currency)
+      throw ordersErrors.currencyMismatch(order.id, order.currency, input.currency);
+    if (input.stepKey === null) {
+      if (order.status !== 'completed' && order.status !== 'failed')
+        throw ordersErrors.refundNotAllowed(order.id, order.status, null);
+      return undefined;
+    }
+    const leg = (await orderLegs(ctx.db, order.id)).find((candidate) => candidate.stepKey === input.stepKey);
+    if (!leg) throw ordersErrors.legNotFound(order.id, input.stepKey);
+    if (leg.status !== 'done' || !leg.workOrderId)
+      throw ordersErrors.refundNotAllowed(order.id, leg.status, input.stepKey);
+    return leg.workOrderId;
+  }
+
+  /**
+   * Checks that a refund by hand could be made of the order as it stands, before a second
+   * operator is asked to approve it (which checks again, amounts included).
+   *
+   * @throws DomainError `orders.order_not_found`, and as `refundTarget`
+   */
+  async function checkRefundByHand(ctx: Context, orderId: OrderId, input: RefundByHand): Promise<Order> {
+    if (ctx.actor.kind !== 'operator') throw ordersErrors.orderNotFound(orderId);
+    const order = await findOrder(ctx.db, orderId);
+    if (!order) throw ordersErrors.orderNotFound(orderId);
+    await refundTarget(ctx, order, input);
+    return order;
+  }
+
+  /**
    * An operator's refund of `amountMinor` of an order's value: of one confirmed leg (`stepKey`,
    * that partner's part), or of a completed or failed order (its confirmed legs in proportion to
    * what each can still give back). The legs' money comes back into the order's escrow as a
@@ -1398,30 +1447,38 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * Each partner whose earnings go back gets a `work_order.refunded` event: what of its own share
    * it gives back, and what of that it now owes (its payable being short).
    *
+   * Unless a second operator `approved` it (a refund request), what the order is given back by
+   * hand alone, this refund included, may not exceed the threshold set for its currency.
+   *
    * @throws DomainError `orders.order_not_found`, `orders.leg_not_found`, `orders.refund_not_allowed`,
-   *   `orders.currency_mismatch`, `settlement.refund_exceeds_order`, `settlement.refund_exceeds_leg`,
-   *   `settlement.refund_exceeds_after_chargebacks`
+   *   `orders.currency_mismatch`, `orders.refund_needs_approval`, `settlement.refund_exceeds_order`,
+   *   `settlement.refund_exceeds_leg`, `settlement.refund_exceeds_after_chargebacks`
    */
   async function refundByHand(
     ctx: Context,
     orderId: OrderId,
-    input: { amountMinor: bigint; currency: string; stepKey: string | null; reason: string },
+    input: RefundByHand,
+    options: { approved?: boolean } = {},
   ): Promise<OrderView & { customerMinor: bigint; subsidyMinor: bigint }> {
     requireTransaction(ctx.db);
     if (ctx.actor.kind !== 'operator') throw ordersErrors.orderNotFound(orderId);
     const order = await findOrder(ctx.db, orderId, { lock: true });
     if (!order) throw ordersErrors.orderNotFound(orderId);
-    if (input.currency !== order.currency)
-      throw ordersErrors.currencyMismatch(orderId, order.currency, input.currency);
-    let legRef: string | undefined;
-    if (input.stepKey !== null) {
-      const leg = (await orderLegs(ctx.db, orderId)).find((candidate) => candidate.stepKey === input.stepKey);
-      if (!leg) throw ordersErrors.legNotFound(orderId, input.stepKey);
-      if (leg.status !== 'done' || !leg.workOrderId)
-        throw ordersErrors.refundNotAllowed(orderId, leg.status, input.stepKey);
-      legRef = leg.workOrderId;
-    } else if (order.status !== 'completed' && order.status !== 'failed') {
-      throw ordersErrors.refundNotAllowed(orderId, order.status, null);
+    const legRef = await refundTarget(ctx, order, input);
+    if (!options.approved) {
+      // Four eyes above the currency's threshold, counting what the order was given back alone
+      // before: refunds of one order take turns on its row, so two cannot both slip under it.
+      const threshold = await refundThreshold(ctx.db, order.currency);
+      if (threshold && order.refundedAloneMinor + input.amountMinor > threshold.approvalAboveMinor)
+        throw ordersErrors.refundNeedsApproval(
+          orderId,
+          order.currency,
+          threshold.approvalAboveMinor,
+          order.refundedAloneMinor,
+        );
+      await updateOrder(ctx.db, orderId, {
+        refunded_alone_minor: order.refundedAloneMinor + input.amountMinor,
+      });
     }
     const baton = asBaton(ctx);
     const confirmed = (await workOrdersOf(ctx.db, orderId)).filter(
@@ -1771,6 +1828,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     partnerAction,
     customerAction,
     refundByHand,
+    checkRefundByHand,
 
     /** Whether `ref` names an order of Baton's (whoever asks). */
     async keepsOrder(ctx: Context, ref: string): Promise<boolean> {

@@ -1,4 +1,12 @@
-import { conflict, type FieldError, notFound, unprocessable } from '../../kernel/errors.js';
+import {
+  conflict,
+  DomainError,
+  type FieldError,
+  forbidden,
+  notFound,
+  unprocessable,
+} from '../../kernel/errors.js';
+import { formatAmount, parseCurrency } from '../../kernel/money.js';
 import type { WorkOrderStatus } from './domain/work-order.js';
 
 /** Why a step of a quote could not be planned. */
@@ -120,4 +128,31 @@ export const ordersErrors = {
     unprocessable('orders.currency_mismatch', `Order ${orderId} is in ${currency}, not ${given}.`, {
       errors: [{ path: '/amount/currency', rule: 'currency', message: `must be ${currency}` }],
     }),
+  /**
+   * Four eyes: what one operator alone gives back of an order by hand stays at or below the
+   * threshold of its currency; above it, the refund is a request another operator decides.
+   */
+  refundNeedsApproval: (
+    orderId: string,
+    currency: string,
+    approvalAboveMinor: bigint,
+    refundedAloneMinor: bigint,
+  ) => {
+    const money = (minor: bigint) => ({ amount: formatAmount(minor, parseCurrency(currency)), currency });
+    const above = money(approvalAboveMinor);
+    return new DomainError(
+      'forbidden',
+      'orders.refund_needs_approval',
+      `Refunds by hand of order ${orderId} above ${above.amount} ${currency} in all (${money(refundedAloneMinor).amount} given back alone so far) need a second operator: file a refund request (POST /v1/orders/${orderId}/refund-requests).`,
+      { approval_above: above, refunded_alone: money(refundedAloneMinor) },
+    );
+  },
+  refundThresholdNotFound: (currency: string) =>
+    notFound('orders.refund_threshold_not_found', `No refund threshold is set for ${currency}.`),
+  refundRequestNotFound: (id: string) =>
+    notFound('orders.refund_request_not_found', `No refund request ${id}.`),
+  refundRequestDecided: (id: string, status: string) =>
+    conflict('orders.refund_request_decided', `Refund request ${id} is already ${status}.`, { status }),
+  selfApproval: (id: string) =>
+    forbidden('orders.self_approval', `Refund request ${id} is yours: another operator must decide it.`),
 };

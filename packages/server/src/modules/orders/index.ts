@@ -38,6 +38,10 @@ export {
   QuoteJson,
   QuoteLegJson,
   quoteJson,
+  RefundRequestJson,
+  RefundThresholdJson,
+  refundRequestJson,
+  refundThresholdJson,
   WorkOrderJson,
   workOrderJson,
 } from './http/json.js';
@@ -73,3 +77,17 @@ export {
   type WorkOrderMove,
   workOrdersOf,
 } from './store/orders-store.js';
+export {
+  decideRefundRequest,
+  findRefundRequest,
+  insertRefundRequest,
+  listRefundRequests,
+  type RefundRequest,
+  type RefundRequestQuery,
+  type RefundThreshold,
+  refundThreshold,
+  refundThresholds,
+  removeRefundThreshold,
+  saveRefundThreshold,
+} from './store/refund-requests-store.js';
+export { REFUND_REQUEST_STATUSES, type RefundRequestStatus } from './store/tables.js';

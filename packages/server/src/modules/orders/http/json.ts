@@ -3,6 +3,8 @@ import type { Actor } from '../../../kernel/actor.js';
 import { iso, isoOrNull, MoneyJson, moneyJson, timestamp } from '../../../kernel/http/schemas.js';
 import { LEG_STATUSES, ORDER_STATUSES, WORK_ORDER_STATUSES } from '../domain/work-order.js';
 import type { Order, OrderLeg, Quote, QuoteLeg, WorkOrder } from '../store/orders-store.js';
+import type { RefundRequest, RefundThreshold } from '../store/refund-requests-store.js';
+import { REFUND_REQUEST_STATUSES } from '../store/tables.js';
 
 const _Constraints = z.record(z.string(), z.unknown());
 
@@ -363,3 +365,61 @@ export function workOrderJson(workOrder: WorkOrder): z.input<typeof WorkOrderJso
     closed_at: isoOrNull(workOrder.closedAt),
   };
 }
+
+export const RefundThresholdJson = z
+  .object({
+    approval_above: MoneyJson.describe(
+      'What operators may give back of one order by hand alone, in all; a refund beyond it needs a second operator.',
+    ),
+    updated_by: z.string(),
+    updated_at: timestamp,
+  })
+  .meta({ id: 'RefundThreshold' });
+
+export const refundThresholdJson = (threshold: RefundThreshold): z.input<typeof RefundThresholdJson> => ({
+  approval_above: moneyJson(threshold.approvalAboveMinor, threshold.currency),
+  updated_by: threshold.updatedBy,
+  updated_at: iso(threshold.updatedAt),
+});
+
+export const RefundRequestJson = z
+  .object({
+    id: z.string(),
+    order_id: z.string(),
+    step: z
+      .string()
+      .nullable()
+      .describe('The confirmed leg to refund; null: the closed order across its legs.'),
+    amount: MoneyJson,
+    reason: z.string(),
+    status: z.enum(REFUND_REQUEST_STATUSES),
+    requested_by: z.string().describe('The operator user who filed it.'),
+    requested_at: timestamp,
+    decided_by: z.string().nullable().describe('The other operator user who approved or rejected it.'),
+    decided_at: timestamp.nullable(),
+    decision_reason: z.string().nullable().describe('Why it was rejected.'),
+    refunded: MoneyJson.nullable().describe(
+      'Once approved: what the customer got back through the provider.',
+    ),
+    subsidy_returned: MoneyJson.nullable().describe(
+      'Once approved: what went back to the subsidy programme that paid part of the order.',
+    ),
+  })
+  .meta({ id: 'RefundRequest' });
+
+export const refundRequestJson = (request: RefundRequest): z.input<typeof RefundRequestJson> => ({
+  id: request.id,
+  order_id: request.orderId,
+  step: request.stepKey,
+  amount: moneyJson(request.amountMinor, request.currency),
+  reason: request.reason,
+  status: request.status,
+  requested_by: request.requestedBy,
+  requested_at: iso(request.requestedAt),
+  decided_by: request.decidedBy,
+  decided_at: isoOrNull(request.decidedAt),
+  decision_reason: request.decisionReason,
+  refunded: request.refundedMinor === null ? null : moneyJson(request.refundedMinor, request.currency),
+  subsidy_returned:
+    request.subsidyReturnedMinor === null ? null : moneyJson(request.subsidyReturnedMinor, request.currency),
+});

@@ -192,5 +192,43 @@ export const ordersMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    '0005_refund_approvals': {
+      async up(db: Kysely<unknown>) {
+        // Four eyes on refunds by hand: above a threshold per currency (counting what one order
+        // was already given back by hand alone), a refund is a request another operator decides.
+        await sql`
+          alter table orders add column refunded_alone_minor int8 not null default 0
+            check (refunded_alone_minor >= 0);
+          create table refund_thresholds (
+            currency text primary key,
+            approval_above_minor int8 not null check (approval_above_minor >= 0),
+            updated_by text not null,
+            updated_at timestamptz not null
+          );
+          create table refund_requests (
+            id text primary key,
+            order_id text not null references orders (id),
+            step_key text,
+            amount_minor int8 not null check (amount_minor > 0),
+            currency text not null,
+            reason text not null,
+            status text not null check (status in ('pending', 'approved', 'rejected')),
+            requested_by text not null,
+            requested_at timestamptz not null,
+            decided_by text,
+            decided_at timestamptz,
+            decision_reason text,
+            refunded_minor int8 check (refunded_minor >= 0),
+            subsidy_returned_minor int8 check (subsidy_returned_minor >= 0),
+            check ((status = 'pending') = (decided_by is null and decided_at is null)),
+            check ((status = 'approved') = (refunded_minor is not null and subsidy_returned_minor is not null)),
+            -- Four eyes, kept by the database too: who filed a request may withdraw it, not approve it.
+            check (status <> 'approved' or decided_by <> requested_by)
+          );
+          create index refund_requests_pending on refund_requests (id) where status = 'pending';
+          create index refund_requests_order on refund_requests (order_id, id);
+        `.execute(db);
+      },
+    },
   },
 };

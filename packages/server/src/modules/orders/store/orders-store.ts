@@ -106,6 +106,8 @@ export interface Order {
   readonly refundedMinor: bigint;
   /** Of the refunds, the subsidy's part, back in its programme's budget. */
   readonly subsidyReturnedMinor: bigint;
+  /** Of the refunds, what operators gave back by hand without a second operator's approval. */
+  readonly refundedAloneMinor: bigint;
   readonly refunds: number;
   readonly failureCode: string | null;
   readonly failureDetail: string | null;
@@ -245,6 +247,7 @@ const toOrder = (row: Selectable<OrdersTable>): Order => ({
   paymentId: row.payment_id,
   refundedMinor: row.refunded_minor,
   subsidyReturnedMinor: row.subsidy_returned_minor,
+  refundedAloneMinor: row.refunded_alone_minor,
   refunds: row.refunds,
   failureCode: row.failure_code,
   failureDetail: row.failure_detail,
@@ -393,6 +396,7 @@ const ORDER_COLUMNS = columnsOf<OrdersTable>({
   payment_id: true,
   refunded_minor: true,
   subsidy_returned_minor: true,
+  refunded_alone_minor: true,
   refunds: true,
   failure_code: true,
   failure_detail: true,

@@ -8,6 +8,8 @@ declare module '../../../kernel/database/tables.js' {
     orders: OrdersTable;
     order_legs: OrderLegsTable;
     work_orders: WorkOrdersTable;
+    refund_thresholds: RefundThresholdsTable;
+    refund_requests: RefundRequestsTable;
   }
 }
 
@@ -102,6 +104,8 @@ export interface OrdersTable {
   refunded_minor: bigint;
   /** Of the refunds, what went back to the subsidy programme's budget. */
   subsidy_returned_minor: ColumnType<bigint, bigint | undefined, bigint>;
+  /** Of the refunds, what operators gave back by hand without a second operator's approval. */
+  refunded_alone_minor: ColumnType<bigint, bigint | undefined, bigint>;
   refunds: number;
   failure_code: string | null;
   failure_detail: string | null;
@@ -165,4 +169,34 @@ export interface WorkOrdersTable {
   delivered_at: Date | null;
   closed_at: Date | null;
   updated_at: Date;
+}
+
+/** Above what amount, per currency, a refund by hand needs a second operator's approval. */
+export interface RefundThresholdsTable {
+  currency: string;
+  approval_above_minor: bigint;
+  updated_by: string;
+  updated_at: Date;
+}
+
+export const REFUND_REQUEST_STATUSES = ['pending', 'approved', 'rejected'] as const;
+export type RefundRequestStatus = (typeof REFUND_REQUEST_STATUSES)[number];
+
+/** A refund by hand that waits for, or got, a second operator's decision. */
+export interface RefundRequestsTable {
+  id: string;
+  order_id: string;
+  step_key: string | null;
+  amount_minor: bigint;
+  currency: string;
+  reason: string;
+  status: RefundRequestStatus;
+  requested_by: string;
+  requested_at: Date;
+  decided_by: string | null;
+  decided_at: Date | null;
+  decision_reason: string | null;
+  /** Once approved: what the customer got back, and what went back to a subsidy programme. */
+  refunded_minor: bigint | null;
+  subsidy_returned_minor: bigint | null;
 }

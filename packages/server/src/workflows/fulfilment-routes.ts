@@ -222,6 +222,9 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
         'paid part of the order gets back its own (`subsidy_returned`), in the proportions the order was paid in. ' +
         'Each partner whose earnings go back is told by a `work_order.refunded` event, seen by that partner only: ' +
         'what of its own share it gives back, and what of that it now owes when its payable is short. ' +
+        'Above the threshold of the order’s currency (`PUT /v1/refund-thresholds/{currency}`), counting what the order ' +
+        'was given back by hand alone before, a refund needs a second operator: `403 orders.refund_needs_approval`, ' +
+        'and it is filed with `POST /v1/orders/{order_id}/refund-requests` instead. ' +
         'Errors: `409 orders.refund_not_allowed` (the order still running without `step`, or the leg not confirmed), ' +
         '`422 orders.currency_mismatch`, `422 settlement.refund_exceeds_order`, `422 settlement.refund_exceeds_leg`, ' +
         '`409 settlement.refund_exceeds_after_chargebacks`.',

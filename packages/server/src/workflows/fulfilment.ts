@@ -87,7 +87,14 @@ import {
 } from '../modules/orders/index.js';
 import type { ParticipantsService } from '../modules/participants/index.js';
 import { type Payment, type PaymentsService, RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
-import { escrowOf, reclaimReleasedLegs, refundOrder, releaseLeg, type SettlementDeps } from './settlement.js';
+import {
+  escrowOf,
+  reclaimReleasedLegs,
+  refundOrder,
+  releaseLeg,
+  type SettlementDeps,
+  settlementErrors,
+} from './settlement.js';
 import { PROVIDER_REFUND_JOB, type ProviderRefundJob } from './settlement-routes.js';
 
 /*
@@ -1401,13 +1408,15 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * What a refund by hand of an order would take back: one confirmed leg's work order (by
    * `stepKey`), or, without it, the order's confirmed legs once it has closed.
    *
-   * @throws DomainError `orders.currency_mismatch`, `orders.leg_not_found`, `orders.refund_not_allowed`
+   * @throws DomainError `settlement.amount_invalid`, `orders.currency_mismatch`, `orders.leg_not_found`,
+   *   `orders.refund_not_allowed`
    */
   async function refundTarget(
     ctx: Context,
     order: Order,
-    input: Pick<RefundByHand, 'currency' | 'stepKey'>,
+    input: Pick<RefundByHand, 'amountMinor' | 'currency' | 'stepKey'>,
   ): Promise<WorkOrderId | undefined> {
+    if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
     if (input.currency !== order.currency)
       throw ordersErrors.currencyMismatch(order.id, order.currency, input.currency);
     if (input.stepKey === null) {

@@ -57,7 +57,8 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
         'From now on, a refund by hand (`POST /v1/orders/{order_id}/refunds`) that would take what one order was ' +
         'given back by hand alone above `approval_above` is refused with `403 orders.refund_needs_approval`; it is ' +
         'filed as a refund request instead, which another operator approves. `0.00` puts every refund by hand in ' +
-        'the currency before a second operator.',
+        'the currency before a second operator. Errors: `400 orders.refund_threshold_negative`, ' +
+        '`400 money.unknown_currency`, `400 money.too_many_decimals`.',
       tags: TAGS,
       access: { operator: ['admin'] },
       audit: { action: 'order.refund_threshold.set', targetParam: 'currency' },
@@ -95,8 +96,9 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
       description:
         'A refund by hand, as `POST /v1/orders/{order_id}/refunds` takes it, filed for a second operator to ' +
         'approve: needed above the currency’s threshold, allowed below it. It is checked against the order as it ' +
-        'stands (`409 orders.refund_not_allowed`, `422 orders.currency_mismatch`); the amount is checked when it is ' +
-        'approved. Nothing moves until then. Announced to operators by a `refund_request.created` event.',
+        'stands (`422 settlement.amount_invalid`, `409 orders.refund_not_allowed`, `422 orders.currency_mismatch`, ' +
+        '`404 orders.leg_not_found`); the amount is checked against what the order can give back when the request ' +
+        'is approved. Nothing moves until then. Announced to operators by a `refund_request.created` event.',
       tags: TAGS,
       access: MONEY_MOVERS,
       audit: { action: 'order.refund_request.create', targetParam: 'order_id' },

@@ -75,6 +75,7 @@ describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
     ).toEqual([]);
     expectProblem(await setThreshold('20.00', alice), 403, 'auth.role_not_allowed');
     expectProblem(await setThreshold('20.001'), 400, 'money.too_many_decimals');
+    expectProblem(await setThreshold('-1.00'), 400, 'orders.refund_threshold_negative');
     expectProblem(
       await app.request('PUT', '/v1/refund-thresholds/XXX', { body: { approval_above: '1.00' } }),
       400,
@@ -118,9 +119,26 @@ describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
     });
     expect(await books()).toEqual(before);
     expect(await refunded(order.id)).toBe('20.00');
-    // The refused attempt is audited as such.
+    // Nothing, or less than nothing, is no refund, threshold or not.
+    for (const amount of ['0.00', '-5.00']) {
+      expectProblem(
+        await refundBy(alice, order.id, { amount: eur(amount), step: 'darning', reason: 'Nothing' }),
+        422,
+        'settlement.amount_invalid',
+      );
+      expectProblem(
+        await fileRequest(alice, order.id, { amount: eur(amount), reason: 'Nothing' }),
+        422,
+        'settlement.amount_invalid',
+      );
+    }
+    expect(await books()).toEqual(before);
+    expect(await refunded(order.id)).toBe('20.00');
+    // Every attempt is audited, the refused ones as such.
     expect((await auditOf('order.refund', order.id)).map((record) => record.outcome).sort()).toEqual([
       'denied',
+      'failed',
+      'failed',
       'succeeded',
       'succeeded',
     ]);

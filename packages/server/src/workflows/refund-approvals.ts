@@ -63,9 +63,14 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
   return {
     thresholds: (ctx: Context): Promise<RefundThreshold[]> => refundThresholds(ctx.db),
 
-    /** Sets what operators may give back of one order by hand alone, in a currency. */
+    /**
+     * Sets what operators may give back of one order by hand alone, in a currency.
+     *
+     * @throws DomainError `orders.refund_threshold_negative`
+     */
     async setThreshold(ctx: Context, currency: string, approvalAboveMinor: bigint): Promise<RefundThreshold> {
       requireTransaction(ctx.db);
+      if (approvalAboveMinor < 0n) throw ordersErrors.refundThresholdNegative();
       const by = operatorOf(ctx, () => new Error('only operators set refund thresholds'));
       const threshold = await saveRefundThreshold(ctx.db, {
         currency,

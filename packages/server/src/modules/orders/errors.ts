@@ -3,6 +3,7 @@ import {
   DomainError,
   type FieldError,
   forbidden,
+  invalid,
   notFound,
   unprocessable,
 } from '../../kernel/errors.js';
@@ -147,6 +148,10 @@ export const ordersErrors = {
       { approval_above: above, refunded_alone: money(refundedAloneMinor) },
     );
   },
+  refundThresholdNegative: () =>
+    invalid('orders.refund_threshold_negative', 'A refund threshold is an amount of zero or more.', {
+      errors: [{ path: '/approval_above', rule: 'minimum', message: 'must not be negative' }],
+    }),
   refundThresholdNotFound: (currency: string) =>
     notFound('orders.refund_threshold_not_found', `No refund threshold is set for ${currency}.`),
   refundRequestNotFound: (id: string) =>

@@ -16,7 +16,7 @@ export {
   SETTABLE_OFFER_STATUSES,
   type SettableOfferStatus,
 } from './domain/offer.js';
-export { OfferJson, offerJson, ReservationJson, reservationJson } from './http/json.js';
+export { OfferJson, offerJson, ReservationJson, reservationJson, seesPartnerPrices } from './http/json.js';
 export { catalogRoutes } from './http/routes.js';
 export { catalogJobs } from './jobs.js';
 export {

@@ -427,6 +427,20 @@ describe('offers through the HTTP API', async () => {
       expect(ok<OfferBody>(await app.request('GET', `/v1/offers/${active.id}`)).status).toBe('active');
     });
 
+    it('shows customers no partner’s price, and everyone else the price', async () => {
+      const priceFor = async (key?: string) =>
+        ok<OfferBody>(await app.request('GET', `/v1/offers/${active.id}`, key ? { key } : {})).unit_price;
+      const expected = { amount: active.unit_price?.amount, currency: 'EUR' };
+      expect(await priceFor()).toEqual(expected);
+      expect(await priceFor(partnerA.key)).toEqual(expected);
+      expect(await priceFor(partnerB.key)).toEqual(expected);
+      expect(await priceFor(customer)).toBeNull();
+      const found = ok<Page<OfferBody>>(
+        await app.request('GET', `/v1/offers?region=apac&partner_id=${partnerA.id}`, { key: customer }),
+      ).data;
+      expect(found.map((offer) => [offer.id, offer.unit_price])).toEqual([[active.id, null]]);
+    });
+
     it('searches only active offers for customers, active and own offers for partners, all for operators', async () => {
       expect(await search(customer, 'region=apac')).toEqual([active.id, bActive.id]);
       expect(await search(partnerB.key, 'region=apac')).toEqual([active.id, bActive.id, bDraft.id]);

@@ -432,7 +432,7 @@ describe('matching through the HTTP API', async () => {
       'new_entrant_boost',
     ]);
     // The capped partner's score is untouched: it is moved down, not penalised.
-    expect(answer.data[1]!.score).toBeGreaterThan(answer.data[0]!.score);
+    expect(answer.data[1]!.score).toBeGreaterThan(answer.data[0]!.score as number);
 
     // Each allocation holds capacity, is audited once, and is announced to the partner.
     const allocation = ok<AllocationBody>(
@@ -845,7 +845,21 @@ describe('matching through the HTTP API', async () => {
     };
     const carol = await signUp();
     const dave = await signUp();
-    expect(offerIds(await match('hemming', {}, carol.api_key.secret))).toEqual([theirOffer, myOffer]);
+    const carols = await match('hemming', {}, carol.api_key.secret);
+    expect(offerIds(carols)).toEqual([theirOffer, myOffer]);
+    // Partners' prices are not the customer's to see: neither the price, nor the price criterion,
+    // nor the score that would tell its contribution. The operator sees all three.
+    for (const result of carols.data) {
+      expect(result.unit_price).toBeNull();
+      expect(result.score).toBeNull();
+      expect(result.breakdown.criteria.map((part) => part.criterion)).not.toContain('price');
+      expect(result.breakdown.criteria.length).toBeGreaterThan(0);
+    }
+    const operators = await match('hemming', {});
+    expect(offerIds(operators)).toEqual([theirOffer, myOffer]);
+    expect(operators.data[0]?.unit_price).not.toBeNull();
+    expect(operators.data[0]?.score).toEqual(expect.any(Number));
+    expect(operators.data[0]?.breakdown.criteria.map((part) => part.criterion)).toContain('price');
     expect(
       offerIds(await match('hemming', { customer_id: carol.customer.id }, carol.api_key.secret)),
     ).toHaveLength(2);

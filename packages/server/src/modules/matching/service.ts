@@ -462,7 +462,9 @@ export function createMatchingService(deps: MatchingDeps) {
         reference: allocation.reference,
         allocated_at: allocation.allocatedAt.toISOString(),
       },
-      audience: [allocation.partnerId, ...(allocation.customerId ? [allocation.customerId] : [])],
+      // The partner's, not the customer's: the offer it names would tell the customer the
+      // partner's price, which customers see only in what they buy.
+      audience: [allocation.partnerId],
     });
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Actor } from '../../../kernel/actor.js';
 import { FieldErrorJson } from '../../../kernel/http/problem.js';
 import { iso, isoOrNull, timestamp } from '../../../kernel/http/schemas.js';
 import { formatAmount } from '../../../kernel/money.js';
@@ -23,7 +24,10 @@ export const OfferJson = z
       .describe('The capability version the offer was last checked against.'),
     external_ref: z.string().nullable().describe("The partner's own reference; bulk imports update by it."),
     attributes: z.record(z.string(), z.unknown()),
-    unit_price: PriceJson,
+    unit_price: PriceJson.nullable().describe(
+      'Null for customers: a partner’s price is what the operator pays it, and customers see prices only in what ' +
+        'they buy (quotes and orders).',
+    ),
     min_quantity: z.number().int(),
     max_quantity: z.number().int(),
     lead_time_hours: z.number().int(),
@@ -54,8 +58,14 @@ export const ReservationJson = z
   })
   .meta({ id: 'Reservation' });
 
-/** An offer in the API's form; also the `offer` of the offer events. */
-export const offerJson = (offer: Offer): z.input<typeof OfferJson> => ({
+/** Whether a reader sees partners' prices: everyone but customers (see `OfferJson.unit_price`). */
+export const seesPartnerPrices = (reader: Actor): boolean => reader.kind !== 'customer';
+
+/**
+ * An offer in the API's form, as `reader` may see it (without the price for a customer); also
+ * the `offer` of the offer events, which only its partner and operators read.
+ */
+export const offerJson = (offer: Offer, reader: Actor | null = null): z.input<typeof OfferJson> => ({
   id: offer.id,
   object: 'offer',
   partner_id: offer.partnerId,
@@ -63,10 +73,13 @@ export const offerJson = (offer: Offer): z.input<typeof OfferJson> => ({
   capability_version: offer.capabilityVersion,
   external_ref: offer.externalRef,
   attributes: offer.attributes,
-  unit_price: {
-    amount: formatAmount(offer.unitPrice.amountMinor, offer.unitPrice.currency),
-    currency: offer.unitPrice.currency,
-  },
+  unit_price:
+    reader && !seesPartnerPrices(reader)
+      ? null
+      : {
+          amount: formatAmount(offer.unitPrice.amountMinor, offer.unitPrice.currency),
+          currency: offer.unitPrice.currency,
+        },
   // Quantities are bounded by QUANTITY_MAX, so they are exact as JSON numbers.
   min_quantity: Number(offer.minQuantity),
   max_quantity: Number(offer.maxQuantity),

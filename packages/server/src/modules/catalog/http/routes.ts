@@ -176,7 +176,7 @@ export function catalogRoutes(catalog: CatalogService): Route[] {
       status: 201,
       response: OfferJson,
       handler: async (ctx, { params, body }) =>
-        offerJson(await catalog.createOffer(ctx, params.partner_id, toInput(body))),
+        offerJson(await catalog.createOffer(ctx, params.partner_id, toInput(body)), ctx.actor),
     }),
     defineRoute({
       method: 'POST',
@@ -240,7 +240,9 @@ export function catalogRoutes(catalog: CatalogService): Route[] {
       query: z.strictObject(offerQuery),
       response: page(OfferJson),
       handler: async (ctx, { params, query }) =>
-        toPage(await catalog.listPartnerOffers(ctx, params.partner_id, query), offerJson),
+        toPage(await catalog.listPartnerOffers(ctx, params.partner_id, query), (offer) =>
+          offerJson(offer, ctx.actor),
+        ),
     }),
     defineRoute({
       method: 'GET',
@@ -248,13 +250,15 @@ export function catalogRoutes(catalog: CatalogService): Route[] {
       summary: 'Search offers',
       description:
         'By capability, region, status and partner, oldest first. Operators see every offer; partners see the ' +
-        'active offers and their own; customers the active offers.',
+        'active offers and their own; customers the active offers, without their prices.',
       tags: OFFERS,
       access: { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES, customer: true },
       query: z.strictObject({ ...offerQuery, partner_id: idSchema('ptn').optional() }),
       response: page(OfferJson),
       handler: async (ctx, { query }) =>
-        toPage(await catalog.listOffers(ctx, { ...query, partnerId: query.partner_id }), offerJson),
+        toPage(await catalog.listOffers(ctx, { ...query, partnerId: query.partner_id }), (offer) =>
+          offerJson(offer, ctx.actor),
+        ),
     }),
     defineRoute({
       method: 'GET',
@@ -265,7 +269,7 @@ export function catalogRoutes(catalog: CatalogService): Route[] {
       access: { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES, customer: true },
       params: offerIdParams,
       response: OfferJson,
-      handler: async (ctx, { params }) => offerJson(await catalog.getOffer(ctx, params.offer_id)),
+      handler: async (ctx, { params }) => offerJson(await catalog.getOffer(ctx, params.offer_id), ctx.actor),
     }),
     defineRoute({
       method: 'PATCH',
@@ -281,7 +285,7 @@ export function catalogRoutes(catalog: CatalogService): Route[] {
       body: OfferPatch,
       response: OfferJson,
       handler: async (ctx, { params, body }) =>
-        offerJson(await catalog.updateOffer(ctx, params.offer_id, toChanges(body))),
+        offerJson(await catalog.updateOffer(ctx, params.offer_id, toChanges(body)), ctx.actor),
     }),
     defineRoute({
       method: 'POST',
@@ -296,7 +300,7 @@ export function catalogRoutes(catalog: CatalogService): Route[] {
       body: z.strictObject({ status: z.enum(SETTABLE_OFFER_STATUSES) }),
       response: OfferJson,
       handler: async (ctx, { params, body }) =>
-        offerJson(await catalog.setOfferStatus(ctx, params.offer_id, body.status)),
+        offerJson(await catalog.setOfferStatus(ctx, params.offer_id, body.status), ctx.actor),
     }),
 
     defineRoute({

@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import type { Actor } from '../../../kernel/actor.js';
 import { iso, isoOrNull, timestamp } from '../../../kernel/http/schemas.js';
 import { type Currency, formatAmount } from '../../../kernel/money.js';
-import { ReservationJson, reservationJson } from '../../catalog/index.js';
+import { ReservationJson, reservationJson, seesPartnerPrices } from '../../catalog/index.js';
 import type { Adjustment, ExplainRow, MatchResult } from '../domain/offer-index.js';
 import { type AllocationOutcome, type DefaultSettings, settingsJson } from '../service.js';
 import type { StoredSettings } from '../store/matching-store.js';
@@ -57,13 +58,21 @@ export const MatchResultJson = z
     rank: z.number().int().describe('1 for the best.'),
     offer_id: z.string(),
     partner_id: z.string(),
-    unit_price: MoneyJson,
+    unit_price: MoneyJson.nullable().describe(
+      'Null for customers, who see partners’ prices only in what they buy (quotes and orders).',
+    ),
     lead_time_hours: z.number(),
     start_by: timestamp.describe(
       'When the work must start to be done by `needed_by`: capacity is counted in the period containing it.',
     ),
     free_capacity: z.number().int().describe('Units free in that capacity period.'),
-    score: z.number().describe('The sum of the contributions and of the score deltas.'),
+    score: z
+      .number()
+      .nullable()
+      .describe(
+        'The sum of the contributions and of the score deltas; null for customers, to whom the price criterion ' +
+          'is not shown (the score would tell its contribution).',
+      ),
     breakdown: z.object({
       strategy: z.string().describe('The ranking strategy that scored the criteria.'),
       criteria: z.array(CriterionJson),
@@ -182,26 +191,36 @@ export const SettingsJson = z
   })
   .meta({ id: 'MatchingSettings' });
 
-export function matchResultJson(result: MatchResult): z.input<typeof MatchResultJson> {
+/**
+ * A ranked offer, as `reader` may see it: a customer sees neither its price nor the price
+ * criterion and score, from which the price's contribution would follow (see `OfferJson`).
+ */
+export function matchResultJson(
+  result: MatchResult,
+  reader: Actor | null = null,
+): z.input<typeof MatchResultJson> {
   const currency = result.currency as Currency;
+  const prices = reader === null || seesPartnerPrices(reader);
   return {
     rank: result.rank,
     offer_id: result.offerId,
     partner_id: result.partnerId,
-    unit_price: { amount: formatAmount(BigInt(result.unitPriceMinor), currency), currency },
+    unit_price: prices ? { amount: formatAmount(BigInt(result.unitPriceMinor), currency), currency } : null,
     lead_time_hours: result.leadTimeHours,
     start_by: iso(new Date(result.startMs)),
     free_capacity: result.freeCapacity,
-    score: result.score,
+    score: prices ? result.score : null,
     breakdown: {
       strategy: result.breakdown.strategy,
-      criteria: result.breakdown.criteria.map((part) => ({
-        criterion: part.criterion,
-        value: part.criterion === 'price' ? formatAmount(BigInt(part.raw), currency) : part.raw,
-        normalized: part.normalized,
-        weight: part.weight,
-        contribution: part.contribution,
-      })),
+      criteria: result.breakdown.criteria
+        .filter((part) => prices || part.criterion !== 'price')
+        .map((part) => ({
+          criterion: part.criterion,
+          value: part.criterion === 'price' ? formatAmount(BigInt(part.raw), currency) : part.raw,
+          normalized: part.normalized,
+          weight: part.weight,
+          contribution: part.contribution,
+        })),
       adjustments: result.breakdown.adjustments.map(adjustmentJson),
     },
   };

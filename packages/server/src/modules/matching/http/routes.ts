@@ -171,7 +171,7 @@ export function matchingRoutes(matching: MatchingService): Route[] {
           quantity: body.quantity,
           needed_by: iso(neededBy),
           candidates: answer.candidates,
-          data: answer.results.map(matchResultJson),
+          data: answer.results.map((result) => matchResultJson(result, ctx.actor)),
         };
       },
     }),

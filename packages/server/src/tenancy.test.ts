@@ -788,27 +788,32 @@ describe('object-level access (A1)', async () => {
     201,
   );
   await app.baton.services.matching.sync();
-  const quoteA = ok(
-    await app.request<{ id: string }>('POST', '/v1/quotes', {
-      key: customerA.key,
-      body: {
-        offering: 'supplier',
-        quantity: 1,
-        region: 'eu-west',
-        deadline: new Date(app.clock.now().getTime() + 3 * 86_400_000).toISOString(),
-      },
-    }),
-    201,
-  );
-  const orderA = ok(
-    await app.request<{ id: string }>('POST', '/v1/orders', {
-      key: customerA.key,
-      body: { quote_id: quoteA.id, payment_method: 'pm_card_ok' },
-      headers: { 'idempotency-key': 'tenancy-order-a' },
-    }),
-    201,
-  );
-  await app.baton.jobs.runQueued(RESUME_PAYMENT_JOB);
+  /** Customer A's quote of one `supplier`, ordered and paid. */
+  async function paidOrderOfA(idempotencyKey: string) {
+    const quote = ok(
+      await app.request<{ id: string }>('POST', '/v1/quotes', {
+        key: customerA.key,
+        body: {
+          offering: 'supplier',
+          quantity: 1,
+          region: 'eu-west',
+          deadline: new Date(app.clock.now().getTime() + 3 * 86_400_000).toISOString(),
+        },
+      }),
+      201,
+    );
+    const order = ok(
+      await app.request<{ id: string }>('POST', '/v1/orders', {
+        key: customerA.key,
+        body: { quote_id: quote.id, payment_method: 'pm_card_ok' },
+        headers: { 'idempotency-key': idempotencyKey },
+      }),
+      201,
+    );
+    await app.baton.jobs.runQueued(RESUME_PAYMENT_JOB);
+    return { quote, order };
+  }
+  const { quote: quoteA, order: orderA } = await paidOrderOfA('tenancy-order-a');
   const workOrderA = ok(
     await app.request<{ data: { id: string; status: string }[] }>(
       'GET',
@@ -818,27 +823,7 @@ describe('object-level access (A1)', async () => {
   ).data[0] as { id: string; status: string };
   expect(workOrderA.status).toBe('offered');
   // A second order of customer A, done and confirmed, of which a refund by hand waits for approval.
-  const doneQuoteA = ok(
-    await app.request<{ id: string }>('POST', '/v1/quotes', {
-      key: customerA.key,
-      body: {
-        offering: 'supplier',
-        quantity: 1,
-        region: 'eu-west',
-        deadline: new Date(app.clock.now().getTime() + 3 * 86_400_000).toISOString(),
-      },
-    }),
-    201,
-  );
-  const doneOrderA = ok(
-    await app.request<{ id: string }>('POST', '/v1/orders', {
-      key: customerA.key,
-      body: { quote_id: doneQuoteA.id, payment_method: 'pm_card_ok' },
-      headers: { 'idempotency-key': 'tenancy-order-a-done' },
-    }),
-    201,
-  );
-  await app.baton.jobs.runQueued(RESUME_PAYMENT_JOB);
+  const { order: doneOrderA } = await paidOrderOfA('tenancy-order-a-done');
   const doneWorkOrderA = ok(
     await app.request<{ data: { id: string }[] }>('GET', `/v1/work-orders?order_id=${doneOrderA.id}`, {
       key: partnerCKey,

@@ -29,16 +29,17 @@ function operatorOf(ctx: Context, notFound: () => Error): UserId {
 /**
  * Four eyes on refunds by hand. Above a threshold per currency (what one order is given back by
  * hand alone, in all), a refund is filed as a request and made only when another operator
- * approves it; the database refuses a decision by the operator who filed the request too.
+ * approves it; the database, too, refuses an approval by the operator who filed the request.
  */
 export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
   const { fulfilment } = deps;
 
+  /** A request and the operator user asking for it; to anyone else it does not exist. */
   async function requested(ctx: Context, id: string, options: { lock?: boolean } = {}) {
-    operatorOf(ctx, () => ordersErrors.refundRequestNotFound(id));
+    const by = operatorOf(ctx, () => ordersErrors.refundRequestNotFound(id));
     const request = await findRefundRequest(ctx.db, id, options);
     if (!request) throw ordersErrors.refundRequestNotFound(id);
-    return request;
+    return { request, by };
   }
 
   /** A request's event, for operators only: it names the customer's order and the amount. */
@@ -132,7 +133,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
       return request;
     },
 
-    get: (ctx: Context, id: string): Promise<RefundRequest> => requested(ctx, id),
+    get: async (ctx: Context, id: string): Promise<RefundRequest> => (await requested(ctx, id)).request,
 
     list(ctx: Context, query: RefundRequestQuery): Promise<Page<RefundRequest>> {
       operatorOf(ctx, () => new Error('only operators read refund requests'));
@@ -152,8 +153,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
       id: string,
     ): Promise<{ request: RefundRequest } & OrderView & { customerMinor: bigint; subsidyMinor: bigint }> {
       requireTransaction(ctx.db);
-      const request = await requested(ctx, id, { lock: true });
-      const by = operatorOf(ctx, () => ordersErrors.refundRequestNotFound(id));
+      const { request, by } = await requested(ctx, id, { lock: true });
       if (request.status !== 'pending') throw ordersErrors.refundRequestDecided(id, request.status);
       if (request.requestedBy === by) throw ordersErrors.selfApproval(id);
       const refunded = await fulfilment.refundByHand(
@@ -197,8 +197,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
      */
     async reject(ctx: Context, id: string, reason: string): Promise<RefundRequest> {
       requireTransaction(ctx.db);
-      const request = await requested(ctx, id, { lock: true });
-      const by = operatorOf(ctx, () => ordersErrors.refundRequestNotFound(id));
+      const { request, by } = await requested(ctx, id, { lock: true });
       if (request.status !== 'pending') throw ordersErrors.refundRequestDecided(id, request.status);
       const rejected = await decideRefundRequest(ctx.db, request.id, {
         status: 'rejected',

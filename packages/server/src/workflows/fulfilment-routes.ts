@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Actor } from '../kernel/actor.js';
 import { recordAudit } from '../kernel/audit/audit-log.js';
 import { ALL_OPERATOR_ROLES, ALL_PARTNER_ROLES } from '../kernel/http/access.js';
 import { defineRoute, type Route } from '../kernel/http/route.js';
@@ -31,7 +32,7 @@ import {
   workOrderJson,
 } from '../modules/orders/index.js';
 import { PaymentMethodInput } from '../modules/payments/index.js';
-import type { Fulfilment } from './fulfilment.js';
+import type { Fulfilment, OrderView, RefundByHand } from './fulfilment.js';
 
 const QUOTES = ['Quotes'];
 const ORDERS = ['Orders'];
@@ -42,10 +43,45 @@ const READERS = { operator: ALL_OPERATOR_ROLES, customer: true } as const;
 const PARTNERS = { operator: ['admin', 'ops'], partner: ALL_PARTNER_ROLES } as const;
 const WORK_READERS = { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES } as const;
 /** Money moves by hand: the operator's finance staff and administrators. */
-const MONEY_MOVERS = { operator: ['admin', 'finance'] } as const;
+export const MONEY_MOVERS = { operator: ['admin', 'finance'] } as const;
 
 const stepKey = z.string().min(1).max(63);
-const reason = z.string().trim().min(1).max(500);
+export const reason = z.string().trim().min(1).max(500);
+
+/** A refund by hand as a request gives it: made alone, or filed as a refund request. */
+export const RefundByHandBody = z.strictObject({ amount: MoneyInput, step: stepKey.optional(), reason });
+
+export function refundByHandInput(body: z.output<typeof RefundByHandBody>): RefundByHand {
+  const currency = parseCurrency(body.amount.currency);
+  return {
+    amountMinor: parseAmount(body.amount.amount, currency),
+    currency,
+    stepKey: body.step ?? null,
+    reason: body.reason,
+  };
+}
+
+/** What a refund by hand answers once made, alone or on approval. */
+export const RefundMadeJson = z.object({
+  amount: MoneyJson,
+  refunded: MoneyJson.describe('What the customer gets back through the provider.'),
+  subsidy_returned: MoneyJson.describe(
+    'What goes back to the subsidy programme that paid part of the order.',
+  ),
+  order: OrderJson,
+});
+
+export const refundMadeJson = (
+  reader: Actor,
+  amountMinor: bigint,
+  currency: string,
+  made: OrderView & { customerMinor: bigint; subsidyMinor: bigint },
+): z.input<typeof RefundMadeJson> => ({
+  amount: moneyJson(amountMinor, currency),
+  refunded: moneyJson(made.customerMinor, currency),
+  subsidy_returned: moneyJson(made.subsidyMinor, currency),
+  order: orderJson(reader, made.order, made.legs, made.workOrders),
+});
 
 const PARTNER_ACTION_TEXT: Record<PartnerAction, string> = {
   accept:
@@ -234,42 +270,24 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
       idempotencyKey: 'required',
       idempotencyRetentionMs: IDEMPOTENCY_MONEY_OUT_TTL_MS,
       params: z.strictObject({ order_id: idSchema('ord') }),
-      body: z.strictObject({ amount: MoneyInput, step: stepKey.optional(), reason }),
+      body: RefundByHandBody,
       status: 201,
-      response: z.object({
-        amount: MoneyJson,
-        refunded: MoneyJson.describe('What the customer gets back through the provider.'),
-        subsidy_returned: MoneyJson.describe(
-          'What goes back to the subsidy programme that paid part of the order.',
-        ),
-        order: OrderJson,
-      }),
+      response: RefundMadeJson,
       handler: async (ctx, { params, body }) => {
-        const currency = parseCurrency(body.amount.currency);
-        const amountMinor = parseAmount(body.amount.amount, currency);
-        const refunded = await fulfilment.refundByHand(ctx, params.order_id, {
-          amountMinor,
-          currency,
-          stepKey: body.step ?? null,
-          reason: body.reason,
-        });
+        const input = refundByHandInput(body);
+        const refunded = await fulfilment.refundByHand(ctx, params.order_id, input);
         await recordAudit(ctx, {
           action: 'order.refund',
           targetId: params.order_id,
           outcome: 'succeeded',
           details: {
-            amount: amountMinor.toString(),
-            currency,
+            amount: input.amountMinor.toString(),
+            currency: input.currency,
             ...(body.step !== undefined ? { step: body.step } : {}),
             reason: body.reason,
           },
         });
-        return {
-          amount: moneyJson(amountMinor, currency),
-          refunded: moneyJson(refunded.customerMinor, currency),
-          subsidy_returned: moneyJson(refunded.subsidyMinor, currency),
-          order: orderJson(ctx.actor, refunded.order, refunded.legs, refunded.workOrders),
-        };
+        return refundMadeJson(ctx.actor, input.amountMinor, input.currency, refunded);
       },
     }),
     defineRoute({

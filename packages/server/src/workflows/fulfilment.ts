@@ -1437,12 +1437,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
    *
    * @throws DomainError `orders.order_not_found`, and as `refundTarget`
    */
-  async function checkRefundByHand(ctx: Context, orderId: OrderId, input: RefundByHand): Promise<Order> {
+  async function checkRefundByHand(ctx: Context, orderId: OrderId, input: RefundByHand): Promise<void> {
     if (ctx.actor.kind !== 'operator') throw ordersErrors.orderNotFound(orderId);
     const order = await findOrder(ctx.db, orderId);
     if (!order) throw ordersErrors.orderNotFound(orderId);
     await refundTarget(ctx, order, input);
-    return order;
   }
 
   /**

@@ -1,34 +1,29 @@
 import { z } from 'zod';
 import { ALL_OPERATOR_ROLES } from '../kernel/http/access.js';
 import { defineRoute, type Route } from '../kernel/http/route.js';
-import {
-  idSchema,
-  MoneyInput,
-  MoneyJson,
-  moneyJson,
-  page,
-  pageQuery,
-  toPage,
-} from '../kernel/http/schemas.js';
+import { idSchema, page, pageQuery, toPage } from '../kernel/http/schemas.js';
 import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../kernel/idempotency/idempotency-store.js';
 import { parseAmount, parseCurrency } from '../kernel/money.js';
 import {
-  OrderJson,
-  orderJson,
   REFUND_REQUEST_STATUSES,
   RefundRequestJson,
   RefundThresholdJson,
   refundRequestJson,
   refundThresholdJson,
 } from '../modules/orders/index.js';
+import {
+  MONEY_MOVERS,
+  RefundByHandBody,
+  RefundMadeJson,
+  reason,
+  refundByHandInput,
+  refundMadeJson,
+} from './fulfilment-routes.js';
 import type { RefundApprovals } from './refund-approvals.js';
 
 const TAGS = ['Orders'];
-/** Money moves by hand: the operator's finance staff and administrators. */
-const MONEY_MOVERS = { operator: ['admin', 'finance'] } as const;
 const OPERATORS = { operator: ALL_OPERATOR_ROLES } as const;
 
-const reason = z.string().trim().min(1).max(500);
 const currencyParams = z.strictObject({
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as "EUR"'),
 });
@@ -105,20 +100,11 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
       idempotencyKey: 'required',
       idempotencyRetentionMs: IDEMPOTENCY_MONEY_OUT_TTL_MS,
       params: z.strictObject({ order_id: idSchema('ord') }),
-      body: z.strictObject({ amount: MoneyInput, step: z.string().min(1).max(63).optional(), reason }),
+      body: RefundByHandBody,
       status: 201,
       response: RefundRequestJson,
-      handler: async (ctx, { params, body }) => {
-        const currency = parseCurrency(body.amount.currency);
-        return refundRequestJson(
-          await approvals.request(ctx, params.order_id, {
-            amountMinor: parseAmount(body.amount.amount, currency),
-            currency,
-            stepKey: body.step ?? null,
-            reason: body.reason,
-          }),
-        );
-      },
+      handler: async (ctx, { params, body }) =>
+        refundRequestJson(await approvals.request(ctx, params.order_id, refundByHandInput(body))),
     }),
     defineRoute({
       method: 'GET',
@@ -172,24 +158,13 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
       idempotencyRetentionMs: IDEMPOTENCY_MONEY_OUT_TTL_MS,
       params: requestParams,
       body: z.strictObject({}),
-      response: z.object({
-        request: RefundRequestJson,
-        amount: MoneyJson,
-        refunded: MoneyJson.describe('What the customer gets back through the provider.'),
-        subsidy_returned: MoneyJson.describe(
-          'What goes back to the subsidy programme that paid part of the order.',
-        ),
-        order: OrderJson,
-      }),
+      response: RefundMadeJson.extend({ request: RefundRequestJson }),
       handler: async (ctx, { params }) => {
         const approved = await approvals.approve(ctx, params.refund_request_id);
         const { request } = approved;
         return {
           request: refundRequestJson(request),
-          amount: moneyJson(request.amountMinor, request.currency),
-          refunded: moneyJson(approved.customerMinor, request.currency),
-          subsidy_returned: moneyJson(approved.subsidyMinor, request.currency),
-          order: orderJson(ctx.actor, approved.order, approved.legs, approved.workOrders),
+          ...refundMadeJson(ctx.actor, request.amountMinor, request.currency, approved),
         };
       },
     }),

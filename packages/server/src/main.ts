@@ -44,8 +44,10 @@ import {
   feesRoutes,
 } from './modules/fees/index.js';
 import {
+  createLedgerApprovals,
   createLedgerService,
   type LedgerService,
+  ledgerApprovalRoutes,
   ledgerJobs,
   ledgerMigrations,
   ledgerRoutes,
@@ -226,6 +228,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const matching = createMatchingService({ db, clock, logger, catalog, standards, participants });
   const offerings = createOfferingsService({ standards });
   const ledger = createLedgerService();
+  const ledgerApprovals = createLedgerApprovals(ledger);
   const fees = createFeesService({ participants, ledger });
   const provider = options.provider ?? createSimulatedProvider({ clock });
   const payouts = createPayoutsService({ ledger, participants, jobs, provider });
@@ -313,7 +316,8 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
       ...catalogRoutes(catalog),
       ...matchingRoutes(matching),
       ...offeringsRoutes(offerings),
-      ...ledgerRoutes(ledger),
+      ...ledgerRoutes(ledger, ledgerApprovals),
+      ...ledgerApprovalRoutes(ledgerApprovals),
       ...feesRoutes(fees),
       ...paymentsRoutes(payments, { jobs }),
       ...payoutsRoutes(payouts),

@@ -75,6 +75,7 @@ const PARAM_VALUES: Readonly<Record<string, () => string>> = {
   step: () => 'no-such-step',
   work_order_id: () => newId('wko'),
   refund_request_id: () => newId('rrq'),
+  posting_request_id: () => newId('lpr'),
   currency: () => 'XTS',
 };
 

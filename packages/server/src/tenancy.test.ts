@@ -221,6 +221,21 @@ const CASES: Readonly<Record<string, Case>> = {
     ...OPERATOR_ONLY,
     body: (n) => ({ idempotency_key: `tenancy-reverse-${n}` }),
   },
+  'PUT /v1/ledger/approval-thresholds/:currency': {
+    ...OPERATOR_ONLY,
+    body: () => ({ approval_above: '1000000.00' }),
+  },
+  'DELETE /v1/ledger/approval-thresholds/:currency': OPERATOR_ONLY,
+  'GET /v1/ledger/posting-requests/:posting_request_id': OPERATOR_ONLY,
+  'POST /v1/ledger/posting-requests/:posting_request_id/approve': {
+    ...OPERATOR_ONLY,
+    body: () => ({}),
+    headers: (n: number) => ({ 'idempotency-key': `tenancy-posting-approve-${n}` }),
+  },
+  'POST /v1/ledger/posting-requests/:posting_request_id/reject': {
+    ...OPERATOR_ONLY,
+    body: () => ({ reason: 'Hijacked.' }),
+  },
   // Fees (cases for the fees module's routes go here).
   'GET /v1/fee-schedule-versions/:fee_version_id': OPERATOR_ONLY,
   'POST /v1/partners/:partner_id/subscriptions': {
@@ -852,6 +867,30 @@ describe('object-level access (A1)', async () => {
     }),
     201,
   );
+  // Money for partner A by hand, waiting for a second operator.
+  ok(await app.request('PUT', '/v1/ledger/approval-thresholds/EUR', { body: { approval_above: '1.00' } }));
+  const postingRequestA = ok(
+    await app.request<{ id: string }>('POST', '/v1/ledger/posting-requests', {
+      body: {
+        action: 'post',
+        reason: 'Goodwill',
+        transaction: {
+          idempotency_key: 'tenancy-posting-request',
+          cause: { kind: 'adjustment', id: 'tenancy-posting-request' },
+          entries: [
+            {
+              account: { purpose: 'operator_adjustments', owner_id: 'platform' },
+              direction: 'debit',
+              amount: { amount: '50.00', currency: 'EUR' },
+            },
+            { account_id: payableA, direction: 'credit', amount: { amount: '50.00', currency: 'EUR' } },
+          ],
+        },
+      },
+      headers: { 'idempotency-key': 'tenancy-posting-request-a' },
+    }),
+    201,
+  );
 
   const attackerKeys: Readonly<Record<Attacker, string>> = {
     'partner owner': partnerB.ownerKey,
@@ -893,6 +932,7 @@ describe('object-level access (A1)', async () => {
       work_order_id: { victims: [workOrderA.id], missing: newId('wko') },
       currency: { victims: ['EUR'], missing: 'XTS' },
       refund_request_id: { victims: [refundRequestA.id], missing: newId('rrq') },
+      posting_request_id: { victims: [postingRequestA.id], missing: newId('lpr') },
     };
 
   const routes = servedRoutes(app.baton.http);

@@ -9,6 +9,7 @@ import type { Context } from '../kernel/context.js';
 import { createBaton, startServer } from '../main.js';
 import { type AccountPurpose, verifyLedger } from '../modules/ledger/index.js';
 import { createTestDatabase, TEST_DATABASE_KIND } from '../testing/test-database.js';
+import { DEMO_POSTING_APPROVAL_ABOVE } from './ecosystem.js';
 import { DemoRefusedError, demoConfig, runDemo } from './index.js';
 
 describe(`the demo ecosystem (${TEST_DATABASE_KIND})`, async () => {
@@ -98,6 +99,17 @@ describe(`the demo ecosystem (${TEST_DATABASE_KIND})`, async () => {
       expect(request.status).toBe('approved');
       expect(request.decided_by).not.toBe(request.requested_by);
     }
+    // Money moved through the ledger by hand beyond the demo's threshold needs a second operator too.
+    const thresholds = await baton.http.inject({
+      method: 'GET',
+      url: '/v1/ledger/approval-thresholds',
+      headers: { authorization: `Bearer ${result.keys.operator}` },
+    });
+    expect((thresholds.json() as { data: { approval_above: { amount: string } }[] }).data).toEqual([
+      expect.objectContaining({
+        approval_above: expect.objectContaining({ amount: DEMO_POSTING_APPROVAL_ABOVE }),
+      }),
+    ]);
   });
 
   it('reports the money as the ledger has it, and every euro captured is accounted for', async () => {

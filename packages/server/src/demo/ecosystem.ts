@@ -8,6 +8,8 @@
 export const DEMO_CURRENCY = 'EUR';
 /** What an operator may give back of one order by hand alone; beyond it, a second operator approves. */
 export const DEMO_REFUND_APPROVAL_ABOVE = '50.00';
+/** What one operator may move through the ledger by hand alone in a day; beyond it, a second operator approves. */
+export const DEMO_POSTING_APPROVAL_ABOVE = '1000.00';
 
 /** Regions in the order they are opened: small demos use the first ones only. */
 export const DEMO_REGIONS = ['eu-west', 'eu-central', 'eu-north', 'eu-south', 'uk'] as const;

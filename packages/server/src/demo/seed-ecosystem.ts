@@ -3,6 +3,7 @@ import type { DemoClient } from './demo-client.js';
 import {
   CERTIFICATIONS,
   DEMO_CURRENCY,
+  DEMO_POSTING_APPROVAL_ABOVE,
   DEMO_REFUND_APPROVAL_ABOVE,
   DEMO_REGIONS,
   FEE_RULES,
@@ -151,6 +152,11 @@ export async function seedEcosystem(options: SeedOptions): Promise<Ecosystem> {
   await client.put(`/v1/refund-thresholds/${DEMO_CURRENCY}`, {
     ...admin,
     body: { approval_above: DEMO_REFUND_APPROVAL_ABOVE },
+  });
+  // So do postings by hand beyond this, per operator and day.
+  await client.put(`/v1/ledger/approval-thresholds/${DEMO_CURRENCY}`, {
+    ...admin,
+    body: { approval_above: DEMO_POSTING_APPROVAL_ABOVE },
   });
   step();
   const programme = await client.post<{ id: string }>('/v1/subsidies/programmes', {

@@ -24,6 +24,7 @@ export const ID_PREFIX = {
   payment: 'pay',
   quote: 'quo',
   paymentOperation: 'pop',
+  postingRequest: 'lpr',
   payout: 'po',
   payoutBatch: 'pob',
   reconciliationReport: 'rec',
@@ -72,6 +73,7 @@ export type SubscriptionId = Id<'sub'>;
 export type SubscriptionChargeId = Id<'sbc'>;
 export type SubscriptionPlanId = Id<'spl'>;
 export type LedgerTransactionId = Id<'txn'>;
+export type PostingRequestId = Id<'lpr'>;
 export type SubsidyApplicationId = Id<'sba'>;
 export type SubsidyProgrammeId = Id<'sbp'>;
 export type UserId = Id<'usr'>;

@@ -1,4 +1,18 @@
-import { conflict, type FieldError, notFound, unprocessable } from '../../kernel/errors.js';
+import {
+  conflict,
+  DomainError,
+  type FieldError,
+  forbidden,
+  invalid,
+  notFound,
+  unprocessable,
+} from '../../kernel/errors.js';
+import { formatAmount, parseCurrency } from '../../kernel/money.js';
+
+const money = (minor: bigint, currency: string) => ({
+  amount: formatAmount(minor, parseCurrency(currency)),
+  currency,
+});
 
 /** The ledger's expected failures, each named after the rule it enforces. */
 export const ledgerErrors = {
@@ -56,6 +70,38 @@ export const ledgerErrors = {
     ),
   statementCursorInvalid: (after: string) =>
     unprocessable('ledger.cursor_invalid', `${after} is not a line of this account's statement.`),
+  /**
+   * Four eyes: what one operator moves by hand alone in a day (UTC) stays at or below the
+   * threshold of its currency; beyond it, the movement is a posting request another operator
+   * approves.
+   */
+  postingNeedsApproval: (
+    currency: string,
+    approvalAboveMinor: bigint,
+    movedAloneMinor: bigint,
+    amountMinor: bigint,
+  ) => {
+    const above = money(approvalAboveMinor, currency);
+    const alone = money(movedAloneMinor, currency);
+    return new DomainError(
+      'forbidden',
+      'ledger.posting_needs_approval',
+      `Moving ${money(amountMinor, currency).amount} ${currency} by hand would take what you moved alone today (UTC) from ${alone.amount} to above ${above.amount} ${currency}: file it as a posting request (POST /v1/ledger/posting-requests) for another operator to approve.`,
+      { currency, approval_above: above, moved_alone_today: alone, amount: money(amountMinor, currency) },
+    );
+  },
+  approvalThresholdNegative: () =>
+    invalid('ledger.approval_threshold_negative', 'An approval threshold is an amount of zero or more.', {
+      errors: [{ path: '/approval_above', rule: 'minimum', message: 'must not be negative' }],
+    }),
+  approvalThresholdNotFound: (currency: string) =>
+    notFound('ledger.approval_threshold_not_found', `No approval threshold is set for ${currency}.`),
+  postingRequestNotFound: (id: string) =>
+    notFound('ledger.posting_request_not_found', `No posting request ${id}.`),
+  postingRequestDecided: (id: string, status: string) =>
+    conflict('ledger.posting_request_decided', `Posting request ${id} is already ${status}.`, { status }),
+  selfApproval: (id: string) =>
+    forbidden('ledger.self_approval', `Posting request ${id} is yours: another operator must decide it.`),
   /** An all-or-nothing batch in which some item failed; nothing was written. */
   batchRejected: (items: readonly { index: number; code: string; message: string }[]) =>
     unprocessable('ledger.batch_rejected', 'Some transactions of the batch were refused; none was written.', {

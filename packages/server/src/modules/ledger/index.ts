@@ -1,5 +1,11 @@
 /** The double-entry ledger: the only module that writes money. */
 export {
+  createLedgerApprovals,
+  type HandMovement,
+  type LedgerApprovals,
+  type PostingRequest,
+} from './approvals.js';
+export {
   ACCOUNT_PURPOSES,
   type AccountPurpose,
   BALANCE_SLOTS,
@@ -10,6 +16,7 @@ export {
 } from './domain/chart.js';
 export { BATCH_MAX, CAUSE_KINDS, type Cause, type CauseKind } from './domain/posting.js';
 export { ledgerErrors } from './errors.js';
+export { ledgerApprovalRoutes } from './http/approval-routes.js';
 export {
   AccountJson,
   accountJson,

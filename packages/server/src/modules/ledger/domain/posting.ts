@@ -54,6 +54,30 @@ export const signedAmount = (entry: Pick<ResolvedEntry, 'direction' | 'amountMin
   entry.direction === 'debit' ? entry.amountMinor : -entry.amountMinor;
 
 /**
+ * What a transaction moves in each currency: the sum of its debits, which equals the sum of its
+ * credits when it balances. Four eyes on postings by hand count this.
+ */
+export function movedPerCurrency(
+  entries: readonly Pick<ResolvedEntry, 'currency' | 'direction' | 'amountMinor'>[],
+): Map<string, bigint> {
+  const moved = new Map<string, bigint>();
+  for (const entry of entries) {
+    if (entry.direction === 'debit')
+      moved.set(entry.currency, (moved.get(entry.currency) ?? 0n) + entry.amountMinor);
+  }
+  return moved;
+}
+
+/** Adds what several transactions move, currency by currency. */
+export function addMoved(
+  totals: Map<string, bigint>,
+  moved: ReadonlyMap<string, bigint>,
+): Map<string, bigint> {
+  for (const [currency, minor] of moved) totals.set(currency, (totals.get(currency) ?? 0n) + minor);
+  return totals;
+}
+
+/**
  * Every rule a transaction must meet before it is written: at least two entries, positive
  * amounts within bounds, and debits equal to credits in each currency. The database checks the
  * balance again for every statement that writes entries (a statement-level trigger, see the

@@ -6,6 +6,7 @@ import { defineRoute, type Route } from '../../../kernel/http/route.js';
 import { idSchema, MoneyInput, page, pageQuery, timestamp, toPage } from '../../../kernel/http/schemas.js';
 import type { AccountId } from '../../../kernel/ids.js';
 import { parseAmount, parseCurrency } from '../../../kernel/money.js';
+import type { LedgerApprovals } from '../approvals.js';
 import { ACCOUNT_PURPOSES } from '../domain/chart.js';
 import {
   BATCH_MAX,
@@ -15,22 +16,30 @@ import {
   IDEMPOTENCY_KEY_LENGTH_MAX,
   METADATA_VALUE_LENGTH_MAX,
 } from '../domain/posting.js';
+import { ledgerErrors } from '../errors.js';
 import type { AccountRef, LedgerService, PostingInput } from '../service.js';
 import {
   AccountJson,
   accountJson,
   BalanceJson,
+  BatchResultJson,
   balanceJson,
+  batchResultJson,
   StatementLineJson,
   statementLineJson,
   TransactionJson,
   transactionJson,
 } from './json.js';
 
-const LEDGER = ['Ledger'];
+export const LEDGER = ['Ledger'];
 const READERS = { operator: ALL_OPERATOR_ROLES, partner: ALL_PARTNER_ROLES } as const;
 /** Manual postings move money by hand: the operator's finance staff and administrators only. */
-const POSTERS = { operator: ['admin', 'finance'] } as const;
+export const POSTERS = { operator: ['admin', 'finance'] } as const;
+/** What every movement by hand says about four eyes. */
+const FOUR_EYES =
+  ' Four eyes: beyond what one operator may move by hand alone in a day (UTC) in a currency ' +
+  '(`GET /v1/ledger/approval-thresholds`), the call is refused with `403 ledger.posting_needs_approval` and nothing ' +
+  'moves; file it as a posting request (`POST /v1/ledger/posting-requests`) for another operator to approve.';
 /**
  * Partners see only their own accounts: metadata is the platform's record (a leg's release keeps
  * its margin, commission, fee version and escrow total there) and is never shown to them, nor is
@@ -42,7 +51,7 @@ const PARTNER_VIEW =
 const BATCH_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 
 const accountIdParams = z.strictObject({ account_id: idSchema('acc') });
-const transactionIdParams = z.strictObject({ transaction_id: idSchema('txn') });
+export const transactionIdParams = z.strictObject({ transaction_id: idSchema('txn') });
 
 const AccountKeyInput = z.strictObject({
   purpose: z.enum(ACCOUNT_PURPOSES),
@@ -62,7 +71,7 @@ const EntryInput = z.strictObject({
   amount: MoneyInput,
 });
 
-const PostingBody = z
+export const PostingBody = z
   .strictObject({
     idempotency_key: z
       .string()
@@ -76,8 +85,13 @@ const PostingBody = z
   })
   .meta({ id: 'NewLedgerTransaction' });
 
+export const ReversalBody = z.strictObject({
+  idempotency_key: z.string().min(1).max(IDEMPOTENCY_KEY_LENGTH_MAX),
+  description: z.string().max(DESCRIPTION_LENGTH_MAX).optional(),
+});
+
 /** Turns a request's transaction into the ledger's, reporting amount and account problems per field. */
-function toPosting(body: z.output<typeof PostingBody>): PostingInput {
+export function toPosting(body: z.output<typeof PostingBody>): PostingInput {
   const errors: { path: string; rule: string; message: string }[] = [];
   const entries = body.entries.flatMap((entry, index) => {
     try {
@@ -104,16 +118,7 @@ function toPosting(body: z.output<typeof PostingBody>): PostingInput {
       return [];
     }
   });
-  if (errors.length > 0) {
-    throw new DomainError(
-      'unprocessable',
-      'ledger.entries_must_balance',
-      'The transaction is not valid; see errors for each field.',
-      {
-        errors,
-      },
-    );
-  }
+  if (errors.length > 0) throw ledgerErrors.postingInvalid(errors);
   return {
     idempotencyKey: body.idempotency_key,
     description: body.description,
@@ -123,7 +128,28 @@ function toPosting(body: z.output<typeof PostingBody>): PostingInput {
   };
 }
 
-export function ledgerRoutes(ledger: LedgerService): Route[] {
+/** A batch's transactions in the ledger's terms, and the problems of those that could not be read. */
+export function toPostings(transactions: readonly z.output<typeof PostingBody>[]) {
+  const inputs: PostingInput[] = [];
+  const early = new Map<number, DomainError>();
+  transactions.forEach((item, index) => {
+    try {
+      inputs.push(toPosting(item));
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      early.set(index, error);
+    }
+  });
+  return { inputs, early };
+}
+
+/** The atomic batch refused before anything was tried: some transactions could not be read. */
+export const batchRejected = (early: ReadonlyMap<number, DomainError>) =>
+  ledgerErrors.batchRejected(
+    [...early].map(([index, error]) => ({ index, code: error.code, message: error.message })),
+  );
+
+export function ledgerRoutes(ledger: LedgerService, approvals: LedgerApprovals): Route[] {
   return [
     defineRoute({
       method: 'GET',
@@ -245,7 +271,8 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
         'For corrections and adjustments by the operator. Debits must equal credits per currency ' +
         '(`422 ledger.entries_must_balance`); a non-negative account may not go below zero (`409 ledger.insufficient_funds`). ' +
         'The same `idempotency_key` with the same content returns the original, with `replayed: true`; with other content it is ' +
-        '`409 ledger.exists_with_different_content`.',
+        '`409 ledger.exists_with_different_content`.' +
+        FOUR_EYES,
       tags: LEDGER,
       access: POSTERS,
       audit: { action: 'ledger.transaction.post' },
@@ -254,7 +281,7 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
       status: 201,
       response: TransactionJson.extend({ replayed: z.boolean() }),
       handler: async (ctx, { body }) => {
-        const { transaction, replayed } = await ledger.post(ctx, toPosting(body));
+        const { transaction, replayed } = await approvals.post(ctx, toPosting(body));
         if (!replayed)
           await recordAudit(ctx, {
             action: 'ledger.transaction.post',
@@ -272,19 +299,17 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
         'Posts its mirror image; the original stays as it was. A transaction is reversed once: the same ' +
         '`idempotency_key` again returns that reversal with `replayed: true`, another key answers ' +
         '`409 ledger.already_reversed` naming it in `reversal_id`. A reversal is final (`422 ledger.reversal_not_reversible`): ' +
-        'to undo one, post the movement anew. A posting by hand whose cause is a reversal meets the same rules.',
+        'to undo one, post the movement anew. A posting by hand whose cause is a reversal meets the same rules.' +
+        FOUR_EYES,
       tags: LEDGER,
       access: POSTERS,
       audit: { action: 'ledger.transaction.reverse', targetParam: 'transaction_id' },
       params: transactionIdParams,
-      body: z.strictObject({
-        idempotency_key: z.string().min(1).max(IDEMPOTENCY_KEY_LENGTH_MAX),
-        description: z.string().max(DESCRIPTION_LENGTH_MAX).optional(),
-      }),
+      body: ReversalBody,
       status: 201,
       response: TransactionJson.extend({ replayed: z.boolean() }),
       handler: async (ctx, { params, body }) => {
-        const { transaction, replayed } = await ledger.reverse(ctx, params.transaction_id, {
+        const { transaction, replayed } = await approvals.reverse(ctx, params.transaction_id, {
           idempotencyKey: body.idempotency_key,
           ...(body.description !== undefined ? { description: body.description } : {}),
         });
@@ -303,51 +328,21 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
       summary: 'Post many transactions',
       description:
         `Up to ${BATCH_MAX} transactions, applied in order. \`atomic: true\`: all or none ` +
-        '(`422 ledger.batch_rejected` naming each failed item); `false`: each item stands alone and its result says what happened.',
+        '(`422 ledger.batch_rejected` naming each failed item); `false`: each item stands alone and its result says what happened. ' +
+        'For four eyes the batch is one movement: what its posted items move counts at once, and beyond the threshold the ' +
+        'whole batch is refused, atomic or not.' +
+        FOUR_EYES,
       tags: LEDGER,
       access: POSTERS,
       audit: { action: 'ledger.batch.post' },
       bodyLimitBytes: BATCH_BODY_LIMIT_BYTES,
       body: z.strictObject({ atomic: z.boolean(), transactions: z.array(PostingBody).min(1).max(BATCH_MAX) }),
-      response: z.object({
-        results: z.array(
-          z.object({
-            index: z.number().int(),
-            status: z.enum(['posted', 'replayed', 'rejected']),
-            transaction: TransactionJson.optional(),
-            error: z
-              .object({ code: z.string(), message: z.string(), details: z.unknown().optional() })
-              .optional(),
-          }),
-        ),
-      }),
+      response: z.object({ results: z.array(BatchResultJson) }),
       handler: async (ctx, { body }) => {
-        const inputs: PostingInput[] = [];
-        const early = new Map<number, DomainError>();
-        body.transactions.forEach((item, index) => {
-          try {
-            inputs.push(toPosting(item));
-          } catch (error) {
-            if (!(error instanceof DomainError)) throw error;
-            early.set(index, error);
-          }
-        });
-        if (body.atomic && early.size > 0) {
-          throw new DomainError(
-            'unprocessable',
-            'ledger.batch_rejected',
-            'Some transactions of the batch were refused; none was written.',
-            {
-              items: [...early].map(([index, error]) => ({
-                index,
-                code: error.code,
-                message: error.message,
-              })),
-            },
-          );
-        }
+        const { inputs, early } = toPostings(body.transactions);
+        if (body.atomic && early.size > 0) throw batchRejected(early);
         const indexes = body.transactions.map((_, index) => index).filter((index) => !early.has(index));
-        const results = await ledger.postBatch(ctx, inputs, { atomic: body.atomic });
+        const results = await approvals.postBatch(ctx, inputs, { atomic: body.atomic });
         const posted = results.filter((result) => result.status === 'posted').length;
         if (posted > 0)
           await recordAudit(ctx, {
@@ -365,20 +360,7 @@ export function ledgerRoutes(ledger: LedgerService): Route[] {
           });
         results.forEach((result, position) => {
           const index = indexes[position] as number;
-          out.set(
-            index,
-            result.status === 'rejected'
-              ? {
-                  index,
-                  status: 'rejected',
-                  error: {
-                    code: result.error.code,
-                    message: result.error.message,
-                    details: result.error.details,
-                  },
-                }
-              : { index, status: result.status, transaction: transactionJson(result.transaction) },
-          );
+          out.set(index, batchResultJson(index, result));
         });
         return { results: body.transactions.map((_, index) => out.get(index)) as never };
       },

@@ -424,6 +424,49 @@ export const ledgerMigrations: ModuleMigrations = {
           where cause_kind = 'reversal'${spared}`.execute(db);
       },
     },
+    /*
+     * Four eyes on money moved by hand (postings, reversals and batches through the API): per
+     * currency, what one operator may move alone in a day (UTC); beyond it, a posting request
+     * that another operator approves. `ledger_moved_alone` counts what each operator moved alone.
+     */
+    '0009_four_eyes': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          create table ledger_approval_thresholds (
+            currency text primary key,
+            approval_above_minor int8 not null check (approval_above_minor >= 0),
+            updated_by text not null,
+            updated_at timestamptz not null
+          );
+          create table ledger_moved_alone (
+            user_id text not null,
+            currency text not null,
+            day date not null,
+            moved_minor numeric(40) not null check (moved_minor >= 0),
+            primary key (user_id, currency, day)
+          );
+          create table ledger_posting_requests (
+            id text primary key,
+            action text not null check (action in ('post', 'reverse', 'batch')),
+            content jsonb not null,
+            moves jsonb not null,
+            reason text not null,
+            status text not null check (status in ('pending', 'approved', 'rejected')),
+            requested_by text not null,
+            requested_at timestamptz not null,
+            decided_by text,
+            decided_at timestamptz,
+            decision_reason text,
+            transaction_ids text[],
+            check ((status = 'pending') = (decided_by is null and decided_at is null)),
+            check ((status = 'approved') = (transaction_ids is not null)),
+            -- Four eyes, kept by the database too: who filed a request may withdraw it, not approve it.
+            check (status <> 'approved' or decided_by <> requested_by)
+          );
+          create index ledger_posting_requests_pending on ledger_posting_requests (id) where status = 'pending';
+        `.execute(db);
+      },
+    },
   },
 };
 

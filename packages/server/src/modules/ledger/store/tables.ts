@@ -8,6 +8,9 @@ declare module '../../../kernel/database/tables.js' {
     ledger_entries: LedgerEntriesTable;
     ledger_balances: LedgerBalancesTable;
     ledger_chain: LedgerChainTable;
+    ledger_approval_thresholds: LedgerApprovalThresholdsTable;
+    ledger_moved_alone: LedgerMovedAloneTable;
+    ledger_posting_requests: LedgerPostingRequestsTable;
   }
 }
 
@@ -71,4 +74,42 @@ export interface LedgerChainTable {
   seq: bigint;
   chain_hash: Buffer;
   sealed_at: Date;
+}
+
+/** Per currency, what one operator may move by hand alone in a day (UTC). */
+export interface LedgerApprovalThresholdsTable {
+  currency: string;
+  approval_above_minor: bigint;
+  updated_by: string;
+  updated_at: Date;
+}
+
+/** What an operator moved by hand alone, per currency and day (UTC). */
+export interface LedgerMovedAloneTable {
+  user_id: string;
+  currency: string;
+  day: string;
+  /** `numeric`: a day's batches may add up beyond `int8`. */
+  moved_minor: ColumnType<string, bigint, bigint>;
+}
+
+export type PostingRequestAction = 'post' | 'reverse' | 'batch';
+export type PostingRequestStatus = 'pending' | 'approved' | 'rejected';
+
+/** Money to move by hand that waits for, or got, a second operator's decision. */
+export interface LedgerPostingRequestsTable {
+  id: string;
+  action: PostingRequestAction;
+  /** The action's content, as `store/posting-requests-store.ts` writes it. */
+  content: Json<unknown>;
+  /** What it moves per currency: `{ "EUR": "125000" }`, in minor units. */
+  moves: Json<Record<string, string>>;
+  reason: string;
+  status: PostingRequestStatus;
+  requested_by: string;
+  requested_at: Date;
+  decided_by: string | null;
+  decided_at: Date | null;
+  decision_reason: string | null;
+  transaction_ids: string[] | null;
 }

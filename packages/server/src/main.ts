@@ -228,7 +228,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const matching = createMatchingService({ db, clock, logger, catalog, standards, participants });
   const offerings = createOfferingsService({ standards });
   const ledger = createLedgerService();
-  const ledgerApprovals = createLedgerApprovals(ledger);
+  const ledgerApprovals = createLedgerApprovals({ ledger });
   const fees = createFeesService({ participants, ledger });
   const provider = options.provider ?? createSimulatedProvider({ clock });
   const payouts = createPayoutsService({ ledger, participants, jobs, provider });

@@ -52,7 +52,8 @@ function operatorOf(ctx: Context, notFound: () => Error): UserId {
  * it, the movement is filed as a posting request and made only when another operator approves
  * it. Replays move nothing and count nothing; approved requests do not count against anyone.
  */
-export function createLedgerApprovals(ledger: LedgerService) {
+export function createLedgerApprovals(deps: { ledger: LedgerService }) {
+  const { ledger } = deps;
   /**
    * Counts what the acting operator just moved alone, in its transaction, and refuses (rolling
    * the movement back with it) when that takes the day above a currency's threshold.
@@ -346,6 +347,7 @@ export function createLedgerApprovals(ledger: LedgerService) {
           action: request.movement.action,
           moves: movesJson(request.moves),
           requested_by: request.requestedBy,
+          transaction_ids: approved.transactionIds,
         },
       });
       return { request: approved, results };

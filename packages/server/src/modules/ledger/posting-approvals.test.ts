@@ -218,9 +218,20 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
     expect(await count('ledger_transactions')).toBe(transactions);
     expect(await payable(partner)).toBe('100.00');
 
-    // A replay moves nothing and counts nothing; other currencies and other operators have their own counts.
+    // A replay moves nothing and counts nothing.
     expect(ok(await post(alice, first), 201).replayed).toBe(true);
-    ok(await post(alice, credit(partner, '500.00', 'USD')), 201);
+    // Each currency has its own count and threshold, and a currency without one has no limit.
+    ok(await post(alice, credit(partner, '5000.00', 'GBP')), 201);
+    ok(await setThreshold('400.00', 'USD'));
+    ok(await post(alice, credit(partner, '400.00', 'USD')), 201);
+    expect(
+      expectProblem(await post(alice, credit(partner, '0.01', 'USD')), 403, 'ledger.posting_needs_approval'),
+    ).toMatchObject({ currency: 'USD', moved_alone_today: { amount: '400.00', currency: 'USD' } });
+    expect(
+      expectProblem(await post(alice, credit(partner, '0.01')), 403, 'ledger.posting_needs_approval'),
+    ).toMatchObject({ currency: 'EUR', moved_alone_today: { amount: '100.00', currency: 'EUR' } });
+    ok(await app.request('DELETE', '/v1/ledger/approval-thresholds/USD'));
+    // Each operator has its own count.
     ok(await post(bob, credit(partner, '100.00')), 201);
     expectProblem(await post(bob, credit(partner, '0.01')), 403, 'ledger.posting_needs_approval');
 
@@ -258,7 +269,8 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
 
     // Every refusal is audited as denied, naming the operator.
     const denied = (await auditOf('ledger.transaction.post')).filter((record) => record.outcome === 'denied');
-    expect(denied.map((record) => record.actor.id).sort()).toEqual(
+    expect(denied).toHaveLength(5);
+    expect([...new Set(denied.map((record) => record.actor.id))].sort()).toEqual(
       [await userOf(alice), await userOf(bob), await userOf(carol)].sort(),
     );
     ok(await app.request('DELETE', '/v1/ledger/approval-thresholds/EUR'));
@@ -338,6 +350,25 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
       ['succeeded', await userOf(bob)],
       ['failed', await userOf(carol)],
     ]);
+    expect(
+      (await auditOf('ledger.posting_request.approve', filed.id)).find(
+        (record) => record.outcome === 'succeeded',
+      ),
+    ).toMatchObject({ details: { transaction_ids: approved.request.transaction_ids } });
+
+    // Nor does it count against its author, who refiling it gets the same request.
+    ok(await post(alice, credit(partner, '100.00')), 201);
+    const again = ok(await file(alice, { action: 'post', transaction: body }, 'file-500'), 201);
+    expect(again).toMatchObject({ status: 'pending', requested_by: await userOf(alice) });
+    expect(ok(await file(alice, { action: 'post', transaction: body }, 'file-500'), 201)).toEqual(again);
+    const requests = await count('ledger_posting_requests');
+    expectProblem(
+      await file(alice, { action: 'post', transaction: credit(partner, '600.00') }, 'file-500'),
+      422,
+      'idempotency.key_reused',
+    );
+    expect(await count('ledger_posting_requests')).toBe(requests);
+    ok(await app.request('DELETE', '/v1/ledger/approval-thresholds/EUR'));
   });
 
   it('keeps a request pending when its movement is refused, and lets its author withdraw it', async () => {
@@ -395,7 +426,16 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
       transaction_id: original.id,
       moves: [expect.objectContaining({ amount: '80.00' })],
     });
+    // Reversed by hand meanwhile, the reversal filed is refused when approved, and stays pending.
+    const twice = ok(
+      await file(alice, { action: 'reverse', transaction_id: original.id, idempotency_key: 'rev-twice' }),
+      201,
+    );
     const reversed = ok(await approve(bob, reversal.id));
+    expectProblem(await approve(bob, twice.id), 409, 'ledger.already_reversed');
+    expect(ok<RequestBody>(await app.request('GET', `/v1/ledger/posting-requests/${twice.id}`)).status).toBe(
+      'pending',
+    );
     expect(reversed.results[0]?.transaction?.entries.map((entry) => entry.direction)).toEqual([
       'credit',
       'debit',
@@ -433,6 +473,14 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
     const before = await count('ledger_transactions');
     expectProblem(await approve(bob, atomic.id), 422, 'ledger.batch_rejected');
     expect(await count('ledger_transactions')).toBe(before);
+    expect(ok<RequestBody>(await app.request('GET', `/v1/ledger/posting-requests/${atomic.id}`)).status).toBe(
+      'pending',
+    );
+    // Once the funds are there, the same request is approved, all of it.
+    ok(await post(alice, credit(partner, '489.00')), 201);
+    const funded = ok(await approve(bob, atomic.id));
+    expect(funded.results.map((result) => result.status)).toEqual(['posted', 'posted']);
+    expect(await payable(partner)).toBe('0.00');
   });
 
   it('refuses bad requests with a problem, storing nothing', async () => {

@@ -100,7 +100,9 @@ export function ledgerApprovalRoutes(approvals: LedgerApprovals): Route[] {
         'counting from the start of the day, also before the threshold was set) above `approval_above` is refused with ' +
         '`403 ledger.posting_needs_approval`; it is filed as a posting request instead, which another operator ' +
         'approves. What a transaction moves is the sum of its debits. `0.00` puts every movement by hand in the ' +
-        'currency before a second operator. Errors: `400 ledger.approval_threshold_negative`, ' +
+        'currency before a second operator. Administrators may change thresholds and create operator users, so four ' +
+        'eyes binds the finance staff; against administrators, the audit log of every change and movement is the ' +
+        'control. Errors: `400 ledger.approval_threshold_negative`, ' +
         '`400 money.unknown_currency`, `400 money.too_many_decimals`.',
       tags: LEDGER,
       access: { operator: ['admin'] },

@@ -100,7 +100,7 @@ export type PostingRequestStatus = 'pending' | 'approved' | 'rejected';
 export interface LedgerPostingRequestsTable {
   id: string;
   action: PostingRequestAction;
-  /** The action's content, as `store/posting-requests-store.ts` writes it. */
+  /** The action's content, as `approvals.ts` writes it. */
   content: Json<unknown>;
   /** What it moves per currency: `{ "EUR": "125000" }`, in minor units. */
   moves: Json<Record<string, string>>;

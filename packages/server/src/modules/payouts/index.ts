@@ -1,5 +1,6 @@
 /** Paying partners: schedules, minimum, rolling reserve, netting, batches through the provider. */
 export {
+  DESTINATION_HOLD_MS,
   isDue,
   PAYOUT_SCHEDULES,
   PAYOUT_STATUSES,

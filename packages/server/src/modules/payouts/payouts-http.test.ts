@@ -4,6 +4,7 @@ import { runInTransaction } from '../../kernel/database/transaction.js';
 import { purgeExpiredIdempotencyKeys } from '../../kernel/idempotency/idempotency-store.js';
 import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import { DESTINATION_HOLD_MS } from './index.js';
 
 describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
   const app = await createTestApp();
@@ -126,6 +127,13 @@ describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
     });
     expect(changed.status, changed.text).toBe(200);
     expect(changed.body.destination).toBe('ba_new_account_1234');
+    // The change holds the partner's payouts for a while, and the partner is told of it.
+    const heldUntil = new Date(app.clock.now().getTime() + DESTINATION_HOLD_MS).toISOString();
+    expect(changed.body.destination_held_until).toBe(heldUntil);
+    const told = await app.request<{
+      data: { data: { payout_settings: { destination_held_until: string } } }[];
+    }>('GET', '/v1/events?types=payout_settings.updated&limit=100', { key: alpha.memberKey });
+    expect(told.body.data.at(-1)?.data.payout_settings.destination_held_until).toBe(heldUntil);
     const audit = await db
       .selectFrom('audit_records')
       .selectAll()
@@ -147,6 +155,7 @@ describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
       key: bravo.ownerKey,
     });
     expect(theirs.status).toBe(404);
+    app.clock.advance(DESTINATION_HOLD_MS);
     const unset = await app.request('GET', `/v1/partners/${bravo.id}/payout-settings`, {
       key: bravo.ownerKey,
     });

@@ -13,7 +13,12 @@ import {
   type SimulatedProviderOptions,
   TEST_DESTINATIONS,
 } from '../payments/index.js';
-import { createPayoutsService, type PayoutSettingsInput, type RunOptions } from './index.js';
+import {
+  createPayoutsService,
+  DESTINATION_HOLD_MS,
+  type PayoutSettingsInput,
+  type RunOptions,
+} from './index.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -239,8 +244,18 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
       `payout:${failed.id}:send`,
     ]);
 
-    // With a working account the returned money is paid again, and it is not earned twice.
+    // With a working account the returned money is paid again, and it is not earned twice: once
+    // the hold that follows a change of destination is over.
     await runInTransaction(db, (tx) => payouts.setDestination(ctx(tx), partner, TEST_DESTINATIONS.ok));
+    const held = await run({ partnerIds: [partner] });
+    expect(held.payouts).toEqual([]);
+    expect(held.outcomes).toEqual([
+      expect.objectContaining({ partnerId: partner, skipped: 'destination_held' }),
+    ]);
+    expect(await balance('partner_payable', partner)).toBe(4_000n);
+    app.clock.advance(DESTINATION_HOLD_MS - 1);
+    expect((await run({ partnerIds: [partner] })).outcomes[0]?.skipped).toBe('destination_held');
+    app.clock.advance(1);
     const again = await run({ partnerIds: [partner] });
     expect(again.payouts[0]).toMatchObject({ amountMinor: 4_000n, status: 'sent' });
     provider.settle(again.payouts[0]?.id);

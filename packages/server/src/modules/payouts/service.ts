@@ -26,6 +26,7 @@ import {
   addDays,
   BPS_MAX,
   DESTINATION_LENGTH_MAX,
+  destinationHeldUntil,
   FINAL_PAYOUT_STATUSES,
   isDue,
   type PayoutSchedule,
@@ -319,6 +320,7 @@ export function createPayoutsService(deps: {
       reserveDays: settings.reserveDays,
       minimumMinor: settings.minimumMinor,
       hasDestination: settings.destination !== null,
+      destinationHeld: settings.destinationHeldUntil !== null && settings.destinationHeldUntil > ctx.now,
     });
 
     if (plan.nettedMinor > 0n) {
@@ -731,12 +733,15 @@ export function createPayoutsService(deps: {
       await participants.getPartner(ctx, partnerId);
       const { currency, minimumMinor } = checkSettings(input);
       const existing = await findSettings(ctx.db, partnerId, true);
+      const destination =
+        input.destination === undefined ? (existing?.destination ?? null) : input.destination;
       const values = {
         schedule: input.schedule,
         weekday: input.schedule === 'weekly' ? (input.weekday ?? null) : null,
         minimum_minor: minimumMinor,
         currency,
-        destination: input.destination === undefined ? (existing?.destination ?? null) : input.destination,
+        destination,
+        destination_held_until: existing ? destinationHeldUntil(existing, destination, ctx.now) : null,
         reserve_bps: input.reserveBps,
         reserve_days: input.reserveDays,
         earnings_cursor: existing && existing.currency === currency ? existing.earningsCursor : null,
@@ -785,7 +790,11 @@ export function createPayoutsService(deps: {
       if (!existing) throw payoutsErrors.settingsNotFound(partnerId);
       const row = await ctx.db
         .updateTable('payout_settings')
-        .set({ destination, updated_at: ctx.now })
+        .set({
+          destination,
+          destination_held_until: destinationHeldUntil(existing, destination, ctx.now),
+          updated_at: ctx.now,
+        })
         .where('partner_id', '=', partnerId)
         .returningAll()
         .executeTakeFirstOrThrow();

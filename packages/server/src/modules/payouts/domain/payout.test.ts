@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { isDue, planPayout, weekdayOf } from './payout.js';
+import { DESTINATION_HOLD_MS, destinationHeldUntil, isDue, planPayout, weekdayOf } from './payout.js';
 
 const base = {
   payableMinor: 10_000n,
@@ -10,6 +10,7 @@ const base = {
   reserveDays: 0,
   minimumMinor: 0n,
   hasDestination: true,
+  destinationHeld: false,
 };
 
 describe('payout schedules', () => {
@@ -60,6 +61,39 @@ describe('planning a payout', () => {
     expect(planPayout({ ...base, minimumMinor: 10_001n }).skipped).toBe('below_minimum');
     expect(planPayout({ ...base, hasDestination: false }).skipped).toBe('no_destination');
     expect(planPayout({ ...base, payableMinor: 0n, minimumMinor: 0n }).skipped).toBe('below_minimum');
+  });
+
+  it('pays nothing to a destination changed too recently, and holds only a change of an existing one', () => {
+    expect(planPayout({ ...base, destinationHeld: true })).toEqual({
+      nettedMinor: 0n,
+      reservedMinor: 0n,
+      payoutMinor: 0n,
+      skipped: 'destination_held',
+    });
+    // Netting and the reserve go on: only the payout waits.
+    expect(planPayout({ ...base, receivableMinor: 4_000n, destinationHeld: true })).toMatchObject({
+      nettedMinor: 4_000n,
+      payoutMinor: 0n,
+      skipped: 'destination_held',
+    });
+    const now = new Date('2026-06-01T09:00:00Z');
+    const held = new Date(now.getTime() + DESTINATION_HOLD_MS);
+    expect(
+      destinationHeldUntil({ destination: null, destinationHeldUntil: null }, 'ba_first', now),
+    ).toBeNull();
+    expect(destinationHeldUntil({ destination: 'ba_a', destinationHeldUntil: null }, 'ba_a', now)).toBeNull();
+    expect(destinationHeldUntil({ destination: 'ba_a', destinationHeldUntil: null }, 'ba_b', now)).toEqual(
+      held,
+    );
+    // Setting the same destination again does not cut a hold short, nor lengthen it.
+    const earlier = new Date(now.getTime() - 1000);
+    expect(destinationHeldUntil({ destination: 'ba_b', destinationHeldUntil: earlier }, 'ba_b', now)).toEqual(
+      earlier,
+    );
+    // Removing the destination holds too: whatever is set next is paid only after the hold.
+    expect(destinationHeldUntil({ destination: 'ba_a', destinationHeldUntil: null }, null, now)).toEqual(
+      held,
+    );
   });
 
   test.prop([

@@ -36,6 +36,7 @@ export const SKIP_REASONS = [
   'owes_receivable',
   'below_minimum',
   'no_destination',
+  'destination_held',
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
@@ -44,6 +45,25 @@ export const RESERVE_DAYS_MAX = 365;
 export const DESTINATION_LENGTH_MAX = 200;
 /** Partners one explicit run may name. */
 export const RUN_PARTNERS_MAX = 500;
+/**
+ * How long a partner's payouts wait after its payout destination changed. The partner is told
+ * of every change, and this is its time to object: a stolen key, or an operator acting on its
+ * behalf, could otherwise send its money elsewhere at the next run.
+ */
+export const DESTINATION_HOLD_MS = 72 * 60 * 60 * 1000;
+
+/**
+ * Until when payouts wait once a destination is set: a change of an existing destination holds
+ * them for `DESTINATION_HOLD_MS`; the first destination, or the same one again, changes nothing.
+ */
+export function destinationHeldUntil(
+  current: { readonly destination: string | null; readonly destinationHeldUntil: Date | null },
+  next: string | null,
+  now: Date,
+): Date | null {
+  if (current.destination === null || next === current.destination) return current.destinationHeldUntil;
+  return new Date(now.getTime() + DESTINATION_HOLD_MS);
+}
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -84,6 +104,8 @@ export interface PayoutPlanInput {
   readonly reserveDays: number;
   readonly minimumMinor: bigint;
   readonly hasDestination: boolean;
+  /** The destination changed too recently to be paid to (`destinationHeldUntil`). */
+  readonly destinationHeld: boolean;
 }
 
 export interface PayoutPlan {
@@ -117,5 +139,6 @@ export function planPayout(input: PayoutPlanInput): PayoutPlan {
   if (receivable > nettedMinor) skipped = 'owes_receivable';
   else if (left <= 0n || left < input.minimumMinor) skipped = 'below_minimum';
   else if (!input.hasDestination) skipped = 'no_destination';
+  else if (input.destinationHeld) skipped = 'destination_held';
   return { nettedMinor, reservedMinor, payoutMinor: skipped ? 0n : left, skipped };
 }

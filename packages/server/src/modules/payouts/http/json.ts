@@ -51,6 +51,12 @@ export const PayoutSettingsJson = z
     weekday: z.enum(WEEKDAYS).nullable(),
     minimum: MoneyJson,
     destination: z.string().nullable(),
+    destination_held_until: timestamp
+      .nullable()
+      .describe(
+        'After a change of destination, payouts wait until then (72 hours), skipped as `destination_held`: ' +
+          'time for the partner, told of every change, to object.',
+      ),
     reserve_bps: z.number().int(),
     reserve_days: z.number().int(),
     last_run_on: z.string().nullable().describe('The UTC date of the last run that considered the partner.'),
@@ -111,6 +117,7 @@ export const payoutSettingsJson = (settings: PayoutSettings): z.input<typeof Pay
   weekday: settings.weekday,
   minimum: moneyJson(settings.minimumMinor, settings.currency),
   destination: settings.destination,
+  destination_held_until: isoOrNull(settings.destinationHeldUntil),
   reserve_bps: settings.reserveBps,
   reserve_days: settings.reserveDays,
   last_run_on: settings.lastRunOn,

@@ -168,7 +168,9 @@ export function payoutsRoutes(payouts: PayoutsService): Route[] {
       url: '/v1/partners/:partner_id/payout-settings',
       summary: "Set a partner's payout settings",
       description:
-        'Sets the schedule, minimum (whose currency is the payout currency), destination, and rolling reserve. Audited. Errors: `participants.partner_not_found`, `payouts.settings_invalid`, `request.invalid`.',
+        'Sets the schedule, minimum (whose currency is the payout currency), destination, and rolling reserve. Audited. ' +
+        'A change of an existing destination holds payouts for 72 hours, as `PUT /v1/partners/{partner_id}/payout-destination` does. ' +
+        'Errors: `participants.partner_not_found`, `payouts.settings_invalid`, `request.invalid`.',
       tags: PAYOUTS,
       access: MONEY_OPERATORS,
       audit: { action: 'payouts.settings.update', targetParam: 'partner_id' },
@@ -192,7 +194,10 @@ export function payoutsRoutes(payouts: PayoutsService): Route[] {
       url: '/v1/partners/:partner_id/payout-destination',
       summary: "Change a partner's payout destination",
       description:
-        "Where the partner's payouts go: its owner may change it, and operators on its behalf. Audited. Errors: `participants.partner_not_found`, `payouts.settings_not_found`, `payouts.settings_invalid`, `request.invalid`.",
+        "Where the partner's payouts go: its owner may change it, and operators on its behalf. Audited, and the partner is " +
+        'told by a `payout_settings.updated` event. A change of an existing destination holds the partner’s payouts for ' +
+        '72 hours (`destination_held_until`; runs skip it as `destination_held`), its time to object when the change was ' +
+        'not its own. Errors: `participants.partner_not_found`, `payouts.settings_not_found`, `payouts.settings_invalid`, `request.invalid`.',
       tags: PAYOUTS,
       access: { operator: ['admin', 'finance'], partner: ['owner'] },
       audit: { action: 'payouts.destination.update', targetParam: 'partner_id' },

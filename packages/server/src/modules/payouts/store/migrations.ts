@@ -71,5 +71,11 @@ export const payoutsMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    // A changed payout destination holds the partner's payouts for a while (domain/payout.ts).
+    '0002_destination_hold': {
+      async up(db: Kysely<unknown>) {
+        await sql`alter table payout_settings add column destination_held_until timestamptz`.execute(db);
+      },
+    },
   },
 };

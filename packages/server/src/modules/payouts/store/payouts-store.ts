@@ -13,6 +13,8 @@ export interface PayoutSettings {
   readonly minimumMinor: bigint;
   readonly currency: string;
   readonly destination: string | null;
+  /** Payouts wait until then after the destination changed (`destinationHeldUntil`). */
+  readonly destinationHeldUntil: Date | null;
   readonly reserveBps: number;
   readonly reserveDays: number;
   readonly lastRunOn: string | null;
@@ -59,6 +61,7 @@ export const toSettings = (row: Selectable<PayoutSettingsTable>): PayoutSettings
   minimumMinor: row.minimum_minor,
   currency: row.currency,
   destination: row.destination,
+  destinationHeldUntil: row.destination_held_until,
   reserveBps: row.reserve_bps,
   reserveDays: row.reserve_days,
   lastRunOn: row.last_run_on,

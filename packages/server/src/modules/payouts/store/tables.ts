@@ -19,6 +19,8 @@ export interface PayoutSettingsTable {
   currency: string;
   /** The provider's token for the partner's bank account. */
   destination: string | null;
+  /** Payouts wait until then after the destination changed; null when none was changed. */
+  destination_held_until: Date | null;
   reserve_bps: number;
   reserve_days: number;
   /** The UTC date of the last run that considered the partner, `YYYY-MM-DD`. */

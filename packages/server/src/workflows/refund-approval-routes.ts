@@ -110,7 +110,9 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
       method: 'GET',
       url: '/v1/refund-requests',
       summary: 'List refund requests',
-      description: 'Oldest first; `status=pending` lists what waits for a decision.',
+      description:
+        'Oldest first; `status=pending` lists what waits for a decision, `status=expired` what was left undecided ' +
+        'for seven days and can no longer be decided.',
       tags: TAGS,
       access: OPERATORS,
       query: z.strictObject({
@@ -150,7 +152,8 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
         'as the approving operator. The operator who filed the request cannot approve it (`403 ' +
         'orders.self_approval`). When the refund is refused (`422 settlement.refund_exceeds_order`, ' +
         '`settlement.refund_exceeds_leg`, `409 settlement.refund_exceeds_after_chargebacks`, …), nothing changes and ' +
-        'the request stays pending. `409 orders.refund_request_decided` once approved or rejected.',
+        'the request stays pending. `409 orders.refund_request_decided` once approved or rejected, ' +
+        '`409 orders.refund_request_expired` seven days after it was filed.',
       tags: TAGS,
       access: MONEY_MOVERS,
       audit: { action: 'order.refund_request.approve', targetParam: 'refund_request_id' },
@@ -174,7 +177,7 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
       summary: 'Reject a refund request',
       description:
         'Turns the request down with a reason; nothing moves. The operator who filed it may withdraw it this way. ' +
-        '`409 orders.refund_request_decided` once approved or rejected.',
+        '`409 orders.refund_request_decided` once approved or rejected, `409 orders.refund_request_expired` once expired.',
       tags: TAGS,
       access: MONEY_MOVERS,
       audit: { action: 'order.refund_request.reject', targetParam: 'refund_request_id' },

@@ -339,6 +339,35 @@ describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
     ).toEqual([]);
   });
 
+  it('lets a request left undecided for seven days expire: it can no longer be approved or rejected', async () => {
+    const { order } = await completedOrder();
+    const filed = ok<RequestBody & { expires_at: string }>(
+      await fileRequest(alice, order.id, { amount: eur('5.00'), reason: 'Slow reply' }),
+      201,
+    );
+    expect(filed.expires_at).toBe(
+      new Date(app.clock.now().getTime() + 7 * 24 * 60 * 60 * 1000).toISOString(),
+    );
+    const listed = async (status: string) =>
+      ok<{ data: { id: string }[] }>(
+        await app.request('GET', `/v1/refund-requests?status=${status}&order_id=${order.id}`),
+      ).data.map((request) => request.id);
+    const before = await books();
+    app.clock.advance(7 * 24 * 60 * 60 * 1000 - 1);
+    expect(await listed('pending')).toEqual([filed.id]);
+    expect(await listed('expired')).toEqual([]);
+    app.clock.advance(1);
+    expect(ok<RequestBody>(await app.request('GET', `/v1/refund-requests/${filed.id}`)).status).toBe(
+      'expired',
+    );
+    expect(await listed('pending')).toEqual([]);
+    expect(await listed('expired')).toEqual([filed.id]);
+    expectProblem(await approve(bob, filed.id), 409, 'orders.refund_request_expired');
+    expectProblem(await reject(alice, filed.id, 'Too late'), 409, 'orders.refund_request_expired');
+    expect(await books()).toEqual(before);
+    expect(await refunded(order.id)).toBe('0.00');
+  });
+
   it('keeps four eyes in the database too: an approval by the request’s author is refused', async () => {
     const { order } = await completedOrder();
     const filed = ok<RequestBody>(

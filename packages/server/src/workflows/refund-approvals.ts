@@ -20,6 +20,9 @@ import {
 } from '../modules/orders/index.js';
 import type { Fulfilment, OrderView, RefundByHand } from './fulfilment.js';
 
+/** How long a refund request waits for a decision: what was right a week ago may no longer be. */
+export const REFUND_REQUEST_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
 /** The operator user acting, whom four eyes tell apart; others find nothing here. */
 function operatorOf(ctx: Context, notFound: () => Error): UserId {
   if (ctx.actor.kind !== 'operator') throw notFound();
@@ -37,9 +40,18 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
   /** A request and the operator user asking for it; to anyone else it does not exist. */
   async function requested(ctx: Context, id: string, options: { lock?: boolean } = {}) {
     const by = operatorOf(ctx, () => ordersErrors.refundRequestNotFound(id));
-    const request = await findRefundRequest(ctx.db, id, options);
+    const request = await findRefundRequest(ctx.db, id, { ...options, now: ctx.now });
     if (!request) throw ordersErrors.refundRequestNotFound(id);
     return { request, by };
+  }
+
+  /** A request still to decide: pending, not expired. */
+  async function undecided(ctx: Context, id: string) {
+    const found = await requested(ctx, id, { lock: true });
+    const { request } = found;
+    if (request.status === 'expired') throw ordersErrors.refundRequestExpired(id, request.expiresAt);
+    if (request.status !== 'pending') throw ordersErrors.refundRequestDecided(id, request.status);
+    return found;
   }
 
   /** A request's event, for operators only: it names the customer's order and the amount. */
@@ -122,6 +134,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
         reason: input.reason,
         requestedBy: by,
         requestedAt: ctx.now,
+        expiresAt: new Date(ctx.now.getTime() + REFUND_REQUEST_TTL_MS),
       });
       await announce(ctx, 'refund_request.created', request);
       await recordAudit(ctx, {
@@ -137,7 +150,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
 
     list(ctx: Context, query: RefundRequestQuery): Promise<Page<RefundRequest>> {
       operatorOf(ctx, () => new Error('only operators read refund requests'));
-      return listRefundRequests(ctx.db, query);
+      return listRefundRequests(ctx.db, query, ctx.now);
     },
 
     /**
@@ -153,8 +166,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
       id: string,
     ): Promise<{ request: RefundRequest } & OrderView & { customerMinor: bigint; subsidyMinor: bigint }> {
       requireTransaction(ctx.db);
-      const { request, by } = await requested(ctx, id, { lock: true });
-      if (request.status !== 'pending') throw ordersErrors.refundRequestDecided(id, request.status);
+      const { request, by } = await undecided(ctx, id);
       if (request.requestedBy === by) throw ordersErrors.selfApproval(id);
       const refunded = await fulfilment.refundByHand(
         ctx,
@@ -197,8 +209,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
      */
     async reject(ctx: Context, id: string, reason: string): Promise<RefundRequest> {
       requireTransaction(ctx.db);
-      const { request, by } = await requested(ctx, id, { lock: true });
-      if (request.status !== 'pending') throw ordersErrors.refundRequestDecided(id, request.status);
+      const { request, by } = await undecided(ctx, id);
       const rejected = await decideRefundRequest(ctx.db, request.id, {
         status: 'rejected',
         by,

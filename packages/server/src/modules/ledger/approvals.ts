@@ -35,8 +35,15 @@ export type HandMovement =
     }
   | { readonly action: 'batch'; readonly atomic: boolean; readonly postings: readonly PostingInput[] };
 
-/** A movement by hand that waits for, or got, a second operator's decision. */
-export type PostingRequest = Omit<StoredPostingRequest, 'action' | 'content'> & {
+/** How long a posting request waits for a decision: what was right a week ago may no longer be. */
+export const POSTING_REQUEST_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * A movement by hand that waits for, or got, a second operator's decision; `expired` when it
+ * was still pending at its expiry.
+ */
+export type PostingRequest = Omit<StoredPostingRequest, 'action' | 'content' | 'status'> & {
+  readonly status: StoredPostingRequest['status'] | 'expired';
   readonly movement: HandMovement;
 };
 
@@ -163,7 +170,16 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
     const by = operatorOf(ctx, () => ledgerErrors.postingRequestNotFound(id));
     const stored = await findPostingRequest(ctx.db, id, options);
     if (!stored) throw ledgerErrors.postingRequestNotFound(id);
-    return { request: fromStored(stored), by };
+    return { request: fromStored(stored, ctx.now), by };
+  }
+
+  /** A request still to decide: pending, not expired. */
+  async function undecided(ctx: Context, id: string) {
+    const found = await requested(ctx, id, { lock: true });
+    const { request } = found;
+    if (request.status === 'expired') throw ledgerErrors.postingRequestExpired(id, request.expiresAt);
+    if (request.status !== 'pending') throw ledgerErrors.postingRequestDecided(id, request.status);
+    return found;
   }
 
   /** A request's event, for operators only. */
@@ -287,7 +303,9 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
           reason,
           requestedBy: by,
           requestedAt: ctx.now,
+          expiresAt: new Date(ctx.now.getTime() + POSTING_REQUEST_TTL_MS),
         }),
+        ctx.now,
       );
       await announce(ctx, 'posting_request.created', request);
       await recordAudit(ctx, {
@@ -303,9 +321,9 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
 
     list(ctx: Context, query: PostingRequestQuery): Promise<Page<PostingRequest>> {
       operatorOf(ctx, () => new Error('only operators read posting requests'));
-      return listPostingRequests(ctx.db, query).then((page) => ({
+      return listPostingRequests(ctx.db, query, ctx.now).then((page) => ({
         ...page,
-        items: page.items.map(fromStored),
+        items: page.items.map((stored) => fromStored(stored, ctx.now)),
       }));
     },
 
@@ -324,8 +342,7 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
       id: string,
     ): Promise<{ request: PostingRequest; results: BatchItemResult[] }> {
       requireTransaction(ctx.db);
-      const { request, by } = await requested(ctx, id, { lock: true });
-      if (request.status !== 'pending') throw ledgerErrors.postingRequestDecided(id, request.status);
+      const { request, by } = await undecided(ctx, id);
       if (request.requestedBy === by) throw ledgerErrors.selfApproval(id);
       const results = await move(ctx, request.movement);
       const approved = fromStored(
@@ -337,6 +354,7 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
             result.status === 'rejected' ? [] : [result.transaction.id],
           ),
         }),
+        ctx.now,
       );
       await announce(ctx, 'posting_request.approved', approved);
       await recordAudit(ctx, {
@@ -361,10 +379,10 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
      */
     async reject(ctx: Context, id: string, reason: string): Promise<PostingRequest> {
       requireTransaction(ctx.db);
-      const { request, by } = await requested(ctx, id, { lock: true });
-      if (request.status !== 'pending') throw ledgerErrors.postingRequestDecided(id, request.status);
+      const { request, by } = await undecided(ctx, id);
       const rejected = fromStored(
         await decidePostingRequest(ctx.db, request.id, { status: 'rejected', by, at: ctx.now, reason }),
+        ctx.now,
       );
       await announce(ctx, 'posting_request.rejected', rejected);
       await recordAudit(ctx, {
@@ -470,8 +488,8 @@ function contentOf(movement: HandMovement): unknown {
   }
 }
 
-function fromStored(stored: StoredPostingRequest): PostingRequest {
-  const { action, content, ...rest } = stored;
+function fromStored(stored: StoredPostingRequest, now: Date): PostingRequest {
+  const { action, content, status, ...rest } = stored;
   const data = content as Record<string, unknown>;
   let movement: HandMovement;
   switch (action) {
@@ -494,5 +512,5 @@ function fromStored(stored: StoredPostingRequest): PostingRequest {
       };
       break;
   }
-  return { ...rest, movement };
+  return { ...rest, status: status === 'pending' && now >= stored.expiresAt ? 'expired' : status, movement };
 }

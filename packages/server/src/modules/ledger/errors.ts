@@ -100,6 +100,12 @@ export const ledgerErrors = {
     notFound('ledger.posting_request_not_found', `No posting request ${id}.`),
   postingRequestDecided: (id: string, status: string) =>
     conflict('ledger.posting_request_decided', `Posting request ${id} is already ${status}.`, { status }),
+  postingRequestExpired: (id: string, expiresAt: Date) =>
+    conflict(
+      'ledger.posting_request_expired',
+      `Posting request ${id} expired at ${expiresAt.toISOString()} undecided; file it anew if it still stands.`,
+      { expires_at: expiresAt.toISOString() },
+    ),
   selfApproval: (id: string) =>
     forbidden('ledger.self_approval', `Posting request ${id} is yours: another operator must decide it.`),
   /** An all-or-nothing batch in which some item failed; nothing was written. */

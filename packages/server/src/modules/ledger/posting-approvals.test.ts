@@ -483,6 +483,35 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
     expect(await payable(partner)).toBe('0.00');
   });
 
+  it('lets a request left undecided for seven days expire: it can no longer be approved or rejected', async () => {
+    const partner = newId('ptn');
+    const filed = ok(await file(alice, { action: 'post', transaction: credit(partner, '700.00') }), 201);
+    const filedAt = app.clock.now();
+    expect(filed).toMatchObject({
+      status: 'pending',
+      expires_at: new Date(filedAt.getTime() + 7 * 24 * 60 * 60 * 1000).toISOString(),
+    });
+    const listed = async (status: string) =>
+      ok<{ data: { id: string }[] }>(
+        await app.request('GET', `/v1/ledger/posting-requests?status=${status}&limit=100`),
+      ).data.map((request) => request.id);
+
+    app.clock.advance(7 * 24 * 60 * 60 * 1000 - 1);
+    expect(await listed('pending')).toContain(filed.id);
+    expect(await listed('expired')).not.toContain(filed.id);
+    app.clock.advance(1);
+    expect(ok<RequestBody>(await app.request('GET', `/v1/ledger/posting-requests/${filed.id}`)).status).toBe(
+      'expired',
+    );
+    expect(await listed('pending')).not.toContain(filed.id);
+    expect(await listed('expired')).toContain(filed.id);
+    const transactions = await count('ledger_transactions');
+    expectProblem(await approve(bob, filed.id), 409, 'ledger.posting_request_expired');
+    expectProblem(await reject(alice, filed.id, 'Too late'), 409, 'ledger.posting_request_expired');
+    expect(await count('ledger_transactions')).toBe(transactions);
+    expect(await payable(partner)).toBe('0.00');
+  });
+
   it('refuses bad requests with a problem, storing nothing', async () => {
     const partner = newId('ptn');
     const requests = await count('ledger_posting_requests');

@@ -158,6 +158,12 @@ export const ordersErrors = {
     notFound('orders.refund_request_not_found', `No refund request ${id}.`),
   refundRequestDecided: (id: string, status: string) =>
     conflict('orders.refund_request_decided', `Refund request ${id} is already ${status}.`, { status }),
+  refundRequestExpired: (id: string, expiresAt: Date) =>
+    conflict(
+      'orders.refund_request_expired',
+      `Refund request ${id} expired at ${expiresAt.toISOString()} undecided; file it anew if it still stands.`,
+      { expires_at: expiresAt.toISOString() },
+    ),
   selfApproval: (id: string) =>
     forbidden('orders.self_approval', `Refund request ${id} is yours: another operator must decide it.`),
 };

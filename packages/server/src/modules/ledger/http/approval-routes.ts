@@ -163,7 +163,9 @@ export function ledgerApprovalRoutes(approvals: LedgerApprovals): Route[] {
       method: 'GET',
       url: '/v1/ledger/posting-requests',
       summary: 'List posting requests',
-      description: 'Oldest first; `status=pending` lists what waits for a decision.',
+      description:
+        'Oldest first; `status=pending` lists what waits for a decision, `status=expired` what was left undecided ' +
+        'for seven days and can no longer be decided.',
       tags: LEDGER,
       access: OPERATORS,
       query: z.strictObject({ ...pageQuery, status: z.enum(POSTING_REQUEST_STATUSES).optional() }),
@@ -195,7 +197,7 @@ export function ledgerApprovalRoutes(approvals: LedgerApprovals): Route[] {
         'When the movement is refused (`409 ledger.insufficient_funds`, `409 ledger.exists_with_different_content`, ' +
         '`422 ledger.batch_rejected`, …), nothing changes and the request stays pending. A batch of items standing ' +
         'alone is approved whatever its items’ outcomes, which `results` gives. `409 ledger.posting_request_decided` ' +
-        'once approved or rejected.',
+        'once approved or rejected, `409 ledger.posting_request_expired` seven days after it was filed.',
       tags: LEDGER,
       access: POSTERS,
       audit: { action: 'ledger.posting_request.approve', targetParam: 'posting_request_id' },
@@ -218,7 +220,7 @@ export function ledgerApprovalRoutes(approvals: LedgerApprovals): Route[] {
       summary: 'Reject a posting request',
       description:
         'Turns the request down with a reason; nothing moves. The operator who filed it may withdraw it this way. ' +
-        '`409 ledger.posting_request_decided` once approved or rejected.',
+        '`409 ledger.posting_request_decided` once approved or rejected, `409 ledger.posting_request_expired` once expired.',
       tags: LEDGER,
       access: POSTERS,
       audit: { action: 'ledger.posting_request.reject', targetParam: 'posting_request_id' },

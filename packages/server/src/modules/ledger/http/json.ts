@@ -173,7 +173,7 @@ const filedJson = (posting: PostingInput): z.input<typeof FiledTransactionJson> 
   metadata: { ...(posting.metadata ?? {}) },
 });
 
-export const POSTING_REQUEST_STATUSES = ['pending', 'approved', 'rejected'] as const;
+export const POSTING_REQUEST_STATUSES = ['pending', 'approved', 'rejected', 'expired'] as const;
 
 export const PostingRequestJson = z
   .object({
@@ -192,6 +192,9 @@ export const PostingRequestJson = z
     status: z.enum(POSTING_REQUEST_STATUSES),
     requested_by: z.string().describe('The operator user who filed it.'),
     requested_at: timestamp,
+    expires_at: timestamp.describe(
+      'Seven days after it was filed: still pending then, it is `expired` and can no longer be decided.',
+    ),
     decided_by: z.string().nullable().describe('The other operator user who approved or rejected it.'),
     decided_at: timestamp.nullable(),
     decision_reason: z.string().nullable().describe('Why it was rejected.'),
@@ -225,6 +228,7 @@ export const postingRequestJson = (request: PostingRequest): z.input<typeof Post
     status: request.status,
     requested_by: request.requestedBy,
     requested_at: iso(request.requestedAt),
+    expires_at: iso(request.expiresAt),
     decided_by: request.decidedBy,
     decided_at: isoOrNull(request.decidedAt),
     decision_reason: request.decisionReason,

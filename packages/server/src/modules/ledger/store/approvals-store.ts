@@ -28,6 +28,8 @@ export interface StoredPostingRequest {
   readonly status: PostingRequestStatus;
   readonly requestedBy: UserId;
   readonly requestedAt: Date;
+  /** Still pending then, it can no longer be decided: it has expired. */
+  readonly expiresAt: Date;
   readonly decidedBy: UserId | null;
   readonly decidedAt: Date | null;
   readonly decisionReason: string | null;
@@ -51,6 +53,7 @@ const toRequest = (row: Selectable<LedgerPostingRequestsTable>): StoredPostingRe
   status: row.status,
   requestedBy: row.requested_by as UserId,
   requestedAt: row.requested_at,
+  expiresAt: row.expires_at,
   decidedBy: row.decided_by as UserId | null,
   decidedAt: row.decided_at,
   decisionReason: row.decision_reason,
@@ -122,7 +125,7 @@ export async function insertPostingRequest(
   db: Executor,
   request: Pick<
     StoredPostingRequest,
-    'id' | 'action' | 'content' | 'moves' | 'reason' | 'requestedBy' | 'requestedAt'
+    'id' | 'action' | 'content' | 'moves' | 'reason' | 'requestedBy' | 'requestedAt' | 'expiresAt'
   >,
 ): Promise<StoredPostingRequest> {
   return toRequest(
@@ -139,6 +142,7 @@ export async function insertPostingRequest(
         status: 'pending',
         requested_by: request.requestedBy,
         requested_at: request.requestedAt,
+        expires_at: request.expiresAt,
         decided_by: null,
         decided_at: null,
         decision_reason: null,
@@ -187,7 +191,8 @@ export async function decidePostingRequest(
 }
 
 export interface PostingRequestQuery {
-  readonly status?: PostingRequestStatus | undefined;
+  /** `expired`: pending past its expiry; `pending`: pending and not yet expired. */
+  readonly status?: PostingRequestStatus | 'expired' | undefined;
   readonly after?: string | undefined;
   readonly limit: number;
 }
@@ -196,13 +201,17 @@ export interface PostingRequestQuery {
 export async function listPostingRequests(
   db: Executor,
   query: PostingRequestQuery,
+  now: Date,
 ): Promise<Page<StoredPostingRequest>> {
   let select = db
     .selectFrom('ledger_posting_requests')
     .selectAll()
     .orderBy('id')
     .limit(query.limit + 1);
-  if (query.status !== undefined) select = select.where('status', '=', query.status);
+  if (query.status === 'expired')
+    select = select.where('status', '=', 'pending').where('expires_at', '<=', now);
+  else if (query.status !== undefined) select = select.where('status', '=', query.status);
+  if (query.status === 'pending') select = select.where('expires_at', '>', now);
   if (query.after !== undefined) select = select.where('id', '>', query.after);
   return pageOf(await select.execute(), query.limit, toRequest);
 }

@@ -467,6 +467,17 @@ export const ledgerMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    // A posting request left undecided expires: what was filed a week ago may no longer be right.
+    '0010_posting_requests_expire': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          alter table ledger_posting_requests add column expires_at timestamptz;
+          update ledger_posting_requests set expires_at = requested_at + interval '7 days';
+          alter table ledger_posting_requests alter column expires_at set not null;
+          alter table ledger_posting_requests add check (expires_at > requested_at);
+        `.execute(db);
+      },
+    },
   },
 };
 

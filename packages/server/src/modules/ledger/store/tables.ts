@@ -108,6 +108,8 @@ export interface LedgerPostingRequestsTable {
   status: PostingRequestStatus;
   requested_by: string;
   requested_at: Date;
+  /** A request still pending then can no longer be decided. */
+  expires_at: Date;
   decided_by: string | null;
   decided_at: Date | null;
   decision_reason: string | null;

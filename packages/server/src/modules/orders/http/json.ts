@@ -395,6 +395,9 @@ export const RefundRequestJson = z
     status: z.enum(REFUND_REQUEST_STATUSES),
     requested_by: z.string().describe('The operator user who filed it.'),
     requested_at: timestamp,
+    expires_at: timestamp.describe(
+      'Seven days after it was filed: still pending then, it is `expired` and can no longer be decided.',
+    ),
     decided_by: z.string().nullable().describe('The other operator user who approved or rejected it.'),
     decided_at: timestamp.nullable(),
     decision_reason: z.string().nullable().describe('Why it was rejected.'),
@@ -416,6 +419,7 @@ export const refundRequestJson = (request: RefundRequest): z.input<typeof Refund
   status: request.status,
   requested_by: request.requestedBy,
   requested_at: iso(request.requestedAt),
+  expires_at: iso(request.expiresAt),
   decided_by: request.decidedBy,
   decided_at: isoOrNull(request.decidedAt),
   decision_reason: request.decisionReason,

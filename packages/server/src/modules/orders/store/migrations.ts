@@ -230,5 +230,16 @@ export const ordersMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    // A refund request left undecided expires: what was filed a week ago may no longer be right.
+    '0006_refund_requests_expire': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          alter table refund_requests add column expires_at timestamptz;
+          update refund_requests set expires_at = requested_at + interval '7 days';
+          alter table refund_requests alter column expires_at set not null;
+          alter table refund_requests add check (expires_at > requested_at);
+        `.execute(db);
+      },
+    },
   },
 };

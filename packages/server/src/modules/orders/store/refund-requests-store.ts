@@ -23,6 +23,8 @@ export interface RefundRequest {
   readonly status: RefundRequestStatus;
   readonly requestedBy: UserId;
   readonly requestedAt: Date;
+  /** Still pending then, it can no longer be decided: it has expired. */
+  readonly expiresAt: Date;
   readonly decidedBy: UserId | null;
   readonly decidedAt: Date | null;
   readonly decisionReason: string | null;
@@ -37,16 +39,18 @@ const toThreshold = (row: Selectable<RefundThresholdsTable>): RefundThreshold =>
   updatedAt: row.updated_at,
 });
 
-const toRequest = (row: Selectable<RefundRequestsTable>): RefundRequest => ({
+/** A request as of `now`: one still pending at its expiry is `expired`. */
+const toRequest = (row: Selectable<RefundRequestsTable>, now: Date): RefundRequest => ({
   id: row.id as RefundRequestId,
   orderId: row.order_id as OrderId,
   stepKey: row.step_key,
   amountMinor: BigInt(row.amount_minor),
   currency: row.currency,
   reason: row.reason,
-  status: row.status,
+  status: row.status === 'pending' && now >= row.expires_at ? 'expired' : row.status,
   requestedBy: row.requested_by as UserId,
   requestedAt: row.requested_at,
+  expiresAt: row.expires_at,
   decidedBy: row.decided_by as UserId | null,
   decidedAt: row.decided_at,
   decisionReason: row.decision_reason,
@@ -102,7 +106,15 @@ export async function insertRefundRequest(
   db: Executor,
   request: Pick<
     RefundRequest,
-    'id' | 'orderId' | 'stepKey' | 'amountMinor' | 'currency' | 'reason' | 'requestedBy' | 'requestedAt'
+    | 'id'
+    | 'orderId'
+    | 'stepKey'
+    | 'amountMinor'
+    | 'currency'
+    | 'reason'
+    | 'requestedBy'
+    | 'requestedAt'
+    | 'expiresAt'
   >,
 ): Promise<RefundRequest> {
   return toRequest(
@@ -118,6 +130,7 @@ export async function insertRefundRequest(
         status: 'pending',
         requested_by: request.requestedBy,
         requested_at: request.requestedAt,
+        expires_at: request.expiresAt,
         decided_by: null,
         decided_at: null,
         decision_reason: null,
@@ -126,18 +139,19 @@ export async function insertRefundRequest(
       })
       .returningAll()
       .executeTakeFirstOrThrow(),
+    request.requestedAt,
   );
 }
 
 export async function findRefundRequest(
   db: Executor,
   id: string,
-  options: { lock?: boolean } = {},
+  options: { now: Date; lock?: boolean },
 ): Promise<RefundRequest | null> {
   let query = db.selectFrom('refund_requests').selectAll().where('id', '=', id);
   if (options.lock) query = query.forUpdate();
   const row = await query.executeTakeFirst();
-  return row ? toRequest(row) : null;
+  return row ? toRequest(row, options.now) : null;
 }
 
 /** Records a pending request's decision. */
@@ -163,10 +177,12 @@ export async function decideRefundRequest(
       .where('status', '=', 'pending')
       .returningAll()
       .executeTakeFirstOrThrow(),
+    decision.at,
   );
 }
 
 export interface RefundRequestQuery {
+  /** `expired`: pending past its expiry; `pending`: pending and not yet expired. */
   readonly status?: RefundRequestStatus | undefined;
   readonly orderId?: string | undefined;
   readonly after?: string | undefined;
@@ -177,14 +193,18 @@ export interface RefundRequestQuery {
 export async function listRefundRequests(
   db: Executor,
   query: RefundRequestQuery,
+  now: Date,
 ): Promise<Page<RefundRequest>> {
   let select = db
     .selectFrom('refund_requests')
     .selectAll()
     .orderBy('id')
     .limit(query.limit + 1);
-  if (query.status !== undefined) select = select.where('status', '=', query.status);
+  if (query.status === 'expired')
+    select = select.where('status', '=', 'pending').where('expires_at', '<=', now);
+  else if (query.status !== undefined) select = select.where('status', '=', query.status);
+  if (query.status === 'pending') select = select.where('expires_at', '>', now);
   if (query.orderId !== undefined) select = select.where('order_id', '=', query.orderId);
   if (query.after !== undefined) select = select.where('id', '>', query.after);
-  return pageOf(await select.execute(), query.limit, toRequest);
+  return pageOf(await select.execute(), query.limit, (row) => toRequest(row, now));
 }

@@ -179,7 +179,8 @@ export interface RefundThresholdsTable {
   updated_at: Date;
 }
 
-export const REFUND_REQUEST_STATUSES = ['pending', 'approved', 'rejected'] as const;
+/** `expired` is not stored: a request still pending at its expiry is shown so. */
+export const REFUND_REQUEST_STATUSES = ['pending', 'approved', 'rejected', 'expired'] as const;
 export type RefundRequestStatus = (typeof REFUND_REQUEST_STATUSES)[number];
 
 /** A refund by hand that waits for, or got, a second operator's decision. */
@@ -190,9 +191,11 @@ export interface RefundRequestsTable {
   amount_minor: bigint;
   currency: string;
   reason: string;
-  status: RefundRequestStatus;
+  status: Exclude<RefundRequestStatus, 'expired'>;
   requested_by: string;
   requested_at: Date;
+  /** A request still pending then can no longer be decided. */
+  expires_at: Date;
   decided_by: string | null;
   decided_at: Date | null;
   decision_reason: string | null;

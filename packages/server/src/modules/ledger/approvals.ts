@@ -6,7 +6,7 @@ import { newId, type UserId } from '../../kernel/ids.js';
 import { formatAmount, parseCurrency } from '../../kernel/money.js';
 import type { Page } from '../../kernel/pagination.js';
 import { ACCOUNT_PURPOSES, type AccountPurpose } from './domain/chart.js';
-import { addMoved, type CauseKind, movedPerCurrency, postingErrors } from './domain/posting.js';
+import { addMoved, type CauseKind, movedPerCurrency } from './domain/posting.js';
 import { ledgerErrors } from './errors.js';
 import type { AccountRef, BatchItemResult, LedgerService, PostingInput, PostResult } from './service.js';
 import {
@@ -111,48 +111,36 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
 
   /**
    * What a movement would move per currency, checked as far as it can be without moving it:
-   * each posting balances, with amounts in range; a transaction to reverse exists, is not a
+   * each posting's accounts exist or can be opened, in its currencies, and it balances with
+   * amounts in range (`LedgerService.checkPostings`); a transaction to reverse exists, is not a
    * reversal and was not reversed.
    */
   async function movesOf(ctx: Context, movement: HandMovement): Promise<Map<string, bigint>> {
-    const checked = (posting: PostingInput) => {
-      const entries = posting.entries.map((entry) => {
-        if (entry.currency === undefined)
-          throw new Error('a posting by hand names the currency of each entry');
-        return {
-          accountId: '',
-          currency: entry.currency,
-          direction: entry.direction,
-          amountMinor: entry.amountMinor,
-        };
-      });
-      const errors = postingErrors({
-        idempotencyKey: posting.idempotencyKey,
-        description: posting.description ?? '',
-        cause: posting.cause,
-        metadata: posting.metadata ?? {},
-        entries,
-      });
-      return { errors, moved: movedPerCurrency(entries) };
-    };
+    /** What a posting moves: its entries each name their currency, as the API has them do. */
+    const moved = (posting: PostingInput) =>
+      movedPerCurrency(
+        posting.entries.map((entry) => {
+          if (entry.currency === undefined)
+            throw new Error('a posting by hand names the currency of each entry');
+          return { currency: entry.currency, direction: entry.direction, amountMinor: entry.amountMinor };
+        }),
+      );
     switch (movement.action) {
       case 'post': {
-        const { errors, moved } = checked(movement.posting);
+        const [errors = []] = await ledger.checkPostings(ctx, [movement.posting]);
         if (errors.length > 0) throw ledgerErrors.postingInvalid(errors);
-        return moved;
+        return moved(movement.posting);
       }
       case 'batch': {
-        const totals = new Map<string, bigint>();
-        const refused: { index: number; code: string; message: string }[] = [];
-        movement.postings.forEach((posting, index) => {
-          const { errors, moved } = checked(posting);
-          if (errors.length > 0) {
-            const error = ledgerErrors.postingInvalid(errors);
-            refused.push({ index, code: error.code, message: error.message });
-          }
-          addMoved(totals, moved);
+        const checks = await ledger.checkPostings(ctx, movement.postings);
+        const refused = checks.flatMap((errors, index) => {
+          if (errors.length === 0) return [];
+          const error = ledgerErrors.postingInvalid(errors);
+          return [{ index, code: error.code, message: error.message }];
         });
         if (refused.length > 0) throw ledgerErrors.batchRejected(refused);
+        const totals = new Map<string, bigint>();
+        for (const posting of movement.postings) addMoved(totals, moved(posting));
         return totals;
       }
       case 'reverse': {

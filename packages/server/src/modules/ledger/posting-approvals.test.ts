@@ -539,6 +539,63 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
       422,
       'ledger.entries_must_balance',
     );
+    // Accounts are checked too, without opening any: one named by id must exist and be in the
+    // entry's currency, one named by key must have an owner that fits its purpose.
+    const payableId = ok(await post(alice, credit(partner, '1.00')), 201).entries[1]?.account_id as string;
+    const accounts = async () =>
+      Number(
+        (
+          await db
+            .selectFrom('ledger_accounts')
+            .select(sql<string>`count(*)::text`.as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const accountsBefore = await accounts();
+    const named = (account: unknown, currency = 'EUR') => {
+      const body = credit(partner, '1.00', currency);
+      return {
+        ...body,
+        entries: [body.entries[0], { ...body.entries[1], account: undefined, account_id: account }],
+      };
+    };
+    const ruleOf = async (transaction: unknown) =>
+      (
+        expectProblem(
+          await file(alice, { action: 'post', transaction }),
+          422,
+          'ledger.entries_must_balance',
+        ) as {
+          errors?: { path: string; rule: string }[];
+        }
+      ).errors?.find((error) => error.path.startsWith('/entries/1/'));
+    expect(await ruleOf(named(newId('acc')))).toMatchObject({ path: '/entries/1/account', rule: 'exists' });
+    expect(await ruleOf(named(payableId, 'USD'))).toMatchObject({
+      path: '/entries/1/currency',
+      rule: 'currency',
+    });
+    const misowned = credit(partner, '1.00');
+    misowned.entries[1] = {
+      ...misowned.entries[1],
+      account: { purpose: 'partner_payable', owner_id: 'platform' },
+    } as never;
+    expect(await ruleOf(misowned)).toMatchObject({
+      path: '/entries/1/account',
+      rule: 'ledger.owner_invalid',
+    });
+    expect(
+      ok(await file(alice, { action: 'post', transaction: named(payableId) }), 201).transaction?.entries,
+    ).toHaveLength(2);
+    expect(await accounts()).toBe(accountsBefore);
+    expectProblem(
+      await file(alice, {
+        action: 'batch',
+        atomic: true,
+        transactions: [credit(partner, '1.00'), named(newId('acc'))],
+      }),
+      422,
+      'ledger.batch_rejected',
+    );
     expectProblem(
       await file(alice, { action: 'transfer', transaction: credit(partner, '1.00') }),
       400,
@@ -562,7 +619,7 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
       400,
       'idempotency.key_required',
     );
-    expect(await count('ledger_posting_requests')).toBe(requests);
+    expect(await count('ledger_posting_requests')).toBe(requests + 1);
     expectProblem(
       await app.request('GET', `/v1/ledger/posting-requests/${newId('lpr')}`),
       404,

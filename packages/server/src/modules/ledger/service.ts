@@ -135,6 +135,13 @@ export interface LedgerService {
     options: { atomic: boolean },
   ): Promise<BatchItemResult[]>;
   /**
+   * What each posting would be refused for before anything is written, without writing, nor
+   * opening an account: accounts named by id that do not exist, keys whose owner does not fit
+   * the purpose, entries in another currency than their account's, and the rules of double
+   * entry. Funds and idempotency keys are not checked: they may change before the posting.
+   */
+  checkPostings(ctx: Context, inputs: readonly PostingInput[]): Promise<FieldError[][]>;
+  /**
    * Posts the mirror image of a transaction: every debit becomes a credit and back. The
    * original stays as it was; corrections are new transactions. A transaction is reversed at
    * most once (the same idempotency key again returns that reversal), and a reversal is final:
@@ -640,6 +647,55 @@ export function createLedgerService(): LedgerService {
     });
   }
 
+  async function checkPostings(ctx: Context, inputs: readonly PostingInput[]): Promise<FieldError[][]> {
+    const ids = inputs.flatMap((input) =>
+      input.entries.flatMap((entry) => (typeof entry.account === 'string' ? [entry.account] : [])),
+    );
+    const known = await accountsOf(ctx, ids);
+    return inputs.map((input) => {
+      const errors: FieldError[] = [];
+      const entries: ResolvedEntry[] = [];
+      input.entries.forEach((entry, position) => {
+        const path = `/entries/${position}/account`;
+        let currency: string;
+        if (typeof entry.account === 'string') {
+          const found = known.get(entry.account);
+          if (!found) {
+            errors.push({ path, rule: 'exists', message: `no account ${entry.account}` });
+            return;
+          }
+          currency = found.currency;
+        } else {
+          const refusal = keyRefusal(entry.account);
+          if (refusal) {
+            errors.push({ path, rule: refusal.code, message: refusal.message });
+            return;
+          }
+          currency = entry.account.currency;
+        }
+        if (entry.currency !== undefined && entry.currency !== currency) {
+          errors.push({
+            path: `/entries/${position}/currency`,
+            rule: 'currency',
+            message: `must be ${currency}`,
+          });
+          return;
+        }
+        entries.push({ accountId: '', currency, direction: entry.direction, amountMinor: entry.amountMinor });
+      });
+      errors.push(
+        ...postingErrors({
+          idempotencyKey: input.idempotencyKey,
+          description: input.description ?? '',
+          cause: input.cause,
+          entries,
+          metadata: input.metadata ?? {},
+        }),
+      );
+      return errors;
+    });
+  }
+
   async function post(ctx: Context, input: PostingInput): Promise<PostResult> {
     const [result] = await postBatch(ctx, [input], { atomic: true });
     if (!result || result.status === 'rejected') throw result?.error ?? new Error('a posting has a result');
@@ -731,6 +787,7 @@ export function createLedgerService(): LedgerService {
     },
     post,
     postBatch,
+    checkPostings,
     async reverse(ctx, transactionId, input) {
       const original = await readable(ctx, transactionId);
       return post(ctx, {

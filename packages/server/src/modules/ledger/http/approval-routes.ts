@@ -143,9 +143,10 @@ export function ledgerApprovalRoutes(approvals: LedgerApprovals): Route[] {
         'A posting (`action: post`, as `POST /v1/ledger/transactions` takes it), a reversal (`reverse`, as ' +
         '`POST /v1/ledger/transactions/{transaction_id}/reverse`) or a batch (`batch`, as `POST /v1/ledger/batches`), ' +
         'filed for a second operator to approve: needed beyond the currency’s threshold, allowed below it. What can ' +
-        'be checked without moving money is checked now: `422 ledger.entries_must_balance`, `422 ledger.batch_rejected`, ' +
+        'be checked without moving money is checked now: `422 ledger.entries_must_balance` (also naming an account id that ' +
+        'does not exist or is in another currency, and an owner that does not fit its account’s purpose), `422 ledger.batch_rejected`, ' +
         '`404 ledger.transaction_not_found`, `422 ledger.reversal_not_reversible`, `409 ledger.already_reversed`; ' +
-        'accounts and funds are checked when it is approved. Nothing moves until then. Announced to operators by a ' +
+        'funds are checked when it is approved. Nothing moves until then. Announced to operators by a ' +
         '`posting_request.created` event.',
       tags: LEDGER,
       access: POSTERS,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ALL_OPERATOR_ROLES } from '../kernel/http/access.js';
 import { defineRoute, type Route } from '../kernel/http/route.js';
-import { idSchema, page, pageQuery, toPage } from '../kernel/http/schemas.js';
+import { currencyParams, idSchema, page, pageQuery, toPage } from '../kernel/http/schemas.js';
 import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../kernel/idempotency/idempotency-store.js';
 import { parseAmount, parseCurrency } from '../kernel/money.js';
 import {
@@ -24,9 +24,6 @@ import type { RefundApprovals } from './refund-approvals.js';
 const TAGS = ['Orders'];
 const OPERATORS = { operator: ALL_OPERATOR_ROLES } as const;
 
-const currencyParams = z.strictObject({
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as "EUR"'),
-});
 const requestParams = z.strictObject({ refund_request_id: idSchema('rrq') });
 
 /** Routes of four eyes on refunds by hand: thresholds, and the requests another operator decides. */

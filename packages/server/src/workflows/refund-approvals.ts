@@ -2,7 +2,8 @@ import { recordAudit } from '../kernel/audit/audit-log.js';
 import type { Context } from '../kernel/context.js';
 import { requireTransaction } from '../kernel/database/database.js';
 import { appendEvent } from '../kernel/events/event-log.js';
-import { newId, type OrderId, type UserId } from '../kernel/ids.js';
+import { APPROVAL_REQUEST_TTL_MS, operatorOf } from '../kernel/four-eyes.js';
+import { newId, type OrderId } from '../kernel/ids.js';
 import { formatAmount, parseCurrency } from '../kernel/money.js';
 import type { Page } from '../kernel/pagination.js';
 import {
@@ -19,15 +20,6 @@ import {
   saveRefundThreshold,
 } from '../modules/orders/index.js';
 import type { Fulfilment, OrderView, RefundByHand } from './fulfilment.js';
-
-/** How long a refund request waits for a decision: what was right a week ago may no longer be. */
-export const REFUND_REQUEST_TTL_MS = 7 * 24 * 60 * 60 * 1000;
-
-/** The operator user acting, whom four eyes tell apart; others find nothing here. */
-function operatorOf(ctx: Context, notFound: () => Error): UserId {
-  if (ctx.actor.kind !== 'operator') throw notFound();
-  return ctx.actor.userId;
-}
 
 /**
  * Four eyes on refunds by hand. Above a threshold per currency (what one order is given back by
@@ -134,7 +126,7 @@ export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
         reason: input.reason,
         requestedBy: by,
         requestedAt: ctx.now,
-        expiresAt: new Date(ctx.now.getTime() + REFUND_REQUEST_TTL_MS),
+        expiresAt: new Date(ctx.now.getTime() + APPROVAL_REQUEST_TTL_MS),
       });
       await announce(ctx, 'refund_request.created', request);
       await recordAudit(ctx, {

@@ -72,3 +72,8 @@ export const moneyJson = (amountMinor: bigint, currency: string): z.input<typeof
   currency,
   amount_minor: amountMinor.toString(),
 });
+
+/** A currency as a path parameter: an ISO 4217 code. */
+export const currencyParams = z.strictObject({
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as "EUR"'),
+});

@@ -2,7 +2,8 @@ import { recordAudit } from '../../kernel/audit/audit-log.js';
 import type { Context } from '../../kernel/context.js';
 import { requireTransaction } from '../../kernel/database/database.js';
 import { appendEvent } from '../../kernel/events/event-log.js';
-import { newId, type UserId } from '../../kernel/ids.js';
+import { APPROVAL_REQUEST_TTL_MS, operatorOf, statusAt } from '../../kernel/four-eyes.js';
+import { newId } from '../../kernel/ids.js';
 import { formatAmount, parseCurrency } from '../../kernel/money.js';
 import type { Page } from '../../kernel/pagination.js';
 import { ACCOUNT_PURPOSES, type AccountPurpose } from './domain/chart.js';
@@ -35,9 +36,6 @@ export type HandMovement =
     }
   | { readonly action: 'batch'; readonly atomic: boolean; readonly postings: readonly PostingInput[] };
 
-/** How long a posting request waits for a decision: what was right a week ago may no longer be. */
-export const POSTING_REQUEST_TTL_MS = 7 * 24 * 60 * 60 * 1000;
-
 /**
  * A movement by hand that waits for, or got, a second operator's decision; `expired` when it
  * was still pending at its expiry.
@@ -46,12 +44,6 @@ export type PostingRequest = Omit<StoredPostingRequest, 'action' | 'content' | '
   readonly status: StoredPostingRequest['status'] | 'expired';
   readonly movement: HandMovement;
 };
-
-/** The operator user acting, whom four eyes tell apart; others find nothing here. */
-function operatorOf(ctx: Context, notFound: () => Error): UserId {
-  if (ctx.actor.kind !== 'operator') throw notFound();
-  return ctx.actor.userId;
-}
 
 /**
  * Four eyes on money moved by hand. Per currency, an operator may move up to a threshold alone
@@ -291,7 +283,7 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
           reason,
           requestedBy: by,
           requestedAt: ctx.now,
-          expiresAt: new Date(ctx.now.getTime() + POSTING_REQUEST_TTL_MS),
+          expiresAt: new Date(ctx.now.getTime() + APPROVAL_REQUEST_TTL_MS),
         }),
         ctx.now,
       );
@@ -500,5 +492,5 @@ function fromStored(stored: StoredPostingRequest, now: Date): PostingRequest {
       };
       break;
   }
-  return { ...rest, status: status === 'pending' && now >= stored.expiresAt ? 'expired' : status, movement };
+  return { ...rest, status: statusAt(status, stored.expiresAt, now), movement };
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ALL_OPERATOR_ROLES } from '../../../kernel/http/access.js';
 import { defineRoute, type Route } from '../../../kernel/http/route.js';
-import { idSchema, page, pageQuery, toPage } from '../../../kernel/http/schemas.js';
+import { currencyParams, idSchema, page, pageQuery, toPage } from '../../../kernel/http/schemas.js';
 import { IDEMPOTENCY_MONEY_OUT_TTL_MS } from '../../../kernel/idempotency/idempotency-store.js';
 import { parseAmount, parseCurrency } from '../../../kernel/money.js';
 import type { HandMovement, LedgerApprovals } from '../approvals.js';
@@ -28,9 +28,6 @@ import {
 
 const OPERATORS = { operator: ALL_OPERATOR_ROLES } as const;
 
-const currencyParams = z.strictObject({
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as "EUR"'),
-});
 const requestParams = z.strictObject({ posting_request_id: idSchema('lpr') });
 const reason = z.string().trim().min(1).max(500).describe('Why, for the record and for the approver.');
 

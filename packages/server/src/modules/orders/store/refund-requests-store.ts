@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { Executor } from '../../../kernel/database/database.js';
+import { statusAt } from '../../../kernel/four-eyes.js';
 import type { OrderId, RefundRequestId, UserId } from '../../../kernel/ids.js';
 import { type Page, pageOf } from '../../../kernel/pagination.js';
 import type { RefundRequestStatus, RefundRequestsTable, RefundThresholdsTable } from './tables.js';
@@ -47,7 +48,7 @@ const toRequest = (row: Selectable<RefundRequestsTable>, now: Date): RefundReque
   amountMinor: BigInt(row.amount_minor),
   currency: row.currency,
   reason: row.reason,
-  status: row.status === 'pending' && now >= row.expires_at ? 'expired' : row.status,
+  status: statusAt(row.status, row.expires_at, now),
   requestedBy: row.requested_by as UserId,
   requestedAt: row.requested_at,
   expiresAt: row.expires_at,

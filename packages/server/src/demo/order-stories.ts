@@ -4,7 +4,7 @@ import type { Baton } from '../main.js';
 import { RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
 import { PROVIDER_REFUND_JOB } from '../workflows/settlement-routes.js';
 import { Agenda } from './agenda.js';
-import type { DemoClient, ProblemBody } from './demo-client.js';
+import { type DemoClient, DemoRequestError, type ProblemBody } from './demo-client.js';
 import {
   COMPANY_WORDS,
   DEMO_CURRENCY,
@@ -261,7 +261,8 @@ export async function playOrders(options: StoriesOptions): Promise<StoriesResult
 
   /**
    * The customer complains of a completed order; an operator gives a tenth of it back. Beyond
-   * the demo's threshold, that is a refund request a second operator approves a little later.
+   * the demo's threshold, of the order or of what the operator gave back alone that day, that is
+   * a refund request a second operator approves a little later.
    */
   async function giveBack(order: LiveOrder, view: OrderBody): Promise<void> {
     const currency = parseCurrency(view.total.currency);
@@ -275,9 +276,14 @@ export async function playOrders(options: StoriesOptions): Promise<StoriesResult
       ]),
     };
     if (amountMinor <= DEMO_REFUND_APPROVAL_ABOVE_MINOR) {
-      await client.post(`/v1/orders/${order.id}/refunds`, { key: adminKey, body, idempotent: true });
-      refundsDue = true;
-      return;
+      const url = `/v1/orders/${order.id}/refunds`;
+      const answer = await client.send<ProblemBody>('POST', url, { key: adminKey, body, idempotent: true });
+      if (answer.status === 201) {
+        refundsDue = true;
+        return;
+      }
+      if (answer.status !== 403 || answer.body.code !== 'orders.refund_needs_approval')
+        throw new DemoRequestError('POST', url, answer.status, answer.body);
     }
     const request = await client.post<{ id: string }>(`/v1/orders/${order.id}/refund-requests`, {
       key: adminKey,

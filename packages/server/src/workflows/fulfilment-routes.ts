@@ -259,7 +259,9 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
         'Each partner whose earnings go back is told by a `work_order.refunded` event, seen by that partner only: ' +
         'what of its own share it gives back, and what of that it now owes when its payable is short. ' +
         'Above the threshold of the order’s currency (`PUT /v1/refund-thresholds/{currency}`), counting what the order ' +
-        'was given back by hand alone before, a refund needs a second operator: `403 orders.refund_needs_approval`, ' +
+        'was given back by hand alone before, or what the calling operator gave back by hand alone today (UTC) over ' +
+        'all orders, a refund needs a second operator: `403 orders.refund_needs_approval` (with `refunded_alone` and ' +
+        '`refunded_alone_today`, both before this refund), ' +
         'and it is filed with `POST /v1/orders/{order_id}/refund-requests` instead. ' +
         'Errors: `409 orders.refund_not_allowed` (the order still running without `step`, or the leg not confirmed), ' +
         '`422 orders.currency_mismatch`, `422 settlement.refund_exceeds_order`, `422 settlement.refund_exceeds_leg`, ' +

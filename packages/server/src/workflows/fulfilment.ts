@@ -39,6 +39,7 @@ import {
   topologicalOrder,
 } from '../modules/offerings/index.js';
 import {
+  addRefundedAlone,
   CLOSED_LEGS,
   CUSTOMER_ACTIONS,
   type CustomerAction,
@@ -1455,8 +1456,10 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * Each partner whose earnings go back gets a `work_order.refunded` event: what of its own share
    * it gives back, and what of that it now owes (its payable being short).
    *
-   * Unless a second operator `approved` it (a refund request), what the order is given back by
-   * hand alone, this refund included, may not exceed the threshold set for its currency.
+   * Unless a second operator `approved` it (a refund request), neither what the order is given
+   * back by hand alone nor what the acting operator gave back by hand alone today (UTC), this
+   * refund included, may exceed the threshold set for its currency. Approved refunds count in
+   * neither.
    *
    * @throws DomainError `orders.order_not_found`, `orders.leg_not_found`, `orders.refund_not_allowed`,
    *   `orders.currency_mismatch`, `orders.refund_needs_approval`, `settlement.refund_exceeds_order`,
@@ -1475,15 +1478,25 @@ export function createFulfilment(deps: FulfilmentDeps) {
     const legRef = await refundTarget(ctx, order, input);
     if (!options.approved) {
       // Four eyes above the currency's threshold, counting what the order was given back alone
-      // before: refunds of one order take turns on its row, so two cannot both slip under it.
+      // before, and what this operator gave back alone today over all orders: refunds of one
+      // order take turns on its row and one operator's on its day's row, so two cannot both
+      // slip under it. The day's row is taken after the order's, and refused refunds roll back.
       const threshold = await refundThreshold(ctx.db, order.currency);
-      if (threshold && order.refundedAloneMinor + input.amountMinor > threshold.approvalAboveMinor)
-        throw ordersErrors.refundNeedsApproval(
-          orderId,
-          order.currency,
-          threshold.approvalAboveMinor,
-          order.refundedAloneMinor,
-        );
+      const today = await addRefundedAlone(ctx.db, {
+        userId: ctx.actor.userId,
+        currency: order.currency,
+        day: ctx.now.toISOString().slice(0, 10),
+        minor: input.amountMinor,
+      });
+      if (
+        threshold &&
+        (order.refundedAloneMinor + input.amountMinor > threshold.approvalAboveMinor ||
+          today > threshold.approvalAboveMinor)
+      )
+        throw ordersErrors.refundNeedsApproval(orderId, order.currency, threshold.approvalAboveMinor, {
+          orderMinor: order.refundedAloneMinor,
+          todayMinor: today - input.amountMinor,
+        });
       await updateOrder(ctx.db, orderId, {
         refunded_alone_minor: order.refundedAloneMinor + input.amountMinor,
       });

@@ -34,8 +34,9 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
       url: '/v1/refund-thresholds',
       summary: 'List the thresholds of refunds by hand',
       description:
-        'Per currency, what operators may give back of one order by hand alone, in all. A currency without a ' +
-        'threshold needs no second operator.',
+        'Per currency, what operators may give back of one order by hand alone, in all, and what one operator user ' +
+        'may give back by hand alone in a day (UTC), over all orders. A currency without a threshold needs no ' +
+        'second operator.',
       tags: TAGS,
       access: OPERATORS,
       response: z.object({ data: z.array(RefundThresholdJson) }),
@@ -47,7 +48,8 @@ export function refundApprovalRoutes(approvals: RefundApprovals): Route[] {
       summary: 'Set the threshold of refunds by hand in a currency',
       description:
         'From now on, a refund by hand (`POST /v1/orders/{order_id}/refunds`) that would take what one order was ' +
-        'given back by hand alone above `approval_above` is refused with `403 orders.refund_needs_approval`; it is ' +
+        'given back by hand alone, or what its operator gave back by hand alone that day (UTC, counted also before ' +
+        'the threshold was set), above `approval_above` is refused with `403 orders.refund_needs_approval`; it is ' +
         'filed as a refund request instead, which another operator approves. `0.00` puts every refund by hand in ' +
         'the currency before a second operator. Errors: `400 orders.refund_threshold_negative`, ' +
         '`400 money.unknown_currency`, `400 money.too_many_decimals`.',

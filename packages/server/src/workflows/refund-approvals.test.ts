@@ -9,12 +9,15 @@ import { TEST_DATABASE_KIND } from '../testing/test-database.js';
  * one order was already given back by hand alone, a refund is a request that another operator
  * approves before any money moves; the operator who filed it cannot.
  */
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
   // Room for the racing refunds below.
   const f = await createFulfilmentFixture({ poolSize: 12 });
   const { app, ok, expectProblem } = f;
   const alice = await app.operatorKey('finance');
   const bob = await app.operatorKey('finance');
+  const carol = await app.operatorKey('finance');
   const ops = await app.operatorKey('ops');
   const { refundBy, placed, completedOrder, books, refundedAtProvider } = await openMendingShop(f);
 
@@ -61,6 +64,11 @@ describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
         body: { approval_above: amount },
       },
     );
+  const completedOrders = async (count: number) => {
+    const orders = [];
+    for (let n = 0; n < count; n++) orders.push((await completedOrder()).order);
+    return orders;
+  };
   const userOf = async (key: string) => ok<{ id: string }>(await app.request('GET', '/v1/me', { key })).id;
   const refunded = async (orderId: string) =>
     ok<OrderBody>(await app.request('GET', `/v1/orders/${orderId}`)).refunded.amount;
@@ -116,6 +124,7 @@ describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
     expect(refused).toMatchObject({
       approval_above: { amount: '20.00', currency: 'EUR' },
       refunded_alone: { amount: '20.00', currency: 'EUR' },
+      refunded_alone_today: { amount: '11.00', currency: 'EUR' },
     });
     expect(await books()).toEqual(before);
     expect(await refunded(order.id)).toBe('20.00');
@@ -237,10 +246,72 @@ describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
       ['succeeded', await userOf(bob)],
       ['failed', await userOf(app.adminKey)],
     ]);
-    // An approved refund does not count against what operators may give back alone.
-    ok(await refundBy(alice, order.id, { amount: eur('20.00'), reason: 'Goodwill' }), 201);
+    // An approved refund does not count against what operators may give back of the order alone.
+    ok(await refundBy(carol, order.id, { amount: eur('20.00'), reason: 'Goodwill' }), 201);
     await f.runJobs();
     await f.expectBooksClean([order.id]);
+  });
+
+  it('counts what one operator gives back alone in a day over all orders, and starts afresh the next day', async () => {
+    const dave = await app.operatorKey('finance');
+    const erin = await app.operatorKey('finance');
+    const [first, second, third, fourth] = await completedOrders(4);
+    if (!first || !second || !third || !fourth) throw new Error('four orders');
+    ok(await refundBy(dave, first.id, { amount: eur('12.00'), reason: 'Late' }), 201);
+    ok(await refundBy(dave, second.id, { amount: eur('8.00'), reason: 'Late' }), 201);
+    const before = await books();
+
+    // 20.00 given back alone today over two orders: one cent more, of a third order given back
+    // nothing yet, needs a second operator; nothing moves.
+    const refused = expectProblem(
+      await refundBy(dave, third.id, { amount: eur('0.01'), reason: 'One more cent' }),
+      403,
+      'orders.refund_needs_approval',
+    );
+    expect(refused).toMatchObject({
+      approval_above: { amount: '20.00', currency: 'EUR' },
+      refunded_alone: { amount: '0.00', currency: 'EUR' },
+      refunded_alone_today: { amount: '20.00', currency: 'EUR' },
+    });
+    expect(await books()).toEqual(before);
+    expect(await refunded(third.id)).toBe('0.00');
+
+    // Each operator has its own count.
+    ok(await refundBy(erin, third.id, { amount: eur('0.01'), reason: 'One cent' }), 201);
+    // An approved refund counts against nobody, its author or its approver.
+    const filed = ok<RequestBody>(
+      await fileRequest(erin, third.id, { amount: eur('15.00'), reason: 'Torn lining' }),
+      201,
+    );
+    ok(await approve(dave, filed.id));
+    expect(await refunded(third.id)).toBe('15.01');
+    ok(await refundBy(erin, fourth.id, { amount: eur('19.99'), reason: 'Goodwill' }), 201);
+    expectProblem(
+      await refundBy(erin, fourth.id, { amount: eur('0.01'), reason: 'One more cent' }),
+      403,
+      'orders.refund_needs_approval',
+    );
+    expectProblem(
+      await refundBy(dave, third.id, { amount: eur('0.01'), reason: 'One more cent' }),
+      403,
+      'orders.refund_needs_approval',
+    );
+
+    // The next day (UTC), each operator starts again from nothing.
+    const now = app.clock.now().getTime();
+    app.clock.advance(DAY_MS - (now % DAY_MS));
+    ok(await refundBy(dave, third.id, { amount: eur('4.99'), reason: 'Next day' }), 201);
+    ok(await refundBy(erin, first.id, { amount: eur('8.00'), reason: 'Next day' }), 201);
+    // What one order was given back alone stays counted, day after day.
+    expect(
+      expectProblem(
+        await refundBy(dave, second.id, { amount: eur('12.01'), reason: 'Next day' }),
+        403,
+        'orders.refund_needs_approval',
+      ),
+    ).toMatchObject({ refunded_alone: { amount: '8.00' }, refunded_alone_today: { amount: '4.99' } });
+    await f.runJobs();
+    await f.expectBooksClean([first.id, second.id, third.id, fourth.id]);
   });
 
   it('rejects a request, or lets its author withdraw it, and nothing moves', async () => {
@@ -401,6 +472,25 @@ describe(`four eyes on refunds by hand (${TEST_DATABASE_KIND})`, async () => {
       expect(await refunded(order.id)).toBe('18.00');
       await f.runJobs();
       await f.expectBooksClean([order.id]);
+    },
+  );
+
+  it.runIf(TEST_DATABASE_KIND === 'postgres')(
+    'never lets one operator’s racing refunds by hand over many orders pass the day’s threshold together',
+    async () => {
+      const frank = await app.operatorKey('finance');
+      const orders = await completedOrders(4);
+      // 20.00 alone a day at most, 12.00 of each order: of eight racing refunds of 6.00, three pass.
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, n) =>
+          refundBy(frank, orders[n % 4]?.id as string, { amount: eur('6.00'), reason: 'Race' }),
+        ),
+      );
+      expect(answers.map((answer) => answer.status).sort()).toEqual([201, 201, 201, 403, 403, 403, 403, 403]);
+      const given = await Promise.all(orders.map((order) => refunded(order.id)));
+      expect(given.reduce((sum, amount) => sum + Number(amount), 0)).toBe(18);
+      await f.runJobs();
+      await f.expectBooksClean(orders.map((order) => order.id));
     },
   );
 });

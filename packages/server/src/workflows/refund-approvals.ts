@@ -23,8 +23,9 @@ import type { Fulfilment, OrderView, RefundByHand } from './fulfilment.js';
 
 /**
  * Four eyes on refunds by hand. Above a threshold per currency (what one order is given back by
- * hand alone, in all), a refund is filed as a request and made only when another operator
- * approves it; the database, too, refuses an approval by the operator who filed the request.
+ * hand alone, in all, and what one operator gives back by hand alone in a UTC day), a refund is
+ * filed as a request and made only when another operator approves it; the database, too,
+ * refuses an approval by the operator who filed the request.
  */
 export function createRefundApprovals(deps: { fulfilment: Fulfilment }) {
   const { fulfilment } = deps;

@@ -133,19 +133,24 @@ export const ordersErrors = {
    * Four eyes: what one operator alone gives back of an order by hand stays at or below the
    * threshold of its currency; above it, the refund is a request another operator decides.
    */
+  /** Either count, with this refund, goes above the threshold; both are given as they stood before it. */
   refundNeedsApproval: (
     orderId: string,
     currency: string,
     approvalAboveMinor: bigint,
-    refundedAloneMinor: bigint,
+    alone: { orderMinor: bigint; todayMinor: bigint },
   ) => {
     const money = (minor: bigint) => ({ amount: formatAmount(minor, parseCurrency(currency)), currency });
     const above = money(approvalAboveMinor);
     return new DomainError(
       'forbidden',
       'orders.refund_needs_approval',
-      `Refunds by hand of order ${orderId} above ${above.amount} ${currency} in all (${money(refundedAloneMinor).amount} given back alone so far) need a second operator: file a refund request (POST /v1/orders/${orderId}/refund-requests).`,
-      { approval_above: above, refunded_alone: money(refundedAloneMinor) },
+      `Refunds by hand above ${above.amount} ${currency}, of one order in all or by one operator in a day (UTC), need a second operator (order ${orderId}: ${money(alone.orderMinor).amount} given back alone so far; you today: ${money(alone.todayMinor).amount}): file a refund request (POST /v1/orders/${orderId}/refund-requests).`,
+      {
+        approval_above: above,
+        refunded_alone: money(alone.orderMinor),
+        refunded_alone_today: money(alone.todayMinor),
+      },
     );
   },
   refundThresholdNegative: () =>

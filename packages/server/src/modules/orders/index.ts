@@ -78,6 +78,7 @@ export {
   workOrdersOf,
 } from './store/orders-store.js';
 export {
+  addRefundedAlone,
   decideRefundRequest,
   findRefundRequest,
   insertRefundRequest,

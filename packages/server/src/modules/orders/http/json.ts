@@ -369,7 +369,7 @@ export function workOrderJson(workOrder: WorkOrder): z.input<typeof WorkOrderJso
 export const RefundThresholdJson = z
   .object({
     approval_above: MoneyJson.describe(
-      'What operators may give back of one order by hand alone, in all; a refund beyond it needs a second operator.',
+      'What operators may give back of one order by hand alone, in all, and one operator by hand alone in a day (UTC); a refund beyond either needs a second operator.',
     ),
     updated_by: z.string(),
     updated_at: timestamp,

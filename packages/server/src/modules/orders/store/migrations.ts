@@ -241,5 +241,23 @@ export const ordersMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    /**
+     * Four eyes count per operator too: what one operator user gives back by hand alone in a
+     * day (UTC), over all orders, is held to the threshold as what one order is given back, so
+     * that refunds split over many orders do not slip under it.
+     */
+    '0007_refunded_alone_daily': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          create table refunded_alone_daily (
+            user_id text not null,
+            currency text not null,
+            day date not null,
+            refunded_minor numeric(40) not null check (refunded_minor > 0),
+            primary key (user_id, currency, day)
+          );
+        `.execute(db);
+      },
+    },
   },
 };

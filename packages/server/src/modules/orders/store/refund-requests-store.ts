@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Executor } from '../../../kernel/database/database.js';
 import { statusAt } from '../../../kernel/four-eyes.js';
 import type { OrderId, RefundRequestId, UserId } from '../../../kernel/ids.js';
@@ -101,6 +101,33 @@ export async function removeRefundThreshold(db: Executor, currency: string): Pro
     .where('currency', '=', currency)
     .executeTakeFirst();
   return removed.numDeletedRows > 0n;
+}
+
+/**
+ * Adds a refund by hand to what its operator gave back alone that day, and returns the day's
+ * total, this refund included. The row stays locked until the transaction ends, so one
+ * operator's concurrent refunds take turns on it.
+ */
+export async function addRefundedAlone(
+  db: Executor,
+  refunded: { userId: UserId; currency: string; day: string; minor: bigint },
+): Promise<bigint> {
+  const row = await db
+    .insertInto('refunded_alone_daily')
+    .values({
+      user_id: refunded.userId,
+      currency: refunded.currency,
+      day: refunded.day,
+      refunded_minor: refunded.minor,
+    })
+    .onConflict((conflict) =>
+      conflict.columns(['user_id', 'currency', 'day']).doUpdateSet({
+        refunded_minor: sql`refunded_alone_daily.refunded_minor + excluded.refunded_minor`,
+      }),
+    )
+    .returning('refunded_minor')
+    .executeTakeFirstOrThrow();
+  return BigInt(row.refunded_minor);
 }
 
 export async function insertRefundRequest(

@@ -10,6 +10,7 @@ declare module '../../../kernel/database/tables.js' {
     work_orders: WorkOrdersTable;
     refund_thresholds: RefundThresholdsTable;
     refund_requests: RefundRequestsTable;
+    refunded_alone_daily: RefundedAloneDailyTable;
   }
 }
 
@@ -177,6 +178,15 @@ export interface RefundThresholdsTable {
   approval_above_minor: bigint;
   updated_by: string;
   updated_at: Date;
+}
+
+/** What one operator user gave back by hand alone in a currency on a day (UTC). */
+export interface RefundedAloneDailyTable {
+  user_id: string;
+  currency: string;
+  day: string;
+  /** `numeric`: a day's refunds may add up beyond `int8`. */
+  refunded_minor: ColumnType<string, bigint, bigint>;
 }
 
 /** `expired` is not stored: a request still pending at its expiry is shown so. */

@@ -162,6 +162,29 @@ describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
     expect(unset.body.code).toBe('payouts.settings_not_found');
   });
 
+  it('holds a destination set after the last one was removed, however long ago the removal was', async () => {
+    const charlie = await partner('charlie');
+    const url = `/v1/partners/${charlie.id}/payout-settings`;
+    const heldUntil = () => new Date(app.clock.now().getTime() + DESTINATION_HOLD_MS).toISOString();
+    const first = await app.request('PUT', url, {
+      key: finance,
+      body: { ...settings, destination: 'ba_first' },
+    });
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.destination_held_until).toBeNull();
+    const removed = await app.request('PUT', url, { key: finance, body: { ...settings, destination: null } });
+    expect(removed.status, removed.text).toBe(200);
+    expect(removed.body.destination_held_until).toBe(heldUntil());
+    // The removal's hold waited out, a new destination is a change all the same.
+    app.clock.advance(2 * DESTINATION_HOLD_MS);
+    const later = await app.request('PUT', `/v1/partners/${charlie.id}/payout-destination`, {
+      key: charlie.ownerKey,
+      body: { destination: 'ba_later' },
+    });
+    expect(later.status, later.text).toBe(200);
+    expect(later.body.destination_held_until).toBe(heldUntil());
+  });
+
   it('runs payouts once per Idempotency-Key, sends them after commit, and shows each partner only its own', async () => {
     expect((await earn(alpha.id, '120.00', 'http-earning-1')).status).toBe(201);
     const runBody = { partner_ids: [alpha.id, bravo.id] };

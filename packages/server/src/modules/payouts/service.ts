@@ -742,6 +742,7 @@ export function createPayoutsService(deps: {
         currency,
         destination,
         destination_held_until: existing ? destinationHeldUntil(existing, destination, ctx.now) : null,
+        had_destination: (existing?.hadDestination ?? false) || destination !== null,
         reserve_bps: input.reserveBps,
         reserve_days: input.reserveDays,
         earnings_cursor: existing && existing.currency === currency ? existing.earningsCursor : null,
@@ -793,6 +794,7 @@ export function createPayoutsService(deps: {
         .set({
           destination,
           destination_held_until: destinationHeldUntil(existing, destination, ctx.now),
+          had_destination: true,
           updated_at: ctx.now,
         })
         .where('partner_id', '=', partnerId)

@@ -78,22 +78,23 @@ describe('planning a payout', () => {
     });
     const now = new Date('2026-06-01T09:00:00Z');
     const held = new Date(now.getTime() + DESTINATION_HOLD_MS);
-    expect(
-      destinationHeldUntil({ destination: null, destinationHeldUntil: null }, 'ba_first', now),
-    ).toBeNull();
-    expect(destinationHeldUntil({ destination: 'ba_a', destinationHeldUntil: null }, 'ba_a', now)).toBeNull();
-    expect(destinationHeldUntil({ destination: 'ba_a', destinationHeldUntil: null }, 'ba_b', now)).toEqual(
-      held,
-    );
+    const first = { destination: null, destinationHeldUntil: null, hadDestination: false };
+    const set = { destination: 'ba_a', destinationHeldUntil: null, hadDestination: true };
+    expect(destinationHeldUntil(first, 'ba_first', now)).toBeNull();
+    expect(destinationHeldUntil(set, 'ba_a', now)).toBeNull();
+    expect(destinationHeldUntil(set, 'ba_b', now)).toEqual(held);
     // Setting the same destination again does not cut a hold short, nor lengthen it.
     const earlier = new Date(now.getTime() - 1000);
-    expect(destinationHeldUntil({ destination: 'ba_b', destinationHeldUntil: earlier }, 'ba_b', now)).toEqual(
-      earlier,
-    );
+    expect(
+      destinationHeldUntil({ ...set, destination: 'ba_b', destinationHeldUntil: earlier }, 'ba_b', now),
+    ).toEqual(earlier);
     // Removing the destination holds too: whatever is set next is paid only after the hold.
-    expect(destinationHeldUntil({ destination: 'ba_a', destinationHeldUntil: null }, null, now)).toEqual(
-      held,
-    );
+    expect(destinationHeldUntil(set, null, now)).toEqual(held);
+    // And a destination set after a removal holds again, however long ago the removal was: a
+    // removal waited out is no way around the hold.
+    const removedLongAgo = { destination: null, destinationHeldUntil: earlier, hadDestination: true };
+    expect(destinationHeldUntil(removedLongAgo, 'ba_c', now)).toEqual(held);
+    expect(destinationHeldUntil(removedLongAgo, null, now)).toEqual(earlier);
   });
 
   test.prop([

@@ -53,15 +53,22 @@ export const RUN_PARTNERS_MAX = 500;
 export const DESTINATION_HOLD_MS = 72 * 60 * 60 * 1000;
 
 /**
- * Until when payouts wait once a destination is set: a change of an existing destination holds
- * them for `DESTINATION_HOLD_MS`; the first destination, or the same one again, changes nothing.
+ * Until when payouts wait once a destination is set: any change holds them for
+ * `DESTINATION_HOLD_MS`, its removal included, and so does a destination set after a removal,
+ * however long ago that was. Only the partner's first destination, or the same one again,
+ * changes nothing.
  */
 export function destinationHeldUntil(
-  current: { readonly destination: string | null; readonly destinationHeldUntil: Date | null },
+  current: {
+    readonly destination: string | null;
+    readonly destinationHeldUntil: Date | null;
+    /** Whether a destination was ever set, the present one included. */
+    readonly hadDestination: boolean;
+  },
   next: string | null,
   now: Date,
 ): Date | null {
-  if (current.destination === null || next === current.destination) return current.destinationHeldUntil;
+  if (next === current.destination || !current.hadDestination) return current.destinationHeldUntil;
   return new Date(now.getTime() + DESTINATION_HOLD_MS);
 }
 

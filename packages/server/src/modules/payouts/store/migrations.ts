@@ -77,5 +77,16 @@ export const payoutsMigrations: ModuleMigrations = {
         await sql`alter table payout_settings add column destination_held_until timestamptz`.execute(db);
       },
     },
+    // Only a partner's first destination goes without a hold; one set after the destination was
+    // removed is a change too, however long ago the removal was.
+    '0003_had_destination': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          alter table payout_settings add column had_destination boolean not null default false;
+          update payout_settings set had_destination = true
+            where destination is not null or destination_held_until is not null;
+        `.execute(db);
+      },
+    },
   },
 };

@@ -15,6 +15,8 @@ export interface PayoutSettings {
   readonly destination: string | null;
   /** Payouts wait until then after the destination changed (`destinationHeldUntil`). */
   readonly destinationHeldUntil: Date | null;
+  /** Whether a destination was ever set, the present one included. */
+  readonly hadDestination: boolean;
   readonly reserveBps: number;
   readonly reserveDays: number;
   readonly lastRunOn: string | null;
@@ -62,6 +64,7 @@ export const toSettings = (row: Selectable<PayoutSettingsTable>): PayoutSettings
   currency: row.currency,
   destination: row.destination,
   destinationHeldUntil: row.destination_held_until,
+  hadDestination: row.had_destination,
   reserveBps: row.reserve_bps,
   reserveDays: row.reserve_days,
   lastRunOn: row.last_run_on,

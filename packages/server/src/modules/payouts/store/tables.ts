@@ -21,6 +21,8 @@ export interface PayoutSettingsTable {
   destination: string | null;
   /** Payouts wait until then after the destination changed; null when none was changed. */
   destination_held_until: Date | null;
+  /** Whether a destination was ever set: only the first one holds nothing. */
+  had_destination: boolean;
   reserve_bps: number;
   reserve_days: number;
   /** The UTC date of the last run that considered the partner, `YYYY-MM-DD`. */

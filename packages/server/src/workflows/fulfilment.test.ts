@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { SimulatedProvider } from '../modules/payments/index.js';
 import {
@@ -319,6 +320,51 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     await deliverAndConfirm(order.id, 'guide');
     expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
     finished.push(order.id);
+    await f.expectBooksClean(finished);
+  });
+
+  it('goes on with the other timers when one leg’s timer fails, and takes that one up again at the next run', async () => {
+    const orders = [(await placePaid('trip', 1, 5 * 24)).order, (await placePaid('trip', 1, 5 * 24)).order];
+    const stays = [];
+    for (const order of orders) {
+      stays.push(await workOrderOf(order.id, 'stay'));
+      ok(await f.act(driver, (await workOrderOf(order.id, 'transfer')).id, 'accept'));
+    }
+    const [broken, sound] = stays as [WorkOrderBody, WorkOrderBody];
+    f.advance(61 * 60 * 1000);
+    // A fault in the database on one work order: its expiry fails, whatever the cause.
+    const db = app.baton.database.db;
+    await sql`create function fail_one_work_order() returns trigger language plpgsql as
+      $$ begin raise exception 'fault injected'; end $$`.execute(db);
+    await sql`create trigger fail_one_work_order before update on work_orders for each row
+      when (old.id = ${sql.lit(broken.id)}) execute function fail_one_work_order()`.execute(db);
+    try {
+      expect(await f.sweep()).toMatchObject({ expired: 1, failed: 1 });
+      expect((await workOrderOf(orders[0]?.id as string, 'stay')).id).toBe(broken.id);
+      expect(await workOrderOf(orders[1]?.id as string, 'stay')).toMatchObject({
+        attempt: 2,
+        status: 'offered',
+      });
+    } finally {
+      await sql`drop trigger fail_one_work_order on work_orders`.execute(db);
+      await sql`drop function fail_one_work_order()`.execute(db);
+    }
+    expect(await f.sweep()).toMatchObject({ expired: 1, failed: 0 });
+    expect(await workOrderOf(orders[0]?.id as string, 'stay')).toMatchObject({
+      attempt: 2,
+      status: 'offered',
+    });
+    expect(ok<WorkOrderBody>(await app.request('GET', `/v1/work-orders/${sound.id}`)).status).toBe('expired');
+    for (const order of orders) {
+      await deliverAndConfirm(order.id, 'stay');
+      const transfer = await workOrderOf(order.id, 'transfer');
+      ok(await f.act(driver, transfer.id, 'start'));
+      ok(await f.act(driver, transfer.id, 'deliver'));
+      ok(await f.judge(buyer.key, order.id, 'transfer', 'confirm'));
+      await deliverAndConfirm(order.id, 'guide');
+      expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
+      finished.push(order.id);
+    }
     await f.expectBooksClean(finished);
   });
 

@@ -176,6 +176,8 @@ export interface SweepReport {
   readonly late: number;
   readonly autoConfirmed: number;
   readonly replanned: number;
+  /** Items whose work failed, left as they were for the next run; the others went on. */
+  readonly failed: number;
 }
 
 /** Work orders or legs one run of the timers handles per kind, each in its own transaction. */
@@ -1742,15 +1744,32 @@ export function createFulfilment(deps: FulfilmentDeps) {
   /**
    * The timers, run every minute: expires offers not accepted in time (and re-plans them), flags
    * late work, confirms deliveries the customer did not judge in time, and re-plans legs not
-   * started whose partner was suspended or offboarded. Each item is its own transaction.
+   * started whose partner was suspended or offboarded. Each item is its own transaction, and
+   * one that fails is logged and left for the next run: it does not hold up the others.
    */
   async function sweep(db: Executor, now: Date): Promise<SweepReport> {
     let expired = 0;
     let late = 0;
     let autoConfirmed = 0;
     let replanned = 0;
+    let failed = 0;
+    const item = async (
+      timer: string,
+      due: { readonly orderId: string; readonly stepKey: string },
+      work: (ctx: Context) => Promise<void>,
+    ) => {
+      try {
+        await inOwnTransaction(db, now, work);
+      } catch (error) {
+        failed += 1;
+        deps.logger?.error(
+          { err: error, timer, order_id: due.orderId, step: due.stepKey },
+          'a timer failed on one leg; it is left for the next run',
+        );
+      }
+    };
     for (const due of await timedOut(db, 'acceptance', now, SWEEP_BATCH_MAX)) {
-      await inOwnTransaction(db, now, async (ctx) => {
+      await item('acceptance', due, async (ctx) => {
         const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
         if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'offered') return;
         const updated = await flaggedIfLate(
@@ -1764,7 +1783,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
       });
     }
     for (const due of await timedOut(db, 'due', now, SWEEP_BATCH_MAX)) {
-      await inOwnTransaction(db, now, async (ctx) => {
+      await item('due', due, async (ctx) => {
         const { order, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
         // Work that ended meanwhile was judged on time or late as it ended.
         if (!workOrder || workOrder.id !== due.id || workOrder.late || !OWED.includes(workOrder.status))
@@ -1774,7 +1793,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
       });
     }
     for (const due of await timedOut(db, 'confirmation', now, SWEEP_BATCH_MAX)) {
-      await inOwnTransaction(db, now, async (ctx) => {
+      await item('confirmation', due, async (ctx) => {
         const locked = await lockLeg(ctx, due.orderId, due.stepKey);
         const { workOrder } = locked;
         if (!workOrder || workOrder.id !== due.id || workOrder.status !== 'delivered') return;
@@ -1794,7 +1813,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
       }
     }
     for (const due of await unstartedLegsOf(db, unavailable, SWEEP_BATCH_MAX)) {
-      await inOwnTransaction(db, now, async (ctx) => {
+      await item('partner_unavailable', due, async (ctx) => {
         const { order, leg, workOrder } = await lockLeg(ctx, due.orderId, due.stepKey);
         if (!unavailable.includes(leg.partnerId) || order.status !== 'in_progress') return;
         if (leg.status === 'dispatched') {
@@ -1812,7 +1831,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
         replanned += 1;
       });
     }
-    return { expired, late, autoConfirmed, replanned };
+    return { expired, late, autoConfirmed, replanned, failed };
   }
 
   return {

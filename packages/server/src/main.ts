@@ -334,6 +334,8 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
             amountMinor: refund.amountMinor.toString(),
           }),
         keepsOrder: fulfilment.keepsOrder,
+        keepsLeg: fulfilment.keepsLeg,
+        paymentOrder: async (ctx, paymentId) => (await payments.getPayment(ctx, paymentId)).payment.orderRef,
       }),
     ],
   });

@@ -1875,6 +1875,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
       return (await findOrder(ctx.db, ref)) !== null;
     },
 
+    /** Whether `ref` names a work order: a leg of an order Baton keeps, whatever its state. */
+    async keepsLeg(ctx: Context, ref: string): Promise<boolean> {
+      return (await findWorkOrder(ctx.db, ref)) !== null;
+    },
+
     /** @throws DomainError `orders.work_order_not_found` */
     async getWorkOrder(ctx: Context, id: string): Promise<WorkOrder> {
       const found = await findWorkOrder(ctx.db, id);

@@ -202,6 +202,49 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
       409,
       'settlement.order_kept_by_baton',
     );
+    // Nor through an order kept elsewhere: not Baton's legs, and not Baton's payments.
+    const elsewhere = 'order-kept-elsewhere-1';
+    expectProblem(
+      await app.request('POST', '/v1/settlements/releases', {
+        body: {
+          order_ref: elsewhere,
+          leg_ref: darning?.work_order_id,
+          partner_id: darner.id,
+          capability: 'darning',
+          region: REGION,
+          gross: eur('40.00'),
+        },
+        headers: { 'idempotency-key': `settlement-release-elsewhere-${order.id}` },
+      }),
+      409,
+      'settlement.order_kept_by_baton',
+    );
+    for (const legs of [
+      { leg_ref: darning?.work_order_id },
+      { released_leg_refs: [darning?.work_order_id] },
+    ]) {
+      expectProblem(
+        await app.request('POST', '/v1/settlements/refunds', {
+          body: { order_ref: elsewhere, refund_ref: 'by-hand', amount: eur('5.00'), ...legs },
+          headers: { 'idempotency-key': `settlement-refund-elsewhere-${Object.keys(legs)[0]}-${order.id}` },
+        }),
+        409,
+        'settlement.order_kept_by_baton',
+      );
+    }
+    for (const [paymentId, status, code] of [
+      [order.payment_id, 422, 'settlement.payment_not_of_order'],
+      ['pay_00000000000000000000000000', 404, 'payments.payment_not_found'],
+    ] as const) {
+      expectProblem(
+        await app.request('POST', '/v1/settlements/refunds', {
+          body: { order_ref: elsewhere, refund_ref: 'by-hand', amount: eur('5.00'), payment_id: paymentId },
+          headers: { 'idempotency-key': `settlement-refund-payment-${code}-${order.id}` },
+        }),
+        status,
+        code,
+      );
+    }
     expect(await books()).toEqual(before);
     expect(ok<OrderBody>(await app.request('GET', `/v1/orders/${order.id}`)).refunded.amount).toBe('0.00');
 

@@ -43,14 +43,31 @@ export function settlementRoutes(
     ) => Promise<void>;
     /** Whether `orderRef` names an order Baton keeps. */
     keepsOrder?: (ctx: RouteContext, orderRef: string) => Promise<boolean>;
+    /** Whether `legRef` names a leg (a work order) of an order Baton keeps. */
+    keepsLeg?: (ctx: RouteContext, legRef: string) => Promise<boolean>;
+    /** The order a payment was taken for; throws when there is no such payment. */
+    paymentOrder?: (ctx: RouteContext, paymentId: string) => Promise<string>;
   },
 ): Route[] {
-  const refuseKeptOrder = async (ctx: RouteContext, orderRef: string, instead: string) => {
-    if (deps.keepsOrder && (await deps.keepsOrder(ctx, orderRef))) {
+  const refuseKeptOrder = async (
+    ctx: RouteContext,
+    refs: { orderRef: string; legRefs: readonly string[] },
+    instead: string,
+  ) => {
+    if (deps.keepsOrder && (await deps.keepsOrder(ctx, refs.orderRef))) {
       throw conflict(
         'settlement.order_kept_by_baton',
-        `Order ${orderRef} is one of Baton's own: ${instead}, so that the order keeps up with its money.`,
+        `Order ${refs.orderRef} is one of Baton's own: ${instead}, so that the order keeps up with its money.`,
       );
+    }
+    for (const legRef of refs.legRefs) {
+      if (deps.keepsLeg && (await deps.keepsLeg(ctx, legRef))) {
+        throw conflict(
+          'settlement.order_kept_by_baton',
+          `Leg ${legRef} is a work order of one of Baton's own orders, whose legs move their money through the order's endpoints.`,
+          { leg_ref: legRef },
+        );
+      }
     }
   };
   return [
@@ -63,7 +80,9 @@ export function settlementRoutes(
         'partner’s payable, the commission and the margin to the platform; a subsidy programme covering the partner ' +
         'pays (part of) the commission from its budget. Releasing a leg again returns the first release. ' +
         'Errors: `ledger.insufficient_funds` (escrow short), `settlement.amount_invalid`, `fees.*` for an unknown version, ' +
-        '`409 settlement.order_kept_by_baton` for an order Baton keeps (its legs are released when confirmed).',
+        '`409 settlement.order_kept_by_baton` for an order Baton keeps, or a `leg_ref` that is one of its work orders ' +
+        '(its legs are released when confirmed), `409 settlement.leg_of_another_order` for a leg already released for ' +
+        'another order.',
       tags: SETTLEMENTS,
       access: MOVERS,
       audit: { action: 'settlement.leg.release' },
@@ -87,7 +106,11 @@ export function settlementRoutes(
         partner_net: MoneyJson,
       }),
       handler: async (ctx, { body }) => {
-        await refuseKeptOrder(ctx, body.order_ref, 'its legs are released when they are confirmed');
+        await refuseKeptOrder(
+          ctx,
+          { orderRef: body.order_ref, legRefs: [body.leg_ref] },
+          'its legs are released when they are confirmed',
+        );
         const gross = amountOf(body.gross);
         const margin = body.margin ? amountOf(body.margin, gross.currency) : { amountMinor: 0n };
         const leg = await releaseLeg(ctx, deps, {
@@ -128,7 +151,10 @@ export function settlementRoutes(
         'same refund. A refund beyond what the order’s captured payments have left after chargebacks is refused ' +
         'before anything moves. Errors: `422 settlement.refund_exceeds_order`, `422 settlement.refund_exceeds_leg`, ' +
         '`409 settlement.refund_exceeds_after_chargebacks`, `422 settlement.amount_invalid`, ' +
-        '`409 settlement.order_kept_by_baton` for an order Baton keeps: refund it with `POST /v1/orders/{order_id}/refunds`.',
+        '`409 settlement.order_kept_by_baton` for an order Baton keeps, or a leg that is one of its work orders: refund ' +
+        'it with `POST /v1/orders/{order_id}/refunds`; `409 settlement.leg_of_another_order` for a leg released for ' +
+        'another order; `404 payments.payment_not_found`, and `422 settlement.payment_not_of_order` for a ' +
+        '`payment_id` taken for another order.',
       tags: SETTLEMENTS,
       access: MOVERS,
       audit: { action: 'settlement.refund' },
@@ -150,7 +176,22 @@ export function settlementRoutes(
         transactions: z.array(TransactionJson),
       }),
       handler: async (ctx, { body }) => {
-        await refuseKeptOrder(ctx, body.order_ref, 'refund it with POST /v1/orders/{order_id}/refunds');
+        await refuseKeptOrder(
+          ctx,
+          {
+            orderRef: body.order_ref,
+            legRefs: [...body.released_leg_refs, ...(body.leg_ref !== undefined ? [body.leg_ref] : [])],
+          },
+          'refund it with POST /v1/orders/{order_id}/refunds',
+        );
+        if (body.payment_id !== undefined && deps.paymentOrder) {
+          const paidFor = await deps.paymentOrder(ctx, body.payment_id);
+          if (paidFor !== body.order_ref)
+            throw unprocessable(
+              'settlement.payment_not_of_order',
+              `Payment ${body.payment_id} was taken for another order than ${body.order_ref}; the customer is paid back through the order's own payment.`,
+            );
+        }
         const amount = amountOf(body.amount);
         const refund = await refundOrder(ctx, deps, {
           orderRef: body.order_ref,

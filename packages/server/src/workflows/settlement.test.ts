@@ -278,6 +278,37 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     expect(await balance(eur('customer_escrow', order))).toBe(0n);
   });
 
+  it('keeps a leg to the order it was released for: another order can neither release nor refund it', async () => {
+    const [mine, theirs] = [await paidOrder(10_000n), await paidOrder(10_000n)];
+    ok(await post('/v1/settlements/releases', releaseBody(theirs, `${theirs}:1`, '100.00')));
+    const escrows = async () => [
+      await balance(eur('customer_escrow', mine)),
+      await balance(eur('customer_escrow', theirs)),
+      await balance(eur('partner_payable', partner)),
+    ];
+    const before = await escrows();
+    // Released again under another order: not a replay of the first release.
+    expectProblem(
+      await post('/v1/settlements/releases', releaseBody(mine, `${theirs}:1`, '100.00')),
+      409,
+      'settlement.leg_of_another_order',
+    );
+    // Refunded under another order, named alone or among the order's released legs.
+    for (const legs of [{ leg_ref: `${theirs}:1` }, { released_leg_refs: [`${theirs}:1`] }]) {
+      expectProblem(
+        await post('/v1/settlements/refunds', {
+          order_ref: mine,
+          refund_ref: `${mine}:r1`,
+          amount: { amount: '150.00', currency: 'EUR' },
+          ...legs,
+        }),
+        409,
+        'settlement.leg_of_another_order',
+      );
+    }
+    expect(await escrows()).toEqual(before);
+  });
+
   it('knows a partner’s type without reading the partner again, and refuses an unknown partner', async () => {
     const types = partnerTypes(app.baton.services.participants);
     expect(await runInTransaction(db, (tx) => types.typeOf(ctx(tx), partner))).toBe('mill');

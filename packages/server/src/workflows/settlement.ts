@@ -170,6 +170,13 @@ export const settlementErrors = {
       { refundable: refundableMinor.toString(), charged_back: chargedBackMinor.toString() },
     ),
   amountInvalid: () => unprocessable('settlement.amount_invalid', 'The amount must be positive.'),
+  /** A leg is released for one order; no other order's release or refund may touch it. */
+  legOfAnotherOrder: (legRef: string, releasedFor: string, named: string) =>
+    conflict(
+      'settlement.leg_of_another_order',
+      `Leg ${legRef} was released for order ${releasedFor}, not for order ${named}.`,
+      { leg_ref: legRef, order_ref: releasedFor },
+    ),
 };
 
 /** An order's escrow: the customer's money the order holds until its legs are released. */
@@ -214,8 +221,14 @@ export async function releaseLeg(
   input: LegRelease,
 ): Promise<ReleasedLeg> {
   requireTransaction(ctx.db);
+  /** A release found under the leg's key: this one's, unless it was made for another order. */
+  const ofThisOrder = (existing: ReleasedLeg | null): ReleasedLeg | null => {
+    if (existing && existing.orderRef !== input.orderRef)
+      throw settlementErrors.legOfAnotherOrder(input.legRef, existing.orderRef, input.orderRef);
+    return existing;
+  };
   if (input.grossMinor <= 0n || input.marginMinor < 0n) {
-    const existing = await releasedLeg(ctx, deps, input.legRef);
+    const existing = ofThisOrder(await releasedLeg(ctx, deps, input.legRef));
     if (existing) return existing;
     throw settlementErrors.amountInvalid();
   }
@@ -227,12 +240,12 @@ export async function releaseLeg(
     const replayed =
       isDomainError(error) &&
       (error.code === 'ledger.exists_with_different_content' || error.code === 'subsidies.key_reused');
-    const existing = replayed ? await releasedLeg(ctx, deps, input.legRef) : null;
+    const existing = replayed ? ofThisOrder(await releasedLeg(ctx, deps, input.legRef)) : null;
     if (existing) return existing;
     throw error;
   }
   if (posted.replayed) {
-    const released = await releasedLeg(ctx, deps, input.legRef);
+    const released = ofThisOrder(await releasedLeg(ctx, deps, input.legRef));
     if (!released || released.transaction.id !== posted.transaction.id)
       throw new Error(`leg ${input.legRef} was released by another transaction`);
     return released;
@@ -501,17 +514,25 @@ export async function refundReleasedLeg(
   return transaction;
 }
 
-/** Released legs with what each can still give back, in the order given; legs not released are left out. */
+/**
+ * Released legs of an order with what each can still give back, in the order given; legs not
+ * released are left out.
+ *
+ * @throws DomainError `settlement.leg_of_another_order` for a leg released for another order
+ */
 async function refundableLegs(
   ctx: Context,
   deps: SettlementDeps,
+  orderRef: string,
   legRefs: readonly string[],
 ): Promise<{ legRef: string; refundable: bigint }[]> {
   return (
     await Promise.all(legRefs.map(async (legRef) => ({ legRef, leg: await releasedLeg(ctx, deps, legRef) })))
-  ).flatMap(({ legRef, leg }) =>
-    leg ? [{ legRef, refundable: leg.grossMinor + leg.marginMinor - leg.refundedMinor }] : [],
-  );
+  ).flatMap(({ legRef, leg }) => {
+    if (!leg) return [];
+    if (leg.orderRef !== orderRef) throw settlementErrors.legOfAnotherOrder(legRef, leg.orderRef, orderRef);
+    return [{ legRef, refundable: leg.grossMinor + leg.marginMinor - leg.refundedMinor }];
+  });
 }
 
 /** Gives `amountMinor` back from released legs, in proportion to what each can still refund. */
@@ -568,7 +589,7 @@ export async function reclaimReleasedLegs(
     .filter((t) => t.metadata.step === 'reclaim' && t.metadata.refund_ref === input.refundRef);
   if (posted.length > 0) return posted;
   if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
-  const released = await refundableLegs(ctx, deps, legs);
+  const released = await refundableLegs(ctx, deps, input.orderRef, legs);
   const refundable = released.reduce((sum, leg) => sum + leg.refundable, 0n);
   if (input.amountMinor > refundable) {
     throw input.legRef !== undefined
@@ -603,7 +624,7 @@ export async function refundOrder(
   if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
   const escrowKey = `refund:${input.refundRef}:escrow`;
   const legs = input.legRef !== undefined ? [input.legRef] : input.releasedLegRefs;
-  const released = await refundableLegs(ctx, deps, legs);
+  const released = await refundableLegs(ctx, deps, input.orderRef, legs);
 
   // A refund's parts are posted in one database transaction, so finding any of them means the
   // whole refund happened: this is a replay, answered with what was posted.

@@ -86,11 +86,14 @@ export const refundMadeJson = (
 const PARTNER_ACTION_TEXT: Record<PartnerAction, string> = {
   accept:
     'Accepts the work, within its acceptance window (`409 orders.acceptance_window_closed` after it; the offer ' +
-    'then expires and the leg goes to another partner).',
+    'then expires and the leg goes to another partner). A suspended or offboarded partner takes on no work: ' +
+    '`409 orders.partner_not_engaged`.',
   decline:
     'Declines the work, with an optional reason. Baton gives the leg to the next-best partner that can still do it ' +
     'by its due time; when none can, the order is compensated.',
-  start: 'Starts the work: it can no longer be taken away.',
+  start:
+    'Starts the work: it can no longer be taken away. A suspended or offboarded partner cannot: ' +
+    '`409 orders.partner_not_engaged`, and the timers give the leg to another partner.',
   deliver:
     'Reports the work done. The customer confirms or rejects it; without an answer it is confirmed by itself.',
 };

@@ -368,6 +368,41 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     await f.expectBooksClean(finished);
   });
 
+  it('lets a suspended partner neither accept nor start work, and lets it again once reinstated', async () => {
+    const { order } = await placePaid('trip', 1, 5 * 24);
+    const stay = await workOrderOf(order.id, 'stay');
+    const transfer = await workOrderOf(order.id, 'transfer');
+    expect([stay.partner_id, transfer.partner_id]).toEqual([host.id, driver.id]);
+    ok(await f.act(driver, transfer.id, 'accept'));
+    const standing = async (partner: Partner, to: string) =>
+      ok(
+        await app.request('POST', `/v1/partners/${partner.id}/transitions`, {
+          body: { to, reason: `${to} by a test` },
+        }),
+      );
+    await standing(host, 'suspended');
+    await standing(driver, 'suspended');
+    try {
+      const refused = expectProblem(await f.act(host, stay.id, 'accept'), 409, 'orders.partner_not_engaged');
+      expect(refused).toMatchObject({ partner_state: 'suspended' });
+      expectProblem(await f.act(driver, transfer.id, 'start'), 409, 'orders.partner_not_engaged');
+      // Nothing moved: the offer still waits, the accepted work is not started.
+      expect((await workOrderOf(order.id, 'stay')).status).toBe('offered');
+      expect((await workOrderOf(order.id, 'transfer')).status).toBe('accepted');
+    } finally {
+      await standing(host, 'active');
+      await standing(driver, 'active');
+    }
+    await deliverAndConfirm(order.id, 'stay');
+    ok(await f.act(driver, transfer.id, 'start'));
+    ok(await f.act(driver, transfer.id, 'deliver'));
+    ok(await f.judge(buyer.key, order.id, 'transfer', 'confirm'));
+    await deliverAndConfirm(order.id, 'guide');
+    expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
+    finished.push(order.id);
+    await f.expectBooksClean(finished);
+  });
+
   it('compensates when no partner can repair a leg: cancels what has not started, refunds it, pays what was done', async () => {
     const { order } = await placePaid('remote-trip', 1, 5 * 24);
     const stay = await workOrderOf(order.id, 'stay');

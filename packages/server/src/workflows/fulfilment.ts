@@ -86,7 +86,7 @@ import {
   type WorkOrderStatus,
   workOrdersOf,
 } from '../modules/orders/index.js';
-import type { ParticipantsService } from '../modules/participants/index.js';
+import { ENGAGED_STATES, type ParticipantsService } from '../modules/participants/index.js';
 import { type Payment, type PaymentsService, RESUME_PAYMENT_JOB } from '../modules/payments/index.js';
 import {
   escrowOf,
@@ -1186,6 +1186,12 @@ export function createFulfilment(deps: FulfilmentDeps) {
       if (action === 'accept' && current.acceptBy <= ctx.now)
         throw ordersErrors.acceptanceWindowClosed(id, current.acceptBy);
       assert(false, `work order ${id} may move to ${to} but was not moved`);
+    }
+    if (action === 'accept' || action === 'start') {
+      // Work is taken on only by a partner in good standing: a suspended one's legs not started
+      // are given to others by the timers. Refusing rolls the move back with it.
+      const { state } = await participants.getPartner(asBaton(ctx), current.partnerId as PartnerId);
+      if (!ENGAGED_STATES.includes(state)) throw ordersErrors.partnerNotEngaged(id, current.partnerId, state);
     }
     const updated = await flaggedIfLate(ctx, order, moved);
     await workOrderEvent(ctx, updated, `work_order.${to}`, order.customerId);

@@ -103,6 +103,13 @@ export const ordersErrors = {
       from,
       to,
     }),
+  /** A suspended or offboarded partner takes on no work; its legs not started go to others. */
+  partnerNotEngaged: (id: string, partnerId: string, state: string) =>
+    conflict(
+      'orders.partner_not_engaged',
+      `Partner ${partnerId} is ${state}: it cannot take on work order ${id}; the legs it has not started go to other partners.`,
+      { partner_state: state },
+    ),
   acceptanceWindowClosed: (id: string, acceptBy: Date) =>
     conflict(
       'orders.acceptance_window_closed',

@@ -1635,6 +1635,8 @@ export function createFulfilment(deps: FulfilmentDeps) {
       replans: replan,
       updated_at: ctx.now,
     });
+    // The partner taking over is told too, so the event does not name the partner it replaces:
+    // who failed a leg is for the customer and operators, who read it in the work order's events.
     await appendEvent(ctx, {
       type: 'order.leg_replanned',
       subjectId: order.id,
@@ -1642,7 +1644,6 @@ export function createFulfilment(deps: FulfilmentDeps) {
         id: order.id,
         step: leg.stepKey,
         cause,
-        previous_partner_id: leg.partnerId,
         partner_id: result.partnerId,
         replans: replan,
       },

@@ -138,6 +138,7 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
       case 'reverse': {
         const original = await ledger.transaction(ctx, movement.transactionId);
         if (original.cause.kind === 'reversal') throw ledgerErrors.reversalNotReversible(original.id);
+        if (original.cause.kind === 'payout') throw ledgerErrors.payoutNotReversible(original.id);
         const [reversal] = await ledger.transactionsFor(ctx, { kind: 'reversal', id: original.id });
         if (reversal) throw ledgerErrors.alreadyReversed(original.id, reversal.id);
         return movedPerCurrency(original.entries);

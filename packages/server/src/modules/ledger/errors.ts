@@ -68,6 +68,17 @@ export const ledgerErrors = {
       `Transaction ${transactionId} is a reversal, and a reversal is not reversed; post the movement anew instead.`,
       { transaction_id: transactionId },
     ),
+  /**
+   * A payout's postings are the payouts' own: a payout sent is settled or returned by its
+   * provider's answer, and a reversal would put the money back on the partner's payable while
+   * the provider pays it all the same, for the next run to pay again.
+   */
+  payoutNotReversible: (transactionId: string) =>
+    unprocessable(
+      'ledger.payout_not_reversible',
+      `Transaction ${transactionId} was posted by a payout, whose money moves only as the provider answers; it is not reversed by hand.`,
+      { transaction_id: transactionId },
+    ),
   statementCursorInvalid: (after: string) =>
     unprocessable('ledger.cursor_invalid', `${after} is not a line of this account's statement.`),
   /**

@@ -121,7 +121,8 @@ export interface LedgerService {
    * @throws DomainError `ledger.entries_must_balance` (also for an unknown account, named per field),
    *   `ledger.currency_mismatch`, `ledger.owner_invalid`, `ledger.insufficient_funds`,
    *   `ledger.exists_with_different_content`; for a cause of kind `reversal`, also
-   *   `ledger.already_reversed` and `ledger.reversal_not_reversible` (see `reverse`)
+   *   `ledger.already_reversed`, `ledger.reversal_not_reversible` and `ledger.payout_not_reversible`
+   *   (see `reverse`)
    */
   post(ctx: Context, input: PostingInput): Promise<PostResult>;
   /**
@@ -148,7 +149,7 @@ export interface LedgerService {
    * to undo one, post the original's movement anew.
    *
    * @throws DomainError `ledger.transaction_not_found`, `ledger.already_reversed` (naming the
-   *   reversal), `ledger.reversal_not_reversible`, `ledger.insufficient_funds`,
+   *   reversal), `ledger.reversal_not_reversible`, `ledger.payout_not_reversible`, `ledger.insufficient_funds`,
    *   `ledger.exists_with_different_content`
    */
   reverse(
@@ -863,8 +864,8 @@ interface PostingItem {
 
 /**
  * The refusals of postings that would reverse a transaction already reversed (by another key:
- * the same key as the reversal posted is a replay, or a conflict of content, as for any key) or
- * reverse a reversal, by the posting's index. Reversals of one transaction wait for each other
+ * the same key as the reversal posted is a replay, or a conflict of content, as for any key),
+ * reverse a reversal or reverse a payout's posting, by the posting's index. Reversals of one transaction wait for each other
  * here (`lockReversalsOf`), so that the one that waited is refused, naming the first, rather
  * than running into the database's unique index. Within a call, the first posting that reverses
  * a transaction claims it.
@@ -886,6 +887,7 @@ async function repeatedReversals(
       continue;
     const first = firstOf.get(target);
     if (known.areReversals.has(target)) refusals.set(item.index, ledgerErrors.reversalNotReversible(target));
+    else if (known.arePayouts.has(target)) refusals.set(item.index, ledgerErrors.payoutNotReversible(target));
     else if (first !== undefined) refusals.set(item.index, ledgerErrors.alreadyReversed(target, first));
     else firstOf.set(target, item.id);
   }

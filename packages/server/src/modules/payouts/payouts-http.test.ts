@@ -212,6 +212,42 @@ describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
     const sent = await app.request('GET', `/v1/payouts/${payoutId}`, { key: alpha.memberKey });
     expect(sent.body.status).toBe('sent');
 
+    // The payout's posting is not reversed by hand, by any way in: its money moves as the
+    // provider answers, and a reversal would have the next run pay the partner again.
+    const posted = await app.request<{ data: { id: string }[] }>(
+      'GET',
+      `/v1/ledger/transactions?cause_kind=payout&cause_id=${payoutId}`,
+      { key: finance },
+    );
+    const sendId = posted.body.data[0]?.id as string;
+    expect(sendId).toMatch(/^txn_/);
+    const tries = [
+      await app.request('POST', `/v1/ledger/transactions/${sendId}/reverse`, {
+        key: finance,
+        body: { idempotency_key: `undo-${sendId}` },
+      }),
+      await app.request('POST', '/v1/ledger/posting-requests', {
+        key: finance,
+        body: {
+          action: 'reverse',
+          transaction_id: sendId,
+          idempotency_key: `undo-${sendId}`,
+          reason: 'Undo',
+        },
+        headers: { 'idempotency-key': `request-undo-${sendId}` },
+      }),
+    ];
+    for (const tried of tries) {
+      expect(tried.status, tried.text).toBe(422);
+      expect(tried.body.code).toBe('ledger.payout_not_reversible');
+    }
+    const reversals = await app.request<{ data: unknown[] }>(
+      'GET',
+      `/v1/ledger/transactions?cause_kind=reversal&cause_id=${sendId}`,
+      { key: finance },
+    );
+    expect(reversals.body.data).toEqual([]);
+
     expect((await app.request('GET', `/v1/payouts/${payoutId}`, { key: bravo.ownerKey })).status).toBe(404);
     const bravoList = await app.request<{ data: unknown[] }>('GET', `/v1/payouts?partner_id=${alpha.id}`, {
       key: bravo.ownerKey,

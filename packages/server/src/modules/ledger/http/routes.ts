@@ -299,7 +299,8 @@ export function ledgerRoutes(ledger: LedgerService, approvals: LedgerApprovals):
         'Posts its mirror image; the original stays as it was. A transaction is reversed once: the same ' +
         '`idempotency_key` again returns that reversal with `replayed: true`, another key answers ' +
         '`409 ledger.already_reversed` naming it in `reversal_id`. A reversal is final (`422 ledger.reversal_not_reversible`): ' +
-        'to undo one, post the movement anew. A posting by hand whose cause is a reversal meets the same rules.' +
+        'to undo one, post the movement anew. A payout’s postings move only as its provider answers, and are not ' +
+        'reversed (`422 ledger.payout_not_reversible`). A posting by hand whose cause is a reversal meets the same rules.' +
         FOUR_EYES,
       tags: LEDGER,
       access: POSTERS,

@@ -461,30 +461,38 @@ export interface Reversals {
   readonly of: ReadonlyMap<string, readonly { id: string; idempotencyKey: string }[]>;
   /** The transactions named that are reversals themselves. */
   readonly areReversals: ReadonlySet<string>;
+  /** The transactions named that the payouts posted (`ledger.payout_not_reversible`). */
+  readonly arePayouts: ReadonlySet<string>;
 }
 
 /** The reversals of some transactions, and which of them are reversals themselves. */
 export async function findReversals(db: Executor, transactionIds: readonly string[]): Promise<Reversals> {
   const of = new Map<string, { id: string; idempotencyKey: string }[]>();
   const areReversals = new Set<string>();
-  if (transactionIds.length === 0) return { of, areReversals };
+  const arePayouts = new Set<string>();
+  if (transactionIds.length === 0) return { of, areReversals, arePayouts };
   const ids = [...transactionIds];
   const rows = await db
     .selectFrom('ledger_transactions')
-    .select(['id', 'idempotency_key', 'cause_id'])
-    .where('cause_kind', '=', 'reversal')
-    .where((eb) => eb.or([eb('cause_id', 'in', ids), eb('id', 'in', ids)]))
+    .select(['id', 'idempotency_key', 'cause_kind', 'cause_id'])
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('cause_kind', '=', 'reversal'), eb('cause_id', 'in', ids)]),
+        eb.and([eb('cause_kind', 'in', ['reversal', 'payout']), eb('id', 'in', ids)]),
+      ]),
+    )
     .orderBy('seq')
     .execute();
   const named = new Set(ids);
   for (const row of rows) {
-    if (named.has(row.id)) areReversals.add(row.id);
-    if (!named.has(row.cause_id)) continue;
+    if (named.has(row.id) && row.cause_kind === 'reversal') areReversals.add(row.id);
+    if (named.has(row.id) && row.cause_kind === 'payout') arePayouts.add(row.id);
+    if (row.cause_kind !== 'reversal' || !named.has(row.cause_id)) continue;
     const list = of.get(row.cause_id) ?? [];
     list.push({ id: row.id, idempotencyKey: row.idempotency_key });
     of.set(row.cause_id, list);
   }
-  return { of, areReversals };
+  return { of, areReversals, arePayouts };
 }
 
 export interface TransactionListFilter {

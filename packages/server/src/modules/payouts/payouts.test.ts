@@ -311,6 +311,32 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
     expect((await payouts.getPayout(ctx(db), payout?.id as string)).attempts).toBe(2);
   });
 
+  it('takes a refusal of a payout the provider already holds for the payout it holds, and returns nothing', async () => {
+    app.clock.set(new Date('2026-06-17T10:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { schedule: 'manual' });
+    await earn(partner, 4_000n);
+    provider.timeoutNext('payout', { afterApplying: false });
+    const [payout] = (await run({ partnerIds: [partner] })).payouts;
+    expect(payout?.status).toBe('pending');
+    // An attempt reached the provider and its answer was lost; the retry is refused as a
+    // duplicate of it.
+    await provider.payout({
+      reference: payout?.id as string,
+      destination: payout?.destination as string,
+      amountMinor: 4_000n,
+      currency: 'EUR',
+    });
+    provider.refuseRepeatNext('payout');
+    const retried = await payouts.retryUnsettled(db, app.clock.now());
+    expect(retried.find((p) => p.id === payout?.id)?.status).toBe('paid');
+    expect(await balance('partner_payable', partner)).toBe(0n);
+    expect(provider.operations().filter((op) => op.reference === payout?.id)).toHaveLength(1);
+    const movements = await ledger.transactionsFor(ctx(db), { kind: 'payout', id: payout?.id as string });
+    expect(movements).toHaveLength(2);
+  });
+
   it('never pays twice when runs race for the same partner', async () => {
     app.clock.set(new Date('2026-06-18T09:00:00Z'));
     const { payouts, run, provider } = setup();

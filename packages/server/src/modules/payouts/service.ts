@@ -504,7 +504,7 @@ export function createPayoutsService(deps: {
   /**
    * Asks the provider to send one payout, outside any transaction. A payout already accepted is
    * looked up instead; a timeout is answered by a lookup, and left for the next retry when the
-   * provider cannot say. The reference is always the payout's id, so the provider never pays a
+   * provider cannot say. A refusal returns the money only once a lookup finds no such payout. The reference is always the payout's id, so the provider never pays a
    * row twice.
    */
   async function sendOne(db: Kysely<Tables>, id: PayoutId, now: Date): Promise<void> {
@@ -527,6 +527,11 @@ export function createPayoutsService(deps: {
       });
     } catch (error) {
       if (error instanceof ProviderRejectedError) {
+        // A refusal of a request the provider already holds (a duplicate of an attempt whose
+        // answer was lost) is no refusal of the payout: what it holds is the payout's state.
+        const held = await provider.find(id).catch(() => undefined);
+        if (held === undefined) return; // It cannot say now: left for the next retry.
+        if (held !== null) return applyOperation(db, held, now);
         // The provider refused the request itself: it never will pay it, so the money goes back.
         await runInTransaction(db, async (tx) => {
           const locked = await findPayout(tx, id, true);

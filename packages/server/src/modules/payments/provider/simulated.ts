@@ -22,6 +22,8 @@ import {
  *     `ba_account_closed`);
  *   - a call can time out before or after the provider applied it (`timeoutNext`), the trap that
  *     charges a customer twice when the caller retries with a new reference;
+ *   - a request the provider already holds can be refused as a duplicate instead of answered
+ *     with the operation (`refuseRepeatNext`), as some providers answer a retry;
  *   - callbacks arrive asynchronously, and tests can hold them, deliver them twice, in reverse
  *     or shuffled, or deliver a stale state after the final one;
  *   - the customer's bank can take money back (`chargeback`).
@@ -62,7 +64,7 @@ export interface SimulatedProviderOptions {
 }
 
 interface Fault {
-  readonly type: 'fail' | 'timeout';
+  readonly type: 'fail' | 'timeout' | 'refuse_repeat';
   readonly code?: string;
   readonly afterApplying?: boolean;
 }
@@ -256,6 +258,15 @@ export class SimulatedProvider implements PaymentProvider {
   }
 
   /**
+   * The next call of `kind`, when the provider already holds its reference, is refused with
+   * ProviderRejectedError `code` rather than answered with the operation it holds: the request
+   * was not refused, it is a duplicate. A new reference is applied as usual.
+   */
+  refuseRepeatNext(kind: CallKind, code = 'duplicate_request'): void {
+    this.#queueFault(kind, { type: 'refuse_repeat', code });
+  }
+
+  /**
    * Settles pending operations (one by reference, or every one): payouts to a closed account
    * fail with `account_closed`, the others succeed. Emits one event per settled operation.
    */
@@ -375,6 +386,12 @@ export class SimulatedProvider implements PaymentProvider {
     if (existing) {
       if (existing.fingerprint !== requestFingerprint || existing.operation.kind !== kind)
         throw rejected(reference, 'reference_reused', `The reference ${reference} names another request.`);
+      if (fault?.type === 'refuse_repeat')
+        throw rejected(
+          reference,
+          fault.code ?? 'duplicate_request',
+          `The request ${reference} was made before.`,
+        );
       result = existing.operation;
     } else {
       const fields = apply();

@@ -1,6 +1,13 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { DESTINATION_HOLD_MS, destinationHeldUntil, isDue, planPayout, weekdayOf } from './payout.js';
+import {
+  DESTINATION_HOLD_MS,
+  destinationHeldUntil,
+  isDue,
+  planPayout,
+  WEEKDAYS,
+  weekdayOf,
+} from './payout.js';
 
 const base = {
   payableMinor: 10_000n,
@@ -28,6 +35,63 @@ describe('payout schedules', () => {
     expect(isDue({ schedule: 'weekly', weekday: 'tuesday', lastRunOn: null }, monday)).toBe(false);
     expect(isDue({ schedule: 'manual', weekday: null, lastRunOn: null }, monday)).toBe(false);
   });
+
+  it('pays a weekly partner whose weekday passed without a run at the next run, and then on its weekday', () => {
+    const weekly = (weekday: 'monday' | 'tuesday' | 'saturday', lastRunOn: string | null) => ({
+      schedule: 'weekly' as const,
+      weekday,
+      lastRunOn,
+    });
+    // Its Saturday (2026-05-30) had no run: Monday pays it, once.
+    expect(isDue(weekly('saturday', '2026-05-23'), monday)).toBe(true);
+    expect(isDue(weekly('saturday', '2026-06-01'), monday)).toBe(false);
+    // Paid on its Saturday: nothing until the next one.
+    expect(isDue(weekly('saturday', '2026-05-30'), monday)).toBe(false);
+    // Paid late on a Monday: due again on its next Saturday, not before.
+    const saturday = new Date('2026-06-06T06:00:00Z');
+    expect(isDue(weekly('saturday', '2026-06-01'), new Date('2026-06-05T06:00:00Z'))).toBe(false);
+    expect(isDue(weekly('saturday', '2026-06-01'), saturday)).toBe(true);
+    // Its weekday today, run last week: due; run today already: not again.
+    expect(isDue(weekly('monday', '2026-05-25'), monday)).toBe(true);
+    expect(isDue(weekly('monday', '2026-06-01'), monday)).toBe(false);
+    // Never run: it starts on its weekday, not before.
+    expect(isDue(weekly('tuesday', null), monday)).toBe(false);
+  });
+
+  test.prop([
+    fc.integer({ min: 0, max: 400 }),
+    fc.constantFrom(...WEEKDAYS),
+    fc.array(fc.boolean(), { minLength: 56, maxLength: 56 }),
+  ])(
+    'pays a weekly partner once per week of its own, the first run on or after its weekday',
+    (start, weekday, runs) => {
+      // Eight weeks of daily runs, some of them missed (the job was down that day).
+      const days = runs.map((ran, n) => ({ ran, at: new Date(Date.UTC(2026, 0, 1 + start + n, 6)) }));
+      let lastRunOn: string | null = null;
+      const paid = new Set<number>();
+      days.forEach(({ ran, at }, n) => {
+        if (!ran || !isDue({ schedule: 'weekly', weekday, lastRunOn }, at)) return;
+        paid.add(n);
+        lastRunOn = at.toISOString().slice(0, 10);
+      });
+      const first = Math.min(...paid);
+      const isWeekday = (n: number) => weekdayOf(days[n]?.at as Date) === weekday;
+      const sorted = [...paid].sort((a, b) => a - b);
+      // Between two payments, its weekday came: never twice in one week of its own.
+      for (let i = 1; i < sorted.length; i++) {
+        const between = Array.from({ length: (sorted[i] as number) - (sorted[i - 1] as number) }, (_, k) =>
+          isWeekday((sorted[i - 1] as number) + 1 + k),
+        );
+        expect(between).toContain(true);
+      }
+      // After the first payment, each weekday is paid by the first run on or after it.
+      for (let n = first + 1; n < days.length; n++) {
+        if (!isWeekday(n)) continue;
+        const firstRun = days.findIndex((day, k) => k >= n && day.ran);
+        if (firstRun >= 0) expect(paid.has(firstRun)).toBe(true);
+      }
+    },
+  );
 });
 
 describe('planning a payout', () => {

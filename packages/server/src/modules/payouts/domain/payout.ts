@@ -86,7 +86,9 @@ export const addDays = (at: Date, days: number): Date => new Date(at.getTime() +
 
 /**
  * Whether a scheduled run at `now` pays this partner: daily partners once per UTC day, weekly
- * partners once on their weekday, manual partners never (an operator names them).
+ * partners once a week on their weekday, manual partners never (an operator names them). A
+ * weekly partner whose weekday passed without a run (the job was down that day) is paid by the
+ * next run, and then again on its weekday.
  */
 export function isDue(
   settings: {
@@ -98,7 +100,12 @@ export function isDue(
 ): boolean {
   if (settings.schedule === 'manual') return false;
   if (settings.lastRunOn !== null && settings.lastRunOn >= utcDate(now)) return false;
-  return settings.schedule === 'daily' || settings.weekday === weekdayOf(now);
+  if (settings.schedule === 'daily') return true;
+  if (settings.weekday === null) return false;
+  const since = (WEEKDAYS.indexOf(weekdayOf(now)) - WEEKDAYS.indexOf(settings.weekday) + 7) % 7;
+  // Never run yet: its first weekday starts it. Otherwise: not run since its latest weekday.
+  if (settings.lastRunOn === null) return since === 0;
+  return settings.lastRunOn < utcDate(addDays(now, -since));
 }
 
 export interface PayoutPlanInput {

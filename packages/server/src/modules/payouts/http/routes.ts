@@ -39,7 +39,13 @@ const destination = z
 const SettingsBody = z
   .strictObject({
     schedule: z.enum(PAYOUT_SCHEDULES),
-    weekday: z.enum(WEEKDAYS).nullable().optional().describe('The weekday of a `weekly` schedule (UTC).'),
+    weekday: z
+      .enum(WEEKDAYS)
+      .nullable()
+      .optional()
+      .describe(
+        'The weekday of a `weekly` schedule (UTC); a weekday the job missed is paid at its next run.',
+      ),
     minimum: MoneyInput.describe('The smallest payout; the currency is the currency the partner is paid in.'),
     destination: destination.nullable().optional().describe('Leaving it out keeps the current destination.'),
     reserve_bps: z

@@ -91,6 +91,8 @@ import { type Payment, type PaymentsService, RESUME_PAYMENT_JOB } from '../modul
 import {
   escrowOf,
   reclaimReleasedLegs,
+  recoverChargedBack,
+  refundableAfterChargebacks,
   refundOrder,
   releaseLeg,
   type SettlementDeps,
@@ -1347,6 +1349,11 @@ export function createFulfilment(deps: FulfilmentDeps) {
    * largest remainder on the refunds so far plus this one: the parts always sum to the refund,
    * many partial refunds add up to one refund of their sum, and the customer never gets back
    * more than it paid. The programme's part goes back from escrow into its budget.
+   *
+   * When chargebacks already gave the customer back part of the order, the customer is refunded
+   * no more than the order has left for it. What Baton gives back of its own accord (a leg that
+   * was not done) keeps the rest in the platform's money, recovering what the chargeback cost
+   * it; a refund by hand (`beyondChargebacks: 'refuse'`) is refused instead, before anything moves.
    */
   async function refund(
     ctx: Context,
@@ -1355,6 +1362,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     why: string,
     /** The leg refunded, when it is one leg's part. */
     step?: string,
+    options: { beyondChargebacks: 'recover' | 'refuse' } = { beyondChargebacks: 'recover' },
   ): Promise<{ customerMinor: bigint; subsidyMinor: bigint }> {
     if (amountMinor <= 0n) return { customerMinor: 0n, subsidyMinor: 0n };
     const current = (await findOrder(ctx.db, order.id)) as Order;
@@ -1375,34 +1383,47 @@ export function createFulfilment(deps: FulfilmentDeps) {
         amountMinor: subsidyPart,
       });
     }
+    let toCustomerMinor = customerPart;
+    let chargedBackMinor = 0n;
     if (customerPart > 0n) {
       const released = (await workOrdersOf(ctx.db, order.id))
         .filter((workOrder) => workOrder.status === 'confirmed')
         .map((workOrder) => workOrder.id);
-      await refundOrder(ctx, settlement, {
-        orderRef: order.id,
-        refundRef,
-        amountMinor: customerPart,
-        currency: order.currency,
-        releasedLegRefs: released,
-      });
+      const refundRefs = { orderRef: order.id, currency: order.currency, releasedLegRefs: released };
+      if (options.beyondChargebacks === 'recover') {
+        const after = await refundableAfterChargebacks(ctx, settlement, refundRefs);
+        if (after && after.refundableMinor < customerPart) {
+          toCustomerMinor = after.refundableMinor;
+          chargedBackMinor = customerPart - toCustomerMinor;
+          await recoverChargedBack(ctx, settlement, {
+            ...refundRefs,
+            refundRef,
+            amountMinor: chargedBackMinor,
+          });
+        }
+      }
+      if (toCustomerMinor > 0n)
+        await refundOrder(ctx, settlement, { ...refundRefs, refundRef, amountMinor: toCustomerMinor });
     }
     await updateOrder(ctx.db, order.id, {
-      refunded_minor: current.refundedMinor + customerPart,
+      refunded_minor: current.refundedMinor + toCustomerMinor,
       subsidy_returned_minor: current.subsidyReturnedMinor + subsidyPart,
       refunds: current.refunds + 1,
       updated_at: ctx.now,
     });
-    if (customerPart > 0n) {
+    if (toCustomerMinor > 0n) {
       assert(current.paymentId, `order ${order.id} has no payment to refund`);
       await jobs.enqueue<ProviderRefundJob>(ctx, PROVIDER_REFUND_JOB, {
         paymentId: current.paymentId,
         reference: refundRef,
-        amountMinor: customerPart.toString(),
+        amountMinor: toCustomerMinor.toString(),
       });
     }
     await orderEvent(ctx, current, 'order.refunded', {
-      amount: formatAmount(customerPart, parseCurrency(order.currency)),
+      amount: formatAmount(toCustomerMinor, parseCurrency(order.currency)),
+      ...(chargedBackMinor > 0n
+        ? { already_charged_back: formatAmount(chargedBackMinor, parseCurrency(order.currency)) }
+        : {}),
       ...(subsidyPart > 0n
         ? { subsidy_returned: formatAmount(subsidyPart, parseCurrency(order.currency)) }
         : {}),
@@ -1410,7 +1431,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
       reason: why,
       ...(step !== undefined ? { step } : {}),
     });
-    return { customerMinor: customerPart, subsidyMinor: subsidyPart };
+    return { customerMinor: toCustomerMinor, subsidyMinor: subsidyPart };
   }
 
   /**
@@ -1541,7 +1562,9 @@ export function createFulfilment(deps: FulfilmentDeps) {
         audience: [workOrder.partnerId],
       });
     }
-    const parts = await refund(baton, order, input.amountMinor, input.reason, input.stepKey ?? undefined);
+    const parts = await refund(baton, order, input.amountMinor, input.reason, input.stepKey ?? undefined, {
+      beyondChargebacks: 'refuse',
+    });
     return { ...(await view(ctx, orderId)), ...parts };
   }
 

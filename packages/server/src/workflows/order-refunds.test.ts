@@ -387,6 +387,43 @@ describe(`refunds of an order by hand (${TEST_DATABASE_KIND})`, async () => {
     await f.expectBooksClean([order.id]);
   });
 
+  it('compensates an order a chargeback gave back in part: the customer gets what is left, the platform the rest', async () => {
+    const buyer = await f.customer();
+    const order = await placed(buyer);
+    const running = await workThrough(buyer, order.id, 'steaming');
+    const steaming = running.legs.find((leg) => leg.step === 'steaming');
+    expect(steaming?.status).toBe('dispatched');
+    const provider = app.baton.services.payments.provider as SimulatedProvider;
+    const capture = provider
+      .operations()
+      .find(
+        (operation) => operation.kind === 'capture' && operation.reference.startsWith(`order:${order.id}`),
+      );
+    // The customer's bank takes 50.00 of the 66.00 back while the steaming is still to do.
+    provider.chargeback(capture?.reference as string, 5_000n, `${order.id}:chargeback`);
+    await provider.flush();
+    const losses = await f.balance('chargeback_losses', 'platform');
+
+    // The steamer declines and nobody else can steam: the order is compensated. Of the
+    // steaming's 22.00, the customer gets the 16.00 the chargeback left it; the 6.00 it already
+    // has back through its bank recover the platform's loss.
+    ok(await f.act(steamer, steaming?.work_order_id as string, 'decline', { reason: 'Boiler broken' }));
+    const failed = ok<OrderBody>(await app.request('GET', `/v1/orders/${order.id}`));
+    expect(failed.status).toBe('failed');
+    expect(failed.refunded.amount).toBe('16.00');
+    expect(await f.balance('customer_escrow', order.id)).toBe(0n);
+    expect(losses - (await f.balance('chargeback_losses', 'platform'))).toBe(600n);
+    const refunded = ok<{ data: { type: string; data: Record<string, unknown> }[] }>(
+      await app.request('GET', '/v1/events?types=order.refunded&limit=500', { key: buyer.key }),
+    ).data.filter((event) => event.data.id === order.id);
+    expect(refunded.map((event) => event.data)).toEqual([
+      expect.objectContaining({ amount: '16.00', already_charged_back: '6.00' }),
+    ]);
+    await f.runJobs();
+    expect(await refundedAtProvider(order.payment_id as string)).toBe('16.00');
+    await f.expectBooksClean([order.id]);
+  });
+
   it.runIf(TEST_DATABASE_KIND === 'postgres')(
     'never refunds more than an order has, when refunds race',
     async () => {

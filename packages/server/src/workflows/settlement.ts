@@ -693,6 +693,35 @@ export async function refundOrder(
 }
 
 /**
+ * What the order can still give its customer back once chargebacks took theirs: its captured
+ * payments less what chargebacks took and what was refunded so far (never below zero), with what
+ * chargebacks took; null when none took anything.
+ */
+export async function refundableAfterChargebacks(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: { orderRef: string; currency: string; releasedLegRefs: readonly string[]; legRef?: string },
+): Promise<{ refundableMinor: bigint; chargedBackMinor: bigint } | null> {
+  if (!deps.chargebacks) return null;
+  const { capturedMinor, chargedBackMinor } = await deps.chargebacks.capturedAndChargedBack(ctx, {
+    orderRef: input.orderRef,
+    currency: input.currency,
+  });
+  if (chargedBackMinor === 0n) return null;
+  const legs = new Set([...input.releasedLegRefs, ...(input.legRef !== undefined ? [input.legRef] : [])]);
+  const causes = [
+    { kind: 'order' as const, id: input.orderRef },
+    ...[...legs].map((id) => ({ kind: 'leg' as const, id })),
+  ];
+  let refundedMinor = 0n;
+  for (const cause of causes)
+    for (const t of await deps.ledger.transactionsFor(ctx, cause))
+      if (t.metadata.step === 'refund') refundedMinor += BigInt(t.metadata.amount ?? '0');
+  const left = capturedMinor - chargedBackMinor - refundedMinor;
+  return { refundableMinor: left > 0n ? left : 0n, chargedBackMinor };
+}
+
+/**
  * Refuses a refund that, with the order's refunds so far, would give back more than its captured
  * payments less what chargebacks took: checked before anything is posted.
  */
@@ -707,23 +736,45 @@ async function refuseBeyondChargebacks(
     legRef?: string;
   },
 ): Promise<void> {
-  if (!deps.chargebacks) return;
-  const { capturedMinor, chargedBackMinor } = await deps.chargebacks.capturedAndChargedBack(ctx, {
-    orderRef: input.orderRef,
-    currency: input.currency,
+  const after = await refundableAfterChargebacks(ctx, deps, input);
+  if (after && input.amountMinor > after.refundableMinor)
+    throw settlementErrors.refundExceedsAfterChargebacks(
+      input.orderRef,
+      after.refundableMinor,
+      after.chargedBackMinor,
+    );
+}
+
+/**
+ * Keeps in the platform's money what an order gives back of its escrow beyond what its customer
+ * can still be refunded: the customer's bank already gave the customer that much back by a
+ * chargeback, whose loss the platform bore (`chargeback_losses`) and this recovers. The same
+ * refund again finds its posting.
+ */
+export async function recoverChargedBack(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: { orderRef: string; refundRef: string; currency: string; amountMinor: bigint },
+): Promise<LedgerTransaction> {
+  requireTransaction(ctx.db);
+  if (input.amountMinor <= 0n) throw settlementErrors.amountInvalid();
+  const { transaction } = await deps.ledger.post(ctx, {
+    idempotencyKey: `refund:${input.refundRef}:charged_back`,
+    description: `Refund ${input.refundRef} of order ${input.orderRef}: already given back by a chargeback`,
+    cause: { kind: 'order', id: input.orderRef },
+    metadata: { step: 'charged_back', refund_ref: input.refundRef, amount: input.amountMinor.toString() },
+    entries: [
+      {
+        account: escrowOf(input.orderRef, input.currency),
+        direction: 'debit',
+        amountMinor: input.amountMinor,
+      },
+      {
+        account: platform('chargeback_losses', input.currency),
+        direction: 'credit',
+        amountMinor: input.amountMinor,
+      },
+    ],
   });
-  if (chargedBackMinor === 0n) return;
-  const legs = new Set([...input.releasedLegRefs, ...(input.legRef !== undefined ? [input.legRef] : [])]);
-  const causes = [
-    { kind: 'order' as const, id: input.orderRef },
-    ...[...legs].map((id) => ({ kind: 'leg' as const, id })),
-  ];
-  let refundedMinor = 0n;
-  for (const cause of causes)
-    for (const t of await deps.ledger.transactionsFor(ctx, cause))
-      if (t.metadata.step === 'refund') refundedMinor += BigInt(t.metadata.amount ?? '0');
-  const left = capturedMinor - chargedBackMinor - refundedMinor;
-  const refundable = left > 0n ? left : 0n;
-  if (input.amountMinor > refundable)
-    throw settlementErrors.refundExceedsAfterChargebacks(input.orderRef, refundable, chargedBackMinor);
+  return transaction;
 }

@@ -231,7 +231,7 @@ export async function createBaton(options: BatonOptions): Promise<Baton> {
   const ledgerApprovals = createLedgerApprovals({ ledger });
   const fees = createFeesService({ participants, ledger });
   const provider = options.provider ?? createSimulatedProvider({ clock });
-  const payouts = createPayoutsService({ ledger, participants, jobs, provider });
+  const payouts = createPayoutsService({ ledger, participants, jobs, provider, logger });
   const payments = createPaymentsService({
     provider,
     ledger,

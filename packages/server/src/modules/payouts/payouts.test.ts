@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { systemActor } from '../../kernel/actor.js';
 import type { Context } from '../../kernel/context.js';
@@ -335,6 +336,46 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
     expect(provider.operations().filter((op) => op.reference === payout?.id)).toHaveLength(1);
     const movements = await ledger.transactionsFor(ctx(db), { kind: 'payout', id: payout?.id as string });
     expect(movements).toHaveLength(2);
+  });
+
+  it('goes on with the other partners and payouts when one fails, and takes it up again next time', async () => {
+    app.clock.set(new Date('2026-06-19T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const [unsendable, unrunnable, sound] = [await newPartner(), await newPartner(), await newPartner()];
+    for (const partner of [unsendable, unrunnable, sound]) {
+      await configure(payouts, partner, { schedule: 'manual' });
+      await earn(partner, 3_000n);
+    }
+    // Faults in the database: one partner's run cannot be saved, another's payout cannot be
+    // updated once it is created (its send fails).
+    await sql`create function fail_for_partner() returns trigger language plpgsql as
+      $$ begin raise exception 'fault injected'; end $$`.execute(db);
+    await sql`create trigger fail_run before update on payout_settings for each row
+      when (old.partner_id = ${sql.lit(unrunnable)}) execute function fail_for_partner()`.execute(db);
+    await sql`create trigger fail_send before update on payouts for each row
+      when (old.partner_id = ${sql.lit(unsendable)}) execute function fail_for_partner()`.execute(db);
+    let first: Awaited<ReturnType<typeof run>>;
+    try {
+      first = await run({ partnerIds: [unsendable, unrunnable, sound] });
+    } finally {
+      await sql`drop trigger fail_run on payout_settings`.execute(db);
+      await sql`drop trigger fail_send on payouts`.execute(db);
+      await sql`drop function fail_for_partner()`.execute(db);
+    }
+    expect(outcomeOf(first, unrunnable)).toMatchObject({ skipped: 'failed', payout: null });
+    expect(await balance('partner_payable', unrunnable)).toBe(3_000n);
+    expect(first.payouts.find((p) => p.partnerId === sound)?.status).toBe('paid');
+    const stuck = first.payouts.find((p) => p.partnerId === unsendable);
+    expect(stuck?.status).toBe('pending');
+    expect(provider.operations().filter((op) => op.reference === stuck?.id)).toHaveLength(0);
+
+    // The next retry sends what was left, and the next run pays the partner it failed on.
+    expect((await payouts.retryUnsettled(db, app.clock.now())).find((p) => p.id === stuck?.id)?.status).toBe(
+      'paid',
+    );
+    expect(outcomeOf(await run({ partnerIds: [unrunnable] }), unrunnable)?.payout?.amountMinor).toBe(3_000n);
+    for (const partner of [unsendable, unrunnable, sound])
+      expect(await balance('partner_payable', partner)).toBe(0n);
   });
 
   it('never pays twice when runs race for the same partner', async () => {

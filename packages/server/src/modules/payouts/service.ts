@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
+import type { Logger } from 'pino';
 import { type Actor, actorRef, systemActor } from '../../kernel/actor.js';
 import { assert } from '../../kernel/assert.js';
 import { recordAudit } from '../../kernel/audit/audit-log.js';
@@ -114,6 +115,7 @@ export function createPayoutsService(deps: {
   participants: ParticipantsService;
   jobs: Jobs;
   provider: PaymentProvider;
+  logger?: Logger;
 }) {
   const { ledger, participants, jobs, provider } = deps;
 
@@ -547,8 +549,21 @@ export function createPayoutsService(deps: {
     await applyOperation(db, operation, now);
   }
 
+  /**
+   * Sends payouts one by one. One that fails (the books refuse what the provider answered, say)
+   * is logged and stays as it was, for the next retry: the others are sent all the same.
+   */
   async function send(db: Kysely<Tables>, ids: readonly PayoutId[], now: Date): Promise<Payout[]> {
-    for (const id of ids) await sendOne(db, id, now);
+    for (const id of ids) {
+      try {
+        await sendOne(db, id, now);
+      } catch (error) {
+        deps.logger?.error(
+          { err: error, payout_id: id },
+          'a payout could not be sent; it is left for the next retry',
+        );
+      }
+    }
     if (ids.length === 0) return [];
     const rows = await db
       .selectFrom('payouts')
@@ -601,9 +616,8 @@ export function createPayoutsService(deps: {
     reconciliationRecords,
     /**
      * Runs payouts on its own: each partner in its own transaction, then the provider calls.
-     * For jobs and the command line.
-     *
-     * @throws DomainError `ledger.*` when the books refuse a movement (a bug; nothing is lost).
+     * For jobs and the command line. A partner whose transaction fails is logged and reported
+     * as `failed`, with nothing of it moved; the run goes on with the others.
      */
     async run(
       db: Kysely<Tables>,
@@ -615,11 +629,26 @@ export function createPayoutsService(deps: {
       );
       const outcomes: PartnerOutcome[] = [];
       for (const { partnerId, explicit } of await selectPartners(db, now, options)) {
-        outcomes.push(
-          await runInTransaction(db, (tx) =>
-            processPartner(systemContext(tx, now, options.actor), batch.id, partnerId, explicit),
-          ),
-        );
+        try {
+          outcomes.push(
+            await runInTransaction(db, (tx) =>
+              processPartner(systemContext(tx, now, options.actor), batch.id, partnerId, explicit),
+            ),
+          );
+        } catch (error) {
+          deps.logger?.error(
+            { err: error, partner_id: partnerId, batch_id: batch.id },
+            'a payout run failed on a partner',
+          );
+          outcomes.push({
+            partnerId,
+            payout: null,
+            skipped: 'failed',
+            releasedMinor: 0n,
+            nettedMinor: 0n,
+            reservedMinor: 0n,
+          });
+        }
       }
       const created = outcomes.flatMap((outcome) => (outcome.payout ? [outcome.payout.id] : []));
       const payouts = await send(db, created, now);

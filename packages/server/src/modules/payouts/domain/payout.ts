@@ -37,6 +37,8 @@ export const SKIP_REASONS = [
   'below_minimum',
   'no_destination',
   'destination_held',
+  // The run failed on this partner (logged): nothing of it moved, and the next run tries again.
+  'failed',
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 

@@ -151,6 +151,18 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     ok(await f.judge(buyer.key, orderId, step, 'confirm'));
   }
 
+  /** Carries a trip whose transfer the driver accepted to its end, every leg done and confirmed. */
+  async function finishTrip(orderId: string): Promise<void> {
+    await deliverAndConfirm(orderId, 'stay');
+    const transfer = await workOrderOf(orderId, 'transfer');
+    ok(await f.act(driver, transfer.id, 'start'));
+    ok(await f.act(driver, transfer.id, 'deliver'));
+    ok(await f.judge(buyer.key, orderId, 'transfer', 'confirm'));
+    await deliverAndConfirm(orderId, 'guide');
+    expect((await f.readOrder(buyer.key, orderId)).status).toBe('completed');
+    finished.push(orderId);
+  }
+
   it('quotes a garment run along its critical path, and carries it out leg by leg to a zero escrow', async () => {
     const quoted = ok<QuoteBody>(
       await f.quote(buyer.key, { offering: 'garment-run', quantity: 10, deadline: f.inHours(10 * 24) }),
@@ -313,13 +325,7 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
       .where('reference', 'like', `%:stay`)
       .execute();
     expect(released.map((row) => row.status)).toContain('released');
-    await deliverAndConfirm(order.id, 'stay');
-    ok(await f.act(driver, transfer.id, 'start'));
-    ok(await f.act(driver, transfer.id, 'deliver'));
-    ok(await f.judge(buyer.key, order.id, 'transfer', 'confirm'));
-    await deliverAndConfirm(order.id, 'guide');
-    expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
-    finished.push(order.id);
+    await finishTrip(order.id);
     await f.expectBooksClean(finished);
   });
 
@@ -355,16 +361,7 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
       status: 'offered',
     });
     expect(ok<WorkOrderBody>(await app.request('GET', `/v1/work-orders/${sound.id}`)).status).toBe('expired');
-    for (const order of orders) {
-      await deliverAndConfirm(order.id, 'stay');
-      const transfer = await workOrderOf(order.id, 'transfer');
-      ok(await f.act(driver, transfer.id, 'start'));
-      ok(await f.act(driver, transfer.id, 'deliver'));
-      ok(await f.judge(buyer.key, order.id, 'transfer', 'confirm'));
-      await deliverAndConfirm(order.id, 'guide');
-      expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
-      finished.push(order.id);
-    }
+    for (const order of orders) await finishTrip(order.id);
     await f.expectBooksClean(finished);
   });
 
@@ -393,13 +390,7 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
       await standing(host, 'active');
       await standing(driver, 'active');
     }
-    await deliverAndConfirm(order.id, 'stay');
-    ok(await f.act(driver, transfer.id, 'start'));
-    ok(await f.act(driver, transfer.id, 'deliver'));
-    ok(await f.judge(buyer.key, order.id, 'transfer', 'confirm'));
-    await deliverAndConfirm(order.id, 'guide');
-    expect((await f.readOrder(buyer.key, order.id)).status).toBe('completed');
-    finished.push(order.id);
+    await finishTrip(order.id);
     await f.expectBooksClean(finished);
   });
 

@@ -137,10 +137,11 @@ export const ordersErrors = {
       errors: [{ path: '/amount/currency', rule: 'currency', message: `must be ${currency}` }],
     }),
   /**
-   * Four eyes: what one operator alone gives back of an order by hand stays at or below the
-   * threshold of its currency; above it, the refund is a request another operator decides.
+   * Four eyes: what operators give back of an order by hand alone, and what one operator gives
+   * back by hand alone in a day, stay at or below the threshold of the currency; above either,
+   * the refund is a request another operator decides. Both counts are given as they stood
+   * before this refund.
    */
-  /** Either count, with this refund, goes above the threshold; both are given as they stood before it. */
   refundNeedsApproval: (
     orderId: string,
     currency: string,
@@ -152,7 +153,7 @@ export const ordersErrors = {
     return new DomainError(
       'forbidden',
       'orders.refund_needs_approval',
-      `Refunds by hand above ${above.amount} ${currency}, of one order in all or by one operator in a day (UTC), need a second operator (order ${orderId}: ${money(alone.orderMinor).amount} given back alone so far; you today: ${money(alone.todayMinor).amount}): file a refund request (POST /v1/orders/${orderId}/refund-requests).`,
+      `Refunds by hand above ${above.amount} ${currency}, of one order in all or by one operator in a day (UTC), need a second operator (order ${orderId}: ${money(alone.orderMinor).amount} given back alone so far; this operator today: ${money(alone.todayMinor).amount}): file a refund request (POST /v1/orders/${orderId}/refund-requests).`,
       {
         approval_above: above,
         refunded_alone: money(alone.orderMinor),

@@ -506,8 +506,8 @@ export function createPayoutsService(deps: {
   /**
    * Asks the provider to send one payout, outside any transaction. A payout already accepted is
    * looked up instead; a timeout is answered by a lookup, and left for the next retry when the
-   * provider cannot say. A refusal returns the money only once a lookup finds no such payout. The reference is always the payout's id, so the provider never pays a
-   * row twice.
+   * provider cannot say. A refusal returns the money only once a lookup finds no such payout.
+   * The reference is always the payout's id, so the provider never pays a row twice.
    */
   async function sendOne(db: Kysely<Tables>, id: PayoutId, now: Date): Promise<void> {
     const payout = await findPayout(db, id);

@@ -378,6 +378,24 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
       expect(await balance('partner_payable', partner)).toBe(0n);
   });
 
+  it('asks again about every unsettled payout, page after page, however many there are', async () => {
+    app.clock.set(new Date('2026-06-20T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const left: string[] = [];
+    for (let n = 0; n < 5; n++) {
+      const partner = await newPartner();
+      await configure(payouts, partner, { schedule: 'manual' });
+      await earn(partner, 1_000n);
+      provider.timeoutNext('payout', { afterApplying: false });
+      const [payout] = (await run({ partnerIds: [partner] })).payouts;
+      expect(payout?.status).toBe('pending');
+      left.push(payout?.id as string);
+    }
+    // Pages of two: the fifth is asked about as the first.
+    const retried = await payouts.retryUnsettled(db, app.clock.now(), { pageSize: 2 });
+    for (const id of left) expect(retried.find((p) => p.id === id)?.status).toBe('paid');
+  });
+
   it('never pays twice when runs race for the same partner', async () => {
     app.clock.set(new Date('2026-06-18T09:00:00Z'));
     const { payouts, run, provider } = setup();

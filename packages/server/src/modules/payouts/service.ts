@@ -699,9 +699,25 @@ export function createPayoutsService(deps: {
       );
     },
 
-    /** Asks the provider again about every payout not yet settled (created at or before `now`). */
-    async retryUnsettled(db: Kysely<Tables>, now: Date): Promise<Payout[]> {
-      return send(db, await unsettledPayoutIds(db, RETRY_BATCH_MAX, now), now);
+    /**
+     * Asks the provider again about every payout not yet settled (created at or before `now`),
+     * `pageSize` at a time: however many wait on the banks, a payout a crash left unsent is
+     * among them.
+     */
+    async retryUnsettled(
+      db: Kysely<Tables>,
+      now: Date,
+      options: { pageSize?: number } = {},
+    ): Promise<Payout[]> {
+      const pageSize = options.pageSize ?? RETRY_BATCH_MAX;
+      const retried: Payout[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const ids = await unsettledPayoutIds(db, pageSize, now, after);
+        retried.push(...(await send(db, ids, now)));
+        if (ids.length < pageSize) return retried;
+        after = ids.at(-1);
+      }
     },
 
     /**

@@ -153,15 +153,15 @@ export async function unsettledPayoutIds(
   db: Executor,
   limit: number,
   createdBefore: Date,
+  after?: string,
 ): Promise<PayoutId[]> {
-  const rows = await db
+  let select = db
     .selectFrom('payouts')
     .select('id')
     .where('status', 'in', ['pending', 'sent'])
-    .where('created_at', '<=', createdBefore)
-    .orderBy('id')
-    .limit(limit)
-    .execute();
+    .where('created_at', '<=', createdBefore);
+  if (after !== undefined) select = select.where('id', '>', after);
+  const rows = await select.orderBy('id').limit(limit).execute();
   return rows.map((row) => row.id as PayoutId);
 }
 

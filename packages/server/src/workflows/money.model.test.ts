@@ -24,7 +24,8 @@ import {
  * M1, the model-based money test. Random sequences of captures (some declined, some timing out
  * after the provider took the money), leg releases under changing fee schedules with a subsidy
  * programme, partial refunds, released money reclaimed into escrow, chargebacks, payout runs
- * (some failing at the bank), subscription billing and retries of earlier steps run against the
+ * (some failing at the bank), paid payouts sent back by the bank, subscription billing and
+ * retries of earlier steps run against the
  * real services on a real database. A
  * model written independently of the code — plain arithmetic on a few numbers — says what every
  * balance must be, and after every step the books must equal it, verify clean (every currency
@@ -80,6 +81,13 @@ interface World {
   feeBps: bigint;
   feeVersionId: string;
   steps: number;
+  /** Payouts the provider paid, and whether the partner's bank has sent each back since. */
+  readonly paidPayouts: {
+    readonly id: string;
+    readonly partner: number;
+    readonly amount: bigint;
+    returned: boolean;
+  }[];
 }
 
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
@@ -146,6 +154,7 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
     feeBps: 1000n,
     feeVersionId: '',
     steps: 0,
+    paidPayouts: [],
   };
   async function publishFee(bps: bigint): Promise<void> {
     app.clock.advance(1000);
@@ -474,11 +483,30 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
       // The bank refuses only a payout that is sent: arm the failure only when there is one.
       const refused = failing && paid > 0n;
       if (refused) provider.failNext('payout', 'account_closed');
-      await payouts.run(db, { now: app.clock.now(), partnerIds: [id] });
+      const result = await payouts.run(db, { now: app.clock.now(), partnerIds: [id] });
       await provider.deliverPending();
       world.payable[partner] = refused ? paid : 0n;
       world.receivable[partner] = receivable - netted;
       if (!refused) world.clearing -= paid;
+      const payout = result.payouts[0];
+      if (payout && !refused)
+        world.paidPayouts.push({ id: payout.id, partner, amount: paid, returned: false });
+    },
+  });
+
+  const bankReturn = (pick: number): Step => ({
+    name: `the bank sends back paid payout ${pick}`,
+    async run() {
+      const open = world.paidPayouts.filter((payout) => !payout.returned);
+      const payout = open[pick % Math.max(1, open.length)];
+      if (!payout) return;
+      provider.returnPayout(payout.id, 'account_closed');
+      const event = provider.undelivered().at(-1);
+      await provider.deliverPending();
+      payout.returned = true;
+      world.payable[payout.partner] = (world.payable[payout.partner] ?? 0n) + payout.amount;
+      world.clearing += payout.amount;
+      if (event) replay = () => provider.redeliver(event.eventId);
     },
   });
 
@@ -550,6 +578,7 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
       },
       { weight: 1, arbitrary: fc.nat(20).map(chargeback) },
       { weight: 2, arbitrary: fc.tuple(fc.nat(PARTNERS - 1), fc.boolean()).map(([p, f]) => payoutRun(p, f)) },
+      { weight: 1, arbitrary: fc.nat(20).map(bankReturn) },
       { weight: 1, arbitrary: fc.integer({ min: 0, max: 3000 }).map(feeChange) },
       { weight: 1, arbitrary: fc.constant(null).map(billing) },
       { weight: 2, arbitrary: fc.constant(null).map(retry) },
@@ -572,6 +601,15 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
     [capture(20_000n, 'timeout'), release(0, 0, 50, 10), refund(0, 100), retry()],
     // A partner clawed back after its payout failed at the bank, then paid.
     [capture(5_000n, 'none'), release(0, 1, 100, 0), payoutRun(1, true), refund(0, 100), payoutRun(1, false)],
+    // A paid payout sent back by the bank, its callback delivered again, then paid once more.
+    [
+      capture(6_000n, 'none'),
+      release(0, 2, 100, 0),
+      payoutRun(2, false),
+      bankReturn(0),
+      retry(),
+      payoutRun(2, false),
+    ],
     // Released money reclaimed into escrow (as a refund by hand starts), retried, then refunded from there.
     [
       capture(9_000n, 'none'),

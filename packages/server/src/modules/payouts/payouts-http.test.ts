@@ -4,10 +4,12 @@ import { runInTransaction } from '../../kernel/database/transaction.js';
 import { purgeExpiredIdempotencyKeys } from '../../kernel/idempotency/idempotency-store.js';
 import { createTestApp } from '../../testing/test-app.js';
 import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
+import { createSimulatedProvider } from '../payments/index.js';
 import { DESTINATION_HOLD_MS } from './index.js';
 
 describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
-  const app = await createTestApp();
+  const provider = createSimulatedProvider();
+  const app = await createTestApp({ provider });
   const db = app.baton.database.db;
   const finance = await app.operatorKey('finance');
   const ops = await app.operatorKey('ops');
@@ -269,6 +271,64 @@ describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
         })
       ).status,
     ).toBe(403);
+  });
+
+  it('shows a paid payout the partner’s bank sent back as returned, with its money back on the payable', async () => {
+    const delta = await partner('delta');
+    const configured = await app.request('PUT', `/v1/partners/${delta.id}/payout-settings`, {
+      key: finance,
+      body: settings,
+    });
+    expect(configured.status, configured.text).toBe(200);
+    expect((await earn(delta.id, '80.00', 'http-earning-returned')).status).toBe(201);
+    const run = await app.request<{ batch: { id: string }; payouts: { id: string }[] }>(
+      'POST',
+      '/v1/payouts/runs',
+      { key: finance, body: { partner_ids: [delta.id] }, headers: { 'idempotency-key': 'run-returned' } },
+    );
+    expect(run.status, run.text).toBe(202);
+    const payoutId = run.body.payouts[0]?.id as string;
+    await app.baton.services.payouts.sendBatch(db, run.body.batch.id, app.clock.now());
+    provider.settle(payoutId);
+    await provider.flush();
+    expect(
+      (await app.request('GET', `/v1/payouts/${payoutId}`, { key: delta.memberKey })).body,
+    ).toMatchObject({
+      status: 'paid',
+      returned_at: null,
+    });
+
+    provider.returnPayout(payoutId, 'account_closed');
+    await provider.flush();
+    const returned = await app.request('GET', `/v1/payouts/${payoutId}`, { key: delta.memberKey });
+    expect(returned.body).toMatchObject({
+      status: 'returned',
+      failure_code: 'account_closed',
+      returned_at: app.clock.now().toISOString(),
+    });
+    const listed = await app.request<{ data: { id: string }[] }>('GET', '/v1/payouts?status=returned', {
+      key: finance,
+    });
+    expect(listed.body.data.map((p) => p.id)).toEqual([payoutId]);
+    const accounts = await app.request<{ data: { id: string }[] }>(
+      'GET',
+      '/v1/ledger/accounts?purpose=partner_payable',
+      { key: delta.memberKey },
+    );
+    const payable = await app.request('GET', `/v1/ledger/accounts/${accounts.body.data[0]?.id}`, {
+      key: delta.memberKey,
+    });
+    expect(payable.body.balance).toMatchObject({ amount: '80.00', currency: 'EUR' });
+    const events = await app.request<{ data: { type: string; subject_id: string }[] }>(
+      'GET',
+      '/v1/events?types=payout.returned',
+      { key: delta.memberKey },
+    );
+    expect(events.body.data.map((e) => [e.type, e.subject_id])).toEqual([['payout.returned', payoutId]]);
+    const others = await app.request<{ data: unknown[] }>('GET', '/v1/events?types=payout.returned', {
+      key: alpha.ownerKey,
+    });
+    expect(others.body.data).toEqual([]);
   });
 
   it('keeps a payout run’s Idempotency-Key for 7 days and an ordinary key for 24 hours, purge included', async () => {

@@ -44,6 +44,8 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
     const n = ++partners;
     const applied = await app.request<{ partner: { id: PartnerId } }>('POST', '/v1/partner-applications', {
       key: null,
+      // Applications are limited per address: each partner applies from its own.
+      ip: `10.0.0.${n}`,
       body: {
         partner_type: 'supplier',
         name: `Partner ${n}`,
@@ -264,6 +266,55 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
     expect((await payouts.getPayout(ctx(db), again.payouts[0]?.id as string)).status).toBe('paid');
   });
 
+  it('gives a paid payout back to the payable once when the partner’s bank sends it back, and pays it at the next run', async () => {
+    app.clock.set(new Date('2026-06-16T09:00:00Z'));
+    const { payouts, run, provider } = setup();
+    const partner = await newPartner();
+    await configure(payouts, partner, { reserveBps: 1_000, reserveDays: 30 });
+    await earn(partner, 10_000n);
+    const first = await run();
+    const id = outcomeOf(first, partner)?.payout?.id as string;
+    const paid = first.payouts.find((p) => p.id === id);
+    expect(paid).toMatchObject({ amountMinor: 9_000n, status: 'paid' });
+    const clearing = await balance('provider_clearing', 'platform');
+
+    app.clock.advance(2 * 60 * 60 * 1000);
+    provider.returnPayout(id, 'account_closed');
+    await provider.deliverPending({ duplicate: true });
+    await provider.deliverStale(id, 'succeeded');
+    const returned = await payouts.getPayout(ctx(db), id);
+    expect(returned).toMatchObject({
+      status: 'returned',
+      failureCode: 'account_closed',
+      settledAt: paid?.settledAt,
+      returnedAt: app.clock.now(),
+    });
+    expect(await balance('partner_payable', partner)).toBe(9_000n);
+    expect(await balance('provider_clearing', 'platform')).toBe(clearing + 9_000n);
+    const movements = await ledger.transactionsFor(ctx(db), { kind: 'payout', id });
+    expect(movements.map((t) => t.idempotencyKey).sort()).toEqual([
+      `payout:${id}:bank_returned`,
+      `payout:${id}:send`,
+      `payout:${id}:settled`,
+    ]);
+    const { rows: events } = await sql<{ type: string; audience: string[] }>`
+      select type, audience from events where subject_id = ${id} order by tx_id, seq`.execute(db);
+    expect(events).toEqual([
+      { type: 'payout.created', audience: [partner] },
+      { type: 'payout.paid', audience: [partner] },
+      { type: 'payout.returned', audience: [partner] },
+    ]);
+
+    // The money back is no new earning: the next run pays it all, and holds no reserve of it.
+    app.clock.advance(DAY_MS);
+    const next = await run();
+    const again = outcomeOf(next, partner);
+    expect(again).toMatchObject({ reservedMinor: 0n, payout: { amountMinor: 9_000n } });
+    expect(next.payouts.find((p) => p.id === again?.payout?.id)?.status).toBe('paid');
+    expect(await balance('partner_payable', partner)).toBe(0n);
+    expect(await balance('partner_reserve', partner)).toBe(1_000n);
+  });
+
   it('fails a payout the provider refuses at once, and returns the money', async () => {
     app.clock.set(new Date('2026-06-15T09:00:00Z'));
     const { payouts, run, provider } = setup();
@@ -481,6 +532,49 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
       expect(await env.reconcile(since, refs)).toEqual([]);
       expect((await env.payouts.getPayout(ctx(db), paid.payout.id)).status).toBe('paid');
       expect((await env.payouts.getPayout(ctx(db), failed.payout.id)).status).toBe('failed');
+    });
+
+    it('reports nothing for a payout the partner’s bank sent back, whichever of its callbacks came first', async () => {
+      app.clock.set(new Date('2031-01-15T09:00:00Z'));
+      const since = app.clock.now();
+      const env = reconciling();
+      const inOrder = await paying(env);
+      const reversed = await paying(env);
+      await env.provider.deliverPending();
+      for (const { payout } of [inOrder, reversed]) {
+        env.provider.settle(payout.id);
+        env.provider.returnPayout(payout.id, 'no_account');
+      }
+      const [succeeded, failed] = env.provider
+        .undelivered()
+        .filter((e) => e.operation.reference === reversed.payout.id);
+      if (!succeeded || !failed) throw new Error('no callbacks');
+      await env.provider.redeliver(failed.eventId);
+      await env.provider.deliverPending();
+      // Paid, then sent back; or failed outright, the "paid" arriving late: the money is back either way.
+      expect((await env.payouts.getPayout(ctx(db), inOrder.payout.id)).status).toBe('returned');
+      expect((await env.payouts.getPayout(ctx(db), reversed.payout.id)).status).toBe('failed');
+      expect(await balance('partner_payable', inOrder.partner)).toBe(7_000n);
+      expect(await balance('partner_payable', reversed.partner)).toBe(7_000n);
+      expect(await env.reconcile(since, [inOrder.payout.id, reversed.payout.id])).toEqual([]);
+    });
+
+    it('reports a paid payout the partner’s bank sent back while its callback was lost, until the callback comes', async () => {
+      app.clock.set(new Date('2031-01-20T09:00:00Z'));
+      const since = app.clock.now();
+      const env = reconciling();
+      const { payout, partner } = await paying(env);
+      env.provider.settle(payout.id);
+      await env.provider.deliverPending();
+      env.provider.returnPayout(payout.id);
+      expect(await env.reconcile(since, [payout.id])).toEqual([
+        `payout_not_returned ${payout.id}`,
+        `payout_status_mismatch ${payout.id}`,
+      ]);
+      expect(await balance('partner_payable', partner)).toBe(0n);
+      await env.provider.deliverPending();
+      expect(await env.reconcile(since, [payout.id])).toEqual([]);
+      expect(await balance('partner_payable', partner)).toBe(7_000n);
     });
 
     it('reports a payout the provider paid while its callback was lost, until the callback comes', async () => {

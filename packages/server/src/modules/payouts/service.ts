@@ -427,19 +427,27 @@ export function createPayoutsService(deps: {
   /**
    * Applies the provider's final word on a payout once: settles the transit money to the
    * provider, or returns it to the partner's payable. Repeated, late or out-of-order reports
-   * change nothing once the payout is final.
+   * change nothing once the payout is final, but one: a payout the provider paid and now
+   * reports failed was sent back by the partner's bank, and its money goes back to the payable.
+   * (A payout fails only after it succeeded, never the other way, so no stale report says so.)
    */
   async function applyOperation(db: Kysely<Tables>, operation: ProviderOperation, now: Date): Promise<void> {
     await runInTransaction(db, async (tx) => {
       const ctx = systemContext(tx, now);
       const payout = await findPayout(tx, operation.reference, true);
-      if (!payout || FINAL_PAYOUT_STATUSES.includes(payout.status)) return;
+      if (!payout) return;
+      const returned = payout.status === 'paid' && operation.status === 'failed';
+      if (FINAL_PAYOUT_STATUSES.includes(payout.status) && !returned) return;
       assert(
         operation.kind === 'payout' &&
           operation.amountMinor === payout.amountMinor &&
           operation.currency === payout.currency,
         `the provider's operation ${operation.providerId} does not match payout ${payout.id}`,
       );
+      if (returned) {
+        await bankReturn(ctx, tx, payout, operation.failureCode ?? 'returned');
+        return;
+      }
       if (operation.status === 'pending') {
         if (payout.status === 'pending') {
           await tx
@@ -497,6 +505,35 @@ export function createPayoutsService(deps: {
       .executeTakeFirstOrThrow();
     await appendEvent(ctx, {
       type: failureCode === null ? 'payout.paid' : 'payout.failed',
+      subjectId: id,
+      data: { payout: payoutJson(toPayout(row)) },
+      audience: [partnerId],
+    });
+  }
+
+  /**
+   * A paid payout the partner's bank sent back: the provider holds the money again, and it goes
+   * back to the partner's payable, to be paid at the next run (or netted, or held, as any).
+   */
+  async function bankReturn(ctx: Context, tx: Tx, payout: Payout, failureCode: string): Promise<void> {
+    const { id, currency, amountMinor, partnerId } = payout;
+    await ledger.post(ctx, {
+      idempotencyKey: `payout:${id}:bank_returned`,
+      description: `Payout ${id} returned by the partner's bank (${failureCode}); back to the partner`,
+      cause: { kind: 'payout', id },
+      entries: [
+        { account: platform('provider_clearing', currency), direction: 'debit', amountMinor },
+        { account: payable(partnerId, currency), direction: 'credit', amountMinor },
+      ],
+    });
+    const row = await tx
+      .updateTable('payouts')
+      .set({ status: 'returned', failure_code: failureCode, updated_at: ctx.now, returned_at: ctx.now })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await appendEvent(ctx, {
+      type: 'payout.returned',
       subjectId: id,
       data: { payout: payoutJson(toPayout(row)) },
       audience: [partnerId],
@@ -597,6 +634,7 @@ export function createPayoutsService(deps: {
       sentMinor: posted(`payout:${payout.id}:send`),
       settledMinor: posted(`payout:${payout.id}:settled`),
       returnedMinor: posted(`payout:${payout.id}:returned`),
+      bankReturnedMinor: posted(`payout:${payout.id}:bank_returned`),
     };
   }
 

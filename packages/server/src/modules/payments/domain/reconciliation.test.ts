@@ -9,9 +9,11 @@ const sent: PayoutRecord = {
   sentMinor: 5_000n,
   settledMinor: null,
   returnedMinor: null,
+  bankReturnedMinor: null,
 };
 const paid: PayoutRecord = { ...sent, status: 'paid', settledMinor: 5_000n };
 const failed: PayoutRecord = { ...sent, status: 'failed', returnedMinor: 5_000n };
+const returned: PayoutRecord = { ...paid, status: 'returned', bankReturnedMinor: 5_000n };
 const types = (found: ReturnType<typeof comparePayout>) => found.map((f) => f.type);
 
 describe('comparing a payout with the provider', () => {
@@ -22,6 +24,42 @@ describe('comparing a payout with the provider', () => {
     );
     expect(comparePayout({ status: 'succeeded', amountMinor: 5_000n }, paid)).toEqual([]);
     expect(comparePayout({ status: 'failed', amountMinor: 5_000n }, failed)).toEqual([]);
+    expect(comparePayout({ status: 'failed', amountMinor: 5_000n }, returned)).toEqual([]);
+  });
+
+  it('finds a paid payout the partner’s bank sent back that the ledger did not give back', () => {
+    const found = comparePayout({ status: 'failed', amountMinor: 5_000n }, paid);
+    expect(types(found)).toEqual(['payout_status_mismatch', 'payout_not_returned']);
+    expect(found[1]?.ledgerMinor).toBe(5_000n);
+    expect(found[1]?.detail).toContain('sent the paid payout back');
+    // Marked returned without the posting that gives the money back.
+    expect(
+      types(
+        comparePayout({ status: 'failed', amountMinor: 5_000n }, { ...returned, bankReturnedMinor: null }),
+      ),
+    ).toEqual(['payout_not_returned']);
+  });
+
+  it('finds a payout given back twice, or given back from the provider while the provider paid it', () => {
+    // Returned out of transit and settled too: the money went back to the partner twice.
+    expect(
+      types(comparePayout({ status: 'failed', amountMinor: 5_000n }, { ...failed, settledMinor: 5_000n })),
+    ).toEqual(['payout_posting_without_operation']);
+    expect(
+      types(
+        comparePayout({ status: 'failed', amountMinor: 5_000n }, { ...failed, bankReturnedMinor: 5_000n }),
+      ),
+    ).toEqual(['payout_posting_without_operation']);
+    expect(types(comparePayout({ status: 'succeeded', amountMinor: 5_000n }, returned))).toEqual([
+      'payout_status_mismatch',
+      'payout_posting_without_operation',
+    ]);
+    expect(
+      comparePayout({ status: 'succeeded', amountMinor: 5_000n }, { ...paid, bankReturnedMinor: 4_000n }),
+    ).toMatchObject([
+      { type: 'payout_amount_mismatch', ledgerMinor: 4_000n },
+      { type: 'payout_posting_without_operation', ledgerMinor: 4_000n },
+    ]);
   });
 
   it('finds a paid payout the ledger never settled out of transit', () => {
@@ -74,6 +112,7 @@ describe('comparing a payout with the provider', () => {
   it('expects at the provider every payout Baton asked it to send, and none it never sent', () => {
     expect(expectedAtProvider(sent)).toBe(true);
     expect(expectedAtProvider(paid)).toBe(true);
+    expect(expectedAtProvider(returned)).toBe(true);
     expect(expectedAtProvider({ ...sent, status: 'pending' })).toBe(true);
     expect(expectedAtProvider({ ...sent, status: 'pending', attempts: 0 })).toBe(false);
     // Refused by the provider at once: failed, and never held there.

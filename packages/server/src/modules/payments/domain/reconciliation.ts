@@ -17,7 +17,8 @@ import type { OperationKind, OperationStatus } from '../provider/port.js';
  *   payout_status_mismatch  Baton's payout and the provider disagree on the state
  *   payout_amount_mismatch  the provider, Baton's payout or its ledger postings disagree on the amount
  *   payout_unsettled        the provider paid a payout; the ledger has not settled it out of payouts in transit
- *   payout_not_returned     the provider failed a payout; the ledger has not returned it to the partner's payable
+ *   payout_not_returned     the provider failed a payout (or the partner's bank sent it back); the ledger has
+ *                           not given it back to the partner's payable
  *   payout_posting_without_operation the ledger settled or returned a payout the provider has not finished so
  */
 export const DISCREPANCY_TYPES = [
@@ -56,7 +57,7 @@ export interface Discrepancy {
 /** A payout as Baton recorded it, with the ledger transactions it posted for it (null: none). */
 export interface PayoutRecord {
   readonly reference: string;
-  readonly status: 'pending' | 'sent' | 'paid' | 'failed';
+  readonly status: 'pending' | 'sent' | 'paid' | 'failed' | 'returned';
   readonly amountMinor: bigint;
   /** How often Baton asked the provider to send it: a pending payout with none was never sent. */
   readonly attempts: number;
@@ -66,6 +67,8 @@ export interface PayoutRecord {
   readonly settledMinor: bigint | null;
   /** Returned from payouts in transit to the partner's payable. */
   readonly returnedMinor: bigint | null;
+  /** Given back from the provider to the partner's payable, once its bank sent the paid payout back. */
+  readonly bankReturnedMinor: bigint | null;
 }
 
 /** A finding about one payout: its type and why. */
@@ -82,13 +85,15 @@ const PROVIDER_STATUS_OF: Record<PayoutRecord['status'], OperationStatus> = {
   sent: 'pending',
   paid: 'succeeded',
   failed: 'failed',
+  returned: 'failed',
 };
 
 /**
  * Compares a payout the provider holds with Baton's record of it and the postings its status
  * implies: pending at the provider, the money sits in payouts in transit (sent, neither settled
- * nor returned); succeeded, it is settled out of transit; failed, it is returned to the partner's
- * payable. Each disagreement is one finding.
+ * nor returned); succeeded, it is settled out of transit; failed, it is back on the partner's
+ * payable, returned out of transit or, when the provider paid it before the partner's bank sent
+ * it back, settled and then given back from the provider. Each disagreement is one finding.
  */
 export function comparePayout(
   provider: { readonly status: OperationStatus; readonly amountMinor: bigint },
@@ -107,7 +112,7 @@ export function comparePayout(
       detail: 'Baton recorded another amount than the provider.',
       ledgerMinor: null,
     });
-  const posted = [baton.sentMinor, baton.settledMinor, baton.returnedMinor].find(
+  const posted = [baton.sentMinor, baton.settledMinor, baton.returnedMinor, baton.bankReturnedMinor].find(
     (amount) => amount !== null && amount !== provider.amountMinor,
   );
   if (posted !== undefined && posted !== null)
@@ -128,14 +133,20 @@ export function comparePayout(
       detail: 'The provider paid the payout; the ledger still holds its money in payouts in transit.',
       ledgerMinor: baton.sentMinor,
     });
-  if (provider.status === 'failed' && baton.returnedMinor === null)
+  if (provider.status === 'failed' && baton.returnedMinor === null && baton.bankReturnedMinor === null)
     findings.push({
       type: 'payout_not_returned',
       detail:
-        'The provider failed the payout; the ledger has not returned its money to the partner’s payable.',
-      ledgerMinor: baton.sentMinor,
+        baton.settledMinor === null
+          ? 'The provider failed the payout; the ledger has not returned its money to the partner’s payable.'
+          : 'The provider says the partner’s bank sent the paid payout back; the ledger has not given it back to the partner’s payable.',
+      ledgerMinor: baton.settledMinor ?? baton.sentMinor,
     });
-  if (provider.status !== 'succeeded' && baton.settledMinor !== null)
+  // Settled and failed at the provider is a payout paid and sent back, unless the ledger also
+  // returned it out of transit: then it moved the money back twice.
+  const settledWrongly =
+    provider.status === 'pending' || (provider.status === 'failed' && baton.returnedMinor !== null);
+  if (baton.settledMinor !== null && settledWrongly)
     findings.push({
       type: 'payout_posting_without_operation',
       detail: `The ledger settled the payout to the provider; the provider says ${provider.status}.`,
@@ -147,6 +158,15 @@ export function comparePayout(
       detail: `The ledger returned the payout to the partner; the provider says ${provider.status}.`,
       ledgerMinor: baton.returnedMinor,
     });
+  if (baton.bankReturnedMinor !== null && (provider.status !== 'failed' || baton.settledMinor === null))
+    findings.push({
+      type: 'payout_posting_without_operation',
+      detail:
+        provider.status === 'failed'
+          ? 'The ledger gave a payout back from the provider that it never settled to the provider.'
+          : `The ledger gave the payout back to the partner as sent back by its bank; the provider says ${provider.status}.`,
+      ledgerMinor: baton.bankReturnedMinor,
+    });
   return findings;
 }
 
@@ -155,4 +175,7 @@ export function comparePayout(
  * settled as paid. A payout the provider refused at once is failed without being held there.
  */
 export const expectedAtProvider = (baton: PayoutRecord): boolean =>
-  baton.status === 'sent' || baton.status === 'paid' || (baton.status === 'pending' && baton.attempts > 0);
+  baton.status === 'sent' ||
+  baton.status === 'paid' ||
+  baton.status === 'returned' ||
+  (baton.status === 'pending' && baton.attempts > 0);

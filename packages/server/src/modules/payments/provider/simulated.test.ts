@@ -123,6 +123,34 @@ describe('simulated provider', () => {
     ]);
   });
 
+  it('sends a paid payout back from the partner’s bank, and only a paid one', async () => {
+    const { sim, received } = provider();
+    await sim.payout({
+      reference: 'po_1',
+      destination: TEST_DESTINATIONS.ok,
+      amountMinor: 500n,
+      currency: 'EUR',
+    });
+    expect(() => sim.returnPayout('po_1')).toThrow('No paid payout po_1');
+    sim.settle('po_1');
+    expect(sim.returnPayout('po_1', 'no_account')).toMatchObject({
+      reference: 'po_1',
+      status: 'failed',
+      failureCode: 'no_account',
+    });
+    expect(() => sim.returnPayout('po_1')).toThrow('No paid payout po_1');
+    await authorize(sim);
+    expect(() => sim.returnPayout('pay_1')).toThrow('No paid payout pay_1');
+    await sim.flush();
+    expect(received.map((e) => `${e.operation.reference}:${e.operation.status}`)).toEqual([
+      'po_1:pending',
+      'po_1:succeeded',
+      'po_1:failed',
+      'pay_1:succeeded',
+    ]);
+    expect((await sim.find('po_1'))?.status).toBe('failed');
+  });
+
   it('holds callbacks for tests, and delivers them reversed, twice, or stale', async () => {
     const { sim, received } = provider({ autoDeliver: false, settlement: { capture: 'pending' } });
     await authorize(sim);

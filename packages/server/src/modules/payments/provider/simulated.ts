@@ -17,9 +17,10 @@ import {
  *     (`reference_reused`);
  *   - authorisations are declined by test cards (`pm_card_declined`,
  *     `pm_card_insufficient_funds`) or by injection (`failNext`);
- *   - captures, refunds and payouts can stay `pending` and settle later (`settle`), and a
+ *   - captures, refunds and payouts can stay `pending` and settle later (`settle`), a
  *     pending payout can fail after it was accepted (`failPending`, or the destination
- *     `ba_account_closed`);
+ *     `ba_account_closed`), and a paid one can come back from the partner's bank
+ *     (`returnPayout`);
  *   - a call can time out before or after the provider applied it (`timeoutNext`), the trap that
  *     charges a customer twice when the caller retries with a new reference;
  *   - a request the provider already holds can be refused as a duplicate instead of answered
@@ -283,6 +284,18 @@ export class SimulatedProvider implements PaymentProvider {
   failPending(reference: string, code = 'account_closed'): ProviderOperation {
     const [stored] = this.#pending(reference);
     if (!stored) throw new Error(`No pending operation ${reference}`);
+    return this.#update(stored, 'failed', code);
+  }
+
+  /**
+   * The partner's bank sends a paid payout back (a closed account found out days later): the
+   * payout, succeeded, becomes failed with `code`, and its event is emitted. Real providers
+   * report it so, on the same payout.
+   */
+  returnPayout(reference: string, code = 'account_closed'): ProviderOperation {
+    const stored = this.#operations.get(reference);
+    if (stored?.operation.kind !== 'payout' || stored.operation.status !== 'succeeded')
+      throw new Error(`No paid payout ${reference}`);
     return this.#update(stored, 'failed', code);
   }
 

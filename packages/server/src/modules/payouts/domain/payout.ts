@@ -20,14 +20,18 @@ export const WEEKDAYS = [
 ] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
-export const PAYOUT_STATUSES = ['pending', 'sent', 'paid', 'failed'] as const;
+export const PAYOUT_STATUSES = ['pending', 'sent', 'paid', 'failed', 'returned'] as const;
 /**
  * `pending`: the money left the payable and is in transit, the provider has not yet confirmed
- * it received the payout; `sent`: the provider accepted it and will report the outcome; `paid`
- * and `failed` are final.
+ * it received the payout; `sent`: the provider accepted it and will report the outcome; `paid`:
+ * the provider paid it; `failed`: the provider did not, and the money went back to the payable;
+ * `returned`: paid, then sent back by the partner's bank (a closed account found out days
+ * later), and the money went back to the payable. `failed` and `returned` are final; `paid` is
+ * final but for a return.
  */
 export type PayoutStatus = (typeof PAYOUT_STATUSES)[number];
-export const FINAL_PAYOUT_STATUSES: readonly PayoutStatus[] = ['paid', 'failed'];
+/** Statuses after which no callback changes a payout, but a bank's return of a paid one. */
+export const FINAL_PAYOUT_STATUSES: readonly PayoutStatus[] = ['paid', 'failed', 'returned'];
 
 /** Why a run paid a partner nothing. */
 export const SKIP_REASONS = [

@@ -15,15 +15,19 @@ export const PayoutJson = z
     status: z
       .enum(PAYOUT_STATUSES)
       .describe(
-        '`pending`: the money left the payable, the provider has not confirmed it yet; `sent`: the provider accepted it; `paid` and `failed` are final (a failed payout returned the money to the payable).',
+        "`pending`: the money left the payable, the provider has not confirmed it yet; `sent`: the provider accepted it; `paid`: the provider paid it; `failed`: it did not, and the money went back to the payable; `returned`: paid, then sent back by the partner's bank, and the money went back to the payable. Only a `paid` payout changes again, to `returned`.",
       ),
-    failure_code: z.string().nullable().describe("Why the payout failed, in the provider's words."),
+    failure_code: z
+      .string()
+      .nullable()
+      .describe("Why the payout failed or was returned, in the provider's words."),
     provider_id: z.string().nullable(),
     netted: MoneyJson.describe("What the same run settled of the partner's receivable first."),
     reserved: MoneyJson.describe('What the same run held back in the rolling reserve.'),
     created_at: timestamp,
     updated_at: timestamp,
-    settled_at: timestamp.nullable(),
+    settled_at: timestamp.nullable().describe('When it was paid or failed.'),
+    returned_at: timestamp.nullable().describe("When the partner's bank sent it back (status `returned`)."),
   })
   .meta({ id: 'Payout' });
 
@@ -97,6 +101,7 @@ export const payoutJson = (payout: Payout): z.input<typeof PayoutJson> => ({
   created_at: iso(payout.createdAt),
   updated_at: iso(payout.updatedAt),
   settled_at: isoOrNull(payout.settledAt),
+  returned_at: isoOrNull(payout.returnedAt),
 });
 
 export const payoutBatchJson = (batch: PayoutBatch): z.input<typeof PayoutBatchJson> => ({

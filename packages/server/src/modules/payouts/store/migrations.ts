@@ -88,5 +88,21 @@ export const payoutsMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    // A paid payout can come back from the partner's bank days later: status `returned`.
+    '0004_returned_payouts': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          alter table payouts
+            drop constraint payouts_status_check,
+            drop constraint payouts_check,
+            add column returned_at timestamptz,
+            add constraint payouts_status_check
+              check (status in ('pending', 'sent', 'paid', 'failed', 'returned')),
+            add constraint payouts_check
+              check ((status in ('paid', 'failed', 'returned')) = (settled_at is not null)),
+            add constraint payouts_returned_check check ((status = 'returned') = (returned_at is not null));
+        `.execute(db);
+      },
+    },
   },
 };

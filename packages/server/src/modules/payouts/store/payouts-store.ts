@@ -44,6 +44,8 @@ export interface Payout {
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly settledAt: Date | null;
+  /** When the partner's bank sent it back after the provider paid it (status `returned`). */
+  readonly returnedAt: Date | null;
 }
 
 /** One payout run. */
@@ -89,6 +91,7 @@ export const toPayout = (row: Selectable<PayoutsTable>): Payout => ({
   createdAt: row.created_at,
   updatedAt: row.updated_at,
   settledAt: row.settled_at,
+  returnedAt: row.returned_at,
 });
 
 export const toBatch = (row: Selectable<PayoutBatchesTable>): PayoutBatch => ({

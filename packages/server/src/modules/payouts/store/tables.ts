@@ -62,6 +62,8 @@ export interface PayoutsTable {
   created_at: Date;
   updated_at: Date;
   settled_at: Date | null;
+  /** When the partner's bank sent a paid payout back. */
+  returned_at: Generated<Date | null>;
 }
 
 /** A share of a partner's earnings held in its reserve until `release_at`. */

@@ -368,6 +368,11 @@ const CASES: Readonly<Record<string, Case>> = {
     body: () => ({ reason: 'Hijacked.' }),
   },
   'GET /v1/work-orders/:work_order_id': PARTNERS_OWN,
+  'POST /v1/work-orders/:work_order_id/withdraw': {
+    ...OPERATOR_ONLY,
+    body: () => ({ reason: 'Hijacked.' }),
+    headers: (n: number) => ({ 'idempotency-key': `tenancy-withdraw-${n}` }),
+  },
   ...Object.fromEntries(
     ['accept', 'decline', 'start', 'deliver'].map((action) => [
       `POST /v1/work-orders/:work_order_id/${action}`,

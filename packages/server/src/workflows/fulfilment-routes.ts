@@ -330,6 +330,38 @@ export function fulfilmentRoutes(fulfilment: Fulfilment): Route[] {
       handler: async (ctx, { params }) =>
         workOrderJson(await fulfilment.getWorkOrder(ctx, params.work_order_id)),
     }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/work-orders/:work_order_id/withdraw',
+      summary: 'Withdraw work from its partner',
+      description:
+        'An operator takes a work order away from its partner, with a reason: work not started (offered or ' +
+        'accepted) at any time, as when the partner cannot be reached; work in progress only once its due time ' +
+        '(`due_by`) has passed without a delivery. The work order is cancelled with the reason (`withdrawn: …`), ' +
+        'flagged late when past its due time, and its partner is paid nothing for it; the partner and the customer ' +
+        'are told by a `work_order.withdrawn` event. The leg is then repaired as after a decline: given to the ' +
+        'next-best partner that can still do it by its due time (`order.leg_replanned`, cause `withdrawn`) or, when ' +
+        'none can, the order compensates: the legs not started are cancelled and the customer is refunded what was ' +
+        'not done. Errors: `409 orders.work_order_not_overdue` (in progress, before its due time), ' +
+        '`409 orders.transition_not_allowed` (delivered or closed).',
+      tags: WORK_ORDERS,
+      access: { operator: ['admin', 'ops'] },
+      audit: { action: 'work_order.withdraw', targetParam: 'work_order_id' },
+      idempotencyKey: 'required',
+      params: z.strictObject({ work_order_id: idSchema('wko') }),
+      body: z.strictObject({ reason }),
+      response: WorkOrderJson,
+      handler: async (ctx, { params, body }) => {
+        const withdrawn = await fulfilment.withdraw(ctx, params.work_order_id, body.reason);
+        await recordAudit(ctx, {
+          action: 'work_order.withdraw',
+          targetId: params.work_order_id,
+          outcome: 'succeeded',
+          details: { reason: body.reason },
+        });
+        return workOrderJson(withdrawn);
+      },
+    }),
     ...(Object.keys(PARTNER_ACTIONS) as PartnerAction[]).map((action) =>
       defineRoute({
         method: 'POST',

@@ -425,6 +425,102 @@ describe(`fulfilment of integrated offerings through the API (${TEST_DATABASE_KI
     await f.expectBooksClean(finished);
   });
 
+  describe('work withdrawn from its partner by an operator', async () => {
+    const ops = await app.operatorKey('ops');
+    let withdrawals = 0;
+    const withdraw = (workOrderId: string, body: unknown = { reason: 'Partner unreachable' }, key = ops) =>
+      app.request<WorkOrderBody & { reason: string | null }>(
+        'POST',
+        `/v1/work-orders/${workOrderId}/withdraw`,
+        {
+          key,
+          body,
+          headers: { 'idempotency-key': `withdraw-${workOrderId}-${++withdrawals}` },
+        },
+      );
+
+    it('gives work not started to the next-best partner, and pays the partner it was taken from nothing', async () => {
+      const { order } = await placePaid('trip', 1, 5 * 24);
+      const stay = await workOrderOf(order.id, 'stay');
+      expect(stay.partner_id).toBe(host.id);
+      ok(await f.act(host, stay.id, 'accept'));
+      const hostPayable = await f.balance('partner_payable', host.id);
+
+      // Neither the partner nor the customer withdraws work; a reason is required.
+      expectProblem(await withdraw(stay.id, { reason: 'Mine now' }, host.key), 403, 'auth.role_not_allowed');
+      expectProblem(await withdraw(stay.id, { reason: 'Mine now' }, buyer.key), 403, 'auth.role_not_allowed');
+      expectProblem(await withdraw(stay.id, {}), 400, 'request.invalid');
+      expect((await workOrderOf(order.id, 'stay')).status).toBe('accepted');
+
+      const withdrawn = ok<WorkOrderBody & { reason: string }>(await withdraw(stay.id));
+      expect(withdrawn).toMatchObject({
+        id: stay.id,
+        status: 'cancelled',
+        reason: 'withdrawn: Partner unreachable',
+        late: false,
+      });
+      const replanned = await workOrderOf(order.id, 'stay');
+      expect(replanned).toMatchObject({ partner_id: otherHost.id, status: 'offered', attempt: 2 });
+      const told = await eventsFor(host.key, 'work_order.withdrawn');
+      expect(told.map((event) => [event.subject_id, event.data.reason])).toEqual([
+        [stay.id, 'withdrawn: Partner unreachable'],
+      ]);
+      expect(
+        (await eventsFor(buyer.key, 'order.leg_replanned')).filter((event) => event.subject_id === order.id),
+      ).toMatchObject([{ data: { step: 'stay', cause: 'withdrawn', partner_id: otherHost.id } }]);
+      // Closed now: neither its partner nor a second withdrawal moves it.
+      expectProblem(await f.act(host, stay.id, 'start'), 409, 'orders.transition_not_allowed');
+      expectProblem(await withdraw(stay.id), 409, 'orders.transition_not_allowed');
+
+      ok(await f.act(driver, (await workOrderOf(order.id, 'transfer')).id, 'accept'));
+      await finishTrip(order.id);
+      expect(await f.balance('partner_payable', host.id)).toBe(hostPayable);
+      await f.expectBooksClean(finished);
+    });
+
+    it('takes work in progress away only past its due time, then compensates and refunds what was not done', async () => {
+      const { order } = await placePaid('trip', 1, 3 * 24);
+      await deliverAndConfirm(order.id, 'stay');
+      const transfer = await workOrderOf(order.id, 'transfer');
+      ok(await f.act(driver, transfer.id, 'accept'));
+      ok(await f.act(driver, transfer.id, 'start'));
+      const driverPayable = await f.balance('partner_payable', driver.id);
+
+      const early = expectProblem(await withdraw(transfer.id), 409, 'orders.work_order_not_overdue');
+      expect(early).toMatchObject({ due_by: transfer.due_by });
+      expect((await workOrderOf(order.id, 'transfer')).status).toBe('in_progress');
+
+      f.advance(new Date(transfer.due_by).getTime() - app.clock.now().getTime() + 60_000);
+      const withdrawn = ok<WorkOrderBody & { reason: string }>(
+        await withdraw(transfer.id, { reason: 'Never arrived' }),
+      );
+      expect(withdrawn).toMatchObject({
+        status: 'cancelled',
+        reason: 'withdrawn: Never arrived',
+        late: true,
+      });
+      // Nobody can do the transfer by a due time already past: the order compensates. The stay was
+      // done and stays paid; the transfer (30.00 + 3.00) and the guide (40.00 + 4.00) are refunded.
+      let current = await f.readOrder(buyer.key, order.id);
+      expect(current.legs.map((leg) => [leg.step, leg.status])).toEqual([
+        ['stay', 'done'],
+        ['transfer', 'cancelled'],
+        ['guide', 'cancelled'],
+      ]);
+      expect(current.refunded.amount).toBe('77.00');
+      expectProblem(await f.act(driver, transfer.id, 'deliver'), 409, 'orders.transition_not_allowed');
+      await f.runJobs();
+      current = await f.readOrder(buyer.key, order.id);
+      expect(current.status).toBe('failed');
+      expect(await f.balance('partner_payable', driver.id)).toBe(driverPayable);
+      expect((await eventsFor(driver.key, 'work_order.withdrawn')).map((event) => event.subject_id)).toEqual([
+        transfer.id,
+      ]);
+      finished.push(order.id);
+      await f.expectBooksClean(finished);
+    });
+  });
+
   it('refunds a rejected leg under the refund policy, and redoes it under the redo policy', async () => {
     const { order } = await placePaid('garment-run', 1, 10 * 24);
     const now = app.clock.now().toISOString();

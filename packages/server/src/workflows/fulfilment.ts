@@ -1213,6 +1213,42 @@ export function createFulfilment(deps: FulfilmentDeps) {
   }
 
   /**
+   * An operator takes work away from its partner: work not started (offered or accepted) at any
+   * time, work in progress once its due time has passed, with a reason. The work order is
+   * cancelled, and the partner is paid nothing for it; the leg is repaired as after a decline:
+   * given to the next-best partner that can still do it by its due time or, when none can (as
+   * when the due time has passed), the order compensates and the customer is refunded what was
+   * not done.
+   *
+   * @throws DomainError `orders.work_order_not_found`, `orders.transition_not_allowed`,
+   *   `orders.work_order_not_overdue`
+   */
+  async function withdraw(ctx: Context, id: WorkOrderId, reason: string): Promise<WorkOrder> {
+    requireTransaction(ctx.db);
+    if (ctx.actor.kind !== 'operator' && ctx.actor.kind !== 'system')
+      throw ordersErrors.workOrderNotFound(id);
+    const found = await findWorkOrder(ctx.db, id);
+    if (!found) throw ordersErrors.workOrderNotFound(id);
+    const { order, leg, workOrder } = await lockLeg(ctx, found.orderId, found.stepKey);
+    // Only the leg's current work order can still be owed: one before it is closed.
+    if (workOrder?.id !== id || !OWED.includes(workOrder.status)) {
+      const closed = workOrder?.id === id ? workOrder : ((await findWorkOrder(ctx.db, id)) ?? found);
+      throw ordersErrors.transitionNotAllowed(id, closed.status, 'cancelled');
+    }
+    // A partner that has started has work in hand: it keeps it until its due time.
+    if (workOrder.status === 'in_progress' && workOrder.dueBy > ctx.now)
+      throw ordersErrors.workOrderNotOverdue(id, workOrder.dueBy);
+    const withdrawn = await flaggedIfLate(
+      ctx,
+      order,
+      await transition(ctx, workOrder, 'cancelled', { reason: `withdrawn: ${reason}` }),
+    );
+    await workOrderEvent(ctx, withdrawn, 'work_order.withdrawn', order.customerId);
+    await repair(asBaton(ctx), order, leg, 'withdrawn');
+    return withdrawn;
+  }
+
+  /**
    * The customer's (or an operator's) judgement of a delivered leg. Confirming releases the
    * partner's share from escrow and sends out the legs that were waiting for this one;
    * rejecting refunds the leg or has it redone, as the offering says.
@@ -1578,7 +1614,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     ctx: Context,
     order: Order,
     leg: OrderLeg,
-    cause: 'declined' | 'expired' | 'partner_unavailable',
+    cause: 'declined' | 'expired' | 'partner_unavailable' | 'withdrawn',
   ): Promise<void> {
     await catalog.releaseReservation(ctx, leg.reservationId);
     const failed = [...new Set([...leg.failedPartnerIds, leg.partnerId])];
@@ -1896,6 +1932,7 @@ export function createFulfilment(deps: FulfilmentDeps) {
     },
 
     partnerAction,
+    withdraw,
     customerAction,
     refundByHand,
     checkRefundByHand,

@@ -103,6 +103,13 @@ export const ordersErrors = {
       from,
       to,
     }),
+  /** Work in progress is withdrawn from its partner only once its due time has passed. */
+  workOrderNotOverdue: (id: string, dueBy: Date) =>
+    conflict(
+      'orders.work_order_not_overdue',
+      `Work order ${id} is in progress and due by ${dueBy.toISOString()}: work under way can be withdrawn from its partner only after its due time.`,
+      { due_by: dueBy.toISOString() },
+    ),
   /** A suspended or offboarded partner takes on no work; its legs not started go to others. */
   partnerNotEngaged: (id: string, partnerId: string, state: string) =>
     conflict(

@@ -102,6 +102,8 @@ describe("a work order's lifecycle", () => {
       'accepted→in_progress',
       'accepted→cancelled',
       'in_progress→delivered',
+      // Withdrawn by an operator once overdue.
+      'in_progress→cancelled',
       'delivered→confirmed',
       'delivered→rejected',
     ]);

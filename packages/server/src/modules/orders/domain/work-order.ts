@@ -7,7 +7,9 @@
  *   delivered → confirmed | rejected
  *
  * and `offered` or `accepted` → `cancelled` when the order gives the leg up (it was re-planned
- * because the partner was suspended, or the order is compensated). Every other state is final.
+ * because the partner was suspended, or the order is compensated, or an operator withdrew it),
+ * and `in_progress` → `cancelled` when an operator withdraws work not delivered by its due time.
+ * Every other state is final.
  */
 export const WORK_ORDER_STATUSES = [
   'offered',
@@ -27,7 +29,7 @@ const TRANSITIONS: Readonly<Record<WorkOrderStatus, readonly WorkOrderStatus[]>>
   accepted: ['in_progress', 'cancelled'],
   declined: [],
   expired: [],
-  in_progress: ['delivered'],
+  in_progress: ['delivered', 'cancelled'],
   delivered: ['confirmed', 'rejected'],
   confirmed: [],
   rejected: [],

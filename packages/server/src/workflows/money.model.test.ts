@@ -491,6 +491,8 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
       const payout = result.payouts[0];
       if (payout && !refused)
         world.paidPayouts.push({ id: payout.id, partner, amount: paid, returned: false });
+      // The bank refused the account: the partner fixes it and sets it again, or it is paid no more.
+      if (refused) await inTx((ctx) => payouts.setDestination(ctx, id, TEST_DESTINATIONS.ok));
     },
   });
 
@@ -504,6 +506,9 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
       const event = provider.undelivered().at(-1);
       await provider.deliverPending();
       payout.returned = true;
+      await inTx((ctx) =>
+        payouts.setDestination(ctx, partners[payout.partner] as PartnerId, TEST_DESTINATIONS.ok),
+      );
       world.payable[payout.partner] = (world.payable[payout.partner] ?? 0n) + payout.amount;
       world.clearing += payout.amount;
       if (event) replay = () => provider.redeliver(event.eventId);

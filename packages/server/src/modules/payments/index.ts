@@ -29,6 +29,7 @@ export {
   RETRY_UNSETTLED_JOB,
 } from './jobs.js';
 export {
+  DESTINATION_FAILURE_CODES,
   type OperationKind,
   type OperationStatus,
   type PaymentProvider,

@@ -306,6 +306,20 @@ describe(`payouts over HTTP (${TEST_DATABASE_KIND})`, async () => {
       failure_code: 'account_closed',
       returned_at: app.clock.now().toISOString(),
     });
+    // The account is closed: no payout goes there until the partner sets its destination again.
+    const paused = await app.request('GET', `/v1/partners/${delta.id}/payout-settings`, {
+      key: delta.ownerKey,
+    });
+    expect(paused.body.destination_failure).toEqual({
+      code: 'account_closed',
+      failed_at: app.clock.now().toISOString(),
+    });
+    const vouched = await app.request('PUT', `/v1/partners/${delta.id}/payout-destination`, {
+      key: delta.ownerKey,
+      body: { destination: 'ba_ok' },
+    });
+    expect(vouched.status, vouched.text).toBe(200);
+    expect(vouched.body).toMatchObject({ destination_failure: null, destination_held_until: null });
     const listed = await app.request<{ data: { id: string }[] }>('GET', '/v1/payouts?status=returned', {
       key: finance,
     });

@@ -305,6 +305,10 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
       { type: 'payout.returned', audience: [partner] },
     ]);
 
+    // The account is closed: nothing is paid there until the partner sets its destination again.
+    app.clock.advance(DAY_MS);
+    expect(outcomeOf(await run(), partner)?.skipped).toBe('destination_failed');
+    await runInTransaction(db, (tx) => payouts.setDestination(ctx(tx), partner, TEST_DESTINATIONS.ok));
     // The money back is no new earning: the next run pays it all, and holds no reserve of it.
     app.clock.advance(DAY_MS);
     const next = await run();
@@ -313,6 +317,62 @@ describe(`payouts (${TEST_DATABASE_KIND})`, async () => {
     expect(next.payouts.find((p) => p.id === again?.payout?.id)?.status).toBe('paid');
     expect(await balance('partner_payable', partner)).toBe(0n);
     expect(await balance('partner_reserve', partner)).toBe(1_000n);
+  });
+
+  it('stops paying a destination a payout failed on because the account cannot be paid, until it is set again', async () => {
+    app.clock.set(new Date('2026-06-20T09:00:00Z'));
+    const { payouts, run, provider } = setup({ settlement: { payout: 'pending' } });
+    const partner = await newPartner();
+    await configure(payouts, partner);
+    const settingsOf = () => payouts.getSettings(ctx(db), partner);
+    await earn(partner, 5_000n);
+    const first = outcomeOf(await run(), partner)?.payout;
+    provider.failPending(first?.id as string, 'account_closed');
+    await provider.deliverPending();
+    expect((await settingsOf()).destinationFailure).toEqual({ code: 'account_closed', at: app.clock.now() });
+
+    app.clock.advance(DAY_MS);
+    const payoutsBefore = provider.operations().filter((op) => op.kind === 'payout').length;
+    expect(outcomeOf(await run(), partner)).toMatchObject({ skipped: 'destination_failed', payout: null });
+    expect(provider.operations().filter((op) => op.kind === 'payout')).toHaveLength(payoutsBefore);
+    expect(await balance('partner_payable', partner)).toBe(5_000n);
+
+    // The partner fixed its account and sets it again: paid at once, with no hold for the same one.
+    await runInTransaction(db, (tx) => payouts.setDestination(ctx(tx), partner, TEST_DESTINATIONS.ok));
+    expect(await settingsOf()).toMatchObject({ destinationFailure: null, destinationHeldUntil: null });
+    const second = outcomeOf(await run({ partnerIds: [partner] }), partner)?.payout;
+    expect(second?.amountMinor).toBe(5_000n);
+
+    // A failure that is no fault of the account (the platform's balance at the provider) stops nothing.
+    provider.failPending(second?.id as string, 'insufficient_funds');
+    await provider.deliverPending();
+    expect((await settingsOf()).destinationFailure).toBeNull();
+    app.clock.advance(DAY_MS);
+    const third = outcomeOf(await run(), partner)?.payout;
+    expect(third?.amountMinor).toBe(5_000n);
+
+    // Paid, then sent back by the bank for a closed account: stopped as well.
+    provider.settle(third?.id);
+    await provider.deliverPending();
+    provider.returnPayout(third?.id as string, 'no_account');
+    await provider.deliverPending();
+    expect((await settingsOf()).destinationFailure?.code).toBe('no_account');
+    app.clock.advance(DAY_MS);
+    expect(outcomeOf(await run(), partner)?.skipped).toBe('destination_failed');
+  });
+
+  it('does not stop a new destination for a failure of a payout to the one before', async () => {
+    app.clock.set(new Date('2026-06-25T09:00:00Z'));
+    const { payouts, run, provider } = setup({ settlement: { payout: 'pending' } });
+    const partner = await newPartner();
+    await configure(payouts, partner);
+    await earn(partner, 3_000n);
+    const sent = outcomeOf(await run(), partner)?.payout;
+    await runInTransaction(db, (tx) => payouts.setDestination(ctx(tx), partner, 'ba_new_account'));
+    provider.failPending(sent?.id as string, 'account_closed');
+    await provider.deliverPending();
+    expect((await payouts.getPayout(ctx(db), sent?.id as string)).status).toBe('failed');
+    expect((await payouts.getSettings(ctx(db), partner)).destinationFailure).toBeNull();
   });
 
   it('fails a payout the provider refuses at once, and returns the money', async () => {

@@ -16,13 +16,15 @@ import { parseAmount, parseCurrency } from '../../kernel/money.js';
 import { type Page, type PageRequest, pageOf } from '../../kernel/pagination.js';
 import { type AccountKey, type LedgerService, PLATFORM_OWNER } from '../ledger/index.js';
 import type { ParticipantsService } from '../participants/index.js';
-import type { PayoutRecord, PayoutRecords } from '../payments/index.js';
 import {
+  DESTINATION_FAILURE_CODES,
   type PaymentProvider,
+  type PayoutRecord,
+  type PayoutRecords,
   type ProviderEvent,
   type ProviderOperation,
   ProviderRejectedError,
-} from '../payments/provider/port.js';
+} from '../payments/index.js';
 import {
   addDays,
   BPS_MAX,
@@ -322,6 +324,7 @@ export function createPayoutsService(deps: {
       reserveDays: settings.reserveDays,
       minimumMinor: settings.minimumMinor,
       hasDestination: settings.destination !== null,
+      destinationFailed: settings.destinationFailure !== null,
       destinationHeld: settings.destinationHeldUntil !== null && settings.destinationHeldUntil > ctx.now,
     });
 
@@ -468,6 +471,30 @@ export function createPayoutsService(deps: {
     });
   }
 
+  /**
+   * A payout failed, or came back, for a reason that says its destination cannot be paid: while
+   * that destination is still the partner's, runs skip the partner until a destination is set
+   * again. Called before the payout's money moves, so that the settings row is locked before the
+   * payable, in the order runs lock them.
+   */
+  async function markDestinationFailed(ctx: Context, payout: Payout, failureCode: string): Promise<void> {
+    if (!DESTINATION_FAILURE_CODES.includes(failureCode)) return;
+    const row = await ctx.db
+      .updateTable('payout_settings')
+      .set({ destination_failure_code: failureCode, destination_failed_at: ctx.now, updated_at: ctx.now })
+      .where('partner_id', '=', payout.partnerId)
+      .where('destination', '=', payout.destination)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) return;
+    await appendEvent(ctx, {
+      type: 'payout_settings.updated',
+      subjectId: payout.partnerId,
+      data: { payout_settings: payoutSettingsJson(toSettings(row)) },
+      audience: [payout.partnerId],
+    });
+  }
+
   /** Marks a payout paid (`failureCode` null) or failed, with its ledger movement and event. */
   async function settle(
     ctx: Context,
@@ -477,6 +504,7 @@ export function createPayoutsService(deps: {
     providerId: string | null,
   ): Promise<void> {
     const { id, currency, amountMinor, partnerId } = payout;
+    if (failureCode !== null) await markDestinationFailed(ctx, payout, failureCode);
     await ledger.post(ctx, {
       idempotencyKey: failureCode === null ? `payout:${id}:settled` : `payout:${id}:returned`,
       description:
@@ -517,6 +545,7 @@ export function createPayoutsService(deps: {
    */
   async function bankReturn(ctx: Context, tx: Tx, payout: Payout, failureCode: string): Promise<void> {
     const { id, currency, amountMinor, partnerId } = payout;
+    await markDestinationFailed(ctx, payout, failureCode);
     await ledger.post(ctx, {
       idempotencyKey: `payout:${id}:bank_returned`,
       description: `Payout ${id} returned by the partner's bank (${failureCode}); back to the partner`,
@@ -831,6 +860,10 @@ export function createPayoutsService(deps: {
         destination,
         destination_held_until: existing ? destinationHeldUntil(existing, destination, ctx.now) : null,
         had_destination: (existing?.hadDestination ?? false) || destination !== null,
+        // A destination given, even the same one, is one the partner vouches for again.
+        ...(input.destination !== undefined
+          ? { destination_failure_code: null, destination_failed_at: null }
+          : {}),
         reserve_bps: input.reserveBps,
         reserve_days: input.reserveDays,
         earnings_cursor: existing && existing.currency === currency ? existing.earningsCursor : null,
@@ -883,6 +916,9 @@ export function createPayoutsService(deps: {
           destination,
           destination_held_until: destinationHeldUntil(existing, destination, ctx.now),
           had_destination: true,
+          // Set again, even the same one: the partner vouches for it, and it is paid again.
+          destination_failure_code: null,
+          destination_failed_at: null,
           updated_at: ctx.now,
         })
         .where('partner_id', '=', partnerId)

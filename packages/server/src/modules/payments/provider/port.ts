@@ -33,6 +33,22 @@ export interface ProviderOperation {
   readonly updatedAt: Date;
 }
 
+/**
+ * The failure codes by which a provider says a payout's destination cannot be paid (the account
+ * is closed, frozen, unknown or not the partner's), as opposed to a failure of the provider or
+ * the platform's own balance. An adapter maps its provider's codes onto these.
+ */
+export const DESTINATION_FAILURE_CODES: readonly string[] = [
+  'account_closed',
+  'account_frozen',
+  'bank_account_restricted',
+  'bank_ownership_changed',
+  'incorrect_account_holder_name',
+  'invalid_account_number',
+  'invalid_currency',
+  'no_account',
+];
+
 /** A callback from the provider: one operation reached a state (possibly one already reported). */
 export interface ProviderEvent {
   /** The provider's id for this event; the same event may be delivered more than once. */

@@ -17,6 +17,7 @@ const base = {
   reserveDays: 0,
   minimumMinor: 0n,
   hasDestination: true,
+  destinationFailed: false,
   destinationHeld: false,
 };
 
@@ -125,6 +126,19 @@ describe('planning a payout', () => {
     expect(planPayout({ ...base, minimumMinor: 10_001n }).skipped).toBe('below_minimum');
     expect(planPayout({ ...base, hasDestination: false }).skipped).toBe('no_destination');
     expect(planPayout({ ...base, payableMinor: 0n, minimumMinor: 0n }).skipped).toBe('below_minimum');
+  });
+
+  it('pays nothing to a destination a payout failed on, but nets and holds the reserve as ever', () => {
+    expect(
+      planPayout({
+        ...base,
+        receivableMinor: 1_000n,
+        reserveBps: 1_000,
+        reserveDays: 7,
+        destinationFailed: true,
+        destinationHeld: true,
+      }),
+    ).toEqual({ nettedMinor: 1_000n, reservedMinor: 1_000n, payoutMinor: 0n, skipped: 'destination_failed' });
   });
 
   it('pays nothing to a destination changed too recently, and holds only a change of an existing one', () => {

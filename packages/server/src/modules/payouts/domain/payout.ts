@@ -40,6 +40,8 @@ export const SKIP_REASONS = [
   'owes_receivable',
   'below_minimum',
   'no_destination',
+  // The last payout to the destination failed or came back because the account cannot be paid.
+  'destination_failed',
   'destination_held',
   // The run failed on this partner (logged): nothing of it moved, and the next run tries again.
   'failed',
@@ -124,6 +126,8 @@ export interface PayoutPlanInput {
   readonly reserveDays: number;
   readonly minimumMinor: bigint;
   readonly hasDestination: boolean;
+  /** A payout to the destination failed for a reason that says it cannot be paid. */
+  readonly destinationFailed: boolean;
   /** The destination changed too recently to be paid to (`destinationHeldUntil`). */
   readonly destinationHeld: boolean;
 }
@@ -159,6 +163,7 @@ export function planPayout(input: PayoutPlanInput): PayoutPlan {
   if (receivable > nettedMinor) skipped = 'owes_receivable';
   else if (left <= 0n || left < input.minimumMinor) skipped = 'below_minimum';
   else if (!input.hasDestination) skipped = 'no_destination';
+  else if (input.destinationFailed) skipped = 'destination_failed';
   else if (input.destinationHeld) skipped = 'destination_held';
   return { nettedMinor, reservedMinor, payoutMinor: skipped ? 0n : left, skipped };
 }

@@ -61,6 +61,14 @@ export const PayoutSettingsJson = z
         'After a change of destination, payouts wait until then (72 hours), skipped as `destination_held`: ' +
           'time for the partner, told of every change, to object.',
       ),
+    destination_failure: z
+      .object({ code: z.string(), failed_at: timestamp })
+      .nullable()
+      .describe(
+        'A payout to this destination failed, or came back from the bank, for a reason that says the account ' +
+          'cannot be paid (`account_closed`, `no_account`, …): runs skip the partner as `destination_failed` ' +
+          'until a destination is set again, the same one once the account is fixed (which holds nothing).',
+      ),
     reserve_bps: z.number().int(),
     reserve_days: z.number().int(),
     last_run_on: z.string().nullable().describe('The UTC date of the last run that considered the partner.'),
@@ -123,6 +131,9 @@ export const payoutSettingsJson = (settings: PayoutSettings): z.input<typeof Pay
   minimum: moneyJson(settings.minimumMinor, settings.currency),
   destination: settings.destination,
   destination_held_until: isoOrNull(settings.destinationHeldUntil),
+  destination_failure: settings.destinationFailure
+    ? { code: settings.destinationFailure.code, failed_at: iso(settings.destinationFailure.at) }
+    : null,
   reserve_bps: settings.reserveBps,
   reserve_days: settings.reserveDays,
   last_run_on: settings.lastRunOn,

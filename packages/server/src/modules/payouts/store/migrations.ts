@@ -104,5 +104,18 @@ export const payoutsMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    // A destination a payout failed on, for a reason that says it cannot be paid, is paid no more
+    // until it is set again.
+    '0005_destination_failure': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          alter table payout_settings
+            add column destination_failure_code text,
+            add column destination_failed_at timestamptz,
+            add constraint payout_settings_destination_failure_check
+              check ((destination_failure_code is null) = (destination_failed_at is null));
+        `.execute(db);
+      },
+    },
   },
 };

@@ -17,6 +17,11 @@ export interface PayoutSettings {
   readonly destinationHeldUntil: Date | null;
   /** Whether a destination was ever set, the present one included. */
   readonly hadDestination: boolean;
+  /**
+   * A payout to the destination failed, or came back, for a reason that says the account cannot
+   * be paid: no payout goes there until a destination is set again (the same one, once fixed).
+   */
+  readonly destinationFailure: { readonly code: string; readonly at: Date } | null;
   readonly reserveBps: number;
   readonly reserveDays: number;
   readonly lastRunOn: string | null;
@@ -67,6 +72,10 @@ export const toSettings = (row: Selectable<PayoutSettingsTable>): PayoutSettings
   destination: row.destination,
   destinationHeldUntil: row.destination_held_until,
   hadDestination: row.had_destination,
+  destinationFailure:
+    row.destination_failure_code !== null && row.destination_failed_at !== null
+      ? { code: row.destination_failure_code, at: row.destination_failed_at }
+      : null,
   reserveBps: row.reserve_bps,
   reserveDays: row.reserve_days,
   lastRunOn: row.last_run_on,

@@ -23,6 +23,9 @@ export interface PayoutSettingsTable {
   destination_held_until: Date | null;
   /** Whether a destination was ever set: only the first one holds nothing. */
   had_destination: boolean;
+  /** Why the last payout to the destination failed, when the reason says it cannot be paid. */
+  destination_failure_code: Generated<string | null>;
+  destination_failed_at: Generated<Date | null>;
   reserve_bps: number;
   reserve_days: number;
   /** The UTC date of the last run that considered the partner, `YYYY-MM-DD`. */

@@ -380,5 +380,22 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     );
     expect(released.commission.amount).toBe('2.00');
     expect(released.subsidy.amount).toBe('2.00');
+
+    // A leg released with no fee schedule, then sent again with one: the replay is the first
+    // release, and the programme pays nothing for a commission that was never charged.
+    const next = await paidOrder(2_000n);
+    const { fee_version_id: _, ...feeless } = releaseBody(next, `${next}:1`, '20.00');
+    const first = ok<{ commission: Money; subsidy: Money; transaction: { id: string } }>(
+      await post('/v1/settlements/releases', feeless),
+    );
+    expect(first.subsidy.amount).toBe('0.00');
+    const payable = await balance(eur('partner_payable', partner));
+    const replayed = ok<{ subsidy: Money; transaction: { id: string } }>(
+      await post('/v1/settlements/releases', releaseBody(next, `${next}:1`, '20.00')),
+    );
+    expect(replayed).toEqual(first);
+    expect(await balance(eur('partner_payable', partner))).toBe(payable);
+    const subsidies = await ledger.transactionsFor(ctx(db), { kind: 'leg', id: `${next}:1` });
+    expect(subsidies.map((t) => t.idempotencyKey)).toEqual([`leg:${next}:1:release`]);
   });
 });

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Context } from '../kernel/context.js';
 import { type Executor, requireTransaction } from '../kernel/database/database.js';
 import { conflict, isDomainError, notFound, unprocessable } from '../kernel/errors.js';
@@ -293,6 +294,36 @@ async function postRelease(
     : { commissionMinor: 0n, ruleId: null };
   const commissionMinor = fee.commissionMinor > input.grossMinor ? input.grossMinor : fee.commissionMinor;
   const payable = partnerAccount('partner_payable', input.partnerId, input.currency);
+  // The subsidy is applied before the release is posted, which records it. Should the release's
+  // key turn out taken by a first release that differs (a replay stating other amounts, whose
+  // first release charged no commission, say), the subsidy applied for this one is undone with
+  // it: the first release, and its subsidy, stand.
+  if (commissionMinor === 0n) return postReleaseWith(ctx, deps, input, fee, commissionMinor, payable);
+  await sql`savepoint settlement_release`.execute(ctx.db);
+  try {
+    const posted = await postReleaseWith(ctx, deps, input, fee, commissionMinor, payable);
+    await sql`release savepoint settlement_release`.execute(ctx.db);
+    return posted;
+  } catch (error) {
+    await sql`rollback to savepoint settlement_release`.execute(ctx.db);
+    await sql`release savepoint settlement_release`.execute(ctx.db);
+    throw error;
+  }
+}
+
+async function postReleaseWith(
+  ctx: Context,
+  deps: SettlementDeps,
+  input: LegRelease,
+  fee: { readonly ruleId: string | null },
+  commissionMinor: bigint,
+  payable: AccountKey,
+): Promise<{
+  transaction: LedgerTransaction;
+  replayed: boolean;
+  commissionMinor: bigint;
+  subsidyMinor: bigint;
+}> {
   const subsidy =
     commissionMinor > 0n
       ? await deps.subsidies.apply(ctx, {

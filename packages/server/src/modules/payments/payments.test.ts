@@ -11,6 +11,7 @@ import { TEST_DATABASE_KIND } from '../../testing/test-database.js';
 import { type AccountKey, createLedgerService, verifyLedger } from '../ledger/index.js';
 import {
   createPaymentsService,
+  type PaymentProvider,
   SimulatedProvider,
   type SimulatedProviderOptions,
   TEST_CARDS,
@@ -28,10 +29,14 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
    * A payments service with its own provider and clock, so each test sees only its own operations.
    * Each provider gets its own seed: event ids are unique per provider, and the tests share a database.
    */
-  function setup(options: SimulatedProviderOptions = {}, start = new Date('2026-06-01T09:00:00Z')) {
+  function setup(
+    options: SimulatedProviderOptions = {},
+    start = new Date('2026-06-01T09:00:00Z'),
+    port: (provider: SimulatedProvider) => PaymentProvider = (provider) => provider,
+  ) {
     const clock = new ManualClock(start);
     const provider = new SimulatedProvider({ clock, seed: ++seed, autoDeliver: false, ...options });
-    const payments = createPaymentsService({ provider, ledger, clock });
+    const payments = createPaymentsService({ provider: port(provider), ledger, clock });
     provider.onEvent((event) => payments.handleEvent(db, event));
     const ctx = (tx: Executor) => ({ db: tx, actor, now: clock.now(), requestId: null, ip: null });
     const balance = (key: AccountKey) =>
@@ -123,6 +128,19 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
     expect(again.id).toBe(payment.id);
     expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(1);
     expect(provider.operations().filter((o) => o.kind === 'authorization')).toHaveLength(1);
+    expect(await postings('payment', payment.id)).toHaveLength(1);
+    expect(await balance(escrow(order))).toBe(10_000n);
+  });
+
+  it('takes a refusal of a repeated capture for the capture the provider holds: captured once, never failed', async () => {
+    const { provider, postings, charge, balance } = setup();
+    const order = newId('alc');
+    provider.timeoutNext('capture', { afterApplying: true });
+    provider.timeoutNextFind();
+    provider.refuseRepeatNext('capture');
+    const payment = await charge(order);
+    expect(payment).toMatchObject({ status: 'captured', failureCode: null });
+    expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(1);
     expect(await postings('payment', payment.id)).toHaveLength(1);
     expect(await balance(escrow(order))).toBe(10_000n);
   });
@@ -384,6 +402,94 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
       await provider.deliverStale(`refund-${order}`);
       expect(await failedPostings(env, refund.id)).toHaveLength(1);
       expect(await balance(owed(order))).toBe(10_000n);
+      expect(await balance(inTransit)).toBe(transitBefore);
+      await verified();
+    });
+
+    it('takes a refusal of a repeated refund for the refund the provider holds: the customer is refunded once', async () => {
+      const env = setup();
+      const { payments, provider, balance } = env;
+      const transitBefore = await balance(inTransit);
+      const { order, payment } = await refundable(env, 3_000n);
+      // Applied, its answer lost; the lookup lost too; the repeat refused as a duplicate.
+      provider.timeoutNext('refund', { afterApplying: true });
+      provider.timeoutNextFind();
+      provider.refuseRepeatNext('refund');
+      const refund = await payments.refund(db, actor, {
+        paymentId: payment.id,
+        amountMinor: 3_000n,
+        reference: `refund-${order}`,
+      });
+      expect(refund).toMatchObject({ status: 'succeeded', failureCode: null });
+      expect(provider.operations().filter((o) => o.kind === 'refund')).toHaveLength(1);
+      expect(await failedPostings(env, refund.id)).toEqual([]);
+      expect(await balance(owed(order))).toBe(0n);
+      expect(await balance(inTransit)).toBe(transitBefore);
+      expect((await payments.getPayment(env.ctx(db), payment.id)).payment.refundedMinor).toBe(3_000n);
+      await verified();
+    });
+
+    it('leaves a refused repeat unknown while the provider cannot say what it holds, and the retry finishes it', async () => {
+      const env = setup();
+      const { payments, provider, balance } = env;
+      const { order, payment } = await refundable(env, 2_000n);
+      provider.timeoutNext('refund', { afterApplying: true });
+      provider.timeoutNextFind();
+      provider.refuseRepeatNext('refund');
+      provider.timeoutNextFind();
+      const refund = await payments.refund(db, actor, {
+        paymentId: payment.id,
+        amountMinor: 2_000n,
+        reference: `refund-${order}`,
+      });
+      expect(refund.status).toBe('unknown');
+      expect(await balance(owed(order))).toBe(0n);
+      expect((await payments.resumeRefund(db, refund.id)).status).toBe('succeeded');
+      expect(provider.operations().filter((o) => o.kind === 'refund')).toHaveLength(1);
+      await verified();
+    });
+
+    it('keeps what a callback settled while the refund’s calls went unanswered', async () => {
+      // A provider whose callbacks come in while Baton waits on its lookups, which time out.
+      const env = setup({}, undefined, (sim) => ({
+        name: sim.name,
+        authorize: (input) => sim.authorize(input),
+        capture: (input) => sim.capture(input),
+        refund: (input) => sim.refund(input),
+        payout: (input) => sim.payout(input),
+        list: (input) => sim.list(input),
+        onEvent: (handler) => sim.onEvent(handler),
+        async find(reference) {
+          await sim.deliverPending();
+          return sim.find(reference);
+        },
+      }));
+      const { payments, provider, balance } = env;
+      const transitBefore = await balance(inTransit);
+      const { order, payment } = await refundable(env, 5_000n);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        provider.timeoutNext('refund', { afterApplying: true });
+        provider.timeoutNextFind();
+      }
+      const refund = await payments.refund(db, actor, {
+        paymentId: payment.id,
+        amountMinor: 5_000n,
+        reference: `refund-${order}`,
+      });
+      expect(refund.status).toBe('succeeded');
+      expect((await payments.getPayment(env.ctx(db), payment.id)).operations.at(-1)).toMatchObject({
+        kind: 'refund',
+        status: 'succeeded',
+      });
+      // The retry job has nothing left to do, and the customer hears of the refund once.
+      await payments.resumeRefund(db, refund.id);
+      const told = await db
+        .selectFrom('events')
+        .select('id')
+        .where('type', '=', 'refund.succeeded')
+        .where('subject_id', '=', refund.id)
+        .execute();
+      expect(told).toHaveLength(1);
       expect(await balance(inTransit)).toBe(transitBefore);
       await verified();
     });

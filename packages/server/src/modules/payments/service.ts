@@ -26,6 +26,7 @@ import {
 } from './domain/reconciliation.js';
 import { paymentsErrors } from './errors.js';
 import {
+  type OperationKind,
   type PaymentProvider,
   type ProviderEvent,
   type ProviderOperation,
@@ -338,16 +339,33 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
   /**
    * Calls the provider, and after a timeout asks whether the operation happened (`find`) before
    * asking again under the same reference, which the provider treats as the same operation.
+   *
+   * A refusal is looked up too: some providers refuse a repeat of a request they already hold (a
+   * retry after a lost answer) instead of answering it, and what they hold is then the answer.
+   * Only when the provider holds nothing of this kind and amount under the reference did it
+   * refuse the request itself; when it cannot say, the outcome is unknown, for the retry job.
    */
   async function callProvider(
     reference: string,
+    expected: { readonly kind: OperationKind; readonly amountMinor: bigint },
     call: () => Promise<ProviderOperation>,
   ): Promise<CallResult> {
     for (let attempt = 1; attempt <= PROVIDER_ATTEMPTS_MAX; attempt++) {
       try {
         return { outcome: 'answered', operation: await call() };
       } catch (error) {
-        if (error instanceof ProviderRejectedError) return { outcome: 'rejected', error };
+        if (error instanceof ProviderRejectedError) {
+          let held: ProviderOperation | null;
+          try {
+            held = await provider.find(reference);
+          } catch (findError) {
+            if (!(findError instanceof ProviderTimeoutError)) throw findError;
+            return { outcome: 'unknown' };
+          }
+          if (held && held.kind === expected.kind && held.amountMinor === expected.amountMinor)
+            return { outcome: 'answered', operation: held };
+          return { outcome: 'rejected', error };
+        }
         if (!(error instanceof ProviderTimeoutError)) throw error;
         deps.logger?.warn({ reference, attempt }, 'payment provider timed out');
         try {
@@ -452,19 +470,29 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     });
   }
 
-  /** The provider refused a request outright: the payment fails with its code. */
-  async function markRejected(db: Executor, payment: Payment, error: ProviderRejectedError): Promise<never> {
-    await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
-      await updateOperation(ctx.db, error.reference, {
-        status: 'failed',
-        failure_code: error.code,
-        updated_at: ctx.now,
-      });
-      const failed = (await changePayment(ctx.db, payment.id, {
-        status: 'failed',
-        failure_code: error.code,
-        updated_at: ctx.now,
-      })) as Payment;
+  /**
+   * The provider refused a request outright: the payment fails with its code. A payment that
+   * meanwhile reached its end (a callback settled it) is left as it is, and returned.
+   */
+  async function markRejected(
+    db: Executor,
+    payment: Payment,
+    error: ProviderRejectedError,
+  ): Promise<Payment> {
+    const failed = await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
+      await updateOperation(
+        ctx.db,
+        error.reference,
+        { status: 'failed', failure_code: error.code, updated_at: ctx.now },
+        { onlyIf: ['requested', 'unknown', 'pending'] },
+      );
+      const failed = await changePayment(
+        ctx.db,
+        payment.id,
+        { status: 'failed', failure_code: error.code, updated_at: ctx.now },
+        { onlyIf: OPEN_PAYMENT_STATUSES },
+      );
+      if (!failed) return null;
       await appendEvent(ctx, {
         type: 'payment.failed',
         subjectId: payment.id,
@@ -472,7 +500,9 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
         audience: payment.customerId ? [payment.customerId] : [],
       });
       await settled(ctx, failed);
+      return failed;
     });
+    if (!failed) return loadPayment(db, payment.id);
     throw paymentsErrors.providerRejected(error.code, error.message);
   }
 
@@ -485,13 +515,16 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     const payment = await loadPayment(db, paymentId);
     if (!isOpen(payment.status)) return payment;
 
-    const authorization = await callProvider(payment.reference, () =>
-      provider.authorize({
-        reference: payment.reference,
-        paymentMethod: payment.paymentMethod,
-        amountMinor: payment.amountMinor,
-        currency: payment.currency,
-      }),
+    const authorization = await callProvider(
+      payment.reference,
+      { kind: 'authorization', amountMinor: payment.amountMinor },
+      () =>
+        provider.authorize({
+          reference: payment.reference,
+          paymentMethod: payment.paymentMethod,
+          amountMinor: payment.amountMinor,
+          currency: payment.currency,
+        }),
     );
     if (authorization.outcome === 'unknown') return markUnknown(db, payment, payment.reference);
     if (authorization.outcome === 'rejected') return markRejected(db, payment, authorization.error);
@@ -521,12 +554,15 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     );
     if (authorized.status !== 'authorized' && authorized.status !== 'unknown') return authorized;
 
-    const capture = await callProvider(captureReference, () =>
-      provider.capture({
-        reference: captureReference,
-        authorizationReference: authorized.reference,
-        amountMinor: authorized.amountMinor,
-      }),
+    const capture = await callProvider(
+      captureReference,
+      { kind: 'capture', amountMinor: authorized.amountMinor },
+      () =>
+        provider.capture({
+          reference: captureReference,
+          authorizationReference: authorized.reference,
+          amountMinor: authorized.amountMinor,
+        }),
     );
     if (capture.outcome === 'unknown') return markUnknown(db, authorized, captureReference);
     if (capture.outcome === 'rejected') return markRejected(db, authorized, capture.error);
@@ -973,17 +1009,26 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
   async function driveRefund(db: Executor, recorded: Refund): Promise<Refund> {
     if (recorded.status === 'succeeded' || recorded.status === 'failed') return recorded;
     const operation = await findOperation(db, recorded.reference);
-    const result = await callProvider(recorded.reference, () =>
-      provider.refund({
-        reference: recorded.reference,
-        captureReference: operation?.parentReference ?? '',
-        amountMinor: recorded.amountMinor,
-      }),
+    const result = await callProvider(
+      recorded.reference,
+      { kind: 'refund', amountMinor: recorded.amountMinor },
+      () =>
+        provider.refund({
+          reference: recorded.reference,
+          captureReference: operation?.parentReference ?? '',
+          amountMinor: recorded.amountMinor,
+        }),
     );
     if (result.outcome === 'unknown') {
       await inTransaction(db, PROVIDER_ACTOR, async (ctx) => {
-        await updateRefund(ctx.db, recorded.reference, { status: 'unknown', updated_at: ctx.now });
-        await updateOperation(ctx.db, recorded.reference, { status: 'unknown', updated_at: ctx.now });
+        // What a callback settled while the calls went unanswered stays settled.
+        await updateRefund(
+          ctx.db,
+          recorded.reference,
+          { status: 'unknown', updated_at: ctx.now },
+          { onlyIf: ['pending', 'unknown'] },
+        );
+        await markOperationUnknown(ctx.db, recorded.reference, ctx.now);
       });
     } else {
       const answer: ProviderOperation =

@@ -22,7 +22,8 @@ import {
  *     `ba_account_closed`), and a paid one can come back from the partner's bank
  *     (`returnPayout`);
  *   - a call can time out before or after the provider applied it (`timeoutNext`), the trap that
- *     charges a customer twice when the caller retries with a new reference;
+ *     charges a customer twice when the caller retries with a new reference, and so can a lookup
+ *     (`timeoutNextFind`);
  *   - a request the provider already holds can be refused as a duplicate instead of answered
  *     with the operation (`refuseRepeatNext`), as some providers answer a retry;
  *   - callbacks arrive asynchronously, and tests can hold them, deliver them twice, in reverse
@@ -106,7 +107,7 @@ export class SimulatedProvider implements PaymentProvider {
   readonly #settlement: Record<SettlingKind, Settlement>;
   readonly #autoDeliver: boolean;
   readonly #operations = new Map<string, StoredOperation>();
-  readonly #faults = new Map<CallKind, Fault[]>();
+  readonly #faults = new Map<CallKind | 'find', Fault[]>();
   /** Events emitted but not yet delivered. */
   #outbox: ProviderEvent[] = [];
   /** Every event ever emitted, in order. */
@@ -225,6 +226,7 @@ export class SimulatedProvider implements PaymentProvider {
 
   async find(reference: string): Promise<ProviderOperation | null> {
     this.calls.find++;
+    if (this.#faults.get('find')?.shift()) throw new ProviderTimeoutError(reference);
     return this.#operations.get(reference)?.operation ?? null;
   }
 
@@ -256,6 +258,11 @@ export class SimulatedProvider implements PaymentProvider {
    */
   timeoutNext(kind: CallKind, options: { afterApplying: boolean }): void {
     this.#queueFault(kind, { type: 'timeout', afterApplying: options.afterApplying });
+  }
+
+  /** The next lookup (`find`) throws ProviderTimeoutError: the provider cannot say now. */
+  timeoutNextFind(): void {
+    this.#queueFault('find', { type: 'timeout' });
   }
 
   /**
@@ -497,7 +504,7 @@ export class SimulatedProvider implements PaymentProvider {
     return sum;
   }
 
-  #queueFault(kind: CallKind, fault: Fault): void {
+  #queueFault(kind: CallKind | 'find', fault: Fault): void {
     const queue = this.#faults.get(kind) ?? [];
     queue.push(fault);
     this.#faults.set(kind, queue);

@@ -352,14 +352,21 @@ export async function markOperationUnknown(db: Executor, reference: string, now:
     .execute();
 }
 
+/** Changes an operation; with `onlyIf`, only one in one of those states. */
 export async function updateOperation(
   db: Executor,
   reference: string,
   changes: Partial<Pick<PaymentOperationsTable, 'status' | 'provider_id' | 'failure_code'>> & {
     updated_at: Date;
   },
+  options: { onlyIf?: readonly KnownStatus[] } = {},
 ): Promise<void> {
-  await db.updateTable('payment_operations').set(changes).where('reference', '=', reference).execute();
+  await db
+    .updateTable('payment_operations')
+    .set(changes)
+    .where('reference', '=', reference)
+    .$if(options.onlyIf !== undefined, (query) => query.where('status', 'in', options.onlyIf ?? []))
+    .execute();
 }
 
 export async function operationsOf(db: Executor, paymentIds: readonly string[]): Promise<PaymentOperation[]> {
@@ -471,12 +478,19 @@ export async function refundsOf(db: Executor, paymentIds: readonly string[]): Pr
   ).map(toRefund);
 }
 
+/** Changes a refund; with `onlyIf`, only one in one of those states. */
 export async function updateRefund(
   db: Executor,
   reference: string,
   changes: Partial<Pick<PaymentRefundsTable, 'status' | 'failure_code'>> & { updated_at: Date },
+  options: { onlyIf?: readonly RefundStatus[] } = {},
 ): Promise<void> {
-  await db.updateTable('payment_refunds').set(changes).where('reference', '=', reference).execute();
+  await db
+    .updateTable('payment_refunds')
+    .set(changes)
+    .where('reference', '=', reference)
+    .$if(options.onlyIf !== undefined, (query) => query.where('status', 'in', options.onlyIf ?? []))
+    .execute();
 }
 
 export async function unsettledRefunds(db: Executor, before: Date, limit: number): Promise<Refund[]> {

@@ -23,9 +23,11 @@ import { TEST_DATABASE_KIND } from '../testing/test-database.js';
 const ORDER_STATEMENTS_MAX = 14;
 /**
  * Statements of the first confirm of an order's leg, in a warm process (the
- * order's escrow account is read once, then remembered).
+ * order's escrow account is read once, then remembered). Two of them are the savepoint around a
+ * release that charges commission, sent with the statements after them: a release replayed with
+ * other amounts undoes the subsidy it applied (settlement's `postRelease`).
  */
-const CONFIRM_STATEMENTS_MAX = 13;
+const CONFIRM_STATEMENTS_MAX = 15;
 
 const TRANSACTION_BEGIN = /^\s*(begin|start\s+transaction)\b/i;
 const TRANSACTION_END = /^\s*(commit|rollback)\s*$/i;

@@ -49,6 +49,9 @@ interface Leg {
   readonly commission: bigint;
   readonly subsidy: bigint;
   refunded: bigint;
+  /** Of what was refunded, the commission and the margin. */
+  refundedCommission: bigint;
+  refundedMargin: bigint;
   subsidyReturnedShare: bigint;
 }
 
@@ -353,6 +356,8 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
         commission,
         subsidy,
         refunded: 0n,
+        refundedCommission: 0n,
+        refundedMargin: 0n,
         subsidyReturnedShare: 0n,
       });
       world.payable[partner] = (world.payable[partner] ?? 0n) + gross - commission + subsidy;
@@ -400,7 +405,7 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
   /**
    * The model of giving back `amount` of an order's released legs, in proportion to what each has
    * left: each leg's partner share (from its payable, the rest as a debt; the subsidy's share of
-   * the commission first), commission and margin, by largest remainder on the leg's refunds so far.
+   * the commission first), commission and margin, by largest remainder over what is left of each.
    */
   function takeBackFromLegs(order: Order, amount: bigint): void {
     if (amount <= 0n) return;
@@ -412,22 +417,29 @@ describe(`money model (${TEST_DATABASE_KIND})`, async () => {
     open.forEach((leg, index) => {
       const part = parts[index] ?? 0n;
       if (part === 0n) return;
-      const split = (x: bigint) => allocate(x, [leg.gross - leg.commission, leg.commission, leg.margin]);
-      const [p0 = 0n, c0 = 0n, m0 = 0n] = split(leg.refunded);
-      const [p1 = 0n, c1 = 0n, m1 = 0n] = split(leg.refunded + part);
-      const subsidyAfter = leg.commission > 0n ? (leg.subsidy * c1) / leg.commission : 0n;
+      const commissionLeft = leg.commission - leg.refundedCommission;
+      const marginLeft = leg.margin - leg.refundedMargin;
+      const left = leg.gross + leg.margin - leg.refunded;
+      const [partnerPart = 0n, commissionPart = 0n, marginPart = 0n] = allocate(part, [
+        left - commissionLeft - marginLeft,
+        commissionLeft,
+        marginLeft,
+      ]);
+      const subsidyAfter =
+        leg.commission > 0n ? (leg.subsidy * (leg.refundedCommission + commissionPart)) / leg.commission : 0n;
       const subsidyShare = subsidyAfter - leg.subsidyReturnedShare;
       const payable = world.payable[leg.partner] ?? 0n;
       const subsidyBack = min(subsidyShare, payable);
-      const partnerPart = p1 - p0;
       const fromPayable = min(partnerPart, payable - subsidyBack);
       world.payable[leg.partner] = payable - subsidyBack - fromPayable;
       world.receivable[leg.partner] = (world.receivable[leg.partner] ?? 0n) + partnerPart - fromPayable;
       world.budget += subsidyBack;
       world.subsidySpent[leg.partner] = (world.subsidySpent[leg.partner] ?? 0n) - subsidyBack;
-      world.commission -= c1 - c0;
-      world.margin -= m1 - m0;
+      world.commission -= commissionPart;
+      world.margin -= marginPart;
       leg.refunded += part;
+      leg.refundedCommission += commissionPart;
+      leg.refundedMargin += marginPart;
       leg.subsidyReturnedShare = subsidyAfter;
     });
   }

@@ -236,6 +236,38 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     },
   );
 
+  it('splits each partial refund over what is left of the leg’s parts, never below zero', async () => {
+    // Partner 0.90, commission 0.10, margin 2.00: by largest remainder, 0.12 of it takes less
+    // commission (0.00) than 0.11 does (0.01). A refund of 0.11 then 0.01 must still balance.
+    const order = await paidOrder(300n);
+    ok(await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '1.00', '2.00')));
+    const commission = await balance(eur('platform_commission'));
+    const margin = await balance(eur('platform_margin'));
+    const refund = (ref: string, amount: string) =>
+      post<{ transactions: { metadata: Record<string, string> }[] }>('/v1/settlements/refunds', {
+        order_ref: order,
+        refund_ref: `${order}:${ref}`,
+        amount: { amount, currency: 'EUR' },
+        leg_ref: `${order}:1`,
+      });
+    const parts: bigint[][] = [];
+    for (const [ref, amount] of [
+      ['r1', '0.11'],
+      ['r2', '0.01'],
+      ['r3', '2.88'],
+    ] as const) {
+      const made = ok<{ transactions: { metadata: Record<string, string> }[] }>(await refund(ref, amount));
+      const { partner = '', commission = '', margin = '' } = made.transactions[0]?.metadata ?? {};
+      parts.push([partner, commission, margin].map(BigInt));
+    }
+    expect(parts.flat().every((part) => part >= 0n)).toBe(true);
+    // All of it given back: exactly the release's parts, each once.
+    const total = (index: number) => parts.reduce((sum, part) => sum + (part[index] ?? 0n), 0n);
+    expect([total(0), total(1), total(2)]).toEqual([90n, 10n, 200n]);
+    expect(await balance(eur('platform_commission'))).toBe(commission - 10n);
+    expect(await balance(eur('platform_margin'))).toBe(margin - 200n);
+  });
+
   it('refunds one partner’s part only, and the same refund again is a replay', async () => {
     const order = await paidOrder(20_000n);
     ok(await post('/v1/settlements/releases', releaseBody(order, `${order}:1`, '100.00')));

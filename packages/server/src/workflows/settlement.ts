@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Context } from '../kernel/context.js';
 import { type Executor, requireTransaction } from '../kernel/database/database.js';
+import { executeUnawaited } from '../kernel/database/pipelined-driver.js';
 import { conflict, isDomainError, notFound, unprocessable } from '../kernel/errors.js';
 import type { PartnerId } from '../kernel/ids.js';
 import { allocate } from '../kernel/money.js';
@@ -144,9 +145,10 @@ export interface ReleasedLeg {
   readonly marginMinor: bigint;
   readonly commissionMinor: bigint;
   readonly subsidyMinor: bigint;
-  /** Refunded so far: the refund total, and its commission and subsidy parts. */
+  /** Refunded so far: the refund total, and its commission, margin and subsidy parts. */
   readonly refundedMinor: bigint;
   readonly refundedCommissionMinor: bigint;
+  readonly refundedMarginMinor: bigint;
   readonly returnedSubsidyMinor: bigint;
 }
 
@@ -263,6 +265,7 @@ export async function releaseLeg(
     subsidyMinor: posted.subsidyMinor,
     refundedMinor: 0n,
     refundedCommissionMinor: 0n,
+    refundedMarginMinor: 0n,
     returnedSubsidyMinor: 0n,
   };
 }
@@ -298,11 +301,12 @@ async function postRelease(
   // key turn out taken by a first release that differs (a replay stating other amounts, whose
   // first release charged no commission, say), the subsidy applied for this one is undone with
   // it: the first release, and its subsidy, stand.
+  // (The savepoint's statements travel with the next ones: they cost no round trip of their own.)
   if (commissionMinor === 0n) return postReleaseWith(ctx, deps, input, fee, commissionMinor, payable);
-  await sql`savepoint settlement_release`.execute(ctx.db);
+  await executeUnawaited(ctx.db, sql`savepoint settlement_release`.compile(ctx.db));
   try {
     const posted = await postReleaseWith(ctx, deps, input, fee, commissionMinor, payable);
-    await sql`release savepoint settlement_release`.execute(ctx.db);
+    await executeUnawaited(ctx.db, sql`release savepoint settlement_release`.compile(ctx.db));
     return posted;
   } catch (error) {
     await sql`rollback to savepoint settlement_release`.execute(ctx.db);
@@ -391,11 +395,13 @@ export async function releasedLeg(
   const big = (value: string | undefined) => BigInt(value ?? '0');
   let refundedMinor = 0n;
   let refundedCommissionMinor = 0n;
+  let refundedMarginMinor = 0n;
   let returnedSubsidyMinor = 0n;
   // A reclaim gives a leg's money back as a refund does, only into the order's escrow.
   for (const refund of transactions.filter((t) => REFUND_STEPS.includes(t.metadata.step ?? ''))) {
     refundedMinor += big(refund.metadata.amount);
     refundedCommissionMinor += big(refund.metadata.commission);
+    refundedMarginMinor += big(refund.metadata.margin);
     returnedSubsidyMinor += big(refund.metadata.subsidy);
   }
   return {
@@ -409,6 +415,7 @@ export async function releasedLeg(
     subsidyMinor: big(release.metadata.subsidy),
     refundedMinor,
     refundedCommissionMinor,
+    refundedMarginMinor,
     returnedSubsidyMinor,
   };
 }
@@ -445,7 +452,7 @@ export type RefundDestination = 'customer' | 'escrow';
 
 /**
  * Refunds part of a released leg: the amount is split over the partner's share, the commission
- * and the margin in the proportions of the release (largest remainder); the partner's part,
+ * and the margin in proportion to what is left of each (largest remainder); the partner's part,
  * and the share of its subsidy that paid the reversed commission, come back from its payable
  * (as much as it holds) or become a debt on its receivable. The money goes to refunds in
  * transit until the provider pays the customer, or with `to: 'escrow'` back into the order's
@@ -472,20 +479,22 @@ export async function refundReleasedLeg(
   const refundable = total - leg.refundedMinor;
   if (input.amountMinor > refundable) throw settlementErrors.refundExceedsLeg(input.legRef, refundable);
 
-  // Cumulative splits: the parts refunded so far plus this one follow the release's proportions
-  // exactly, so many partial refunds add up to the same parts as one refund of their sum.
-  const split = (amount: bigint) =>
-    allocate(amount, [leg.grossMinor - leg.commissionMinor, leg.commissionMinor, leg.marginMinor]);
-  const [partnerBefore = 0n, commissionBefore = 0n, marginBefore = 0n] = split(leg.refundedMinor);
-  const [partnerAfter = 0n, commissionAfter = 0n, marginAfter = 0n] = split(
-    leg.refundedMinor + input.amountMinor,
-  );
-  const partnerPart = partnerAfter - partnerBefore;
-  const commissionPart = commissionAfter - commissionBefore;
-  const marginPart = marginAfter - marginBefore;
+  // Split over what is left of each part, not as a difference of splits of the running total:
+  // largest remainder is not monotonic (a larger total can give a part less), and a difference
+  // could then be negative. Each part stays within what is left of it, and the last refund
+  // gives back exactly what is left of each.
+  const commissionLeft = leg.commissionMinor - leg.refundedCommissionMinor;
+  const marginLeft = leg.marginMinor - leg.refundedMarginMinor;
+  const [partnerPart = 0n, commissionPart = 0n, marginPart = 0n] = allocate(input.amountMinor, [
+    refundable - commissionLeft - marginLeft,
+    commissionLeft,
+    marginLeft,
+  ]);
   // The subsidy paid part of the commission; reversing that commission hands it back.
   const subsidyAfter =
-    leg.commissionMinor > 0n ? (leg.subsidyMinor * commissionAfter) / leg.commissionMinor : 0n;
+    leg.commissionMinor > 0n
+      ? (leg.subsidyMinor * (leg.refundedCommissionMinor + commissionPart)) / leg.commissionMinor
+      : 0n;
   const subsidyPart = subsidyAfter - leg.returnedSubsidyMinor;
 
   const payable = partnerAccount('partner_payable', leg.partnerId, leg.currency);

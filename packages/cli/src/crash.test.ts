@@ -143,7 +143,9 @@ describe.runIf(process.env.BATON_TEST_DATABASE === 'postgres')('kill -9 under lo
     await client.connect();
     try {
       const { rows: written } = await client.query<{ id: string; idempotency_key: string }>(
-        `select id, idempotency_key from ledger_transactions where idempotency_key like 'f1-%'`,
+        // Postings by hand are kept under `manual:`: the key as the client gave it follows.
+        `select id, substring(idempotency_key from 8) as idempotency_key from ledger_transactions
+          where idempotency_key like 'manual:f1-%'`,
       );
       const byKey = new Map<string, string[]>();
       for (const row of written)

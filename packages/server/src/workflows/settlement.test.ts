@@ -310,6 +310,38 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     expect(await balance(eur('customer_escrow', order))).toBe(0n);
   });
 
+  it('lets no posting by hand pass for a leg’s release, nor take the key its release posts under', async () => {
+    const order = await paidOrder(5_000n);
+    const leg = `${order}:1`;
+    const byHand = (cause: { kind: string; id: string }) =>
+      post<{ idempotency_key: string }>('/v1/ledger/transactions', {
+        idempotency_key: `leg:${leg}:release`,
+        cause,
+        metadata: { step: 'release', order_ref: order, gross: '1' },
+        entries: [
+          {
+            account: { purpose: 'customer_escrow', owner_id: order },
+            direction: 'debit',
+            amount: { amount: '0.01', currency: 'EUR' },
+          },
+          {
+            account: { purpose: 'partner_payable', owner_id: partner },
+            direction: 'credit',
+            amount: { amount: '0.01', currency: 'EUR' },
+          },
+        ],
+      });
+    expectProblem(await byHand({ kind: 'leg', id: leg }), 400, 'request.invalid');
+    const adjustment = ok<{ idempotency_key: string }>(await byHand({ kind: 'adjustment', id: leg }));
+    expect(adjustment.idempotency_key).toBe(`manual:leg:${leg}:release`);
+    // The leg's own release goes through, for the whole of its money.
+    const released = ok<{ partner_net: Money }>(
+      await post('/v1/settlements/releases', releaseBody(order, leg, '49.99')),
+    );
+    expect(released.partner_net.amount).toBe('44.99');
+    expect(await balance(eur('customer_escrow', order))).toBe(0n);
+  });
+
   it('keeps a leg to the order it was released for: another order can neither release nor refund it', async () => {
     const [mine, theirs] = [await paidOrder(10_000n), await paidOrder(10_000n)];
     ok(await post('/v1/settlements/releases', releaseBody(theirs, `${theirs}:1`, '100.00')));

@@ -292,7 +292,8 @@ describe(`four eyes on money moved by hand (${TEST_DATABASE_KIND})`, async () =>
       requested_by: await userOf(alice),
       decided_by: null,
       transaction_ids: null,
-      transaction: { idempotency_key: body.idempotency_key },
+      // Kept apart from the keys of Baton's own postings.
+      transaction: { idempotency_key: `manual:${body.idempotency_key}` },
     });
     // Filed, nothing moved; operators see it waiting, and are told of it.
     expect(await count('ledger_transactions')).toBe(transactions);

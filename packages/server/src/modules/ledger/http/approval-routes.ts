@@ -17,6 +17,7 @@ import {
 } from './json.js';
 import {
   batchRejected,
+  byHandKey,
   LEDGER,
   POSTERS,
   PostingBody,
@@ -62,7 +63,7 @@ function movementOf(body: z.output<typeof PostingRequestBody>): HandMovement {
       return {
         action: 'reverse',
         transactionId: body.transaction_id,
-        idempotencyKey: body.idempotency_key,
+        idempotencyKey: byHandKey(body.idempotency_key),
         ...(body.description !== undefined ? { description: body.description } : {}),
       };
     case 'batch': {

@@ -71,22 +71,41 @@ const EntryInput = z.strictObject({
   amount: MoneyInput,
 });
 
+/**
+ * Postings by hand live apart from Baton's own. Their keys are stored under `manual:`, so that
+ * no key a module will post under can be taken first; and their cause is an adjustment, since
+ * the other kinds are the records modules read back as their own (a leg's release, a payout's
+ * settlement), which a posting by hand must not pass for.
+ */
+export const BY_HAND_KEY_PREFIX = 'manual:';
+const BY_HAND_CAUSE_KINDS = ['adjustment'] as const satisfies readonly (typeof CAUSE_KINDS)[number][];
+export const byHandKey = (key: string): string => `${BY_HAND_KEY_PREFIX}${key}`;
+const byHandKeyInput = z
+  .string()
+  .min(1)
+  .max(IDEMPOTENCY_KEY_LENGTH_MAX - BY_HAND_KEY_PREFIX.length)
+  .describe(
+    'Chosen by the caller: the same key with the same content returns the original transaction. It is stored, ' +
+      'and shown, under `manual:`, apart from the keys of Baton’s own postings.',
+  );
+
 export const PostingBody = z
   .strictObject({
-    idempotency_key: z
-      .string()
-      .min(1)
-      .max(IDEMPOTENCY_KEY_LENGTH_MAX)
-      .describe('Chosen by the caller: the same key with the same content returns the original transaction.'),
+    idempotency_key: byHandKeyInput,
     description: z.string().max(DESCRIPTION_LENGTH_MAX).default(''),
-    cause: z.strictObject({ kind: z.enum(CAUSE_KINDS), id: z.string().min(1).max(100) }),
+    cause: z
+      .strictObject({ kind: z.enum(BY_HAND_CAUSE_KINDS), id: z.string().min(1).max(100) })
+      .describe(
+        'What the posting adjusts: its id names the order, partner or transaction concerned. The other cause kinds ' +
+          '(a leg, a payment, a payout, …) are Baton’s own postings’.',
+      ),
     entries: z.array(EntryInput).min(2).max(ENTRIES_MAX),
     metadata: z.record(z.string().max(64), z.string().max(METADATA_VALUE_LENGTH_MAX)).default({}),
   })
   .meta({ id: 'NewLedgerTransaction' });
 
 export const ReversalBody = z.strictObject({
-  idempotency_key: z.string().min(1).max(IDEMPOTENCY_KEY_LENGTH_MAX),
+  idempotency_key: byHandKeyInput,
   description: z.string().max(DESCRIPTION_LENGTH_MAX).optional(),
 });
 
@@ -120,7 +139,7 @@ export function toPosting(body: z.output<typeof PostingBody>): PostingInput {
   });
   if (errors.length > 0) throw ledgerErrors.postingInvalid(errors);
   return {
-    idempotencyKey: body.idempotency_key,
+    idempotencyKey: byHandKey(body.idempotency_key),
     description: body.description,
     cause: body.cause,
     entries,
@@ -300,7 +319,7 @@ export function ledgerRoutes(ledger: LedgerService, approvals: LedgerApprovals):
         '`idempotency_key` again returns that reversal with `replayed: true`, another key answers ' +
         '`409 ledger.already_reversed` naming it in `reversal_id`. A reversal is final (`422 ledger.reversal_not_reversible`): ' +
         'to undo one, post the movement anew. A payout’s postings move only as its provider answers, and are not ' +
-        'reversed (`422 ledger.payout_not_reversible`). A posting by hand whose cause is a reversal meets the same rules.' +
+        'reversed (`422 ledger.payout_not_reversible`).' +
         FOUR_EYES,
       tags: LEDGER,
       access: POSTERS,
@@ -311,7 +330,7 @@ export function ledgerRoutes(ledger: LedgerService, approvals: LedgerApprovals):
       response: TransactionJson.extend({ replayed: z.boolean() }),
       handler: async (ctx, { params, body }) => {
         const { transaction, replayed } = await approvals.reverse(ctx, params.transaction_id, {
-          idempotencyKey: body.idempotency_key,
+          idempotencyKey: byHandKey(body.idempotency_key),
           ...(body.description !== undefined ? { description: body.description } : {}),
         });
         if (!replayed)

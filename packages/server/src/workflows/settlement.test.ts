@@ -178,6 +178,51 @@ describe(`settlement: releases and refunds over HTTP (${TEST_DATABASE_KIND})`, a
     return { order, payment };
   }
 
+  it('lets no one reverse by hand what a payment, its chargeback or its refund posted', async () => {
+    const { order, payment } = await chargedBackOrder();
+    ok(
+      await post('/v1/settlements/refunds', {
+        order_ref: order,
+        refund_ref: `${order}:r-kept`,
+        amount: { amount: '10.00', currency: 'EUR' },
+        payment_id: payment.id,
+      }),
+    );
+    await app.baton.jobs.runQueued(PROVIDER_REFUND_JOB);
+    const provider = app.baton.services.payments.provider as SimulatedProvider;
+    await provider.flush();
+    const postings = async (kind: string) =>
+      (
+        await app.request<{ data: { id: string; cause: { id: string } }[] }>(
+          'GET',
+          `/v1/ledger/transactions?cause_kind=${kind}&limit=100`,
+          { key: financeKey },
+        )
+      ).body.data;
+    const capture = (await postings('payment')).find((t) => t.cause.id === payment.id);
+    const chargebackIds = new Set(
+      (await app.baton.services.payments.getPayment(ctx(db), payment.id)).chargebacks.map((c) => c.id),
+    );
+    const chargeback = (await postings('chargeback')).find((t) => chargebackIds.has(t.cause.id));
+    const [refund] = await postings('refund');
+    for (const transaction of [capture, chargeback, refund]) {
+      expect(transaction?.id).toMatch(/^txn_/);
+      const before = await balance(eur('customer_escrow', order));
+      const tried = await post(`/v1/ledger/transactions/${transaction?.id}/reverse`, {
+        idempotency_key: `undo-${transaction?.id}`,
+      });
+      expectProblem(tried, 422, 'ledger.provider_posting_not_reversible');
+      const filed = await post('/v1/ledger/posting-requests', {
+        action: 'reverse',
+        transaction_id: transaction?.id,
+        idempotency_key: `undo-${transaction?.id}`,
+        reason: 'Undo',
+      });
+      expectProblem(filed, 422, 'ledger.provider_posting_not_reversible');
+      expect(await balance(eur('customer_escrow', order))).toBe(before);
+    }
+  });
+
   it('refuses, before anything moves, a refund of money a chargeback already gave back', async () => {
     const { order, payment } = await chargedBackOrder();
     const payments = app.baton.services.payments;

@@ -7,7 +7,7 @@ import { newId } from '../../kernel/ids.js';
 import { formatAmount, parseCurrency } from '../../kernel/money.js';
 import type { Page } from '../../kernel/pagination.js';
 import { ACCOUNT_PURPOSES, type AccountPurpose } from './domain/chart.js';
-import { addMoved, type CauseKind, movedPerCurrency } from './domain/posting.js';
+import { addMoved, type CauseKind, isProviderCause, movedPerCurrency } from './domain/posting.js';
 import { ledgerErrors } from './errors.js';
 import type { AccountRef, BatchItemResult, LedgerService, PostingInput, PostResult } from './service.js';
 import {
@@ -138,7 +138,8 @@ export function createLedgerApprovals(deps: { ledger: LedgerService }) {
       case 'reverse': {
         const original = await ledger.transaction(ctx, movement.transactionId);
         if (original.cause.kind === 'reversal') throw ledgerErrors.reversalNotReversible(original.id);
-        if (original.cause.kind === 'payout') throw ledgerErrors.payoutNotReversible(original.id);
+        if (isProviderCause(original.cause.kind))
+          throw ledgerErrors.notReversible(original.id, original.cause.kind);
         const [reversal] = await ledger.transactionsFor(ctx, { kind: 'reversal', id: original.id });
         if (reversal) throw ledgerErrors.alreadyReversed(original.id, reversal.id);
         return movedPerCurrency(original.entries);

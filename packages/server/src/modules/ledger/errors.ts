@@ -69,16 +69,26 @@ export const ledgerErrors = {
       { transaction_id: transactionId },
     ),
   /**
-   * A payout's postings are the payouts' own: a payout sent is settled or returned by its
-   * provider's answer, and a reversal would put the money back on the partner's payable while
-   * the provider pays it all the same, for the next run to pay again.
+   * Postings whose money moves as the payment provider answers are not reversed by hand. A
+   * payout sent is settled or returned by its provider's answer, and a reversal would put the
+   * money back on the partner's payable while the provider pays it all the same, for the next
+   * run to pay again (`ledger.payout_not_reversible`). A payment's capture, a refund's or a
+   * chargeback's postings mirror what the provider did, and a reversal would leave the next of
+   * them (a refund's settlement, say) short of the money it moves
+   * (`ledger.provider_posting_not_reversible`).
    */
-  payoutNotReversible: (transactionId: string) =>
-    unprocessable(
-      'ledger.payout_not_reversible',
-      `Transaction ${transactionId} was posted by a payout, whose money moves only as the provider answers; it is not reversed by hand.`,
-      { transaction_id: transactionId },
-    ),
+  notReversible: (transactionId: string, causeKind: 'payment' | 'refund' | 'chargeback' | 'payout') =>
+    causeKind === 'payout'
+      ? unprocessable(
+          'ledger.payout_not_reversible',
+          `Transaction ${transactionId} was posted by a payout, whose money moves only as the provider answers; it is not reversed by hand.`,
+          { transaction_id: transactionId },
+        )
+      : unprocessable(
+          'ledger.provider_posting_not_reversible',
+          `Transaction ${transactionId} was posted for a ${causeKind}, whose money moves only as the payment provider answers; it is not reversed by hand.`,
+          { transaction_id: transactionId, cause_kind: causeKind },
+        ),
   statementCursorInvalid: (after: string) =>
     unprocessable('ledger.cursor_invalid', `${after} is not a line of this account's statement.`),
   /**

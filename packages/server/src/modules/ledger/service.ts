@@ -887,7 +887,11 @@ async function repeatedReversals(
       continue;
     const first = firstOf.get(target);
     if (known.areReversals.has(target)) refusals.set(item.index, ledgerErrors.reversalNotReversible(target));
-    else if (known.arePayouts.has(target)) refusals.set(item.index, ledgerErrors.payoutNotReversible(target));
+    else if (known.providerDriven.has(target))
+      refusals.set(
+        item.index,
+        ledgerErrors.notReversible(target, known.providerDriven.get(target) ?? 'payout'),
+      );
     else if (first !== undefined) refusals.set(item.index, ledgerErrors.alreadyReversed(target, first));
     else firstOf.set(target, item.id);
   }

@@ -19,6 +19,17 @@ export const CAUSE_KINDS = [
 ] as const;
 export type CauseKind = (typeof CAUSE_KINDS)[number];
 
+/** Cause kinds whose postings move as the payment provider answers: not reversed by hand. */
+export const PROVIDER_CAUSE_KINDS = [
+  'payment',
+  'refund',
+  'chargeback',
+  'payout',
+] as const satisfies readonly CauseKind[];
+export type ProviderCauseKind = (typeof PROVIDER_CAUSE_KINDS)[number];
+export const isProviderCause = (kind: string): kind is ProviderCauseKind =>
+  (PROVIDER_CAUSE_KINDS as readonly string[]).includes(kind);
+
 export interface Cause {
   readonly kind: CauseKind;
   readonly id: string;

@@ -143,7 +143,7 @@ export function ledgerApprovalRoutes(approvals: LedgerApprovals): Route[] {
         'filed for a second operator to approve: needed beyond the currency’s threshold, allowed below it. What can ' +
         'be checked without moving money is checked now: `422 ledger.entries_must_balance` (also naming an account id that ' +
         'does not exist or is in another currency, and an owner that does not fit its account’s purpose), `422 ledger.batch_rejected`, ' +
-        '`404 ledger.transaction_not_found`, `422 ledger.reversal_not_reversible`, `422 ledger.payout_not_reversible`, `409 ledger.already_reversed`; ' +
+        '`404 ledger.transaction_not_found`, `422 ledger.reversal_not_reversible`, `422 ledger.payout_not_reversible`, `422 ledger.provider_posting_not_reversible`, `409 ledger.already_reversed`; ' +
         'funds are checked when it is approved. Nothing moves until then. Announced to operators by a ' +
         '`posting_request.created` event.',
       tags: LEDGER,

@@ -318,8 +318,9 @@ export function ledgerRoutes(ledger: LedgerService, approvals: LedgerApprovals):
         'Posts its mirror image; the original stays as it was. A transaction is reversed once: the same ' +
         '`idempotency_key` again returns that reversal with `replayed: true`, another key answers ' +
         '`409 ledger.already_reversed` naming it in `reversal_id`. A reversal is final (`422 ledger.reversal_not_reversible`): ' +
-        'to undo one, post the movement anew. A payout’s postings move only as its provider answers, and are not ' +
-        'reversed (`422 ledger.payout_not_reversible`).' +
+        'to undo one, post the movement anew. Postings whose money moves as the payment provider answers are not ' +
+        'reversed: a payout’s (`422 ledger.payout_not_reversible`), and a payment’s, a refund’s or a chargeback’s ' +
+        '(`422 ledger.provider_posting_not_reversible`).' +
         FOUR_EYES,
       tags: LEDGER,
       access: POSTERS,

@@ -1,7 +1,13 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../../kernel/database/database.js';
 import type { NormalSide, OwnerKind } from '../domain/chart.js';
-import type { Cause, CauseKind } from '../domain/posting.js';
+import {
+  type Cause,
+  type CauseKind,
+  isProviderCause,
+  PROVIDER_CAUSE_KINDS,
+  type ProviderCauseKind,
+} from '../domain/posting.js';
 import type { LedgerAccountsTable } from './tables.js';
 
 /*
@@ -461,16 +467,19 @@ export interface Reversals {
   readonly of: ReadonlyMap<string, readonly { id: string; idempotencyKey: string }[]>;
   /** The transactions named that are reversals themselves. */
   readonly areReversals: ReadonlySet<string>;
-  /** The transactions named that the payouts posted (`ledger.payout_not_reversible`). */
-  readonly arePayouts: ReadonlySet<string>;
+  /**
+   * The transactions named whose money moves as the payment provider answers (a payment, a
+   * refund, a chargeback, a payout), with their cause kind: they are not reversed by hand.
+   */
+  readonly providerDriven: ReadonlyMap<string, ProviderCauseKind>;
 }
 
 /** The reversals of some transactions, and which of them are reversals themselves. */
 export async function findReversals(db: Executor, transactionIds: readonly string[]): Promise<Reversals> {
   const of = new Map<string, { id: string; idempotencyKey: string }[]>();
   const areReversals = new Set<string>();
-  const arePayouts = new Set<string>();
-  if (transactionIds.length === 0) return { of, areReversals, arePayouts };
+  const providerDriven = new Map<string, ProviderCauseKind>();
+  if (transactionIds.length === 0) return { of, areReversals, providerDriven };
   const ids = [...transactionIds];
   const rows = await db
     .selectFrom('ledger_transactions')
@@ -478,7 +487,7 @@ export async function findReversals(db: Executor, transactionIds: readonly strin
     .where((eb) =>
       eb.or([
         eb.and([eb('cause_kind', '=', 'reversal'), eb('cause_id', 'in', ids)]),
-        eb.and([eb('cause_kind', 'in', ['reversal', 'payout']), eb('id', 'in', ids)]),
+        eb.and([eb('cause_kind', 'in', ['reversal', ...PROVIDER_CAUSE_KINDS]), eb('id', 'in', ids)]),
       ]),
     )
     .orderBy('seq')
@@ -486,13 +495,13 @@ export async function findReversals(db: Executor, transactionIds: readonly strin
   const named = new Set(ids);
   for (const row of rows) {
     if (named.has(row.id) && row.cause_kind === 'reversal') areReversals.add(row.id);
-    if (named.has(row.id) && row.cause_kind === 'payout') arePayouts.add(row.id);
+    if (named.has(row.id) && isProviderCause(row.cause_kind)) providerDriven.set(row.id, row.cause_kind);
     if (row.cause_kind !== 'reversal' || !named.has(row.cause_id)) continue;
     const list = of.get(row.cause_id) ?? [];
     list.push({ id: row.id, idempotencyKey: row.idempotency_key });
     of.set(row.cause_id, list);
   }
-  return { of, areReversals, arePayouts };
+  return { of, areReversals, providerDriven };
 }
 
 export interface TransactionListFilter {

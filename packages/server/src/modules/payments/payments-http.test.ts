@@ -142,6 +142,62 @@ describe(`payments over HTTP (${TEST_DATABASE_KIND})`, async () => {
     expect(decided).toMatchObject({ status: 200, body: { status: 'decided', liability: 'platform' } });
   });
 
+  it('shows the customer its chargebacks, and not who bears them', async () => {
+    const signed = await app.request<{ customer: { id: string }; api_key: { secret: string } }>(
+      'POST',
+      '/v1/customer-signups',
+      {
+        key: null,
+        body: { kind: 'consumer', name: 'Chargeback customer', email: 'cb@example.test', region: 'eu-west' },
+      },
+    );
+    expect(signed.status, signed.text).toBe(201);
+    const created = await app.request<{ id: string; reference: string }>('POST', '/v1/payments', {
+      body: { ...body, order_ref: 'http-order-3', customer_id: signed.body.customer.id },
+      headers: { 'idempotency-key': 'http-payment-3' },
+    });
+    await payments.resume(db, systemActor('test'), created.body.id);
+    const provider = payments.provider as SimulatedProvider;
+    provider.chargeback(`${created.body.reference}:capture`, 300n, 'http-chargeback-3');
+    await provider.flush();
+    const open = await app.request<{ data: { id: string; order_ref: string }[] }>(
+      'GET',
+      '/v1/chargebacks?status=open',
+    );
+    const chargeback = open.body.data.find((c) => c.order_ref === 'http-order-3');
+    await app.request('POST', '/v1/partner-types', {
+      body: { key: 'bearer', name: 'Bearer', profile_schema: { type: 'object' } },
+    });
+    const partner = await app.request<{ partner: { id: string } }>('POST', '/v1/partner-applications', {
+      key: null,
+      body: { partner_type: 'bearer', name: 'Bearer', email: 'bearer@partner.test', regions: ['eu-west'] },
+    });
+    expect(partner.status, partner.text).toBe(201);
+    const decided = await app.request('POST', `/v1/chargebacks/${chargeback?.id}/decision`, {
+      body: { liability: 'partner', partner_id: partner.body.partner?.id },
+      headers: { 'idempotency-key': 'http-decision-3' },
+    });
+    expect(decided.status, decided.text).toBe(200);
+    const path = `/v1/payments/${created.body.id}`;
+    const asOperator = await app.request<{ chargebacks: unknown[] }>('GET', path);
+    expect(asOperator.body.chargebacks).toMatchObject([
+      { liability: 'partner', partner_id: partner.body.partner?.id },
+    ]);
+    const asCustomer = await app.request<{ chargebacks: unknown[] }>('GET', path, {
+      key: signed.body.api_key.secret,
+    });
+    expect(asCustomer.status, asCustomer.text).toBe(200);
+    expect(asCustomer.body.chargebacks).toMatchObject([
+      {
+        status: 'decided',
+        amount: { amount: '3.00' },
+        liability: null,
+        partner_id: null,
+        partner_share: null,
+      },
+    ]);
+  });
+
   it('refuses provider callbacks that are not signed', async () => {
     const response = await app.request('POST', '/v1/payments/provider-events', {
       key: null,

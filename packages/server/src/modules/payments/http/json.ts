@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Actor } from '../../../kernel/actor.js';
 import { containsCardNumber } from '../../../kernel/card-numbers.js';
 import { iso, isoOrNull, MoneyJson, moneyJson, timestamp } from '../../../kernel/http/schemas.js';
 import {
@@ -123,9 +124,14 @@ export const ChargebackJson = z
     order_ref: z.string(),
     amount: MoneyJson,
     status: z.enum(CHARGEBACK_STATUSES),
-    liability: z.enum(CHARGEBACK_LIABILITIES).nullable(),
-    partner_id: z.string().nullable(),
-    partner_share: MoneyJson.nullable(),
+    liability: z
+      .enum(CHARGEBACK_LIABILITIES)
+      .nullable()
+      .describe(
+        'Who bears it, once decided; null before, and always for the customer, whose business it is not.',
+      ),
+    partner_id: z.string().nullable().describe('The partner that bears (part of) it; null for the customer.'),
+    partner_share: MoneyJson.nullable().describe('What the partner bears; null for the customer.'),
     decided_at: timestamp.nullable(),
     created_at: timestamp,
   })
@@ -154,11 +160,16 @@ export const PaymentDetailJson = PaymentJson.extend({
   ),
 }).meta({ id: 'PaymentDetail' });
 
-export const paymentDetailJson = (d: PaymentDetail): z.input<typeof PaymentDetailJson> => ({
+/** A payment as `viewer` may see it: a customer does not see who bears its chargebacks. */
+export const paymentDetailJson = (d: PaymentDetail, viewer: Actor): z.input<typeof PaymentDetailJson> => ({
   ...paymentJson(d.payment),
   operations: d.operations.map(operationJson),
   refunds: d.refunds.map(refundJson),
-  chargebacks: d.chargebacks.map(chargebackJson),
+  chargebacks: d.chargebacks.map((chargeback) =>
+    viewer.kind === 'customer'
+      ? { ...chargebackJson(chargeback), liability: null, partner_id: null, partner_share: null }
+      : chargebackJson(chargeback),
+  ),
   refunds_owed: moneyJson(d.refundsOwedMinor, d.payment.currency),
 });
 

@@ -126,7 +126,7 @@ export function paymentsRoutes(payments: PaymentsService, deps: { jobs: Jobs }):
       params: z.strictObject({ payment_id: idSchema('pay') }),
       response: PaymentDetailJson,
       handler: async (ctx, { params }) =>
-        paymentDetailJson(await payments.getPayment(ctx, params.payment_id)),
+        paymentDetailJson(await payments.getPayment(ctx, params.payment_id), ctx.actor),
     }),
     defineRoute({
       method: 'POST',

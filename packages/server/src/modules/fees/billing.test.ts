@@ -309,6 +309,36 @@ describe(`subscriptions and value-added services (${TEST_DATABASE_KIND})`, async
     expect(plans.data.map((item) => item.key)).toEqual(['growth-monthly', 'pro-annual']);
   });
 
+  it('bills every period that ended before a cancellation, when the billing job was down meanwhile', async () => {
+    app.clock.set(new Date('2027-07-01T09:00:00Z'));
+    const dora = await apply('dora');
+    const late = ok<Subscription>(await subscribe(dora.id, 'growth-monthly', dora.key), 201);
+    // The billing job is down from the trial's end on; the partner cancels months later.
+    app.clock.set(new Date('2027-10-20T12:00:00Z'));
+    const canceled = ok<Subscription>(
+      await app.request('POST', `/v1/subscriptions/${late.id}/cancel`, { key: dora.key }),
+    );
+    // The periods that ended are billed, and the one under way ends the subscription.
+    expect((await charges(late.id)).map((charge) => charge.period_start)).toEqual([
+      '2027-07-15T09:00:00.000Z',
+      '2027-08-15T09:00:00.000Z',
+      '2027-09-15T09:00:00.000Z',
+    ]);
+    expect(canceled).toMatchObject({
+      status: 'active',
+      cancel_at_period_end: true,
+      current_period_start: '2027-10-15T09:00:00.000Z',
+      current_period_end: '2027-11-15T09:00:00.000Z',
+    });
+    app.clock.set(new Date('2027-11-20T00:00:00Z'));
+    await billDue();
+    expect(await charges(late.id)).toHaveLength(4);
+    const [ended] = ok<{ data: Subscription[] }>(
+      await app.request('GET', `/v1/partners/${dora.id}/subscriptions`, { key: dora.key }),
+    ).data;
+    expect(ended).toMatchObject({ status: 'canceled', canceled_at: '2027-11-15T09:00:00.000Z' });
+  });
+
   describe('value-added services', async () => {
     const service = (body: Record<string, unknown>) =>
       app.request('POST', '/v1/value-added-services', { key: financeKey, body });

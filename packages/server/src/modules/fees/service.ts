@@ -769,7 +769,9 @@ export function createFeesService({
 
     /**
      * Cancels a subscription at the end of its current period: that period is still billed
-     * (a trial is not), and nothing after it. Cancelling twice is the same as once.
+     * (a trial is not), and nothing after it. Periods that ended before (the billing job behind)
+     * are billed first, so that the period cancelled is the one under way now. Cancelling twice
+     * is the same as once.
      *
      * @throws DomainError `fees.subscription_not_found`, `fees.subscription_canceled`
      */
@@ -787,6 +789,8 @@ export function createFeesService({
       const plan = await planById(ctx, row.plan_id);
       if (row.status === 'canceled') throw feesErrors.subscriptionCanceled(id);
       if (row.cancel_at_period_end) return { subscription: toSubscription(row), plan };
+      // Billed as the job would have, under the lock taken above (the job skips locked rows).
+      await advance(ctx, toSubscription(row), plan, { charges: [], canceled: [] });
       const updated = toSubscription(
         await ctx.db
           .updateTable('subscriptions')

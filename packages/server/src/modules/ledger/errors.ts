@@ -89,6 +89,15 @@ export const ledgerErrors = {
           `Transaction ${transactionId} was posted for a ${causeKind}, whose money moves only as the payment provider answers; it is not reversed by hand.`,
           { transaction_id: transactionId, cause_kind: causeKind },
         ),
+  /**
+   * Every amount is at most 10^15 minor units, but a balance sums many: one that would pass what
+   * the database keeps (2^63 − 1 minor units either way) is refused, with nothing written.
+   */
+  amountOutOfRange: () =>
+    unprocessable(
+      'ledger.amount_out_of_range',
+      'This would take a balance beyond what the ledger can hold (9,223,372,036,854,775,807 minor units either way); nothing was written.',
+    ),
   statementCursorInvalid: (after: string) =>
     unprocessable('ledger.cursor_invalid', `${after} is not a line of this account's statement.`),
   /**

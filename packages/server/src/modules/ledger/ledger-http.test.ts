@@ -118,6 +118,38 @@ describe(`ledger over HTTP (${TEST_DATABASE_KIND})`, async () => {
     expect(await balanceOf(first.entries[1]?.account_id as string)).toBe('12.50');
   });
 
+  it('refuses a batch that would take a balance beyond what the ledger holds, writing nothing', async () => {
+    const [debtor, creditor] = [newId('ptn'), newId('ptn')];
+    // Each amount is within bounds; 300 postings of 32 × 10^15 minor units each pass 2^63 − 1.
+    const most = { amount: '10000000000000.00', currency: 'EUR' };
+    const posting = (n: number) => ({
+      idempotency_key: `http-range:${creditor}:${n}`,
+      cause: { kind: 'adjustment', id: creditor },
+      entries: Array.from({ length: 64 }, (_, entry) =>
+        entry % 2 === 0
+          ? { account: byKey('partner_receivable', debtor), direction: 'debit', amount: most }
+          : { account: byKey('partner_payable', creditor), direction: 'credit', amount: most },
+      ),
+    });
+    const before = await transactionCount();
+    for (const atomic of [true, false]) {
+      problem(
+        await app.request('POST', '/v1/ledger/batches', {
+          body: { atomic, transactions: Array.from({ length: 300 }, (_, n) => posting(n)) },
+        }),
+        422,
+        'ledger.amount_out_of_range',
+      );
+    }
+    expect(await transactionCount()).toBe(before);
+    // Short of the bound, the same postings go through.
+    const within = await app.request<{ results: { status: string }[] }>('POST', '/v1/ledger/batches', {
+      body: { atomic: true, transactions: Array.from({ length: 200 }, (_, n) => posting(n)) },
+    });
+    expect(within.status, within.text.slice(0, 500)).toBe(200);
+    expect(await transactionCount()).toBe(before + 200);
+  });
+
   it('refuses every kind of bad posting with a stable code, writing nothing', async () => {
     const partner = newId('ptn');
     const funded = expectStatus(await post(credit(partner, '10.00', `http-fund:${partner}`)), 201);

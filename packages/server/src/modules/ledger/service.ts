@@ -182,6 +182,20 @@ export interface LedgerService {
   statement(ctx: Context, accountId: string, page: { after?: string; limit: number }): Promise<Statement>;
 }
 
+/**
+ * A balance the database cannot hold (SQLSTATE 22003, numeric value out of range) is a request
+ * the ledger refuses, not a fault of Baton's: `ledger.amount_out_of_range`. The transaction is
+ * spoilt by then, so the error ends it, as any refusal of a posting does.
+ */
+async function withinRange<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code === '22003') throw ledgerErrors.amountOutOfRange();
+    throw error;
+  }
+}
+
 export function createLedgerService(): LedgerService {
   // Accounts never change once written, so a committed account can be remembered for good.
   const accountsById = new Map<string, Account>();
@@ -543,11 +557,13 @@ export function createLedgerService(): LedgerService {
     if (items.length === 0) {
       taken = new Map();
     } else if (!(options.atomic && results.some((result) => result !== undefined))) {
-      const outcome = await postTransactions(
-        ctx.db,
-        ctx.now,
-        items.map((item) => item.row),
-        { atomic: options.atomic, sweep: swept },
+      const outcome = await withinRange(
+        postTransactions(
+          ctx.db,
+          ctx.now,
+          items.map((item) => item.row),
+          { atomic: options.atomic, sweep: swept },
+        ),
       );
       taken = outcome.taken;
       if (outcome.applied) written = outcome.written;
@@ -557,10 +573,8 @@ export function createLedgerService(): LedgerService {
       taken = new Map(
         (await findPostingsByKey(ctx.db, [...firstUse.keys()])).map((e) => [e.idempotencyKey, e]),
       );
-      balances = await lockSlots(
-        ctx.db,
-        slotRefsOf(items.filter((item) => !taken.has(item.row.idempotencyKey))),
-        swept,
+      balances = await withinRange(
+        lockSlots(ctx.db, slotRefsOf(items.filter((item) => !taken.has(item.row.idempotencyKey))), swept),
       );
     }
     for (const item of items) {
@@ -581,7 +595,10 @@ export function createLedgerService(): LedgerService {
         balances,
       );
       if (options.atomic && results.some((result) => result?.status === 'rejected')) throw rejectedAtomic();
-      written = admitted.length > 0 ? await insertPostings(ctx.db, ctx.now, admitted) : new Set<string>();
+      written =
+        admitted.length > 0
+          ? await withinRange(insertPostings(ctx.db, ctx.now, admitted))
+          : new Set<string>();
     }
 
     // 4. A key taken by a concurrent poster since the statement began is a replay or a conflict.
@@ -813,7 +830,7 @@ export function createLedgerService(): LedgerService {
       if (!target.nonNegative)
         throw new Error(`lockBalance needs a non-negative account; ${target.purpose} is not`);
       // Every slot locked, gathered into slot 0: nothing can change the balance meanwhile.
-      const balances = await lockSlots(ctx.db, [], [target.id]);
+      const balances = await withinRange(lockSlots(ctx.db, [], [target.id]));
       return {
         account: target,
         balanceMinor: (balances.get(slotKey(target.id, 0)) ?? 0n) * normalSign(target.normalSide),

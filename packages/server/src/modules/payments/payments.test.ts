@@ -16,6 +16,7 @@ import {
   type SimulatedProviderOptions,
   TEST_CARDS,
 } from './index.js';
+import { retryDelayMs } from './store/payments-store.js';
 
 const actor = systemActor('test');
 
@@ -143,6 +144,38 @@ describe(`payments (${TEST_DATABASE_KIND})`, async () => {
     expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(1);
     expect(await postings('payment', payment.id)).toHaveLength(1);
     expect(await balance(escrow(order))).toBe(10_000n);
+  });
+
+  it('takes open payments in turn: those the provider keeps pending do not hold up the others', async () => {
+    const { provider, payments, charge, clock, ctx } = setup({ settlement: { capture: 'pending' } });
+    // Two payments whose capture the provider keeps pending (a bank debit, days long), then one
+    // whose capture never reached the provider: the retry job must get to it.
+    const stuck = [await charge(newId('alc')), await charge(newId('alc'))];
+    expect(stuck.map((payment) => payment.status)).toEqual(['authorized', 'authorized']);
+    provider.timeoutNext('capture', { afterApplying: false });
+    provider.timeoutNext('capture', { afterApplying: false });
+    const lost = await charge(newId('alc'));
+    expect(lost.status).toBe('unknown');
+    const statusOf = async (id: string) => (await payments.getPayment(ctx(db), id)).payment.status;
+    for (let minute = 1; minute <= 3; minute++) {
+      clock.advance(61_000);
+      await payments.retryUnsettled(db, new Date(clock.now().getTime() - 60_000), { batch: 2 });
+    }
+    expect(await statusOf(lost.id)).toBe('authorized');
+    expect(provider.operations().filter((o) => o.kind === 'capture')).toHaveLength(3);
+  });
+
+  it('waits longer after each turn a payment stays open, up to an hour', () => {
+    const minute = 60_000;
+    const hour = 60 * minute;
+    expect([0, 1, 2, 3, 10, 1000].map((turns) => retryDelayMs(turns, minute, hour))).toEqual([
+      0,
+      minute,
+      3 * minute,
+      7 * minute,
+      hour - minute,
+      hour - minute,
+    ]);
   });
 
   it('leaves a charge unknown when the provider never answers, and the retry job finishes it once', async () => {

@@ -69,6 +69,8 @@ import {
   type Refund,
   recordProviderEvent,
   refundsOf,
+  retryDelayMs,
+  retryTurn,
   unsettledPayments,
   unsettledRefunds,
   updateOperation,
@@ -80,6 +82,8 @@ import {
 export const PROVIDER_ATTEMPTS_MAX = 2;
 /** Payments and refunds one run of the retry job drives on. */
 export const RETRY_BATCH_MAX = 100;
+/** The longest a payment or refund still open waits between two turns of the retry job. */
+export const RETRY_WAIT_MAX_MS = 60 * 60 * 1000;
 /** Operations reconciliation reads from the provider per call. */
 export const RECONCILE_PAGE_MAX = 200;
 /**
@@ -230,7 +234,17 @@ export interface PaymentsService {
   /** Registers a listener for payments reaching `captured`, `declined` or `failed`. */
   onSettled(listener: SettlementListener): void;
   /** Drives on payments and refunds left unsettled since `before` (crashes, timeouts, lost callbacks). */
-  retryUnsettled(db: Executor, before: Date): Promise<{ payments: number; refunds: number }>;
+  /**
+   * Drives on payments and refunds open and left alone since `before`, longest waiting first,
+   * `batch` of each (`RETRY_BATCH_MAX`). Each turn puts the payment or refund behind the others,
+   * and one that stays open waits longer each time, up to an hour: those the provider keeps
+   * pending for days do not hold up the rest.
+   */
+  retryUnsettled(
+    db: Executor,
+    before: Date,
+    options?: { batch?: number },
+  ): Promise<{ payments: number; refunds: number }>;
   getPayment(ctx: Context, id: string): Promise<PaymentDetail>;
   listPayments(ctx: Context, filter: PaymentFilter): Promise<Page<Payment>>;
   getChargeback(ctx: Context, id: string): Promise<Chargeback>;
@@ -1476,24 +1490,30 @@ export function createPaymentsService(deps: PaymentsDeps): PaymentsService {
     onSettled(listener) {
       settlementListeners.push(listener);
     },
-    async retryUnsettled(db, before) {
+    async retryUnsettled(db, before, options = {}) {
       const actor = systemActor('payments-retry');
+      const batch = options.batch ?? RETRY_BATCH_MAX;
+      // The job's wait is the time since `before`; each turn adds to it (`retryDelayMs`).
+      const waitMs = Math.max(0, clock.now().getTime() - before.getTime());
+      const delay = (retries: number) => retryDelayMs(retries, waitMs, RETRY_WAIT_MAX_MS);
       let payments = 0;
-      for (const payment of await unsettledPayments(db, before, RETRY_BATCH_MAX)) {
+      for (const payment of await unsettledPayments(db, before, batch)) {
         try {
           await resume(db, actor, payment.id);
         } catch (error) {
           deps.logger?.warn({ err: error, paymentId: payment.id }, 'payment retry failed');
         }
+        await retryTurn(db, 'payments', payment.id, clock.now(), delay);
         payments++;
       }
       let refunds = 0;
-      for (const pending of await unsettledRefunds(db, before, RETRY_BATCH_MAX)) {
+      for (const pending of await unsettledRefunds(db, before, batch)) {
         try {
           await driveRefund(db, pending);
         } catch (error) {
           deps.logger?.warn({ err: error, refundId: pending.id }, 'refund retry failed');
         }
+        await retryTurn(db, 'payment_refunds', pending.id, clock.now(), delay);
         refunds++;
       }
       return { payments, refunds };

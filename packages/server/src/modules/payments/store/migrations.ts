@@ -105,5 +105,21 @@ export const paymentsMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    // The retry job takes open payments and refunds in turn, each less often the longer it stays
+    // open: one that stays pending at the provider for days does not hold up the others.
+    '0003_retry_turns': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          alter table payments add column retries integer not null default 0, add column retry_from timestamptz;
+          alter table payment_refunds add column retries integer not null default 0, add column retry_from timestamptz;
+          drop index payments_unsettled;
+          create index payments_unsettled on payments ((coalesce(retry_from, updated_at)))
+            where status in ('pending', 'authorized', 'unknown');
+          drop index payment_refunds_unsettled;
+          create index payment_refunds_unsettled on payment_refunds ((coalesce(retry_from, updated_at)))
+            where status in ('pending', 'unknown');
+        `.execute(db);
+      },
+    },
   },
 };

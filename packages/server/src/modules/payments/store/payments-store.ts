@@ -1,4 +1,4 @@
-import { type Selectable, sql } from 'kysely';
+import { type Insertable, type Selectable, sql } from 'kysely';
 import type { Executor } from '../../../kernel/database/database.js';
 import { executeUnawaited } from '../../../kernel/database/pipelined-driver.js';
 import {
@@ -167,7 +167,7 @@ const toReport = (row: Selectable<ReconciliationReportsTable>): ReconciliationRe
 // --- payments ----------------------------------------------------------------------------------
 
 /** Inserts a payment unless its reference is taken; returns it as inserted, or null when the reference was taken. */
-export async function insertPayment(db: Executor, row: PaymentsTable): Promise<Payment | null> {
+export async function insertPayment(db: Executor, row: Insertable<PaymentsTable>): Promise<Payment | null> {
   const inserted = await db
     .insertInto('payments')
     .values(row)
@@ -262,18 +262,59 @@ export async function changePayment(
   return row ? toPayment(row) : null;
 }
 
-/** Payments not settled since `before`, oldest first: what the retry job drives on. */
+const retryWait = sql<Date>`coalesce(retry_from, updated_at)`;
+
+/**
+ * Payments open and left alone since `before` (counted from their last change, or from where
+ * their last turn put them), longest waiting first: what the retry job drives on.
+ */
 export async function unsettledPayments(db: Executor, before: Date, limit: number): Promise<Payment[]> {
   return (
     await db
       .selectFrom('payments')
       .selectAll()
       .where('status', 'in', ['pending', 'authorized', 'unknown'])
-      .where('updated_at', '<=', before)
-      .orderBy('updated_at')
+      .where(retryWait, '<=', before)
+      .orderBy(retryWait)
+      .orderBy('id')
       .limit(limit)
       .execute()
   ).map(toPayment);
+}
+
+/**
+ * How far past its turn an open payment or refund waits for the next one, beyond the retry
+ * job's usual wait: nothing after its first turn, then twice as long after each turn, up to an
+ * hour in all. Pure, for the job and its tests.
+ */
+export function retryDelayMs(retries: number, waitMs: number, maxMs: number): number {
+  return Math.max(0, Math.min(waitMs * (2 ** Math.min(retries, 20) - 1), maxMs - waitMs));
+}
+
+/** Ends the retry job's turn on a payment still open: the next waits longer (`retryDelayMs`). */
+export async function retryTurn(
+  db: Executor,
+  table: 'payments' | 'payment_refunds',
+  id: string,
+  now: Date,
+  delay: (retries: number) => number,
+): Promise<void> {
+  const row = await db
+    .selectFrom(table)
+    .select('retries')
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (!row) return;
+  await db
+    .updateTable(table)
+    .set({ retries: row.retries + 1, retry_from: new Date(now.getTime() + delay(row.retries)) })
+    .where('id', '=', id)
+    .where(
+      'status',
+      'in',
+      table === 'payments' ? ['pending', 'authorized', 'unknown'] : ['pending', 'unknown'],
+    )
+    .execute();
 }
 
 // --- operations --------------------------------------------------------------------------------
@@ -420,7 +461,7 @@ export async function recordProviderEvent(
 
 // --- refunds -----------------------------------------------------------------------------------
 
-export async function insertRefund(db: Executor, row: PaymentRefundsTable): Promise<void> {
+export async function insertRefund(db: Executor, row: Insertable<PaymentRefundsTable>): Promise<void> {
   await db.insertInto('payment_refunds').values(row).execute();
 }
 
@@ -499,8 +540,9 @@ export async function unsettledRefunds(db: Executor, before: Date, limit: number
       .selectFrom('payment_refunds')
       .selectAll()
       .where('status', 'in', ['pending', 'unknown'])
-      .where('updated_at', '<=', before)
-      .orderBy('updated_at')
+      .where(retryWait, '<=', before)
+      .orderBy(retryWait)
+      .orderBy('id')
       .limit(limit)
       .execute()
   ).map(toRefund);

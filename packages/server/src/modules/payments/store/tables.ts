@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 import type {
   ChargebackLiability,
   ChargebackStatus,
@@ -34,8 +34,12 @@ export interface PaymentsTable {
   failure_code: string | null;
   captured_minor: bigint;
   refunded_minor: bigint;
-  /** Provider calls made for it, so the retry job can give up on a payment that never settles. */
+  /** Provider calls made for it that went unanswered. */
   attempts: number;
+  /** Turns the retry job has taken on it. */
+  retries: Generated<number>;
+  /** The retry job's wait counts from then, when later than the last change (`retryTurn`). */
+  retry_from: Generated<Date | null>;
   created_at: Date;
   updated_at: Date;
 }
@@ -76,6 +80,10 @@ export interface PaymentRefundsTable {
   retry_of: string | null;
   /** The refund that retries this failed one; null while its money is owed to the customer. */
   retried_by: string | null;
+  /** Turns the retry job has taken on it. */
+  retries: Generated<number>;
+  /** The retry job's wait counts from then, when later than the last change (`retryTurn`). */
+  retry_from: Generated<Date | null>;
   created_at: Date;
   updated_at: Date;
 }

@@ -339,6 +339,30 @@ describe(`subscriptions and value-added services (${TEST_DATABASE_KIND})`, async
     expect(ended).toMatchObject({ status: 'canceled', canceled_at: '2027-11-15T09:00:00.000Z' });
   });
 
+  it('bills nothing more to a partner that left, ending its subscription, and takes no new one', async () => {
+    app.clock.set(new Date('2027-12-01T09:00:00Z'));
+    const erin = await apply('erin');
+    const leaving = ok<Subscription>(await subscribe(erin.id, 'growth-monthly', erin.key), 201);
+    app.clock.set(new Date('2028-01-15T09:00:00Z'));
+    await billDue();
+    expect(await charges(leaving.id)).toHaveLength(1);
+    for (const to of ['under_review', 'active', 'offboarded'])
+      ok(
+        await app.request('POST', `/v1/partners/${erin.id}/transitions`, {
+          body: { to, reason: `Moved to ${to} by a test.` },
+        }),
+      );
+    app.clock.set(new Date('2028-03-20T09:00:00Z'));
+    const run = await billDue();
+    expect(run.canceled.map((subscription) => subscription.id)).toContain(leaving.id);
+    expect(await charges(leaving.id)).toHaveLength(1);
+    const [ended] = ok<{ data: Subscription[] }>(
+      await app.request('GET', `/v1/partners/${erin.id}/subscriptions`),
+    ).data;
+    expect(ended).toMatchObject({ status: 'canceled', canceled_at: '2028-01-15T09:00:00.000Z' });
+    expectProblem(await subscribe(erin.id, 'pro-annual'), 409, 'fees.partner_closed');
+  });
+
   describe('value-added services', async () => {
     const service = (body: Record<string, unknown>) =>
       app.request('POST', '/v1/value-added-services', { key: financeKey, body });

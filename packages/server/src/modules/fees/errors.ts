@@ -58,6 +58,11 @@ export const feesErrors = {
   /** A partner holds one live subscription to a plan at a time. */
   alreadySubscribed: (key: string) =>
     conflict('fees.already_subscribed', `The partner already holds a subscription to ${key}.`),
+  /** A partner rejected or offboarded has left the ecosystem: it takes no subscription. */
+  partnerClosed: (partnerId: string, state: string) =>
+    conflict('fees.partner_closed', `Partner ${partnerId} is ${state}: it takes no subscription.`, {
+      partner_state: state,
+    }),
   subscriptionCanceled: (id: string) =>
     conflict('fees.subscription_canceled', `The subscription ${id} has ended.`),
   /** Some services are ordered only through the operator (an express payout it grants, say). */

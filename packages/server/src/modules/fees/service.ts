@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { systemActor } from '../../kernel/actor.js';
 import { recordAudit } from '../../kernel/audit/audit-log.js';
 import type { Context } from '../../kernel/context.js';
 import { requireTransaction, type Tx } from '../../kernel/database/database.js';
@@ -8,7 +9,7 @@ import { newId, type PartnerId, type SubscriptionId } from '../../kernel/ids.js'
 import { type Currency, formatAmount, parseAmount, parseCurrency } from '../../kernel/money.js';
 import { type Page, type PageRequest, pageOf } from '../../kernel/pagination.js';
 import type { LedgerService } from '../ledger/index.js';
-import type { ParticipantsService } from '../participants/index.js';
+import { type ParticipantsService, TRANSITIONS } from '../participants/index.js';
 import {
   DEFAULT_TIER,
   type FeeBreakdown,
@@ -220,6 +221,12 @@ export function createFeesService({
     return (await participants.partnerTiers(ctx.db, [partnerId])).get(partnerId) ?? DEFAULT_TIER;
   }
 
+  /** A partner's state when it has left the ecosystem for good (rejected, offboarded); else null. */
+  async function closedState(ctx: Context, partnerId: PartnerId): Promise<string | null> {
+    const { state } = await participants.getPartner({ ...ctx, actor: systemActor('fees') }, partnerId);
+    return TRANSITIONS[state].length === 0 ? state : null;
+  }
+
   /** Operators reach every partner; a partner only itself; others none, as if it did not exist. */
   async function requirePartnerAccess(ctx: Context, partnerId: PartnerId): Promise<void> {
     const allowed = isOperator(ctx) || (ctx.actor.kind === 'partner' && ctx.actor.partnerId === partnerId);
@@ -377,7 +384,8 @@ export function createFeesService({
 
   /**
    * Moves one due subscription on: ends its trial, bills the periods that ended, and ends it
-   * when it was cancelled at period end.
+   * when it was cancelled at period end. A partner that has left the ecosystem (offboarded,
+   * rejected) is billed nothing more: its subscription ends where the unbilled period starts.
    */
   async function advance(
     ctx: Context,
@@ -386,6 +394,19 @@ export function createFeesService({
     run: { charges: SubscriptionCharge[]; canceled: Subscription[] },
   ): Promise<void> {
     let subscription = found;
+    if (subscription.currentPeriodEnd <= ctx.now && (await closedState(ctx, subscription.partnerId))) {
+      const ended = toSubscription(
+        await ctx.db
+          .updateTable('subscriptions')
+          .set({ status: 'canceled', canceled_at: subscription.currentPeriodStart, updated_at: ctx.now })
+          .where('id', '=', subscription.id)
+          .returningAll()
+          .executeTakeFirstOrThrow(),
+      );
+      run.canceled.push(ended);
+      await emitSubscription(ctx, 'subscription.canceled', ended, plan);
+      return;
+    }
     for (let step = 0; step < CATCH_UP_PERIODS_MAX && subscription.currentPeriodEnd <= ctx.now; step++) {
       const ending = subscription;
       if (ending.status === 'active') {
@@ -681,6 +702,8 @@ export function createFeesService({
     ): Promise<{ subscription: Subscription; plan: SubscriptionPlan }> {
       requireTransaction(ctx.db);
       await requirePartnerAccess(ctx, partnerId);
+      const closed = await closedState(ctx, partnerId);
+      if (closed) throw feesErrors.partnerClosed(partnerId, closed);
       const plan = await findPlanByKey(ctx, planKey);
       const anchor = trialEnd(ctx.now, plan.trialDays);
       const trialing = plan.trialDays > 0;

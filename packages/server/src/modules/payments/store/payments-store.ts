@@ -299,11 +299,7 @@ export async function retryTurn(
   now: Date,
   delay: (retries: number) => number,
 ): Promise<void> {
-  const row = await db
-    .selectFrom(table)
-    .select('retries')
-    .where('id', '=', id)
-    .executeTakeFirst();
+  const row = await db.selectFrom(table).select('retries').where('id', '=', id).executeTakeFirst();
   if (!row) return;
   await db
     .updateTable(table)

@@ -827,6 +827,74 @@ describe(`ledger (${TEST_DATABASE_KIND})`, async () => {
   });
 
   describe('the hash chain and verify', () => {
+    it('keeps accounts and balance slots to what they were opened as, and reports what was changed behind its back', async () => {
+      const partner = newId('ptn');
+      const funded = (await fund(partner, 500n, `identity:${partner}`)).transaction;
+      const accountId = (await inTx((c) => ledger.account(c, payable(partner)))).id;
+      // The application's own role may not hand the account to another owner or lift its floor.
+      for (const change of [
+        sql`update ledger_accounts set owner_id = 'ptn_other' where id = ${accountId}`,
+        sql`update ledger_accounts set non_negative = false where id = ${accountId}`,
+        sql`update ledger_balances set non_negative = false where account_id = ${accountId}`,
+      ])
+        expect(codeOf(await failure(db.transaction().execute((tx) => change.execute(tx))))).toBe('23000');
+      await clean();
+
+      // Behind its back (triggers off): a slot's floor lifted, an entry dated otherwise.
+      await asSuperuser(async (tx) => {
+        await sql`update ledger_balances set non_negative = false where account_id = ${accountId}`.execute(
+          tx,
+        );
+        await sql`update ledger_entries set posted_at = posted_at - interval '1 day' where transaction_id = ${funded.id}`.execute(
+          tx,
+        );
+      });
+      const report = await inTx((c) => verifyLedger(c.db));
+      expect(report.problems).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ kind: 'balance_flags', accountId }),
+          expect.objectContaining({ kind: 'entry_time', transactionId: funded.id }),
+        ]),
+      );
+      expect(report.firstTampered).toBe(funded.id);
+      await asSuperuser(async (tx) => {
+        await sql`update ledger_balances set non_negative = true where account_id = ${accountId}`.execute(tx);
+        await sql`update ledger_entries set posted_at = posted_at + interval '1 day' where transaction_id = ${funded.id}`.execute(
+          tx,
+        );
+      });
+      await clean();
+    });
+
+    it('reports a transaction written behind the chain’s head that the chain does not link', async () => {
+      await inTx((c) => sealChain(c.db, c.now));
+      const partner = newId('ptn');
+      await fund(partner, 100n, `behind:${partner}:0`);
+      await inTx((c) => sealChain(c.db, c.now));
+      const late = (await fund(partner, 100n, `behind:${partner}:1`)).transaction;
+      const [{ tx_id: position } = { tx_id: 0n }] = await db
+        .selectFrom('ledger_transactions')
+        .select('tx_id')
+        .where('id', '=', late.id)
+        .execute();
+      // Written with a commit position before every link: the sealer never reaches it.
+      const moveTo = (to: bigint) =>
+        asSuperuser(async (tx) => {
+          await sql`update ledger_transactions set tx_id = ${to} where id = ${late.id}`.execute(tx);
+        });
+      await moveTo(1n);
+      expect(await inTx((c) => sealChain(c.db, c.now))).toBe(0);
+      const report = await inTx((c) => verifyLedger(c.db));
+      expect(report.problems).toEqual([
+        expect.objectContaining({ kind: 'unsealed', transactionId: late.id }),
+      ]);
+      expect(report.firstTampered).toBe(late.id);
+      // Back where it was committed, the sealer links it.
+      await moveTo(BigInt(position));
+      expect(await inTx((c) => sealChain(c.db, c.now))).toBe(1);
+      await clean();
+    });
+
     it('links transactions in commit order, and names exactly the tampered transaction', async () => {
       await inTx((c) => sealChain(c.db, c.now));
       const partner = newId('ptn');

@@ -478,6 +478,29 @@ export const ledgerMigrations: ModuleMigrations = {
         `.execute(db);
       },
     },
+    /*
+     * An account keeps what it was opened as: its owner, purpose, currency and sides; and a
+     * balance slot keeps its account and flags (its amount changes, by the ledger's postings).
+     * Refused for any statement that sets those columns, so postings, which set only amounts,
+     * pay nothing for it.
+     */
+    '0011_account_identity': {
+      async up(db: Kysely<unknown>) {
+        await sql`
+          create function ledger_refuse_identity_change() returns trigger language plpgsql as $$
+          begin
+            raise exception '% keeps the account, owner, currency and sides it was opened with', tg_table_name
+              using errcode = 'integrity_constraint_violation';
+          end $$;
+          create trigger ledger_accounts_identity
+            before update of id, purpose, owner_kind, owner_id, currency, normal_side, non_negative on ledger_accounts
+            for each statement execute function ledger_refuse_identity_change();
+          create trigger ledger_balances_identity
+            before update of account_id, slot, normal_sign, non_negative on ledger_balances
+            for each statement execute function ledger_refuse_identity_change();
+        `.execute(db);
+      },
+    },
   },
 };
 

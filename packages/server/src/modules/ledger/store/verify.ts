@@ -16,7 +16,10 @@ export type ProblemKind =
   | 'too_few_entries'
   | 'chain'
   | 'chain_gap'
+  | 'unsealed'
+  | 'entry_time'
   | 'balance'
+  | 'balance_flags'
   | 'negative'
   | 'currency_total';
 
@@ -175,6 +178,37 @@ export async function verifyLedger(db: Executor): Promise<VerifyReport> {
     }
   }
 
+  // Behind the chain's head every transaction is linked: the sealer links them in commit order,
+  // so one that is not was written behind the sealer's back.
+  const { rows: unsealed } = await sql<{ id: string; seq: string }>`
+    select t.id, t.seq::text as seq from ledger_transactions t
+    where (t.tx_id, t.seq) <= (select c.tx_id, c.seq from ledger_chain c order by c.position desc limit 1)
+      and not exists (select 1 from ledger_chain c where c.transaction_id = t.id)
+    order by t.seq limit ${PROBLEMS_MAX}`.execute(db);
+  for (const row of unsealed)
+    note(
+      {
+        kind: 'unsealed',
+        transactionId: row.id,
+        message: `${row.id} stands behind the chain's head and is not linked in it`,
+      },
+      BigInt(row.seq),
+    );
+
+  // An entry is dated as its transaction: statements and balances in time read the entry's date.
+  const { rows: misdated } = await sql<{ id: string; seq: string }>`
+    select t.id, t.seq::text as seq from ledger_entries e join ledger_transactions t on t.id = e.transaction_id
+    where e.posted_at <> t.posted_at group by t.id, t.seq order by t.seq limit ${PROBLEMS_MAX}`.execute(db);
+  for (const row of misdated)
+    note(
+      {
+        kind: 'entry_time',
+        transactionId: row.id,
+        message: `an entry of ${row.id} is dated otherwise than its transaction`,
+      },
+      BigInt(row.seq),
+    );
+
   // 3. Balances from entries against the kept balances, non-negative accounts, currency totals.
   const { rows: balances } = await sql<{
     id: string;
@@ -207,6 +241,18 @@ export async function verifyLedger(db: Executor): Promise<VerifyReport> {
       });
     }
   }
+  // A balance slot carries its account's sides and floor: the database's check reads the slot's.
+  const { rows: flags } = await sql<{ account_id: string }>`
+    select distinct b.account_id from ledger_balances b join ledger_accounts a on a.id = b.account_id
+    where b.non_negative <> a.non_negative
+      or b.normal_sign <> (case a.normal_side when 'debit' then 1 else -1 end)
+    order by b.account_id limit ${PROBLEMS_MAX}`.execute(db);
+  for (const row of flags)
+    note({
+      kind: 'balance_flags',
+      accountId: row.account_id,
+      message: `a balance slot of ${row.account_id} does not carry its account's sides or floor`,
+    });
   const { rows: totals } = await sql<{ currency: string; total: string }>`
     select currency, sum(amount_minor)::text as total from ledger_entries group by currency having sum(amount_minor) <> 0`.execute(
     db,

@@ -239,8 +239,13 @@ describe(`subscriptions and value-added services (${TEST_DATABASE_KIND})`, async
       409,
       'fees.subscription_canceled',
     );
-    // The plan can be taken again once the old subscription has ended.
-    ok(await subscribe(alpha.id, 'growth-monthly'), 201);
+    // The plan can be taken again once the old subscription has ended: without its trial, had once.
+    const again = ok<Subscription>(await subscribe(alpha.id, 'growth-monthly'), 201);
+    expect(again).toMatchObject({
+      status: 'active',
+      trial_end: app.clock.now().toISOString(),
+      current_period_start: app.clock.now().toISOString(),
+    });
   });
 
   it('bills an annual plan once a year, all owed when the payable is empty', async () => {

@@ -691,7 +691,8 @@ export function createFeesService({
 
     /**
      * Subscribes a partner to a plan: its trial starts now, and its paid periods follow the
-     * trial's end. A partner holds one live subscription to a plan at a time.
+     * trial's end. A partner has a plan's trial once: subscribed again, it pays from the start.
+     * A partner holds one live subscription to a plan at a time.
      *
      * @throws DomainError `fees.partner_not_found`, `fees.plan_not_found`, `fees.already_subscribed`
      */
@@ -705,8 +706,17 @@ export function createFeesService({
       const closed = await closedState(ctx, partnerId);
       if (closed) throw feesErrors.partnerClosed(partnerId, closed);
       const plan = await findPlanByKey(ctx, planKey);
-      const anchor = trialEnd(ctx.now, plan.trialDays);
-      const trialing = plan.trialDays > 0;
+      // A plan's trial is had once: a partner that held the plan before starts paying at once.
+      const heldBefore = await ctx.db
+        .selectFrom('subscriptions')
+        .select('id')
+        .where('partner_id', '=', partnerId)
+        .where('plan_id', '=', plan.id)
+        .limit(1)
+        .executeTakeFirst();
+      const trialDays = heldBefore ? 0 : plan.trialDays;
+      const anchor = trialEnd(ctx.now, trialDays);
+      const trialing = trialDays > 0;
       const tx = ctx.db;
       const row = await insertUnique(
         tx,

@@ -236,7 +236,8 @@ export function feesRoutes(fees: FeesService): Route[] {
       url: '/v1/partners/:partner_id/subscriptions',
       summary: 'Subscribe a partner to a plan',
       description:
-        "The plan's trial starts now and is never billed; paid periods follow it and are billed, once each has " +
+        "The plan's trial starts now and is never billed (a partner has a plan's trial once: subscribed to it again, it " +
+        'pays from the start); paid periods follow it and are billed, once each has ' +
         'ended, by a daily job: from the partner’s payable first, the rest owed. Errors: ' +
         '`404 fees.partner_not_found`, `404 fees.plan_not_found`, `409 fees.already_subscribed`, ' +
         '`409 fees.partner_closed` (a partner rejected or offboarded, whose subscriptions end unbilled).',

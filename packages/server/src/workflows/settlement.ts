@@ -272,17 +272,16 @@ export async function releaseLeg(
 
 const releaseKey = (legRef: string) => `leg:${legRef}:release`;
 
+/** A leg's release as posting it answered: the transaction (or the one its key already named). */
+interface PostedRelease {
+  readonly transaction: LedgerTransaction;
+  readonly replayed: boolean;
+  readonly commissionMinor: bigint;
+  readonly subsidyMinor: bigint;
+}
+
 /** Computes a leg's commission and subsidy and posts its release (or finds it posted). */
-async function postRelease(
-  ctx: Context,
-  deps: SettlementDeps,
-  input: LegRelease,
-): Promise<{
-  transaction: LedgerTransaction;
-  replayed: boolean;
-  commissionMinor: bigint;
-  subsidyMinor: bigint;
-}> {
+async function postRelease(ctx: Context, deps: SettlementDeps, input: LegRelease): Promise<PostedRelease> {
   const fee = input.feeVersionId
     ? await deps.fees.commission(ctx, {
         versionId: input.feeVersionId,
@@ -322,12 +321,7 @@ async function postReleaseWith(
   fee: { readonly ruleId: string | null },
   commissionMinor: bigint,
   payable: AccountKey,
-): Promise<{
-  transaction: LedgerTransaction;
-  replayed: boolean;
-  commissionMinor: bigint;
-  subsidyMinor: bigint;
-}> {
+): Promise<PostedRelease> {
   const subsidy =
     commissionMinor > 0n
       ? await deps.subsidies.apply(ctx, {

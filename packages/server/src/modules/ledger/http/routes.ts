@@ -97,7 +97,7 @@ export const PostingBody = z
       .strictObject({ kind: z.enum(BY_HAND_CAUSE_KINDS), id: z.string().min(1).max(100) })
       .describe(
         'What the posting adjusts: its id names the order, partner or transaction concerned. The other cause kinds ' +
-          '(a leg, a payment, a payout, …) are Baton’s own postings’.',
+          '(a leg, a payment, a payout, …) are those of Baton’s own postings.',
       ),
     entries: z.array(EntryInput).min(2).max(ENTRIES_MAX),
     metadata: z.record(z.string().max(64), z.string().max(METADATA_VALUE_LENGTH_MAX)).default({}),
